@@ -1,0 +1,74 @@
+package event
+
+import (
+	"encoding/json"
+	"regexp"
+)
+
+// MaxClientIDLength and MaxOwnerIDLength bound the identifiers that name
+// connections; both end up in DynamoDB keys and log lines.
+const (
+	MaxClientIDLength = 128
+	MaxOwnerIDLength  = 128
+)
+
+var (
+	clientIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+	ownerIDPattern  = regexp.MustCompile(`^[A-Za-z0-9._:@-]{1,128}$`)
+)
+
+// ValidClientID reports whether s may name a client session: 1-128 characters
+// of A-Z, a-z, 0-9, '.', '_', ':' and '-' (a UUID fits).
+func ValidClientID(s string) bool { return clientIDPattern.MatchString(s) }
+
+// ValidOwnerID reports whether s may name an owner: 1-128 characters of
+// A-Z, a-z, 0-9, '.', '_', ':', '@' and '-'. No '/', so an owner id is always
+// exactly one segment of an S3 upload key.
+func ValidOwnerID(s string) bool { return ownerIDPattern.MatchString(s) }
+
+// Envelope is what a job-event trigger carries: the event and whom it is for.
+type Envelope struct {
+	OwnerID  string `json:"ownerId"`
+	ClientID string `json:"clientId,omitempty"`
+	Event    Event  `json:"event"`
+}
+
+// ParseEnvelope decodes and validates a trigger message body:
+//
+//	{"ownerId": "acct_42", "clientId": "optional", "event": {"type": "job_progress", ...}}
+func ParseEnvelope(data []byte) (Envelope, error) {
+	var raw struct {
+		OwnerID  *string         `json:"ownerId"`
+		ClientID *string         `json:"clientId"`
+		Event    json.RawMessage `json:"event"`
+	}
+	if err := decodeStrict(data, &raw); err != nil {
+		return Envelope{}, err
+	}
+	if raw.OwnerID == nil {
+		return Envelope{}, invalid("missing field \"ownerId\"")
+	}
+	if !ValidOwnerID(*raw.OwnerID) {
+		return Envelope{}, invalid("ownerId must be 1-%d characters of A-Z a-z 0-9 . _ : @ -", MaxOwnerIDLength)
+	}
+	env := Envelope{OwnerID: *raw.OwnerID}
+	if raw.ClientID != nil {
+		if !ValidClientID(*raw.ClientID) {
+			return Envelope{}, invalid("clientId must be 1-%d characters of A-Z a-z 0-9 . _ : -", MaxClientIDLength)
+		}
+		env.ClientID = *raw.ClientID
+	}
+	if len(raw.Event) == 0 || string(raw.Event) == "null" {
+		return Envelope{}, invalid("missing field \"event\"")
+	}
+	ev, err := Parse(raw.Event)
+	if err != nil {
+		return Envelope{}, err
+	}
+	if ev.Kind() == TypeFileUploaded {
+		// file_uploaded comes from S3 alone, so its fileId is always ours.
+		return Envelope{}, invalid("event type %q is published by the upload trigger, not by job events", TypeFileUploaded)
+	}
+	env.Event = ev
+	return env, nil
+}

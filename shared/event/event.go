@@ -1,0 +1,319 @@
+// Package event defines the notifications clients receive, the rules that make
+// one valid, and the envelope that job-event triggers carry.
+//
+// The JSON shapes are the client contract (the seed API page): fields may be
+// added, never removed or renamed. The package has no AWS imports.
+package event
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// Type names an event kind, as the "type" field carries it.
+type Type string
+
+// The event kinds of the client contract.
+const (
+	TypeJobProgress  Type = "job_progress"
+	TypeJobComplete  Type = "job_complete"
+	TypeFileUploaded Type = "file_uploaded"
+	TypeError        Type = "error"
+)
+
+// Job statuses a job_complete event may carry.
+const (
+	StatusCompleted = "completed"
+	StatusFailed    = "failed"
+	StatusCancelled = "cancelled"
+)
+
+// MaxIDLength bounds jobId, fileId and the like; it keeps one event far below
+// API Gateway's 128 KB message limit even when every field is at its maximum.
+const MaxIDLength = 256
+
+// MaxTextLength bounds free text (file names, error messages).
+const MaxTextLength = 4096
+
+// Event is one validated notification, ready to be encoded for clients.
+type Event interface {
+	// Kind returns the event's type.
+	Kind() Type
+	// Validate reports the first rule the event breaks, or nil.
+	Validate() error
+}
+
+// JobProgress reports how far an organization job has come.
+type JobProgress struct {
+	Type           Type    `json:"type"`
+	JobID          string  `json:"jobId"`
+	Progress       float64 `json:"progress"`
+	ProcessedCount int64   `json:"processedCount"`
+	TotalCount     int64   `json:"totalCount"`
+	CurrentFile    string  `json:"currentFile"`
+}
+
+// JobComplete reports that a job has finished.
+type JobComplete struct {
+	Type      Type   `json:"type"`
+	JobID     string `json:"jobId"`
+	Status    string `json:"status"`
+	Organized int64  `json:"organized"`
+	Failed    int64  `json:"failed"`
+}
+
+// FileUploaded reports a new file.
+type FileUploaded struct {
+	Type   Type   `json:"type"`
+	FileID string `json:"fileId"`
+	Name   string `json:"name"`
+	Size   int64  `json:"size"`
+}
+
+// Error reports a failure during an operation. JobID is empty for errors that
+// belong to no job, such as a rejected client message.
+type Error struct {
+	Type  Type   `json:"type"`
+	JobID string `json:"jobId,omitempty"`
+	Error string `json:"error"`
+	Code  string `json:"code"`
+}
+
+// Kind implements Event.
+func (JobProgress) Kind() Type { return TypeJobProgress }
+
+// Kind implements Event.
+func (JobComplete) Kind() Type { return TypeJobComplete }
+
+// Kind implements Event.
+func (FileUploaded) Kind() Type { return TypeFileUploaded }
+
+// Kind implements Event.
+func (Error) Kind() Type { return TypeError }
+
+// ErrInvalid is wrapped by every validation and parse error of this package.
+var ErrInvalid = errors.New("invalid event")
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+var codePattern = regexp.MustCompile(`^[A-Z][A-Z0-9_]{0,63}$`)
+
+// Validate implements Event.
+func (e JobProgress) Validate() error {
+	switch {
+	case e.Type != TypeJobProgress:
+		return invalid("type must be %q", TypeJobProgress)
+	case !validID(e.JobID):
+		return invalid("jobId must be 1-%d characters", MaxIDLength)
+	case e.Progress < 0 || e.Progress > 100:
+		return invalid("progress must be between 0 and 100, got %v", e.Progress)
+	case e.ProcessedCount < 0 || e.TotalCount < 0:
+		return invalid("processedCount and totalCount must be >= 0")
+	case e.ProcessedCount > e.TotalCount:
+		return invalid("processedCount (%d) must not exceed totalCount (%d)", e.ProcessedCount, e.TotalCount)
+	case len(e.CurrentFile) > MaxTextLength:
+		return invalid("currentFile must be at most %d bytes", MaxTextLength)
+	}
+	return nil
+}
+
+// Validate implements Event.
+func (e JobComplete) Validate() error {
+	switch {
+	case e.Type != TypeJobComplete:
+		return invalid("type must be %q", TypeJobComplete)
+	case !validID(e.JobID):
+		return invalid("jobId must be 1-%d characters", MaxIDLength)
+	case e.Status != StatusCompleted && e.Status != StatusFailed && e.Status != StatusCancelled:
+		return invalid("status must be one of %q, %q, %q; got %q", StatusCompleted, StatusFailed, StatusCancelled, e.Status)
+	case e.Organized < 0 || e.Failed < 0:
+		return invalid("organized and failed must be >= 0")
+	}
+	return nil
+}
+
+// Validate implements Event.
+func (e FileUploaded) Validate() error {
+	switch {
+	case e.Type != TypeFileUploaded:
+		return invalid("type must be %q", TypeFileUploaded)
+	case !validID(e.FileID):
+		return invalid("fileId must be 1-%d characters", MaxIDLength)
+	case e.Name == "" || len(e.Name) > MaxTextLength:
+		return invalid("name must be 1-%d bytes", MaxTextLength)
+	case e.Size < 0:
+		return invalid("size must be >= 0")
+	}
+	return nil
+}
+
+// Validate implements Event.
+func (e Error) Validate() error {
+	switch {
+	case e.Type != TypeError:
+		return invalid("type must be %q", TypeError)
+	case e.JobID != "" && !validID(e.JobID):
+		return invalid("jobId must be at most %d characters", MaxIDLength)
+	case e.Error == "" || len(e.Error) > MaxTextLength:
+		return invalid("error must be 1-%d bytes", MaxTextLength)
+	case !codePattern.MatchString(e.Code):
+		return invalid("code must be 1-64 characters of A-Z, 0-9 and _, starting with a letter")
+	}
+	return nil
+}
+
+func validID(s string) bool { return s != "" && len(s) <= MaxIDLength }
+
+// Parse decodes and validates one event. Decoding is strict: every required
+// field must be present with its JSON type, counts must be whole numbers, and
+// unknown fields are refused so that a misspelt optional field is an error
+// rather than silently lost.
+func Parse(data []byte) (Event, error) {
+	var head struct {
+		Type *Type `json:"type"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
+		return nil, invalid("not a JSON object: %v", err)
+	}
+	if head.Type == nil {
+		return nil, invalid("missing field \"type\"")
+	}
+	switch *head.Type {
+	case TypeJobProgress:
+		var raw struct {
+			Type           Type     `json:"type"`
+			JobID          *string  `json:"jobId"`
+			Progress       *float64 `json:"progress"`
+			ProcessedCount *int64   `json:"processedCount"`
+			TotalCount     *int64   `json:"totalCount"`
+			CurrentFile    *string  `json:"currentFile"`
+		}
+		if err := decodeStrict(data, &raw); err != nil {
+			return nil, err
+		}
+		if err := required(map[string]bool{"jobId": raw.JobID != nil, "progress": raw.Progress != nil,
+			"processedCount": raw.ProcessedCount != nil, "totalCount": raw.TotalCount != nil}); err != nil {
+			return nil, err
+		}
+		ev := JobProgress{Type: raw.Type, JobID: *raw.JobID, Progress: *raw.Progress,
+			ProcessedCount: *raw.ProcessedCount, TotalCount: *raw.TotalCount}
+		if raw.CurrentFile != nil {
+			ev.CurrentFile = *raw.CurrentFile
+		}
+		return ev, ev.Validate()
+	case TypeJobComplete:
+		var raw struct {
+			Type      Type    `json:"type"`
+			JobID     *string `json:"jobId"`
+			Status    *string `json:"status"`
+			Organized *int64  `json:"organized"`
+			Failed    *int64  `json:"failed"`
+		}
+		if err := decodeStrict(data, &raw); err != nil {
+			return nil, err
+		}
+		if err := required(map[string]bool{"jobId": raw.JobID != nil, "status": raw.Status != nil,
+			"organized": raw.Organized != nil, "failed": raw.Failed != nil}); err != nil {
+			return nil, err
+		}
+		ev := JobComplete{Type: raw.Type, JobID: *raw.JobID, Status: *raw.Status, Organized: *raw.Organized, Failed: *raw.Failed}
+		return ev, ev.Validate()
+	case TypeFileUploaded:
+		var raw struct {
+			Type   Type    `json:"type"`
+			FileID *string `json:"fileId"`
+			Name   *string `json:"name"`
+			Size   *int64  `json:"size"`
+		}
+		if err := decodeStrict(data, &raw); err != nil {
+			return nil, err
+		}
+		if err := required(map[string]bool{"fileId": raw.FileID != nil, "name": raw.Name != nil, "size": raw.Size != nil}); err != nil {
+			return nil, err
+		}
+		ev := FileUploaded{Type: raw.Type, FileID: *raw.FileID, Name: *raw.Name, Size: *raw.Size}
+		return ev, ev.Validate()
+	case TypeError:
+		var raw struct {
+			Type  Type    `json:"type"`
+			JobID *string `json:"jobId"`
+			Error *string `json:"error"`
+			Code  *string `json:"code"`
+		}
+		if err := decodeStrict(data, &raw); err != nil {
+			return nil, err
+		}
+		if err := required(map[string]bool{"error": raw.Error != nil, "code": raw.Code != nil}); err != nil {
+			return nil, err
+		}
+		ev := Error{Type: raw.Type, Error: *raw.Error, Code: *raw.Code}
+		if raw.JobID != nil {
+			ev.JobID = *raw.JobID
+		}
+		return ev, ev.Validate()
+	default:
+		return nil, invalid("unknown type %q (want %s, %s, %s or %s)", *head.Type,
+			TypeJobProgress, TypeJobComplete, TypeFileUploaded, TypeError)
+	}
+}
+
+// decodeStrict decodes one JSON object into v, refusing unknown fields,
+// wrong JSON types and trailing data.
+func decodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			return invalid("field %q must be %s, got JSON %s", typeErr.Field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
+		}
+		return invalid("%v", err)
+	}
+	if dec.More() {
+		return invalid("trailing data after the JSON object")
+	}
+	return nil
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "int64":
+		return "a whole number"
+	case "float64":
+		return "a number"
+	case "string":
+		return "a string"
+	default:
+		return goKind
+	}
+}
+
+// required reports the missing fields, in a stable order.
+func required(present map[string]bool) error {
+	var missing []string
+	for _, name := range []string{"jobId", "fileId", "name", "size", "progress", "processedCount", "totalCount",
+		"status", "organized", "failed", "error", "code"} {
+		if ok, listed := present[name]; listed && !ok {
+			missing = append(missing, fmt.Sprintf("%q", name))
+		}
+	}
+	if len(missing) > 0 {
+		return invalid("missing field %s", strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// Marshal encodes an event as clients receive it. The publish path calls it
+// once per event, whatever the number of receiving connections.
+func Marshal(ev Event) ([]byte, error) {
+	if err := ev.Validate(); err != nil {
+		return nil, err
+	}
+	return json.Marshal(ev)
+}

@@ -1,0 +1,128 @@
+package handler
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/wsnotify/wsnotify/shared/event"
+	"github.com/wsnotify/wsnotify/shared/notify"
+)
+
+// DefaultUploadPrefix is where uploads land: uploads/{ownerId}/{name...}.
+const DefaultUploadPrefix = "uploads/"
+
+// S3Upload handles S3 ObjectCreated notifications and publishes file_uploaded.
+type S3Upload struct {
+	n      *notify.Notifier
+	log    *slog.Logger
+	prefix string
+}
+
+// NewS3Upload returns the upload handler for keys under prefix (DefaultUploadPrefix if empty).
+func NewS3Upload(n *notify.Notifier, log *slog.Logger, prefix string) *S3Upload {
+	if prefix == "" {
+		prefix = DefaultUploadPrefix
+	}
+	if !strings.HasSuffix(prefix, "/") {
+		prefix += "/"
+	}
+	return &S3Upload{n: n, log: log, prefix: prefix}
+}
+
+// S3Result is the function's answer: what was published and what was skipped.
+type S3Result struct {
+	Published int         `json:"published"`
+	Skipped   []S3Skipped `json:"skipped,omitempty"`
+}
+
+// S3Skipped names a record that was not published and why.
+type S3Skipped struct {
+	Key    string `json:"key"`
+	Reason string `json:"reason"`
+}
+
+// Upload is one parsed upload record.
+type Upload struct {
+	OwnerID string
+	Name    string
+	Key     string // decoded
+}
+
+// Handle implements the S3Upload Lambda. Records outside the key layout are
+// logged and skipped. If publishing fails, the other records are still
+// published and the error is returned so that Lambda retries the event; the
+// retry re-publishes with the same fileIds, which clients de-duplicate on.
+func (h *S3Upload) Handle(ctx context.Context, ev events.S3Event) (S3Result, error) {
+	var res S3Result
+	var errs []error
+	for _, rec := range ev.Records {
+		up, err := ParseUploadKey(rec.S3.Object.Key, h.prefix)
+		if err == nil && !strings.HasPrefix(rec.EventName, "ObjectCreated:") {
+			err = fmt.Errorf("event %q is not an ObjectCreated event", rec.EventName)
+		}
+		if err != nil {
+			h.log.WarnContext(ctx, "skipped upload record", "bucket", rec.S3.Bucket.Name, "key", rec.S3.Object.Key, "reason", err.Error())
+			res.Skipped = append(res.Skipped, S3Skipped{Key: rec.S3.Object.Key, Reason: err.Error()})
+			continue
+		}
+		fu := event.FileUploaded{
+			Type:   event.TypeFileUploaded,
+			FileID: FileID(rec),
+			Name:   up.Name,
+			Size:   rec.S3.Object.Size,
+		}
+		if _, err := h.n.Publish(ctx, up.OwnerID, "", fu); err != nil {
+			h.log.ErrorContext(ctx, "publish upload", "owner", up.OwnerID, "fileId", fu.FileID, "err", err)
+			errs = append(errs, fmt.Errorf("publish %s: %w", fu.FileID, err))
+			continue
+		}
+		res.Published++
+	}
+	return res, errors.Join(errs...)
+}
+
+// ParseUploadKey decodes an S3 event's object key (URL-encoded, '+' for a
+// space) and splits it into owner and name along prefix{ownerId}/{name...}.
+func ParseUploadKey(rawKey, prefix string) (Upload, error) {
+	key, err := url.QueryUnescape(rawKey)
+	if err != nil {
+		return Upload{}, fmt.Errorf("key is not valid URL encoding: %v", err)
+	}
+	rest, ok := strings.CutPrefix(key, prefix)
+	if !ok {
+		return Upload{}, fmt.Errorf("key is outside %s{ownerId}/{name}", prefix)
+	}
+	owner, name, ok := strings.Cut(rest, "/")
+	if !ok || !event.ValidOwnerID(owner) {
+		return Upload{}, fmt.Errorf("key has no valid owner segment after %s", prefix)
+	}
+	if name == "" || strings.HasSuffix(name, "/") {
+		return Upload{}, errors.New("key names a folder, not a file")
+	}
+	if len(name) > event.MaxTextLength {
+		return Upload{}, fmt.Errorf("file name is longer than %d bytes", event.MaxTextLength)
+	}
+	return Upload{OwnerID: owner, Name: name, Key: key}, nil
+}
+
+// FileID derives a file id from what identifies one upload: bucket, key,
+// version, ETag and the event's sequencer. S3 delivers at least once; a
+// duplicate delivery of an upload carries the same values and so gets the same
+// id, while a new upload of the same key gets a new sequencer and a new id.
+func FileID(rec events.S3EventRecord) string {
+	h := sha256.New()
+	o := rec.S3.Object
+	for _, part := range []string{rec.S3.Bucket.Name, o.Key, o.VersionID, o.ETag, o.Sequencer} {
+		h.Write([]byte(part))
+		h.Write([]byte{0})
+	}
+	return "file_" + hex.EncodeToString(h.Sum(nil))[:24]
+}

@@ -1,0 +1,245 @@
+// Package notify is the core of the service: it registers and unregisters
+// client connections and publishes events to an owner's live connections.
+//
+// It depends on two small interfaces it declares, Store and Pusher. Lambda
+// handlers and the local mode are adapters around one Notifier; no business
+// rule lives in them.
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/wsnotify/wsnotify/shared/auth"
+	"github.com/wsnotify/wsnotify/shared/event"
+	"github.com/wsnotify/wsnotify/shared/store"
+)
+
+// MaxMessageBytes is API Gateway's WebSocket message payload limit (128 KB).
+const MaxMessageBytes = 128 * 1024
+
+// MaxConnectionAge is API Gateway's hard limit on one connection's life.
+const MaxConnectionAge = 2 * time.Hour
+
+// DefaultConcurrency bounds the pushes in flight for one publish. API Gateway
+// throttles the Management API per account; a few dozen parallel posts keep
+// a large fan-out fast without tripping it.
+const DefaultConcurrency = 32
+
+// Store keeps one record per live connection. Implementations: store/memory
+// and store/dynamo.
+type Store interface {
+	// PutConnection writes c unless a live record (one not expired at now)
+	// already holds c's owner and client id; then it returns
+	// *store.ClientTakenError carrying that record.
+	PutConnection(ctx context.Context, c store.Connection, now time.Time) error
+	// ReplaceConnection overwrites the record of c's owner and client id only
+	// if it still names oldConnectionID; else store.ErrConditionFailed.
+	ReplaceConnection(ctx context.Context, c store.Connection, oldConnectionID string) error
+	// DeleteConnection removes the record naming connectionID and returns it,
+	// or store.ErrNotFound if there is none.
+	DeleteConnection(ctx context.Context, connectionID string) (store.Connection, error)
+	// RemoveClient removes the record of ownerID's clientID only if it still
+	// names connectionID; a missing or newer record is left alone and is not
+	// an error.
+	RemoveClient(ctx context.Context, ownerID, clientID, connectionID string) error
+	// ListConnections returns every record of ownerID not expired at now,
+	// including one written just before the call.
+	ListConnections(ctx context.Context, ownerID string, now time.Time) ([]store.Connection, error)
+}
+
+// Pusher sends messages to connections: the API Gateway Management API in
+// the cloud, the in-process hub in local mode.
+type Pusher interface {
+	// Post sends data to the connection as one text message. It returns an
+	// error wrapping ErrGone when the connection no longer exists.
+	Post(ctx context.Context, connectionID string, data []byte) error
+	// Alive reports whether the connection still exists.
+	Alive(ctx context.Context, connectionID string) (bool, error)
+}
+
+// ErrGone means the connection no longer exists (API Gateway's 410 GoneException).
+var ErrGone = errors.New("connection gone")
+
+// ErrPayloadTooLarge means a message exceeds MaxMessageBytes (API Gateway's 413).
+var ErrPayloadTooLarge = errors.New("payload too large")
+
+// Config holds the Notifier's settings. Zero values take defaults.
+type Config struct {
+	// Concurrency bounds the pushes in flight per publish (default DefaultConcurrency).
+	Concurrency int
+	// ConnectionTTL is how long a record lives without a disconnect; set past
+	// MaxConnectionAge so a live connection is never taken for stale
+	// (default MaxConnectionAge + 10 minutes).
+	ConnectionTTL time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Notifier is the core: Connect, Disconnect, Publish.
+type Notifier struct {
+	auth   *auth.Authenticator
+	store  Store
+	pusher Pusher
+	log    *slog.Logger
+	cfg    Config
+}
+
+// New returns a Notifier. log receives connection ids, owners and client ids,
+// never keys.
+func New(a *auth.Authenticator, s Store, p Pusher, log *slog.Logger, cfg Config) *Notifier {
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = DefaultConcurrency
+	}
+	if cfg.ConnectionTTL <= 0 {
+		cfg.ConnectionTTL = MaxConnectionAge + 10*time.Minute
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Notifier{auth: a, store: s, pusher: p, log: log, cfg: cfg}
+}
+
+// ConnectRequest is what a $connect carries.
+type ConnectRequest struct {
+	Token        string
+	ClientID     string
+	ConnectionID string
+}
+
+// Connect authenticates the token and registers the connection under the
+// token's owner. A client id held by a live connection of the same owner is
+// refused (CodeConflict); one held by a gone or expired connection is taken over.
+func (n *Notifier) Connect(ctx context.Context, req ConnectRequest) (store.Connection, error) {
+	if !event.ValidClientID(req.ClientID) {
+		return store.Connection{}, Errorf(CodeInvalid, "client_id must be 1-%d characters of A-Z a-z 0-9 . _ : -", event.MaxClientIDLength)
+	}
+	if req.ConnectionID == "" {
+		return store.Connection{}, Errorf(CodeInvalid, "missing connection id")
+	}
+	owner, err := n.auth.Authenticate(ctx, req.Token)
+	if errors.Is(err, auth.ErrUnauthorized) {
+		return store.Connection{}, Errorf(CodeUnauthorized, "missing, unknown or revoked API key")
+	}
+	if err != nil {
+		return store.Connection{}, err
+	}
+	now := n.cfg.Now()
+	c := store.Connection{
+		OwnerID:      owner,
+		ClientID:     req.ClientID,
+		ConnectionID: req.ConnectionID,
+		ConnectedAt:  now,
+		ExpiresAt:    now.Add(n.cfg.ConnectionTTL),
+	}
+	err = n.store.PutConnection(ctx, c, now)
+	var taken *store.ClientTakenError
+	if errors.As(err, &taken) {
+		err = n.takeOver(ctx, c, taken.Existing)
+	}
+	if err != nil {
+		return store.Connection{}, err
+	}
+	n.log.InfoContext(ctx, "connected", "owner", owner, "clientId", c.ClientID, "connectionId", c.ConnectionID)
+	return c, nil
+}
+
+// takeOver replaces old with c if old's connection is gone. $disconnect is
+// best effort in API Gateway, so a record can outlive its connection; asking
+// the Management API is the only way to tell a live duplicate from a ghost.
+func (n *Notifier) takeOver(ctx context.Context, c, old store.Connection) error {
+	alive, err := n.pusher.Alive(ctx, old.ConnectionID)
+	if err != nil {
+		return fmt.Errorf("check connection %s: %w", old.ConnectionID, err)
+	}
+	if alive {
+		return Errorf(CodeConflict, "client_id %q is already connected", c.ClientID)
+	}
+	err = n.store.ReplaceConnection(ctx, c, old.ConnectionID)
+	if errors.Is(err, store.ErrConditionFailed) {
+		// Another connect of the same client id won the race for the stale record.
+		return Errorf(CodeConflict, "client_id %q is already connected", c.ClientID)
+	}
+	if err != nil {
+		return err
+	}
+	n.log.InfoContext(ctx, "replaced stale connection", "owner", c.OwnerID, "clientId", c.ClientID, "staleConnectionId", old.ConnectionID)
+	return nil
+}
+
+// Disconnect unregisters a connection. A connection with no record (never
+// registered, or already cleaned up) is not an error.
+func (n *Notifier) Disconnect(ctx context.Context, connectionID string) error {
+	c, err := n.store.DeleteConnection(ctx, connectionID)
+	if errors.Is(err, store.ErrNotFound) {
+		n.log.InfoContext(ctx, "disconnect of unregistered connection", "connectionId", connectionID)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("delete connection %s: %w", connectionID, err)
+	}
+	n.log.InfoContext(ctx, "disconnected", "owner", c.OwnerID, "clientId", c.ClientID, "connectionId", connectionID)
+	return nil
+}
+
+// Result counts the outcome of one publish over the owner's connections.
+type Result struct {
+	Delivered int `json:"delivered"`
+	Gone      int `json:"gone"`
+	Failed    int `json:"failed"`
+}
+
+// Publish sends ev to every live connection of ownerID, or only to clientID's
+// when it is not empty. The event is encoded once, whatever the number of
+// connections. A connection that is gone has its record removed; one that
+// fails otherwise is counted and logged, and does not stop the others.
+// The returned error is for what stops the whole publish: an invalid or
+// oversized event, or a store failure.
+func (n *Notifier) Publish(ctx context.Context, ownerID, clientID string, ev event.Event) (Result, error) {
+	data, err := event.Marshal(ev)
+	if err != nil {
+		return Result{}, Errorf(CodeInvalid, "%v", err)
+	}
+	if len(data) > MaxMessageBytes {
+		return Result{}, Errorf(CodeInvalid, "event is %d bytes, over the %d-byte message limit", len(data), MaxMessageBytes)
+	}
+	conns, err := n.store.ListConnections(ctx, ownerID, n.cfg.Now())
+	if err != nil {
+		return Result{}, fmt.Errorf("list connections of %s: %w", ownerID, err)
+	}
+	var delivered, gone, failed atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(n.cfg.Concurrency)
+	for _, c := range conns {
+		if clientID != "" && c.ClientID != clientID {
+			continue
+		}
+		g.Go(func() error {
+			err := n.pusher.Post(gctx, c.ConnectionID, data)
+			switch {
+			case err == nil:
+				delivered.Add(1)
+			case errors.Is(err, ErrGone):
+				gone.Add(1)
+				if err := n.store.RemoveClient(gctx, c.OwnerID, c.ClientID, c.ConnectionID); err != nil {
+					n.log.WarnContext(gctx, "remove gone connection", "owner", c.OwnerID, "clientId", c.ClientID, "connectionId", c.ConnectionID, "err", err)
+				}
+			default:
+				failed.Add(1)
+				n.log.WarnContext(gctx, "push failed", "owner", c.OwnerID, "clientId", c.ClientID, "connectionId", c.ConnectionID, "err", err)
+			}
+			return nil // one connection's failure never stops the others
+		})
+	}
+	_ = g.Wait()
+	res := Result{Delivered: int(delivered.Load()), Gone: int(gone.Load()), Failed: int(failed.Load())}
+	n.log.InfoContext(ctx, "published", "owner", ownerID, "clientId", clientID, "type", string(ev.Kind()),
+		"delivered", res.Delivered, "gone", res.Gone, "failed", res.Failed)
+	return res, nil
+}
