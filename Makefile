@@ -1,0 +1,50 @@
+# wsnotify - see README.md. Tools the targets need are installed on first use
+# into git-ignored folders (infra/node/node_modules, .tools/).
+
+GO          ?= go
+NODE_DIR    := infra/node
+NODE_STAMP  := $(NODE_DIR)/node_modules/.installed
+FUNCTIONS   := connect disconnect default jobevents s3upload
+LAMBDA_ARCH ?= arm64
+GOBUILD     := CGO_ENABLED=0 $(GO) build -trimpath -tags lambda.norpc -ldflags='-s -w'
+
+.PHONY: run test build clean tools vet
+.PHONY: build-ConnectFunction build-DisconnectFunction build-DefaultFunction build-JobEventsFunction build-S3UploadFunction
+
+## run: local mode on 127.0.0.1:8000 with the embedded store
+run:
+	$(GO) run ./infra/local
+
+## test: every test, with the tools it needs installed first
+test: tools vet
+	$(GO) test -race -count=1 ./...
+
+vet:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt needed on: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+tools: $(NODE_STAMP)
+
+$(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+	@command -v node >/dev/null || { echo "node not found: install Node.js 20 (see README)"; exit 1; }
+	cd $(NODE_DIR) && npm ci --no-audit --no-fund
+	touch $@
+
+## build: every Lambda bootstrap, for linux/$(LAMBDA_ARCH), under build/<function>/
+build: $(FUNCTIONS:%=build/%/bootstrap)
+
+build/%/bootstrap: FORCE
+	GOOS=linux GOARCH=$(LAMBDA_ARCH) $(GOBUILD) -o $@ ./functions/$*
+
+# sam build (BuildMethod: makefile) calls build-<LogicalId> with ARTIFACTS_DIR set.
+build-ConnectFunction:    ; GOOS=linux GOARCH=arm64 $(GOBUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/connect
+build-DisconnectFunction: ; GOOS=linux GOARCH=arm64 $(GOBUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/disconnect
+build-DefaultFunction:    ; GOOS=linux GOARCH=arm64 $(GOBUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/default
+build-JobEventsFunction:  ; GOOS=linux GOARCH=arm64 $(GOBUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/jobevents
+build-S3UploadFunction:   ; GOOS=linux GOARCH=arm64 $(GOBUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/s3upload
+
+clean:
+	rm -rf build .tools $(NODE_DIR)/node_modules
+
+FORCE:

@@ -1,0 +1,127 @@
+// Package testenv starts the real servers and tools that integration tests
+// run against: dynalite (a DynamoDB-compatible server) and Node.js with the
+// packages pinned in infra/node. `make test` installs them; a test that finds
+// one missing fails with a message saying how to install it, never skips.
+package testenv
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// RepoRoot returns the module root (the folder holding go.mod).
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("testenv: cannot locate source file")
+	}
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// NodeModules returns infra/node/node_modules, failing the test if the
+// packages are not installed.
+func NodeModules(t testing.TB) string {
+	t.Helper()
+	dir := filepath.Join(RepoRoot(t), "infra", "node", "node_modules")
+	if _, err := os.Stat(filepath.Join(dir, "ws", "package.json")); err != nil {
+		t.Fatalf("testenv: Node packages are not installed in %s: run `make test` (it runs `npm ci` in infra/node)", dir)
+	}
+	return dir
+}
+
+// Node returns the path of the node binary, failing the test if there is none.
+func Node(t testing.TB) string {
+	t.Helper()
+	p, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatal("testenv: node is not on PATH: install Node.js 20 or later (see README, Set-up)")
+	}
+	return p
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("testenv: free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Dynalite starts a fresh in-memory dynalite on a free loopback port and
+// returns its endpoint URL. It is stopped when the test ends.
+func Dynalite(t testing.TB) string {
+	t.Helper()
+	bin := filepath.Join(NodeModules(t), ".bin", "dynalite")
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("testenv: dynalite is not installed at %s: run `make test` (it runs `npm ci` in infra/node)", bin)
+	}
+	port := FreePort(t)
+	cmd := exec.Command(Node(t), bin, "--port", fmt.Sprint(port), "--host", "127.0.0.1",
+		"--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0")
+	stderr := &strings.Builder{}
+	cmd.Stdout, cmd.Stderr = stderr, stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("testenv: start dynalite: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	})
+	endpoint := fmt.Sprintf("http://127.0.0.1:%d", port)
+	WaitHTTP(t, endpoint, 20*time.Second, exited, stderr)
+	return endpoint
+}
+
+// WaitHTTP waits until url answers any HTTP response, failing the test after
+// timeout or if exited delivers (the server process died first).
+func WaitHTTP(t testing.TB, url string, timeout time.Duration, exited <-chan error, output fmt.Stringer) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			return
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("testenv: %s exited before answering (%v): %s", url, err, output)
+		case <-ctx.Done():
+			t.Fatalf("testenv: %s did not answer within %v: %s", url, timeout, output)
+		case <-tick.C:
+		}
+	}
+}
+
+// Lines delivers the lines a reader produces on a channel, closed at EOF.
+func Lines(r interface{ Read([]byte) (int, error) }) <-chan string {
+	ch := make(chan string, 64)
+	go func() {
+		defer close(ch)
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 64*1024), 1024*1024)
+		for sc.Scan() {
+			ch <- sc.Text()
+		}
+	}()
+	return ch
+}
