@@ -78,9 +78,18 @@ type Config struct {
 	// MaxConnectionAge so a live connection is never taken for stale
 	// (default MaxConnectionAge + 10 minutes).
 	ConnectionTTL time.Duration
+	// ConnectGrace is how long after its connect a record is protected from
+	// 410 cleanup and take-over (default DefaultConnectGrace).
+	ConnectGrace time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
+
+// DefaultConnectGrace covers the window between a $connect handler writing
+// its record and API Gateway completing the handshake. In that window the
+// Management API answers 410 for the new connection, as if it were gone, so a
+// publish or a duplicate connect must not treat the young record as stale.
+const DefaultConnectGrace = 30 * time.Second
 
 // Notifier is the core: Connect, Disconnect, Publish.
 type Notifier struct {
@@ -99,6 +108,9 @@ func New(a *auth.Authenticator, s Store, p Pusher, log *slog.Logger, cfg Config)
 	}
 	if cfg.ConnectionTTL <= 0 {
 		cfg.ConnectionTTL = MaxConnectionAge + 10*time.Minute
+	}
+	if cfg.ConnectGrace <= 0 {
+		cfg.ConnectGrace = DefaultConnectGrace
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -154,6 +166,9 @@ func (n *Notifier) Connect(ctx context.Context, req ConnectRequest) (store.Conne
 // best effort in API Gateway, so a record can outlive its connection; asking
 // the Management API is the only way to tell a live duplicate from a ghost.
 func (n *Notifier) takeOver(ctx context.Context, c, old store.Connection) error {
+	if n.young(old) {
+		return Errorf(CodeConflict, "client_id %q is already connected", c.ClientID)
+	}
 	alive, err := n.pusher.Alive(ctx, old.ConnectionID)
 	if err != nil {
 		return fmt.Errorf("check connection %s: %w", old.ConnectionID, err)
@@ -171,6 +186,11 @@ func (n *Notifier) takeOver(ctx context.Context, c, old store.Connection) error 
 	}
 	n.log.InfoContext(ctx, "replaced stale connection", "owner", c.OwnerID, "clientId", c.ClientID, "staleConnectionId", old.ConnectionID)
 	return nil
+}
+
+// young reports whether c connected within the connect grace period.
+func (n *Notifier) young(c store.Connection) bool {
+	return n.cfg.Now().Sub(c.ConnectedAt) < n.cfg.ConnectGrace
 }
 
 // Disconnect unregisters a connection. A connection with no record (never
@@ -225,6 +245,10 @@ func (n *Notifier) Publish(ctx context.Context, ownerID, clientID string, ev eve
 			switch {
 			case err == nil:
 				delivered.Add(1)
+			case errors.Is(err, ErrGone) && n.young(c):
+				// Still completing its handshake, most likely: not delivered, not removed.
+				failed.Add(1)
+				n.log.InfoContext(gctx, "push to connection still connecting", "owner", c.OwnerID, "clientId", c.ClientID, "connectionId", c.ConnectionID)
 			case errors.Is(err, ErrGone):
 				gone.Add(1)
 				if err := n.store.RemoveClient(gctx, c.OwnerID, c.ClientID, c.ConnectionID); err != nil {
