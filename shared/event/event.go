@@ -270,6 +270,9 @@ func decodeStrict(data []byte, v any) error {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) && typeErr.Field == "" {
+			return invalid("not a JSON object, got JSON %s", typeErr.Value)
+		}
 		if errors.As(err, &typeErr) {
 			return invalid("field %q must be %s, got JSON %s", typeErr.Field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
 		}

@@ -10,8 +10,6 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/aws/aws-lambda-go/events"
-
 	"github.com/wsnotify/wsnotify/shared/event"
 	"github.com/wsnotify/wsnotify/shared/notify"
 )
@@ -49,6 +47,33 @@ type S3Skipped struct {
 	Reason string `json:"reason"`
 }
 
+// S3Event is an S3 event notification as the upload function receives it:
+// the fields of aws-lambda-go's events.S3Event that this function uses, with
+// the same JSON names. It exists because events.S3Object URL-decodes the key
+// while unmarshalling and fails the whole event on one malformed key, which
+// would fail every good record delivered with it; here the key stays as S3
+// sent it and a bad one is skipped alone.
+type S3Event struct {
+	Records []S3Record `json:"Records"`
+}
+
+// S3Record is one record of an S3Event.
+type S3Record struct {
+	EventName string `json:"eventName"`
+	S3        struct {
+		Bucket struct {
+			Name string `json:"name"`
+		} `json:"bucket"`
+		Object struct {
+			Key       string `json:"key"` // URL-encoded, '+' for a space
+			Size      int64  `json:"size"`
+			ETag      string `json:"eTag"`
+			VersionID string `json:"versionId"`
+			Sequencer string `json:"sequencer"`
+		} `json:"object"`
+	} `json:"s3"`
+}
+
 // Upload is one parsed upload record.
 type Upload struct {
 	OwnerID string
@@ -60,7 +85,7 @@ type Upload struct {
 // logged and skipped. If publishing fails, the other records are still
 // published and the error is returned so that Lambda retries the event; the
 // retry re-publishes with the same fileIds, which clients de-duplicate on.
-func (h *S3Upload) Handle(ctx context.Context, ev events.S3Event) (S3Result, error) {
+func (h *S3Upload) Handle(ctx context.Context, ev S3Event) (S3Result, error) {
 	var res S3Result
 	var errs []error
 	for _, rec := range ev.Records {
@@ -117,7 +142,7 @@ func ParseUploadKey(rawKey, prefix string) (Upload, error) {
 // version, ETag and the event's sequencer. S3 delivers at least once; a
 // duplicate delivery of an upload carries the same values and so gets the same
 // id, while a new upload of the same key gets a new sequencer and a new id.
-func FileID(rec events.S3EventRecord) string {
+func FileID(rec S3Record) string {
 	h := sha256.New()
 	o := rec.S3.Object
 	for _, part := range []string{rec.S3.Bucket.Name, o.Key, o.VersionID, o.ETag, o.Sequencer} {

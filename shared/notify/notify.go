@@ -81,6 +81,10 @@ type Config struct {
 	// ConnectGrace is how long after its connect a record is protected from
 	// 410 cleanup and take-over (default DefaultConnectGrace).
 	ConnectGrace time.Duration
+	// MaxMessageBytes refuses larger events before any push (default
+	// MaxMessageBytes). The event rules keep every valid event far below
+	// API Gateway's limit; this is the guard should they ever not.
+	MaxMessageBytes int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -111,6 +115,9 @@ func New(a *auth.Authenticator, s Store, p Pusher, log *slog.Logger, cfg Config)
 	}
 	if cfg.ConnectGrace <= 0 {
 		cfg.ConnectGrace = DefaultConnectGrace
+	}
+	if cfg.MaxMessageBytes <= 0 {
+		cfg.MaxMessageBytes = MaxMessageBytes
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -226,8 +233,8 @@ func (n *Notifier) Publish(ctx context.Context, ownerID, clientID string, ev eve
 	if err != nil {
 		return Result{}, Errorf(CodeInvalid, "%v", err)
 	}
-	if len(data) > MaxMessageBytes {
-		return Result{}, Errorf(CodeInvalid, "event is %d bytes, over the %d-byte message limit", len(data), MaxMessageBytes)
+	if len(data) > n.cfg.MaxMessageBytes {
+		return Result{}, Errorf(CodeInvalid, "event is %d bytes, over the %d-byte message limit", len(data), n.cfg.MaxMessageBytes)
 	}
 	conns, err := n.store.ListConnections(ctx, ownerID, n.cfg.Now())
 	if err != nil {

@@ -1,0 +1,358 @@
+package notify_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wsnotify/wsnotify/shared/auth"
+	"github.com/wsnotify/wsnotify/shared/event"
+	"github.com/wsnotify/wsnotify/shared/notify"
+	"github.com/wsnotify/wsnotify/shared/notify/notifytest"
+	"github.com/wsnotify/wsnotify/shared/store"
+	"github.com/wsnotify/wsnotify/shared/store/memory"
+)
+
+// clock is a settable test clock.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+type fixture struct {
+	n     *notify.Notifier
+	store *memory.Store
+	push  *notifytest.Recorder
+	clock *clock
+}
+
+var keys = map[string]string{"key-a": "owner-a", "key-b": "owner-b"}
+
+func newFixture(t testing.TB, cfg notify.Config) *fixture {
+	t.Helper()
+	s := memory.New()
+	for k, owner := range keys {
+		if err := s.PutKey(context.Background(), auth.Key{Hash: auth.Hash(k), OwnerID: owner}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := &clock{now: time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)}
+	cfg.Now = c.Now
+	p := notifytest.NewRecorder()
+	n := notify.New(auth.NewAuthenticator(s), s, p, slog.New(slog.NewTextHandler(io.Discard, nil)), cfg)
+	return &fixture{n: n, store: s, push: p, clock: c}
+}
+
+func (f *fixture) connect(t testing.TB, key, client, conn string) {
+	t.Helper()
+	if _, err := f.n.Connect(context.Background(), notify.ConnectRequest{Token: key, ClientID: client, ConnectionID: conn}); err != nil {
+		t.Fatalf("connect %s/%s: %v", client, conn, err)
+	}
+}
+
+var progress = event.JobProgress{Type: event.TypeJobProgress, JobID: "job_1", Progress: 50, ProcessedCount: 1, TotalCount: 2, CurrentFile: "a.pdf"}
+
+const progressJSON = `{"type":"job_progress","jobId":"job_1","progress":50,"processedCount":1,"totalCount":2,"currentFile":"a.pdf"}`
+
+func TestConnect(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name     string
+		setup    func(f *fixture)
+		req      notify.ConnectRequest
+		wantCode notify.Code // "" means success
+	}{
+		{name: "a good key and client id register the connection",
+			req: notify.ConnectRequest{Token: "key-a", ClientID: "c1", ConnectionID: "conn1"}},
+		{name: "a bad client id is refused before the key is checked",
+			req:      notify.ConnectRequest{Token: "nope", ClientID: "a/b", ConnectionID: "conn1"},
+			wantCode: notify.CodeInvalid},
+		{name: "a missing token is unauthorized",
+			req:      notify.ConnectRequest{ClientID: "c1", ConnectionID: "conn1"},
+			wantCode: notify.CodeUnauthorized},
+		{name: "a wrong token is unauthorized",
+			req:      notify.ConnectRequest{Token: "key-z", ClientID: "c1", ConnectionID: "conn1"},
+			wantCode: notify.CodeUnauthorized},
+		{name: "a live client id of the same owner is a conflict",
+			setup: func(f *fixture) {
+				f.connect(t, "key-a", "c1", "old")
+				f.clock.Advance(time.Hour)
+			},
+			req:      notify.ConnectRequest{Token: "key-a", ClientID: "c1", ConnectionID: "new"},
+			wantCode: notify.CodeConflict},
+		{name: "a just-connected client id is a conflict even if the API says gone (handshake window)",
+			setup: func(f *fixture) {
+				f.connect(t, "key-a", "c1", "old")
+				f.push.SetGone("old")
+			},
+			req:      notify.ConnectRequest{Token: "key-a", ClientID: "c1", ConnectionID: "new"},
+			wantCode: notify.CodeConflict},
+		{name: "a client id whose connection is gone is taken over",
+			setup: func(f *fixture) {
+				f.connect(t, "key-a", "c1", "old")
+				f.push.SetGone("old")
+				f.clock.Advance(time.Minute)
+			},
+			req: notify.ConnectRequest{Token: "key-a", ClientID: "c1", ConnectionID: "new"}},
+		{name: "a client id whose record expired is taken over",
+			setup: func(f *fixture) {
+				f.connect(t, "key-a", "c1", "old")
+				f.clock.Advance(3 * time.Hour)
+			},
+			req: notify.ConnectRequest{Token: "key-a", ClientID: "c1", ConnectionID: "new"}},
+		{name: "the same client id under another owner is fine",
+			setup: func(f *fixture) { f.connect(t, "key-b", "c1", "other") },
+			req:   notify.ConnectRequest{Token: "key-a", ClientID: "c1", ConnectionID: "new"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, notify.Config{})
+			if tt.setup != nil {
+				tt.setup(f)
+			}
+			c, err := f.n.Connect(ctx, tt.req)
+			if tt.wantCode != "" {
+				if notify.ErrorCode(err) != tt.wantCode {
+					t.Fatalf("Connect error = %v, want code %s", err, tt.wantCode)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Connect: %v", err)
+			}
+			conns, _ := f.store.ListConnections(ctx, c.OwnerID, f.clock.Now())
+			if len(conns) != 1 || conns[0].ConnectionID != tt.req.ConnectionID {
+				t.Fatalf("owner's records = %+v, want only %s", conns, tt.req.ConnectionID)
+			}
+		})
+	}
+}
+
+func TestDisconnectFreesTheClientIDAndToleratesUnknownIDs(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, notify.Config{})
+	f.connect(t, "key-a", "c1", "conn1")
+	if err := f.n.Disconnect(ctx, "conn1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.n.Disconnect(ctx, "conn1"); err != nil {
+		t.Fatalf("second disconnect: %v", err)
+	}
+	f.connect(t, "key-a", "c1", "conn2")
+}
+
+func TestPublishReachesOnlyTheOwnersConnections(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, notify.Config{})
+	f.connect(t, "key-a", "c1", "a1")
+	f.connect(t, "key-a", "c2", "a2")
+	f.connect(t, "key-b", "c1", "b1")
+
+	res, err := f.n.Publish(ctx, "owner-a", "", progress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res != (notify.Result{Delivered: 2}) {
+		t.Fatalf("result = %+v", res)
+	}
+	for _, id := range []string{"a1", "a2"} {
+		if got := f.push.Sent(id); len(got) != 1 || got[0] != progressJSON {
+			t.Errorf("%s got %q", id, got)
+		}
+	}
+	if got := f.push.Sent("b1"); len(got) != 0 {
+		t.Fatalf("another owner's connection got %q", got)
+	}
+
+	t.Run("a client id narrows it to that client", func(t *testing.T) {
+		res, err := f.n.Publish(ctx, "owner-a", "c2", progress)
+		if err != nil || res.Delivered != 1 {
+			t.Fatalf("Publish = %+v, %v", res, err)
+		}
+		if len(f.push.Sent("a1")) != 1 || len(f.push.Sent("a2")) != 2 || len(f.push.Sent("b1")) != 0 {
+			t.Fatal("a targeted event reached a connection it was not for")
+		}
+	})
+	t.Run("an owner with no connections is not an error", func(t *testing.T) {
+		res, err := f.n.Publish(ctx, "owner-nobody", "", progress)
+		if err != nil || res != (notify.Result{}) {
+			t.Fatalf("Publish = %+v, %v", res, err)
+		}
+	})
+}
+
+func TestPublishCleansUpGoneConnectionsAndCountsFailures(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, notify.Config{})
+	f.connect(t, "key-a", "old-gone", "g1")
+	f.clock.Advance(time.Minute)
+	f.connect(t, "key-a", "young-gone", "g2")
+	f.connect(t, "key-a", "broken", "x1")
+	f.connect(t, "key-a", "fine", "ok1")
+	f.push.SetGone("g1")
+	f.push.SetGone("g2")
+	f.push.Fail = func(id string) error {
+		if id == "x1" {
+			return errors.New("throttled after retries")
+		}
+		return nil
+	}
+
+	res, err := f.n.Publish(ctx, "owner-a", "", progress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (notify.Result{Delivered: 1, Gone: 1, Failed: 2}); res != want {
+		t.Fatalf("result = %+v, want %+v", res, want)
+	}
+	conns, _ := f.store.ListConnections(ctx, "owner-a", f.clock.Now())
+	var ids []string
+	for _, c := range conns {
+		ids = append(ids, c.ConnectionID)
+	}
+	if got := strings.Join(ids, ","); got != "x1,ok1,g2" && !sameSet(ids, []string{"x1", "ok1", "g2"}) {
+		t.Fatalf("records left = %s: want the gone one removed, the young and the failing ones kept", got)
+	}
+}
+
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	m := map[string]int{}
+	for _, s := range a {
+		m[s]++
+	}
+	for _, s := range b {
+		m[s]--
+	}
+	for _, v := range m {
+		if v != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func TestPublishRefusesInvalidAndOversizedEvents(t *testing.T) {
+	f := newFixture(t, notify.Config{MaxMessageBytes: 200})
+	f.connect(t, "key-a", "c1", "a1")
+	for name, ev := range map[string]event.Event{
+		"invalid":   event.JobProgress{Type: event.TypeJobProgress, JobID: "j", Progress: 200},
+		"oversized": event.FileUploaded{Type: event.TypeFileUploaded, FileID: "f", Name: strings.Repeat("n", 200), Size: 1},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := f.n.Publish(context.Background(), "owner-a", "", ev)
+			if notify.ErrorCode(err) != notify.CodeInvalid {
+				t.Fatalf("err = %v, want BAD_REQUEST", err)
+			}
+		})
+	}
+	if f.push.Total() != 0 {
+		t.Fatal("a refused event was sent")
+	}
+}
+
+// blockingPusher holds every post until released and tracks how many are in flight.
+type blockingPusher struct {
+	inFlight, peak atomic.Int64
+	release        chan struct{}
+}
+
+func (p *blockingPusher) Post(ctx context.Context, _ string, _ []byte) error {
+	n := p.inFlight.Add(1)
+	for {
+		peak := p.peak.Load()
+		if n <= peak || p.peak.CompareAndSwap(peak, n) {
+			break
+		}
+	}
+	defer p.inFlight.Add(-1)
+	select {
+	case <-p.release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (p *blockingPusher) Alive(context.Context, string) (bool, error) { return true, nil }
+
+func TestPublishBoundsConcurrentPushes(t *testing.T) {
+	ctx := context.Background()
+	s := memory.New()
+	_ = s.PutKey(ctx, auth.Key{Hash: auth.Hash("k"), OwnerID: "o"})
+	p := &blockingPusher{release: make(chan struct{})}
+	n := notify.New(auth.NewAuthenticator(s), s, p, slog.New(slog.NewTextHandler(io.Discard, nil)), notify.Config{Concurrency: 3})
+	for i := range 10 {
+		if _, err := n.Connect(ctx, notify.ConnectRequest{Token: "k", ClientID: fmt.Sprint("c", i), ConnectionID: fmt.Sprint("id", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan notify.Result)
+	go func() {
+		res, _ := n.Publish(ctx, "o", "", progress)
+		done <- res
+	}()
+	deadline := time.After(5 * time.Second)
+	for p.inFlight.Load() < 3 {
+		select {
+		case <-deadline:
+			t.Fatalf("only %d pushes started", p.inFlight.Load())
+		default:
+			time.Sleep(time.Millisecond) // polling a counter, not waiting for an event to happen by itself
+		}
+	}
+	close(p.release)
+	res := <-done
+	if res.Delivered != 10 {
+		t.Fatalf("delivered %d, want 10", res.Delivered)
+	}
+	if peak := p.peak.Load(); peak != 3 {
+		t.Fatalf("peak concurrency %d, want exactly the limit 3", peak)
+	}
+}
+
+type discardPusher struct{}
+
+func (discardPusher) Post(context.Context, string, []byte) error  { return nil }
+func (discardPusher) Alive(context.Context, string) (bool, error) { return true, nil }
+
+// BenchmarkPublish measures one publish to an owner holding n connections,
+// with the memory store and a pusher that discards: the notifier's own cost.
+func BenchmarkPublish(b *testing.B) {
+	for _, n := range []int{1, 100, 5000} {
+		b.Run(fmt.Sprintf("connections=%d", n), func(b *testing.B) {
+			ctx := context.Background()
+			s := memory.New()
+			_ = s.PutKey(ctx, auth.Key{Hash: auth.Hash("k"), OwnerID: "o"})
+			nt := notify.New(auth.NewAuthenticator(s), s, discardPusher{}, slog.New(slog.NewTextHandler(io.Discard, nil)), notify.Config{})
+			for i := range n {
+				if err := s.PutConnection(ctx, store.Connection{OwnerID: "o", ClientID: fmt.Sprint("c", i), ConnectionID: fmt.Sprint("id", i),
+					ConnectedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}, time.Now()); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := nt.Publish(ctx, "o", "", progress); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,75 @@
+// Package notifytest provides a recording notify.Pusher for tests.
+package notifytest
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/wsnotify/wsnotify/shared/notify"
+)
+
+// Recorder is a notify.Pusher that records what it is asked to send. A
+// connection marked gone answers notify.ErrGone, like API Gateway's 410.
+type Recorder struct {
+	mu   sync.Mutex
+	sent map[string][]string
+	gone map[string]bool
+	// Fail, when set, is asked before each post; a non-nil error fails it.
+	Fail func(connectionID string) error
+}
+
+var _ notify.Pusher = (*Recorder)(nil)
+
+// NewRecorder returns an empty Recorder.
+func NewRecorder() *Recorder {
+	return &Recorder{sent: map[string][]string{}, gone: map[string]bool{}}
+}
+
+// Post implements notify.Pusher.
+func (r *Recorder) Post(_ context.Context, connectionID string, data []byte) error {
+	if r.Fail != nil {
+		if err := r.Fail(connectionID); err != nil {
+			return err
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.gone[connectionID] {
+		return fmt.Errorf("post to %s: %w", connectionID, notify.ErrGone)
+	}
+	r.sent[connectionID] = append(r.sent[connectionID], string(data))
+	return nil
+}
+
+// Alive implements notify.Pusher.
+func (r *Recorder) Alive(_ context.Context, connectionID string) (bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return !r.gone[connectionID], nil
+}
+
+// SetGone marks a connection gone.
+func (r *Recorder) SetGone(connectionID string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.gone[connectionID] = true
+}
+
+// Sent returns the messages posted to a connection, in order.
+func (r *Recorder) Sent(connectionID string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.sent[connectionID]...)
+}
+
+// Total returns the number of messages posted to all connections.
+func (r *Recorder) Total() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, m := range r.sent {
+		n += len(m)
+	}
+	return n
+}
