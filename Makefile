@@ -8,16 +8,30 @@ FUNCTIONS   := connect disconnect default jobevents s3upload
 LAMBDA_ARCH ?= arm64
 GOBUILD     := CGO_ENABLED=0 $(GO) build -trimpath -tags lambda.norpc -ldflags='-s -w'
 
-.PHONY: run test build clean tools vet
+.PHONY: run test build clean tools vet fuzz fuzz-short
 .PHONY: build-ConnectFunction build-DisconnectFunction build-DefaultFunction build-JobEventsFunction build-S3UploadFunction
 
 ## run: local mode on 127.0.0.1:8000 with the embedded store
 run:
 	$(GO) run ./infra/local
 
-## test: every test, with the tools it needs installed first
+## test: every test, with the tools it needs installed first, then each fuzz target briefly
 test: tools vet
 	$(GO) test -race -count=1 ./...
+	$(MAKE) --no-print-directory fuzz-short
+
+## fuzz: each fuzz target for FUZZTIME (default 1m); crashers land in testdata/fuzz: keep them
+FUZZTIME ?= 1m
+fuzz:
+	@for dir in $$(grep -rl --include='*_test.go' '^func Fuzz' . | grep -v node_modules | xargs -n1 dirname | sort -u); do \
+	  for target in $$(grep -h '^func Fuzz' $$dir/*_test.go | sed 's/^func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
+	    echo "fuzz $$dir $$target ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $$dir || exit 1; \
+	  done; \
+	done
+
+fuzz-short:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=3s
 
 vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
