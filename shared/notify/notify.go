@@ -85,6 +85,14 @@ type Config struct {
 	// MaxMessageBytes). The event rules keep every valid event far below
 	// API Gateway's limit; this is the guard should they ever not.
 	MaxMessageBytes int
+	// ConnectRate and ConnectBurst are the token bucket of connects per API
+	// key (defaults DefaultConnectRate, DefaultConnectBurst); a connect over
+	// it is refused with CodeRateLimited before any store write.
+	ConnectRate  float64
+	ConnectBurst int
+	// MaxConnectionsPerOwner caps an owner's live connections (default
+	// DefaultMaxConnectionsPerOwner); a connect over it gets CodeForbidden.
+	MaxConnectionsPerOwner int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -100,8 +108,9 @@ type Notifier struct {
 	auth   *auth.Authenticator
 	store  Store
 	pusher Pusher
-	log    *slog.Logger
-	cfg    Config
+	log     *slog.Logger
+	cfg     Config
+	limiter *keyLimiter
 }
 
 // New returns a Notifier. log receives connection ids, owners and client ids,
@@ -119,10 +128,20 @@ func New(a *auth.Authenticator, s Store, p Pusher, log *slog.Logger, cfg Config)
 	if cfg.MaxMessageBytes <= 0 {
 		cfg.MaxMessageBytes = MaxMessageBytes
 	}
+	if cfg.ConnectRate <= 0 {
+		cfg.ConnectRate = DefaultConnectRate
+	}
+	if cfg.ConnectBurst <= 0 {
+		cfg.ConnectBurst = DefaultConnectBurst
+	}
+	if cfg.MaxConnectionsPerOwner <= 0 {
+		cfg.MaxConnectionsPerOwner = DefaultMaxConnectionsPerOwner
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Notifier{auth: a, store: s, pusher: p, log: log, cfg: cfg}
+	return &Notifier{auth: a, store: s, pusher: p, log: log, cfg: cfg,
+		limiter: newKeyLimiter(cfg.ConnectRate, cfg.ConnectBurst)}
 }
 
 // ConnectRequest is what a $connect carries.
@@ -150,6 +169,12 @@ func (n *Notifier) Connect(ctx context.Context, req ConnectRequest) (store.Conne
 		return store.Connection{}, err
 	}
 	now := n.cfg.Now()
+	if !n.limiter.allow(auth.Hash(req.Token), now) {
+		return store.Connection{}, Errorf(CodeRateLimited, "too many connects with this API key: at most %g per second, %d at once", n.cfg.ConnectRate, n.cfg.ConnectBurst)
+	}
+	if err := n.checkOwnerLimit(ctx, owner, now); err != nil {
+		return store.Connection{}, err
+	}
 	c := store.Connection{
 		OwnerID:      owner,
 		ClientID:     req.ClientID,
@@ -167,6 +192,22 @@ func (n *Notifier) Connect(ctx context.Context, req ConnectRequest) (store.Conne
 	}
 	n.log.InfoContext(ctx, "connected", "owner", owner, "clientId", c.ClientID, "connectionId", c.ConnectionID)
 	return c, nil
+}
+
+// checkOwnerLimit refuses a connect that would take the owner past its cap.
+// It counts with the fan-out's own Query: an owner near the cap pays for
+// reading its records once per connect, a small owner almost nothing. The
+// check and the write are not atomic, so concurrent connects can overshoot
+// the cap by at most their number; the cap is a guard, not a quota.
+func (n *Notifier) checkOwnerLimit(ctx context.Context, owner string, now time.Time) error {
+	conns, err := n.store.ListConnections(ctx, owner, now)
+	if err != nil {
+		return fmt.Errorf("count connections of %s: %w", owner, err)
+	}
+	if len(conns) >= n.cfg.MaxConnectionsPerOwner {
+		return Errorf(CodeForbidden, "this account has reached its limit of %d live connections", n.cfg.MaxConnectionsPerOwner)
+	}
+	return nil
 }
 
 // takeOver replaces old with c if old's connection is gone. $disconnect is

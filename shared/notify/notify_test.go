@@ -356,3 +356,37 @@ func BenchmarkPublish(b *testing.B) {
 		})
 	}
 }
+
+func TestConnectLimits(t *testing.T) {
+	ctx := context.Background()
+	t.Run("connects over a key's burst are refused with 429 before any write, and allowed again as tokens return", func(t *testing.T) {
+		f := newFixture(t, notify.Config{ConnectRate: 2, ConnectBurst: 3})
+		for i := range 3 {
+			f.connect(t, "key-a", fmt.Sprint("c", i), fmt.Sprint("id", i))
+		}
+		_, err := f.n.Connect(ctx, notify.ConnectRequest{Token: "key-a", ClientID: "c3", ConnectionID: "id3"})
+		if notify.ErrorCode(err) != notify.CodeRateLimited {
+			t.Fatalf("fourth connect: %v, want RATE_LIMITED", err)
+		}
+		if f.store.Len() != 3 {
+			t.Fatalf("%d records, want 3: a limited connect wrote", f.store.Len())
+		}
+		f.connect(t, "key-b", "c0", "other-key") // another key has its own bucket
+		f.clock.Advance(500 * time.Millisecond)  // one token at 2/s
+		f.connect(t, "key-a", "c3", "id3")
+	})
+	t.Run("an owner at its connection cap is refused with 403 until one disconnects", func(t *testing.T) {
+		f := newFixture(t, notify.Config{MaxConnectionsPerOwner: 2})
+		f.connect(t, "key-a", "c0", "id0")
+		f.connect(t, "key-a", "c1", "id1")
+		_, err := f.n.Connect(ctx, notify.ConnectRequest{Token: "key-a", ClientID: "c2", ConnectionID: "id2"})
+		if notify.ErrorCode(err) != notify.CodeForbidden || !strings.Contains(err.Error(), "limit of 2") {
+			t.Fatalf("third connect: %v, want FORBIDDEN naming the limit", err)
+		}
+		f.connect(t, "key-b", "c2", "other-owner") // the cap is per owner
+		if err := f.n.Disconnect(ctx, "id0"); err != nil {
+			t.Fatal(err)
+		}
+		f.connect(t, "key-a", "c2", "id2")
+	})
+}
