@@ -105,9 +105,9 @@ const DefaultConnectGrace = 30 * time.Second
 
 // Notifier is the core: Connect, Disconnect, Publish.
 type Notifier struct {
-	auth   *auth.Authenticator
-	store  Store
-	pusher Pusher
+	auth    *auth.Authenticator
+	store   Store
+	pusher  Pusher
 	log     *slog.Logger
 	cfg     Config
 	limiter *keyLimiter
