@@ -1,0 +1,297 @@
+// Command keys administers the service's API keys in its DynamoDB table.
+//
+//	go run ./infra/keys create --owner acct_42 [--name "CI"]   prints a new key, once
+//	go run ./infra/keys list                                   hash prefixes, owners, names; never keys
+//	go run ./infra/keys revoke --hash 1a2b3c4d5e6f             by a unique hash prefix (12+ hex digits)
+//	go run ./infra/keys revoke --key-stdin < key.txt           by the key itself, read from stdin
+//
+// Every command takes --table (default $WSNOTIFY_TABLE, required) and
+// --endpoint (default $WSNOTIFY_DYNAMODB_ENDPOINT), a DynamoDB endpoint such
+// as a local dynalite; without it the normal AWS configuration applies
+// (environment, shared config files, instance role).
+//
+// A key is printed once, on create, and stored only as its SHA-256 hash: a
+// lost key cannot be recovered, only revoked and replaced.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"regexp"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/wsnotify/wsnotify/shared/auth"
+	"github.com/wsnotify/wsnotify/shared/event"
+	"github.com/wsnotify/wsnotify/shared/store/dynamo"
+)
+
+// Environment variables supplying the flags' defaults.
+const (
+	envTable    = "WSNOTIFY_TABLE"
+	envEndpoint = "WSNOTIFY_DYNAMODB_ENDPOINT"
+)
+
+// minPrefix is the shortest hash prefix revoke accepts: auth.Prefix's length,
+// the form list shows.
+const minPrefix = 12
+
+const usage = `usage: keys COMMAND [flags]
+
+commands:
+  create --owner ID [--name NAME]   create a key for an owner; the key is printed once
+  list                              list keys: hash prefix, owner, name, created, revoked
+  revoke --hash PREFIX              revoke the key whose hash starts with PREFIX (12+ hex digits)
+  revoke --key-stdin                revoke the key read from standard input
+
+flags of every command:
+  --table NAME      DynamoDB table (default $WSNOTIFY_TABLE)
+  --endpoint URL    DynamoDB endpoint, e.g. a local dynalite (default $WSNOTIFY_DYNAMODB_ENDPOINT)
+`
+
+// usageError is a command line the tool cannot run; main exits 2 on it.
+type usageError string
+
+func (e usageError) Error() string { return string(e) }
+
+func usagef(format string, args ...any) error { return usageError(fmt.Sprintf(format, args...)) }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	c := cli{
+		stdin:  os.Stdin,
+		stdout: os.Stdout,
+		stderr: os.Stderr,
+		getenv: os.Getenv,
+		now:    time.Now,
+	}
+	if err := c.run(ctx, os.Args[1:]); err != nil {
+		var usageErr usageError
+		if errors.As(err, &usageErr) {
+			fmt.Fprintf(os.Stderr, "keys: %v\n\n%s", err, usage)
+			os.Exit(2)
+		}
+		fmt.Fprintf(os.Stderr, "keys: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// keyStore is the part of the store the tool uses.
+type keyStore interface {
+	PutKey(ctx context.Context, k auth.Key) error
+	RevokeKey(ctx context.Context, hash string) error
+	ListKeys(ctx context.Context) ([]auth.Key, error)
+}
+
+// cli is the command with its environment, so tests can run it in-process.
+type cli struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+	now            func() time.Time
+	// openStore, when set, replaces the DynamoDB store (tests).
+	openStore func(ctx context.Context, table, endpoint string) (keyStore, error)
+}
+
+func (c cli) run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return usagef("no command")
+	}
+	cmd, args := args[0], args[1:]
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	table := fs.String("table", c.getenv(envTable), "")
+	endpoint := fs.String("endpoint", c.getenv(envEndpoint), "")
+	var exec func(context.Context, keyStore) error
+	switch cmd {
+	case "create":
+		owner := fs.String("owner", "", "")
+		name := fs.String("name", "", "")
+		exec = func(ctx context.Context, s keyStore) error { return c.create(ctx, s, *owner, *name) }
+		if err := c.parse(fs, args); err != nil {
+			return err
+		}
+		if !event.ValidOwnerID(*owner) {
+			return usagef("create needs --owner, 1-%d characters of A-Z a-z 0-9 . _ : @ -", event.MaxOwnerIDLength)
+		}
+	case "list":
+		exec = c.list
+		if err := c.parse(fs, args); err != nil {
+			return err
+		}
+	case "revoke":
+		hash := fs.String("hash", "", "")
+		keyStdin := fs.Bool("key-stdin", false, "")
+		if err := c.parse(fs, args); err != nil {
+			return err
+		}
+		if (*hash == "") == !*keyStdin {
+			return usagef("revoke needs one of --hash PREFIX and --key-stdin")
+		}
+		if *hash != "" && !hashPrefix.MatchString(*hash) {
+			return usagef("--hash must be %d to 64 lower-case hex digits (as list shows), got %q", minPrefix, *hash)
+		}
+		if *keyStdin {
+			key, err := readKey(c.stdin)
+			if err != nil {
+				return err
+			}
+			*hash = auth.Hash(key)
+		}
+		exec = func(ctx context.Context, s keyStore) error { return c.revoke(ctx, s, *hash) }
+	case "help", "-h", "--help":
+		fmt.Fprint(c.stdout, usage)
+		return nil
+	default:
+		return usagef("unknown command %q", cmd)
+	}
+	if *table == "" {
+		return usagef("no table: set --table or %s", envTable)
+	}
+	open := c.openStore
+	if open == nil {
+		open = openDynamo
+	}
+	s, err := open(ctx, *table, *endpoint)
+	if err != nil {
+		return err
+	}
+	if err := exec(ctx, s); err != nil {
+		return fmt.Errorf("table %s: %w", *table, err)
+	}
+	return nil
+}
+
+var hashPrefix = regexp.MustCompile(fmt.Sprintf(`^[0-9a-f]{%d,64}$`, minPrefix))
+
+func (c cli) parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return usagef("%s: %v", fs.Name(), err)
+	}
+	if fs.NArg() > 0 {
+		return usagef("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+	}
+	return nil
+}
+
+// openDynamo returns the DynamoDB store. With an endpoint (dynalite), any
+// credentials do and the region may be unset, so dummy ones stand in for
+// those the environment does not configure.
+func openDynamo(ctx context.Context, table, endpoint string) (keyStore, error) {
+	var opts []func(*config.LoadOptions) error
+	if endpoint != "" {
+		if os.Getenv("AWS_ACCESS_KEY_ID") == "" && os.Getenv("AWS_PROFILE") == "" {
+			opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("local", "local", "")))
+		}
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	if endpoint != "" && cfg.Region == "" {
+		cfg.Region = "us-east-1"
+	}
+	if cfg.Region == "" {
+		return nil, errors.New("no AWS region: set AWS_REGION (or a region in ~/.aws/config)")
+	}
+	client := dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
+		if endpoint != "" {
+			o.BaseEndpoint = aws.String(endpoint)
+		}
+	})
+	return dynamo.New(client, table), nil
+}
+
+func (c cli) create(ctx context.Context, s keyStore, owner, name string) error {
+	key, err := auth.NewKey()
+	if err != nil {
+		return err
+	}
+	k := auth.Key{Hash: auth.Hash(key), OwnerID: owner, Name: name, CreatedAt: c.now().UTC()}
+	if err := s.PutKey(ctx, k); err != nil {
+		return err
+	}
+	// The key alone goes to stdout, so that `keys create … > file` captures
+	// exactly it; the explanation goes to stderr.
+	fmt.Fprintln(c.stdout, key)
+	fmt.Fprintf(c.stderr, "created key %s for owner %s. It is shown this once and stored only as its hash: keep it now.\n",
+		auth.Prefix(k.Hash), owner)
+	return nil
+}
+
+func (c cli) list(ctx context.Context, s keyStore) error {
+	keys, err := s.ListKeys(ctx)
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "HASH\tOWNER\tNAME\tCREATED\tREVOKED")
+	for _, k := range keys {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%t\n", auth.Prefix(k.Hash), k.OwnerID, orDash(k.Name), k.CreatedAt.UTC().Format(time.RFC3339), k.Revoked)
+	}
+	return w.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// revoke revokes the one key whose hash starts with prefix (a full hash is
+// a prefix of itself).
+func (c cli) revoke(ctx context.Context, s keyStore, prefix string) error {
+	keys, err := s.ListKeys(ctx)
+	if err != nil {
+		return err
+	}
+	var match []auth.Key
+	for _, k := range keys {
+		if strings.HasPrefix(k.Hash, prefix) {
+			match = append(match, k)
+		}
+	}
+	switch {
+	case len(match) == 0:
+		return fmt.Errorf("no key has a hash starting with %s", auth.Prefix(prefix))
+	case len(match) > 1:
+		return fmt.Errorf("%d keys have a hash starting with %s: give more digits", len(match), prefix)
+	}
+	k := match[0]
+	if err := s.RevokeKey(ctx, k.Hash); err != nil {
+		return err
+	}
+	note := ""
+	if k.Revoked {
+		note = " (it already was)"
+	}
+	fmt.Fprintf(c.stdout, "revoked key %s of owner %s%s\n", auth.Prefix(k.Hash), k.OwnerID, note)
+	return nil
+}
+
+// readKey reads a key from the first line of r.
+func readKey(r io.Reader) (string, error) {
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("read key from stdin: %w", err)
+	}
+	key := strings.TrimSpace(line)
+	if key == "" {
+		return "", errors.New("read key from stdin: no key given")
+	}
+	return key, nil
+}

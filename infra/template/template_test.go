@@ -1,0 +1,250 @@
+package template
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/wsnotify/wsnotify/shared/testenv"
+)
+
+const intrinsics = `
+AWSTemplateFormatVersion: "2010-09-09"
+Transform: AWS::Serverless-2016-10-31
+Parameters:
+  Stage:
+    Type: String
+    Default: prod
+Conditions:
+  IsProd: !Equals [!Ref Stage, prod]
+Globals:
+  Function:
+    Timeout: 10
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    DependsOn: Table
+    Properties:
+      Environment:
+        Variables:
+          TABLE: !Ref Table
+          ARN: !GetAtt Table.Arn
+          STREAM: !GetAtt [Table, StreamArn]
+          URL: !Sub "https://${Api}.execute-api.${AWS::Region}.amazonaws.com/${Stage}"
+          MODE: !If [IsProd, fast, !Ref AWS::NoValue]
+          JOINED: !Join ["", [a, !Ref Stage]]
+          SUBLIST: !Sub
+            - "${A}-x"
+            - A: !Ref Stage
+  Table:
+    Type: AWS::DynamoDB::Table
+    Condition: IsProd
+    Properties:
+      KeySchema: [{AttributeName: pk, KeyType: HASH}]
+      AttributeDefinitions: [{AttributeName: pk, AttributeType: S}]
+      ProvisionedThroughput: {ReadCapacityUnits: 5, WriteCapacityUnits: 1}
+`
+
+func TestLoad(t *testing.T) {
+	tpl, err := Load([]byte(intrinsics))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn, err := tpl.Resource("Fn", "AWS::Serverless::Function")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var props struct {
+		Environment struct {
+			Variables map[string]any `yaml:"Variables"`
+		} `yaml:"Environment"`
+	}
+	if err := fn.DecodeProperties(&props); err != nil {
+		t.Fatal(err)
+	}
+	vars := props.Environment.Variables
+	for name, want := range map[string]any{
+		"TABLE":  map[string]any{"Ref": "Table"},
+		"ARN":    map[string]any{"Fn::GetAtt": []any{"Table", "Arn"}},
+		"STREAM": map[string]any{"Fn::GetAtt": []any{"Table", "StreamArn"}},
+		"URL":    map[string]any{"Fn::Sub": "https://${Api}.execute-api.${AWS::Region}.amazonaws.com/${Stage}"},
+		"MODE":   map[string]any{"Fn::If": []any{"IsProd", "fast", map[string]any{"Ref": "AWS::NoValue"}}},
+		"JOINED": map[string]any{"Fn::Join": []any{"", []any{"a", map[string]any{"Ref": "Stage"}}}},
+		"SUBLIST": map[string]any{"Fn::Sub": []any{"${A}-x", map[string]any{
+			"A": map[string]any{"Ref": "Stage"},
+		}}},
+	} {
+		t.Run(name+" reads in long form", func(t *testing.T) {
+			if !reflect.DeepEqual(vars[name], want) {
+				t.Fatalf("%s = %#v, want %#v", name, vars[name], want)
+			}
+		})
+	}
+	t.Run("the generic Properties map holds the same long forms", func(t *testing.T) {
+		env := fn.Properties["Environment"].(map[string]any)["Variables"].(map[string]any)
+		if !reflect.DeepEqual(env, vars) {
+			t.Fatalf("Properties = %#v, want %#v", env, vars)
+		}
+	})
+	t.Run("conditions, globals and resource attributes are kept", func(t *testing.T) {
+		if got := tpl.Conditions["IsProd"]; !reflect.DeepEqual(got, map[string]any{"Fn::Equals": []any{map[string]any{"Ref": "Stage"}, "prod"}}) {
+			t.Errorf("Conditions.IsProd = %#v", got)
+		}
+		if tpl.Globals["Function"]["Timeout"] != 10 {
+			t.Errorf("Globals = %#v", tpl.Globals)
+		}
+		if !reflect.DeepEqual(fn.DependsOn, []string{"Table"}) || tpl.Resources["Table"].Condition != "IsProd" {
+			t.Errorf("DependsOn = %v, Condition = %q", fn.DependsOn, tpl.Resources["Table"].Condition)
+		}
+	})
+	t.Run("a provisioned table keeps its throughput", func(t *testing.T) {
+		in, err := tpl.CreateTableInput("Table", "t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in.ProvisionedThroughput == nil || aws.ToInt64(in.ProvisionedThroughput.ReadCapacityUnits) != 5 {
+			t.Fatalf("ProvisionedThroughput = %+v", in.ProvisionedThroughput)
+		}
+	})
+}
+
+func TestLoadErrors(t *testing.T) {
+	for name, src := range map[string]string{
+		"an empty file":                "",
+		"a template with no resources": "Description: nothing\n",
+		"a malformed !GetAtt":          "Resources:\n  A:\n    Type: X\n    Properties:\n      B: !GetAtt NoDot\n",
+		"broken YAML":                  "Resources: [\n",
+	} {
+		t.Run(name+" is refused", func(t *testing.T) {
+			if _, err := Load([]byte(src)); err == nil || !strings.HasPrefix(err.Error(), "parse template: ") {
+				t.Fatalf("Load = %v, want a parse error", err)
+			}
+		})
+	}
+}
+
+func TestLoadFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "template.yaml")
+	if err := os.WriteFile(path, []byte(intrinsics), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadFile(path); err != nil {
+		t.Fatalf("LoadFile: %v", err)
+	}
+	if _, err := LoadFile(path + ".missing"); err == nil {
+		t.Fatal("LoadFile of a missing file succeeded")
+	}
+	// The embedded copy is the repository's file.
+	repo, err := LoadFile(filepath.Join(testenv.RepoRoot(t), "template.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	embedded, err := Repo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(repo.Resources[ConnectionsTable].Properties, embedded.Resources[ConnectionsTable].Properties) {
+		t.Fatal("the embedded template differs from template.yaml")
+	}
+}
+
+func TestConnectionsTableInput(t *testing.T) {
+	tpl, err := Repo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := tpl.CreateTableInput(ConnectionsTable, "conns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &dynamodb.CreateTableInput{
+		TableName:   aws.String("conns"),
+		BillingMode: types.BillingModePayPerRequest,
+		AttributeDefinitions: []types.AttributeDefinition{
+			{AttributeName: aws.String("pk"), AttributeType: types.ScalarAttributeTypeS},
+			{AttributeName: aws.String("sk"), AttributeType: types.ScalarAttributeTypeS},
+			{AttributeName: aws.String("connectionId"), AttributeType: types.ScalarAttributeTypeS},
+		},
+		KeySchema: []types.KeySchemaElement{
+			{AttributeName: aws.String("pk"), KeyType: types.KeyTypeHash},
+			{AttributeName: aws.String("sk"), KeyType: types.KeyTypeRange},
+		},
+		GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{{
+			IndexName:  aws.String("byConnection"),
+			KeySchema:  []types.KeySchemaElement{{AttributeName: aws.String("connectionId"), KeyType: types.KeyTypeHash}},
+			Projection: &types.Projection{ProjectionType: types.ProjectionTypeAll},
+		}},
+	}
+	if !reflect.DeepEqual(in, want) {
+		t.Fatalf("CreateTableInput =\n%s\nwant\n%s", dump(in), dump(want))
+	}
+	if attr, err := tpl.TimeToLiveAttribute(ConnectionsTable); err != nil || attr != "expiresAt" {
+		t.Fatalf("TimeToLiveAttribute = %q, %v", attr, err)
+	}
+}
+
+func dump(in *dynamodb.CreateTableInput) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "name=%s billing=%s\n", aws.ToString(in.TableName), in.BillingMode)
+	for _, a := range in.AttributeDefinitions {
+		fmt.Fprintf(&b, "attr %s %s\n", aws.ToString(a.AttributeName), a.AttributeType)
+	}
+	for _, k := range in.KeySchema {
+		fmt.Fprintf(&b, "key %s %s\n", aws.ToString(k.AttributeName), k.KeyType)
+	}
+	for _, ix := range in.GlobalSecondaryIndexes {
+		fmt.Fprintf(&b, "gsi %s %v %+v\n", aws.ToString(ix.IndexName), ix.KeySchema, ix.Projection)
+	}
+	return b.String()
+}
+
+func TestTableErrors(t *testing.T) {
+	tpl, err := Load([]byte(intrinsics))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpl.Resources["Table"].Properties["StreamSpecification"] = map[string]any{"StreamViewType": "NEW_IMAGE"}
+	for _, tc := range []struct{ name, id, want string }{
+		{"an unknown resource", "Nope", "template has no resource Nope"},
+		{"a resource of another type", "Fn", "resource Fn is a AWS::Serverless::Function, not a AWS::DynamoDB::Table"},
+		{"a property that would change the table", "Table", "table Table: unsupported properties [StreamSpecification]"},
+	} {
+		t.Run(tc.name+" is refused", func(t *testing.T) {
+			if _, err := tpl.CreateTableInput(tc.id, "t"); err == nil || err.Error() != tc.want {
+				t.Fatalf("CreateTableInput = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestCreateTableOnDynalite(t *testing.T) {
+	client := dynamodb.New(dynamodb.Options{
+		BaseEndpoint: aws.String(testenv.Dynalite(t)),
+		Region:       "us-east-1",
+		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := range 2 {
+		if err := CreateTable(ctx, client, "conns"); err != nil {
+			t.Fatalf("CreateTable, call %d: %v", i+1, err)
+		}
+	}
+	out, err := client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String("conns")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Table.TableStatus != types.TableStatusActive || len(out.Table.GlobalSecondaryIndexes) != 1 {
+		t.Fatalf("table %s with %d indexes, want ACTIVE with 1", out.Table.TableStatus, len(out.Table.GlobalSecondaryIndexes))
+	}
+}

@@ -1,0 +1,473 @@
+// Package dynamo is the DynamoDB store of connection records and API keys:
+// one table, single-item conditional writes only (no transactions, no
+// PartiQL), as DESIGN.md's "DynamoDB model" describes.
+//
+//	pk = "owner#<ownerId>"  sk = "client#<clientId>"  connectionId, connectedAt, expiresAt
+//	pk = "key#<sha256hex>"  sk = "key"                ownerId, name, createdAt, revoked
+//	GSI "byConnection": hash key connectionId
+//
+// expiresAt is the table's TTL attribute, in epoch seconds. TTL deletion lags
+// by hours, so every read also treats an item past its expiresAt as absent.
+package dynamo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/wsnotify/wsnotify/shared/auth"
+	"github.com/wsnotify/wsnotify/shared/notify"
+	"github.com/wsnotify/wsnotify/shared/store"
+)
+
+// ConnectionIndex is the global secondary index on connectionId, for
+// $disconnect, which knows only the connection id.
+const ConnectionIndex = "byConnection"
+
+// TTLAttribute is the attribute the table's time to live expires items by.
+const TTLAttribute = "expiresAt"
+
+// Attribute names and key prefixes of the table's items.
+const (
+	attrPK           = "pk"
+	attrSK           = "sk"
+	attrConnectionID = "connectionId"
+	attrConnectedAt  = "connectedAt"
+	attrExpiresAt    = TTLAttribute
+	attrOwnerID      = "ownerId"
+	attrName         = "name"
+	attrCreatedAt    = "createdAt"
+	attrRevoked      = "revoked"
+
+	ownerPrefix  = "owner#"
+	clientPrefix = "client#"
+	keyPrefix    = "key#"
+	keySK        = "key"
+)
+
+// ErrKeyExists is returned by PutKey when a key with the same hash is stored.
+var ErrKeyExists = errors.New("key already exists")
+
+// api is the part of the DynamoDB client the store uses.
+type api interface {
+	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
+	Query(ctx context.Context, in *dynamodb.QueryInput, optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+	Scan(ctx context.Context, in *dynamodb.ScanInput, optFns ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
+}
+
+// Store keeps connection records and API keys in one DynamoDB table. It is
+// safe for concurrent use.
+type Store struct {
+	db    api
+	table string
+	// pageLimit, when positive, caps the items of one Query or Scan page, so
+	// tests can paginate with a few items. Zero leaves DynamoDB's 1 MB pages.
+	pageLimit int32
+}
+
+var (
+	_ notify.Store  = (*Store)(nil)
+	_ auth.KeyStore = (*Store)(nil)
+)
+
+// New returns a Store over the table named table, created from
+// template.yaml's ConnectionsTable (infra/template.CreateTable does that).
+func New(client *dynamodb.Client, table string) *Store {
+	return &Store{db: client, table: table}
+}
+
+// maxPutAttempts bounds PutConnection's retries when the record that failed
+// its condition vanishes or expires before it can be read.
+const maxPutAttempts = 3
+
+// PutConnection implements notify.Store. One conditional PutItem keeps the
+// client id unique per owner without a transaction; an expired record fails
+// neither the condition nor the caller, it is replaced in the same write.
+func (s *Store) PutConnection(ctx context.Context, c store.Connection, now time.Time) error {
+	item := connectionItem(c)
+	for range maxPutAttempts {
+		_, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{
+			TableName:           &s.table,
+			Item:                item,
+			ConditionExpression: aws.String("attribute_not_exists(pk) OR expiresAt <= :now"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":now": epoch(now.Unix()),
+			},
+			// DynamoDB then returns the record in the way in the error,
+			// sparing a read; dynalite ignores it (see holder).
+			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		})
+		var failed *types.ConditionalCheckFailedException
+		if !errors.As(err, &failed) {
+			if err != nil {
+				return fmt.Errorf("put connection %s/%s: %w", c.OwnerID, c.ClientID, err)
+			}
+			return nil
+		}
+		existing, found, err := s.holder(ctx, failed.Item, item)
+		if err != nil {
+			return fmt.Errorf("put connection %s/%s: %w", c.OwnerID, c.ClientID, err)
+		}
+		if found && !existing.Expired(now) {
+			return &store.ClientTakenError{Existing: existing}
+		}
+		// The record that failed the condition was deleted, or expired,
+		// since: write again.
+	}
+	return fmt.Errorf("put connection %s/%s: %w", c.OwnerID, c.ClientID, store.ErrConditionFailed)
+}
+
+// holder returns the record that failed a PutConnection condition: old, as
+// DynamoDB returns it with ReturnValuesOnConditionCheckFailure, or, when the
+// server returned nothing (dynalite), a strongly consistent read of it.
+func (s *Store) holder(ctx context.Context, old, item map[string]types.AttributeValue) (store.Connection, bool, error) {
+	if len(old) == 0 {
+		out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+			TableName:      &s.table,
+			Key:            map[string]types.AttributeValue{attrPK: item[attrPK], attrSK: item[attrSK]},
+			ConsistentRead: aws.Bool(true),
+		})
+		if err != nil {
+			return store.Connection{}, false, fmt.Errorf("read existing record: %w", err)
+		}
+		if len(out.Item) == 0 {
+			return store.Connection{}, false, nil
+		}
+		old = out.Item
+	}
+	c, err := parseConnection(old)
+	if err != nil {
+		return store.Connection{}, false, err
+	}
+	return c, true, nil
+}
+
+// ReplaceConnection implements notify.Store.
+func (s *Store) ReplaceConnection(ctx context.Context, c store.Connection, oldConnectionID string) error {
+	_, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                 &s.table,
+		Item:                      connectionItem(c),
+		ConditionExpression:       aws.String("connectionId = :old"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":old": str(oldConnectionID)},
+	})
+	var failed *types.ConditionalCheckFailedException
+	if errors.As(err, &failed) {
+		err = store.ErrConditionFailed
+	}
+	if err != nil {
+		return fmt.Errorf("replace connection %s of %s/%s: %w", oldConnectionID, c.OwnerID, c.ClientID, err)
+	}
+	return nil
+}
+
+// DeleteConnection implements notify.Store. It finds the record through the
+// byConnection index, then deletes it conditioned on its connection id, so a
+// late disconnect never deletes a newer connection of the same client.
+//
+// Global secondary indexes are eventually consistent (DynamoDB offers no
+// consistent read on them): a disconnect within a moment of its connect may
+// find nothing and return store.ErrNotFound, leaving the record to the 410
+// cleanup of the next publish, the next connect of the client, or TTL.
+func (s *Store) DeleteConnection(ctx context.Context, connectionID string) (store.Connection, error) {
+	out, err := s.db.Query(ctx, &dynamodb.QueryInput{
+		TableName:                 &s.table,
+		IndexName:                 aws.String(ConnectionIndex),
+		KeyConditionExpression:    aws.String("connectionId = :id"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":id": str(connectionID)},
+	})
+	if err != nil {
+		return store.Connection{}, fmt.Errorf("find connection %s: %w", connectionID, err)
+	}
+	// API Gateway never reuses a connection id, so there is at most one item;
+	// the loop only makes sure no stray one survives.
+	var deleted *store.Connection
+	for _, it := range out.Items {
+		del, err := s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+			TableName:                 &s.table,
+			Key:                       map[string]types.AttributeValue{attrPK: it[attrPK], attrSK: it[attrSK]},
+			ConditionExpression:       aws.String("connectionId = :id"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{":id": str(connectionID)},
+			ReturnValues:              types.ReturnValueAllOld,
+		})
+		var failed *types.ConditionalCheckFailedException
+		if errors.As(err, &failed) {
+			continue // a newer connection holds the client now: nothing of ours to delete
+		}
+		if err != nil {
+			return store.Connection{}, fmt.Errorf("delete connection %s: %w", connectionID, err)
+		}
+		if deleted == nil {
+			c, err := parseConnection(del.Attributes)
+			if err != nil {
+				return store.Connection{}, fmt.Errorf("delete connection %s: %w", connectionID, err)
+			}
+			deleted = &c
+		}
+	}
+	if deleted == nil {
+		return store.Connection{}, store.ErrNotFound
+	}
+	return *deleted, nil
+}
+
+// RemoveClient implements notify.Store.
+func (s *Store) RemoveClient(ctx context.Context, ownerID, clientID, connectionID string) error {
+	_, err := s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName:                 &s.table,
+		Key:                       connectionKey(ownerID, clientID),
+		ConditionExpression:       aws.String("connectionId = :id"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":id": str(connectionID)},
+	})
+	var failed *types.ConditionalCheckFailedException
+	if errors.As(err, &failed) {
+		return nil // gone already, or a newer connection holds the client
+	}
+	if err != nil {
+		return fmt.Errorf("remove connection %s of %s/%s: %w", connectionID, ownerID, clientID, err)
+	}
+	return nil
+}
+
+// ListConnections implements notify.Store: one strongly consistent Query on
+// the owner's partition, page after page, so a client that connected just
+// before the call is never missed. Records come in client id order.
+func (s *Store) ListConnections(ctx context.Context, ownerID string, now time.Time) ([]store.Connection, error) {
+	in := &dynamodb.QueryInput{
+		TableName:                 &s.table,
+		KeyConditionExpression:    aws.String("pk = :pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(ownerPrefix + ownerID)},
+		ConsistentRead:            aws.Bool(true),
+	}
+	if s.pageLimit > 0 {
+		in.Limit = aws.Int32(s.pageLimit)
+	}
+	var out []store.Connection
+	pages := dynamodb.NewQueryPaginator(s.db, in)
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("query connections of %s: %w", ownerID, err)
+		}
+		for _, it := range page.Items {
+			c, err := parseConnection(it)
+			if err != nil {
+				return nil, fmt.Errorf("query connections of %s: %w", ownerID, err)
+			}
+			// Expired items are filtered here rather than by a FilterExpression:
+			// a filter saves no read capacity, and this keeps one expiry rule.
+			if !c.Expired(now) {
+				out = append(out, c)
+			}
+		}
+	}
+	return out, nil
+}
+
+// LookupKey implements auth.KeyStore. The read is strongly consistent so
+// that a revocation takes effect on the next connect.
+func (s *Store) LookupKey(ctx context.Context, hash string) (auth.Key, error) {
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      &s.table,
+		Key:            keyKey(hash),
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return auth.Key{}, fmt.Errorf("get key %s: %w", auth.Prefix(hash), err)
+	}
+	if len(out.Item) == 0 {
+		return auth.Key{}, auth.ErrNotFound
+	}
+	k, err := parseKey(out.Item)
+	if err != nil {
+		return auth.Key{}, fmt.Errorf("get key %s: %w", auth.Prefix(hash), err)
+	}
+	return k, nil
+}
+
+// PutKey stores a new key record (by its hash). A key with the same hash is
+// never overwritten: that gives ErrKeyExists.
+func (s *Store) PutKey(ctx context.Context, k auth.Key) error {
+	_, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:           &s.table,
+		Item:                keyItem(k),
+		ConditionExpression: aws.String("attribute_not_exists(pk)"),
+	})
+	var failed *types.ConditionalCheckFailedException
+	if errors.As(err, &failed) {
+		err = ErrKeyExists
+	}
+	if err != nil {
+		return fmt.Errorf("put key %s: %w", auth.Prefix(k.Hash), err)
+	}
+	return nil
+}
+
+// RevokeKey marks the key with the given hash revoked; auth.ErrNotFound if there is none.
+func (s *Store) RevokeKey(ctx context.Context, hash string) error {
+	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 &s.table,
+		Key:                       keyKey(hash),
+		UpdateExpression:          aws.String("SET revoked = :true"),
+		ConditionExpression:       aws.String("attribute_exists(pk)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":true": &types.AttributeValueMemberBOOL{Value: true}},
+	})
+	var failed *types.ConditionalCheckFailedException
+	if errors.As(err, &failed) {
+		err = auth.ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("revoke key %s: %w", auth.Prefix(hash), err)
+	}
+	return nil
+}
+
+// ListKeys returns every key record, ordered by hash. It scans the whole
+// table, connection records included: acceptable for an admin tool run by
+// hand, never to be called on a request path.
+func (s *Store) ListKeys(ctx context.Context) ([]auth.Key, error) {
+	in := &dynamodb.ScanInput{
+		TableName:                 &s.table,
+		FilterExpression:          aws.String("begins_with(pk, :prefix)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":prefix": str(keyPrefix)},
+	}
+	if s.pageLimit > 0 {
+		in.Limit = aws.Int32(s.pageLimit)
+	}
+	out := []auth.Key{}
+	pages := dynamodb.NewScanPaginator(s.db, in)
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("scan keys: %w", err)
+		}
+		for _, it := range page.Items {
+			k, err := parseKey(it)
+			if err != nil {
+				return nil, fmt.Errorf("scan keys: %w", err)
+			}
+			out = append(out, k)
+		}
+	}
+	// A Scan returns items in hash-of-partition-key order: sort for a stable listing.
+	sortKeys(out)
+	return out, nil
+}
+
+func sortKeys(ks []auth.Key) {
+	sort.Slice(ks, func(i, j int) bool { return ks[i].Hash < ks[j].Hash })
+}
+
+func str(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }
+
+func epoch(sec int64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(sec, 10)}
+}
+
+func connectionKey(ownerID, clientID string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{attrPK: str(ownerPrefix + ownerID), attrSK: str(clientPrefix + clientID)}
+}
+
+func keyKey(hash string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{attrPK: str(keyPrefix + hash), attrSK: str(keySK)}
+}
+
+// connectionItem encodes c. Owner and client ids live only in the keys, which
+// keeps an item near 110 bytes with short client ids, so that a 1 MB Query
+// page holds some 9,000 connections. expiresAt is rounded up to the second: a record may outlive
+// c.ExpiresAt by under a second, never fall short of it.
+func connectionItem(c store.Connection) map[string]types.AttributeValue {
+	exp := c.ExpiresAt.Unix()
+	if c.ExpiresAt.Nanosecond() > 0 {
+		exp++
+	}
+	it := connectionKey(c.OwnerID, c.ClientID)
+	it[attrConnectionID] = str(c.ConnectionID)
+	it[attrConnectedAt] = str(c.ConnectedAt.UTC().Format(time.RFC3339Nano))
+	it[attrExpiresAt] = epoch(exp)
+	return it
+}
+
+func parseConnection(it map[string]types.AttributeValue) (store.Connection, error) {
+	pk, sk := getS(it, attrPK), getS(it, attrSK)
+	owner, ok1 := strings.CutPrefix(pk, ownerPrefix)
+	client, ok2 := strings.CutPrefix(sk, clientPrefix)
+	if !ok1 || !ok2 {
+		return store.Connection{}, fmt.Errorf("item %q/%q is not a connection record", pk, sk)
+	}
+	connectedAt, err := time.Parse(time.RFC3339Nano, getS(it, attrConnectedAt))
+	if err != nil {
+		return store.Connection{}, fmt.Errorf("item %s/%s: connectedAt: %w", pk, sk, err)
+	}
+	exp, err := getN(it, attrExpiresAt)
+	if err != nil {
+		return store.Connection{}, fmt.Errorf("item %s/%s: %w", pk, sk, err)
+	}
+	return store.Connection{
+		OwnerID:      owner,
+		ClientID:     client,
+		ConnectionID: getS(it, attrConnectionID),
+		ConnectedAt:  connectedAt,
+		ExpiresAt:    time.Unix(exp, 0).UTC(),
+	}, nil
+}
+
+func keyItem(k auth.Key) map[string]types.AttributeValue {
+	it := keyKey(k.Hash)
+	it[attrOwnerID] = str(k.OwnerID)
+	if k.Name != "" {
+		it[attrName] = str(k.Name)
+	}
+	it[attrCreatedAt] = str(k.CreatedAt.UTC().Format(time.RFC3339Nano))
+	it[attrRevoked] = &types.AttributeValueMemberBOOL{Value: k.Revoked}
+	return it
+}
+
+func parseKey(it map[string]types.AttributeValue) (auth.Key, error) {
+	pk := getS(it, attrPK)
+	hash, ok := strings.CutPrefix(pk, keyPrefix)
+	if !ok {
+		return auth.Key{}, fmt.Errorf("item %q is not a key record", pk)
+	}
+	createdAt, err := time.Parse(time.RFC3339Nano, getS(it, attrCreatedAt))
+	if err != nil {
+		return auth.Key{}, fmt.Errorf("key %s: createdAt: %w", auth.Prefix(hash), err)
+	}
+	revoked, _ := it[attrRevoked].(*types.AttributeValueMemberBOOL)
+	return auth.Key{
+		Hash:      hash,
+		OwnerID:   getS(it, attrOwnerID),
+		Name:      getS(it, attrName),
+		CreatedAt: createdAt,
+		Revoked:   revoked != nil && revoked.Value,
+	}, nil
+}
+
+func getS(it map[string]types.AttributeValue, name string) string {
+	if v, ok := it[name].(*types.AttributeValueMemberS); ok {
+		return v.Value
+	}
+	return ""
+}
+
+func getN(it map[string]types.AttributeValue, name string) (int64, error) {
+	v, ok := it[name].(*types.AttributeValueMemberN)
+	if !ok {
+		return 0, fmt.Errorf("%s is missing or not a number", name)
+	}
+	n, err := strconv.ParseInt(v.Value, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", name, err)
+	}
+	return n, nil
+}
