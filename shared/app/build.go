@@ -1,0 +1,60 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/wsnotify/wsnotify/shared/auth"
+	"github.com/wsnotify/wsnotify/shared/notify"
+	"github.com/wsnotify/wsnotify/shared/push/apigw"
+	"github.com/wsnotify/wsnotify/shared/store/dynamo"
+)
+
+// pushAttempts bounds the Management API attempts per message: a throttled
+// push is retried with backoff, but one slow connection cannot hold a
+// fan-out worker for long.
+const pushAttempts = 4
+
+// Build makes the Notifier the functions share: DynamoDB store and keys,
+// Management API pusher. Mains call it once, at cold start, so SDK clients
+// and their connection pools live across invocations.
+func Build(ctx context.Context, cfg Config, log *slog.Logger) (*notify.Notifier, error) {
+	awsCfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	db := dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) {
+		if cfg.DynamoDBEndpoint != "" {
+			o.BaseEndpoint = aws.String(cfg.DynamoDBEndpoint)
+		}
+	})
+	store := dynamo.New(db, cfg.TableName)
+	pusher := apigw.New(apigw.NewClient(awsCfg, cfg.ManagementEndpoint, pushAttempts), log)
+	return notify.New(auth.NewAuthenticator(store), store, pusher, log, notify.Config{Concurrency: cfg.FanoutConcurrency}), nil
+}
+
+// Start is a Lambda main: it reads the configuration, builds the Notifier
+// and starts the runtime with the handler that handlerFor returns. A bad
+// configuration ends the process during init, which Lambda reports as an
+// init error carrying the message that names the variable.
+func Start(handlerFor func(n *notify.Notifier, cfg Config, log *slog.Logger) any) {
+	cfg, err := FromEnv(os.LookupEnv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	log := Logger(cfg.LogLevel)
+	n, err := Build(context.Background(), cfg, log)
+	if err != nil {
+		log.Error("init", "err", err)
+		os.Exit(1)
+	}
+	lambda.Start(handlerFor(n, cfg, log))
+}
