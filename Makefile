@@ -7,6 +7,11 @@ NODE_STAMP  := $(NODE_DIR)/node_modules/.installed
 FUNCTIONS   := connect disconnect default jobevents s3upload
 LAMBDA_ARCH ?= arm64
 GOBUILD     := CGO_ENABLED=0 $(GO) build -trimpath -tags lambda.norpc -ldflags='-s -w'
+TOOLS_BIN   := $(CURDIR)/.tools/bin
+# The Lambda Runtime Interface Emulator: serves the Invoke API in front of a
+# bootstrap, so tests run each Lambda binary as a process.
+RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d
+RIE         := $(TOOLS_BIN)/aws-lambda-rie
 
 .PHONY: run test build clean tools vet fuzz fuzz-short
 .PHONY: build-ConnectFunction build-DisconnectFunction build-DefaultFunction build-JobEventsFunction build-S3UploadFunction
@@ -38,7 +43,10 @@ vet:
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed on: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 
-tools: $(NODE_STAMP)
+tools: $(NODE_STAMP) $(RIE)
+
+$(RIE):
+	GOBIN=$(TOOLS_BIN) $(GO) install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$(RIE_VERSION)
 
 $(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
 	@command -v node >/dev/null || { echo "node not found: install Node.js 20 (see README)"; exit 1; }

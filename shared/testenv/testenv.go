@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -72,7 +73,7 @@ func Dynalite(t testing.TB) string {
 	port := FreePort(t)
 	cmd := exec.Command(Node(t), bin, "--port", fmt.Sprint(port), "--host", "127.0.0.1",
 		"--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0")
-	stderr := &strings.Builder{}
+	stderr := &SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = stderr, stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("testenv: start dynalite: %v", err)
@@ -124,4 +125,84 @@ func Lines(r interface{ Read([]byte) (int, error) }) <-chan string {
 		}
 	}()
 	return ch
+}
+
+// LambdaEmulator returns the path of aws-lambda-rie, which `make test`
+// installs into .tools/bin, failing the test if it is missing.
+func LambdaEmulator(t testing.TB) string {
+	t.Helper()
+	p := filepath.Join(RepoRoot(t), ".tools", "bin", "aws-lambda-rie")
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("testenv: the Lambda Runtime Interface Emulator is not installed at %s: run `make test` (target tools)", p)
+	}
+	return p
+}
+
+// BuildBootstrap compiles ./functions/<name> for this machine, as the
+// Makefile builds it for Lambda (static, lambda.norpc), and returns its path.
+func BuildBootstrap(t testing.TB, dir, name string) string {
+	t.Helper()
+	out := filepath.Join(dir, name, "bootstrap")
+	cmd := exec.Command("go", "build", "-trimpath", "-tags", "lambda.norpc", "-o", out, "./functions/"+name)
+	cmd.Dir = RepoRoot(t)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("testenv: build %s: %v\n%s", name, err, b)
+	}
+	return out
+}
+
+// Lambda is a bootstrap running under the Runtime Interface Emulator.
+type Lambda struct {
+	// URL is the emulator's Invoke API endpoint for the function.
+	URL string
+	// Output collects the emulator's and the function's output.
+	Output *SyncBuffer
+}
+
+// StartLambda runs bootstrap under the emulator on free loopback ports with
+// the given extra environment, and returns once the emulator listens. The
+// emulator serves one invocation at a time. It is stopped when the test ends.
+func StartLambda(t testing.TB, bootstrap string, env ...string) *Lambda {
+	t.Helper()
+	port, runtimePort := FreePort(t), FreePort(t)
+	cmd := exec.Command(LambdaEmulator(t),
+		"--runtime-interface-emulator-address", fmt.Sprintf("127.0.0.1:%d", port),
+		"--runtime-api-address", fmt.Sprintf("127.0.0.1:%d", runtimePort),
+		bootstrap)
+	cmd.Dir = filepath.Dir(bootstrap)
+	cmd.Env = append(os.Environ(), env...)
+	out := &SyncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("testenv: start emulator: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	})
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	WaitHTTP(t, base, 20*time.Second, exited, out)
+	return &Lambda{URL: base + "/2015-03-31/functions/function/invocations", Output: out}
+}
+
+// SyncBuffer is a strings.Builder safe for concurrent writes and reads.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns what was written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -1,0 +1,251 @@
+// Package functions_test runs every Lambda binary as a process: each main is
+// built as `make build` builds it (for this machine's architecture), started
+// under the Lambda Runtime Interface Emulator with dynalite as DynamoDB and a
+// recording Management API, and invoked with the files in events/.
+package functions_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/wsnotify/wsnotify/infra/template"
+	"github.com/wsnotify/wsnotify/shared/auth"
+	"github.com/wsnotify/wsnotify/shared/store/dynamo"
+	"github.com/wsnotify/wsnotify/shared/testenv"
+)
+
+// sampleKey is the token in events/connect.json.
+const sampleKey = "wsn_sample_key_for_events_folder_only"
+
+// functionDirs maps each function directory to its template logical id.
+var functionDirs = map[string]string{
+	"connect":    "ConnectFunction",
+	"disconnect": "DisconnectFunction",
+	"default":    "DefaultFunction",
+	"jobevents":  "JobEventsFunction",
+	"s3upload":   "S3UploadFunction",
+}
+
+// managementAPI records the posts it gets, like API Gateway's Management API
+// for connections that all exist.
+type managementAPI struct {
+	mu    sync.Mutex
+	posts map[string][]string // connection id -> bodies
+}
+
+func (m *managementAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	_, escaped, ok := strings.Cut(r.URL.EscapedPath(), "/@connections/")
+	id, err := url.PathUnescape(escaped)
+	if !ok || err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	switch r.Method {
+	case http.MethodPost:
+		body, _ := io.ReadAll(r.Body)
+		m.mu.Lock()
+		m.posts[id] = append(m.posts[id], string(body))
+		m.mu.Unlock()
+	case http.MethodGet:
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"connectedAt":"2026-11-26T10:15:30.000Z","identity":{"sourceIp":"203.0.113.7","userAgent":"test"},"lastActiveAt":"2026-11-26T10:15:30.000Z"}`)
+	default:
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+func (m *managementAPI) sent(id string) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]string(nil), m.posts[id]...)
+}
+
+// stack is the five functions under the emulator, sharing one table.
+type stack struct {
+	lambdas map[string]*testenv.Lambda // by directory name
+	store   *dynamo.Store
+	mgmt    *managementAPI
+}
+
+func startStack(t *testing.T) *stack {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	endpoint := testenv.Dynalite(t)
+	db := dynamodb.New(dynamodb.Options{
+		BaseEndpoint: aws.String(endpoint),
+		Region:       "us-east-1",
+		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
+	})
+	const table = "wsnotify-functions-test"
+	if err := template.CreateTable(ctx, db, table); err != nil {
+		t.Fatal(err)
+	}
+	st := &stack{lambdas: map[string]*testenv.Lambda{}, store: dynamo.New(db, table), mgmt: &managementAPI{posts: map[string][]string{}}}
+	if err := st.store.PutKey(ctx, auth.Key{Hash: auth.Hash(sampleKey), OwnerID: "acct_42", Name: "events folder", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	mgmt := httptest.NewServer(st.mgmt)
+	t.Cleanup(mgmt.Close)
+	env := []string{
+		"TABLE_NAME=" + table,
+		"DYNAMODB_ENDPOINT=" + endpoint,
+		"MANAGEMENT_API_ENDPOINT=" + mgmt.URL + "/prod",
+		"AWS_REGION=us-east-1",
+		"AWS_ACCESS_KEY_ID=test",
+		"AWS_SECRET_ACCESS_KEY=test",
+		"LOG_LEVEL=debug",
+	}
+	dir := t.TempDir()
+	for name := range functionDirs {
+		st.lambdas[name] = testenv.StartLambda(t, testenv.BuildBootstrap(t, dir, name), env...)
+	}
+	return st
+}
+
+// invoke sends one event file to a function and returns its raw answer.
+func (st *stack) invoke(t *testing.T, function, file string) []byte {
+	t.Helper()
+	body, err := os.ReadFile(filepath.Join("..", "events", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := st.lambdas[function]
+	resp, err := http.Post(l.URL, "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("invoke %s: %v", function, err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("invoke %s with %s: %d %s\n%s", function, file, resp.StatusCode, out, l.Output)
+	}
+	if bytes.Contains(out, []byte(`"errorMessage"`)) {
+		t.Fatalf("%s failed on %s: %s\n%s", function, file, out, l.Output)
+	}
+	return out
+}
+
+// TestEveryEventsFileOnItsBinary invokes each file in events/ on the built
+// binary of its function, in an order where each builds on the last (connect,
+// then events to that connection, then disconnect), and checks each answer.
+func TestEveryEventsFileOnItsBinary(t *testing.T) {
+	st := startStack(t)
+	const connID = "TWegAcC4EowCHnA="
+	steps := []struct {
+		file, function string
+		check          func(t *testing.T, out []byte)
+	}{
+		{"connect.json", "connect", func(t *testing.T, out []byte) {
+			var resp struct{ StatusCode int }
+			_ = json.Unmarshal(out, &resp)
+			if resp.StatusCode != 200 {
+				t.Fatalf("connect answered %s", out)
+			}
+			conns, err := st.store.ListConnections(context.Background(), "acct_42", time.Now())
+			if err != nil || len(conns) != 1 || conns[0].ConnectionID != connID {
+				t.Fatalf("records after connect: %+v, %v", conns, err)
+			}
+		}},
+		{"default-ping.json", "default", func(t *testing.T, out []byte) {
+			var resp struct {
+				StatusCode int
+				Body       string
+			}
+			_ = json.Unmarshal(out, &resp)
+			if resp.StatusCode != 200 || resp.Body != `{"type":"pong"}` {
+				t.Fatalf("ping answered %s", out)
+			}
+		}},
+		{"default-unknown-action.json", "default", func(t *testing.T, out []byte) {
+			if !bytes.Contains(out, []byte(`BAD_REQUEST`)) || !bytes.Contains(out, []byte(`subscribe`)) {
+				t.Fatalf("unknown action answered %s", out)
+			}
+		}},
+		{"sqs-job-batch.json", "jobevents", func(t *testing.T, out []byte) {
+			if string(out) != `{"batchItemFailures":[]}` && string(out) != `{"batchItemFailures":null}` {
+				t.Fatalf("job batch answered %s", out)
+			}
+			// The connection is younger than the connect grace, but the
+			// recording Management API accepts it, so all three arrive in order.
+			got := st.mgmt.sent(connID)
+			if len(got) != 3 || !strings.Contains(got[0], "job_progress") || !strings.Contains(got[1], "job_complete") || !strings.Contains(got[2], "PERMISSION_ERROR") {
+				t.Fatalf("pushed %q", got)
+			}
+		}},
+		{"sqs-job-batch-partial-failure.json", "jobevents", func(t *testing.T, out []byte) {
+			if !strings.Contains(string(out), `"itemIdentifier":"0b6c2f5e-9d1a-4c7b-8e3f-000000000012"`) || strings.Count(string(out), "itemIdentifier") != 1 {
+				t.Fatalf("partial batch answered %s", out)
+			}
+			if got := st.mgmt.sent(connID); len(got) != 5 {
+				t.Fatalf("pushed %d messages in all, want 5", len(got))
+			}
+		}},
+		{"s3-put.json", "s3upload", func(t *testing.T, out []byte) {
+			if string(out) != `{"published":1}` {
+				t.Fatalf("upload answered %s", out)
+			}
+			got := st.mgmt.sent(connID)
+			if len(got) != 6 || !strings.Contains(got[5], `"name":"Quarterly Report (2026).pdf"`) {
+				t.Fatalf("last push %q", got[len(got)-1])
+			}
+		}},
+		{"s3-put-mixed-keys.json", "s3upload", func(t *testing.T, out []byte) {
+			var res struct {
+				Published int
+				Skipped   []struct{ Key, Reason string }
+			}
+			if json.Unmarshal(out, &res) != nil || res.Published != 1 || len(res.Skipped) != 3 {
+				t.Fatalf("mixed keys answered %s", out)
+			}
+		}},
+		{"disconnect.json", "disconnect", func(t *testing.T, out []byte) {
+			if !bytes.Contains(out, []byte(`"statusCode":200`)) {
+				t.Fatalf("disconnect answered %s", out)
+			}
+			// The byConnection index is eventually consistent on DynamoDB; on
+			// dynalite it is immediate, so the record is gone at once.
+			conns, err := st.store.ListConnections(context.Background(), "acct_42", time.Now())
+			if err != nil || len(conns) != 0 {
+				t.Fatalf("records after disconnect: %+v, %v", conns, err)
+			}
+		}},
+	}
+	files, _ := filepath.Glob(filepath.Join("..", "events", "*.json"))
+	covered := map[string]bool{}
+	for _, s := range steps {
+		covered[s.file] = true
+	}
+	var missing []string
+	for _, f := range files {
+		if !covered[filepath.Base(f)] {
+			missing = append(missing, filepath.Base(f))
+		}
+	}
+	sort.Strings(missing)
+	if len(missing) > 0 {
+		t.Fatalf("events files not invoked on a binary: %v", missing)
+	}
+	for _, s := range steps {
+		if !t.Run(s.file, func(t *testing.T) { s.check(t, st.invoke(t, s.function, s.file)) }) {
+			t.FailNow() // later steps build on this one
+		}
+	}
+}
