@@ -1,0 +1,445 @@
+// Command loadtest measures local mode under many connections: it starts the
+// local mode binary as its own process, opens N WebSocket connections across
+// several owners, publishes job events through the Lambda Invoke API at a
+// given rate, and reports what arrived: lost (must be 0), duplicated,
+// publish-to-receipt latency and the server's memory per connection.
+//
+//	go run ./infra/loadtest -connections 10000 -owners 100 -events 300 -rate 50
+//
+// Traffic stays on the loopback interface; every loop is bounded in count
+// and time.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/coder/websocket"
+	"golang.org/x/sync/errgroup"
+)
+
+// Config is one load run.
+type Config struct {
+	Server      string        // path of the local mode binary
+	Port        int           // loopback port for it
+	Connections int           // WebSocket connections in all
+	Owners      int           // spread evenly over this many owners
+	Events      int           // job events to publish
+	Rate        float64       // events per second
+	Dialers     int           // connections opened in parallel
+	Settle      time.Duration // how long to wait for the last deliveries
+	Log         io.Writer     // the server's output goes here
+}
+
+// Report is what one run measured.
+type Report struct {
+	Connections        int           `json:"connections"`
+	Owners             int           `json:"owners"`
+	ConnectTime        time.Duration `json:"connectTime"`
+	EventsPublished    int           `json:"eventsPublished"`
+	EventsAccepted     int           `json:"eventsAccepted"`
+	DeliveriesExpected int           `json:"deliveriesExpected"`
+	DeliveriesReceived int           `json:"deliveriesReceived"`
+	Lost               int           `json:"lost"`
+	Duplicated         int           `json:"duplicated"`
+	Unexpected         int           `json:"unexpected"` // events for another owner: must be 0
+	LatencyP50         time.Duration `json:"latencyP50"`
+	LatencyP99         time.Duration `json:"latencyP99"`
+	LatencyMax         time.Duration `json:"latencyMax"`
+	ServerRSSIdle      int64         `json:"serverRssIdleBytes"`
+	ServerRSSLoaded    int64         `json:"serverRssLoadedBytes"`
+	RSSPerConnection   int64         `json:"rssPerConnectionBytes"`
+}
+
+func (r Report) String() string {
+	return fmt.Sprintf(`connections           %d over %d owners (opened in %v)
+events accepted       %d of %d published
+deliveries expected   %d
+deliveries received   %d
+lost                  %d
+duplicated            %d
+to the wrong owner    %d
+latency p50/p99/max   %v / %v / %v
+server RSS            %.1f MiB idle, %.1f MiB loaded: %.1f KiB per connection`,
+		r.Connections, r.Owners, r.ConnectTime.Round(time.Millisecond),
+		r.EventsAccepted, r.EventsPublished, r.DeliveriesExpected, r.DeliveriesReceived,
+		r.Lost, r.Duplicated, r.Unexpected,
+		r.LatencyP50.Round(10*time.Microsecond), r.LatencyP99.Round(10*time.Microsecond), r.LatencyMax.Round(10*time.Microsecond),
+		float64(r.ServerRSSIdle)/(1<<20), float64(r.ServerRSSLoaded)/(1<<20), float64(r.RSSPerConnection)/1024)
+}
+
+// client is one WebSocket connection and what it received.
+type client struct {
+	owner int
+	conn  *websocket.Conn
+	mu    sync.Mutex
+	got   map[int]int // event sequence -> times received
+	wrong int
+}
+
+func main() {
+	cfg := Config{Log: os.Stderr}
+	flag.StringVar(&cfg.Server, "server", "", "local mode binary (default: build ./infra/local into a temporary folder)")
+	flag.IntVar(&cfg.Port, "port", 18000, "loopback port for local mode")
+	flag.IntVar(&cfg.Connections, "connections", 10000, "WebSocket connections")
+	flag.IntVar(&cfg.Owners, "owners", 100, "owners the connections are spread over")
+	flag.IntVar(&cfg.Events, "events", 300, "job events to publish")
+	flag.Float64Var(&cfg.Rate, "rate", 50, "events per second")
+	flag.IntVar(&cfg.Dialers, "dialers", 64, "connections opened in parallel")
+	flag.DurationVar(&cfg.Settle, "settle", 30*time.Second, "longest wait for the last deliveries")
+	jsonOut := flag.Bool("json", false, "print the report as JSON")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := Run(ctx, cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadtest:", err)
+		os.Exit(1)
+	}
+	if *jsonOut {
+		_ = json.NewEncoder(os.Stdout).Encode(rep)
+	} else {
+		fmt.Println(rep)
+	}
+	if rep.Lost > 0 || rep.Unexpected > 0 {
+		os.Exit(1)
+	}
+}
+
+// Run starts local mode, runs the load and stops the server.
+func Run(ctx context.Context, cfg Config) (Report, error) {
+	if cfg.Owners < 1 || cfg.Connections < cfg.Owners || cfg.Events < 1 || cfg.Rate <= 0 {
+		return Report{}, errors.New("need connections >= owners >= 1, events >= 1, rate > 0")
+	}
+	if cfg.Dialers < 1 {
+		cfg.Dialers = 1
+	}
+	if err := raiseFileLimit(); err != nil {
+		return Report{}, err
+	}
+	if cfg.Server == "" {
+		dir, err := os.MkdirTemp("", "wsnotify-loadtest")
+		if err != nil {
+			return Report{}, err
+		}
+		defer os.RemoveAll(dir)
+		cfg.Server = dir + "/local"
+		build := exec.CommandContext(ctx, "go", "build", "-o", cfg.Server, "./infra/local")
+		build.Stdout, build.Stderr = cfg.Log, cfg.Log
+		if err := build.Run(); err != nil {
+			return Report{}, fmt.Errorf("build local mode: %w", err)
+		}
+	}
+	keys := make([]string, cfg.Owners)
+	var pairs []string
+	for i := range keys {
+		keys[i] = fmt.Sprintf("lt_key_%04d_%d", i, time.Now().UnixNano())
+		pairs = append(pairs, fmt.Sprintf("%s=owner-%04d", keys[i], i))
+	}
+	base := fmt.Sprintf("127.0.0.1:%d", cfg.Port)
+	srv := exec.Command(cfg.Server, "--addr", base)
+	srv.Env = append(os.Environ(), "WSNOTIFY_API_KEYS="+strings.Join(pairs, ","))
+	srv.Stdout, srv.Stderr = cfg.Log, cfg.Log
+	if err := srv.Start(); err != nil {
+		return Report{}, fmt.Errorf("start local mode: %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- srv.Wait() }()
+	defer func() {
+		_ = srv.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			_ = srv.Process.Kill()
+			<-exited
+		}
+	}()
+	if err := waitReady(ctx, "http://"+base+"/", exited); err != nil {
+		return Report{}, err
+	}
+	rep := Report{Connections: cfg.Connections, Owners: cfg.Owners}
+	rep.ServerRSSIdle = rss(srv.Process.Pid)
+
+	clients, err := connectAll(ctx, cfg, base, keys, &rep)
+	defer func() {
+		for _, c := range clients {
+			if c != nil && c.conn != nil {
+				c.conn.CloseNow()
+			}
+		}
+	}()
+	if err != nil {
+		return rep, err
+	}
+	rep.ServerRSSLoaded = rss(srv.Process.Pid)
+	if rep.ServerRSSLoaded > rep.ServerRSSIdle {
+		rep.RSSPerConnection = (rep.ServerRSSLoaded - rep.ServerRSSIdle) / int64(cfg.Connections)
+	}
+
+	perOwner := make([]int, cfg.Owners)
+	for _, c := range clients {
+		perOwner[c.owner]++
+	}
+	latencies := make(chan time.Duration, 4096)
+	published := make([]time.Time, cfg.Events)
+	var publishedMu sync.RWMutex
+	var received atomic.Int64
+	readers, rctx := errgroup.WithContext(ctx)
+	readCtx, stopReading := context.WithCancel(rctx)
+	defer stopReading()
+	for _, c := range clients {
+		readers.Go(func() error {
+			return c.read(readCtx, func(seq int, at time.Time) {
+				received.Add(1)
+				publishedMu.RLock()
+				sent := published[seq]
+				publishedMu.RUnlock()
+				latencies <- at.Sub(sent)
+			})
+		})
+	}
+	var all []time.Duration
+	collected := make(chan struct{})
+	go func() {
+		for d := range latencies {
+			all = append(all, d)
+		}
+		close(collected)
+	}()
+
+	accepted, err := publish(ctx, cfg, base, perOwner, published, &publishedMu, &rep)
+	if err != nil {
+		return rep, err
+	}
+	// Wait for the deliveries with a deadline, not a fixed sleep.
+	deadline := time.Now().Add(cfg.Settle)
+	for int(received.Load()) < rep.DeliveriesExpected && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	stopReading()
+	_ = readers.Wait()
+	close(latencies)
+	<-collected
+
+	for _, c := range clients {
+		c.mu.Lock()
+		for seq, owner := range accepted {
+			if owner != c.owner {
+				continue
+			}
+			switch n := c.got[seq]; {
+			case n == 0:
+				rep.Lost++
+			case n > 1:
+				rep.Duplicated += n - 1
+			}
+		}
+		for _, n := range c.got {
+			rep.DeliveriesReceived += n
+		}
+		rep.Unexpected += c.wrong
+		c.mu.Unlock()
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	if len(all) > 0 {
+		rep.LatencyP50 = all[len(all)/2]
+		rep.LatencyP99 = all[len(all)*99/100]
+		rep.LatencyMax = all[len(all)-1]
+	}
+	return rep, nil
+}
+
+// connectAll opens the connections, Dialers at a time; connection i belongs
+// to owner i % Owners. A 429 from the per-key connect limit is retried after
+// a short pause, bounded by the context.
+func connectAll(ctx context.Context, cfg Config, base string, keys []string, rep *Report) ([]*client, error) {
+	clients := make([]*client, cfg.Connections)
+	start := time.Now()
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(cfg.Dialers)
+	for i := range clients {
+		g.Go(func() error {
+			owner := i % cfg.Owners
+			url := fmt.Sprintf("ws://%s/api/v1/ws/lt-%d?token=%s", base, i, keys[owner])
+			for attempt := 0; ; attempt++ {
+				dctx, cancel := context.WithTimeout(gctx, 30*time.Second)
+				conn, resp, err := websocket.Dial(dctx, url, nil)
+				cancel()
+				if err == nil {
+					conn.SetReadLimit(256 * 1024)
+					clients[i] = &client{owner: owner, conn: conn, got: map[int]int{}}
+					return nil
+				}
+				if resp != nil && resp.StatusCode == http.StatusTooManyRequests && attempt < 100 {
+					select {
+					case <-gctx.Done():
+						return gctx.Err()
+					case <-time.After(50 * time.Millisecond):
+					}
+					continue
+				}
+				return fmt.Errorf("connection %d: %w", i, err)
+			}
+		})
+	}
+	err := g.Wait()
+	rep.ConnectTime = time.Since(start)
+	return clients, err
+}
+
+// read records each job event: its jobId is "lt-<owner>-<seq>".
+func (c *client) read(ctx context.Context, seen func(seq int, at time.Time)) error {
+	for {
+		_, data, err := c.conn.Read(ctx)
+		if err != nil {
+			return nil // closed or told to stop: the counts tell the rest
+		}
+		at := time.Now()
+		var ev struct {
+			Type  string `json:"type"`
+			JobID string `json:"jobId"`
+		}
+		if json.Unmarshal(data, &ev) != nil || ev.Type != "job_progress" {
+			continue
+		}
+		var owner, seq int
+		if _, err := fmt.Sscanf(ev.JobID, "lt-%d-%d", &owner, &seq); err != nil {
+			continue
+		}
+		c.mu.Lock()
+		if owner != c.owner {
+			c.wrong++
+		} else {
+			c.got[seq]++
+		}
+		c.mu.Unlock()
+		if owner == c.owner {
+			seen(seq, at)
+		}
+	}
+}
+
+// publish sends Events job events at Rate through the Invoke API, in SQS
+// batches of up to 10 records, and returns the accepted ones (seq -> owner).
+func publish(ctx context.Context, cfg Config, base string, perOwner []int, published []time.Time, mu *sync.RWMutex, rep *Report) (map[int]int, error) {
+	accepted := map[int]int{}
+	url := "http://" + base + "/2015-03-31/functions/JobEventsFunction/invocations"
+	batch := 1
+	if cfg.Rate > 100 {
+		batch = 10 // keep request rate sane at high event rates
+	}
+	interval := time.Duration(float64(time.Second) * float64(batch) / cfg.Rate)
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for seq := 0; seq < cfg.Events; {
+		var sqs events.SQSEvent
+		owners := map[string]int{}
+		now := time.Now()
+		mu.Lock()
+		for ; seq < cfg.Events && len(sqs.Records) < batch; seq++ {
+			owner := seq % cfg.Owners
+			body := fmt.Sprintf(`{"ownerId":"owner-%04d","event":{"type":"job_progress","jobId":"lt-%d-%d","progress":50,"processedCount":1,"totalCount":2,"currentFile":"load.bin"}}`, owner, owner, seq)
+			id := strconv.Itoa(seq)
+			sqs.Records = append(sqs.Records, events.SQSMessage{MessageId: id, Body: body, EventSource: "aws:sqs"})
+			owners[id] = owner
+			published[seq] = now
+		}
+		mu.Unlock()
+		rep.EventsPublished += len(sqs.Records)
+		body, _ := json.Marshal(sqs)
+		resp, err := http.Post(url, "application/json", bytes.NewReader(body))
+		if err != nil {
+			return accepted, fmt.Errorf("invoke: %w", err)
+		}
+		var out events.SQSEventResponse
+		err = json.NewDecoder(resp.Body).Decode(&out)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			return accepted, fmt.Errorf("invoke answered %d: %v", resp.StatusCode, err)
+		}
+		failed := map[string]bool{}
+		for _, f := range out.BatchItemFailures {
+			failed[f.ItemIdentifier] = true
+		}
+		for id, owner := range owners {
+			if !failed[id] {
+				n, _ := strconv.Atoi(id)
+				accepted[n] = owner
+				rep.EventsAccepted++
+				rep.DeliveriesExpected += perOwner[owner]
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return accepted, ctx.Err()
+		case <-tick.C:
+		}
+	}
+	return accepted, nil
+}
+
+func waitReady(ctx context.Context, url string, exited <-chan error) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			return nil
+		}
+		select {
+		case err := <-exited:
+			return fmt.Errorf("local mode exited before answering: %v", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("local mode did not answer on %s", url)
+}
+
+// rss reads a process's resident set size from /proc (Linux).
+func rss(pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+// raiseFileLimit lifts the soft open-files limit to the hard one: each
+// connection is a socket here and another in the server, which inherits it.
+func raiseFileLimit() error {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return fmt.Errorf("read open-files limit: %w", err)
+	}
+	if lim.Cur < lim.Max {
+		lim.Cur = lim.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			return fmt.Errorf("raise open-files limit: %w", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wsnotify/wsnotify/shared/testenv"
+)
+
+// TestSmallLoadLosesNothing is the load test at 1,000 connections, run by
+// make test: every accepted event reaches every connection of its owner once,
+// and no connection sees another owner's event.
+func TestSmallLoadLosesNothing(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "local")
+	build := exec.Command("go", "build", "-o", bin, "./infra/local")
+	build.Dir = testenv.RepoRoot(t)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build local mode: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	log := &strings.Builder{}
+	rep, err := Run(ctx, Config{
+		Server: bin, Port: testenv.FreePort(t),
+		Connections: 1000, Owners: 10, Events: 100, Rate: 200, Dialers: 32,
+		Settle: time.Minute, Log: log,
+	})
+	if err != nil {
+		t.Fatalf("load run: %v\nserver output:\n%s", err, tail(log.String(), 40))
+	}
+	t.Logf("\n%s", rep)
+	if rep.EventsAccepted != 100 || rep.DeliveriesExpected != 100*100 {
+		t.Fatalf("accepted %d events, expected %d deliveries; want 100 and 10000", rep.EventsAccepted, rep.DeliveriesExpected)
+	}
+	if rep.Lost != 0 || rep.Duplicated != 0 || rep.Unexpected != 0 || rep.DeliveriesReceived != rep.DeliveriesExpected {
+		t.Fatalf("lost %d, duplicated %d, to the wrong owner %d, received %d of %d",
+			rep.Lost, rep.Duplicated, rep.Unexpected, rep.DeliveriesReceived, rep.DeliveriesExpected)
+	}
+}
+
+func tail(s string, lines int) string {
+	parts := strings.Split(s, "\n")
+	if len(parts) > lines {
+		parts = parts[len(parts)-lines:]
+	}
+	return strings.Join(parts, "\n")
+}

@@ -1,0 +1,210 @@
+// Command local runs wsnotify on one machine: the seed's WebSocket endpoint,
+// the Lambda Invoke API for job and upload events, and the API Gateway
+// Management API, all in one process over an in-memory store.
+//
+//	go run ./infra/local [--addr 127.0.0.1:8000] [--api-key KEY=OWNER ...]
+//
+// Every flag can also be set through an environment variable (see flags).
+// With no API key given it creates one for the owner "local-dev" and prints
+// a ready-to-use connect URL and a curl line that fires an event.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/wsnotify/wsnotify/infra/local/server"
+	"github.com/wsnotify/wsnotify/shared/auth"
+)
+
+// Environment variables, one per flag.
+const (
+	envAddr    = "WSNOTIFY_ADDR"
+	envAPIKeys = "WSNOTIFY_API_KEYS"
+)
+
+// devOwner owns the key generated when none is given.
+const devOwner = "local-dev"
+
+// shutdownTimeout bounds the graceful shutdown: WebSocket close handshakes
+// (5 s each at most, run in parallel) and the $disconnect of each connection.
+const shutdownTimeout = 15 * time.Second
+
+func main() {
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// After the first signal the default handling returns, so a second
+	// Ctrl-C ends a shutdown that takes too long.
+	context.AfterFunc(ctx, stop)
+	if err := run(ctx, os.Args[1:], os.LookupEnv, os.Stdout, log); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(2)
+		}
+		log.Error("local mode stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+// config is what the command line and the environment configure.
+type config struct {
+	addr    string
+	apiKeys map[string]string // key → owner
+}
+
+// run parses the configuration, serves until ctx ends (SIGINT or SIGTERM),
+// then shuts down gracefully. stdout receives the start-up banner, whose
+// first line names the address; log receives everything else.
+func run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout io.Writer, log *slog.Logger) error {
+	cfg, err := parseConfig(args, lookupEnv)
+	if err != nil {
+		return err
+	}
+	generated := ""
+	if len(cfg.apiKeys) == 0 {
+		key, err := auth.NewKey()
+		if err != nil {
+			return err
+		}
+		generated = key
+		cfg.apiKeys = map[string]string{key: devOwner}
+	}
+
+	srv, err := server.New(server.Config{APIKeys: cfg.apiKeys, Logger: log})
+	if err != nil {
+		return fmt.Errorf("configure local mode: %w", err)
+	}
+	l, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	printBanner(stdout, l.Addr().String(), generated, cfg.apiKeys)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	err = srv.Shutdown(shutdownCtx)
+	return errors.Join(err, <-errc)
+}
+
+// parseConfig reads the flags, each defaulting to its environment variable.
+func parseConfig(args []string, lookupEnv func(string) (string, bool)) (config, error) {
+	fs := flag.NewFlagSet("local", flag.ContinueOnError)
+	addr := "127.0.0.1:8000"
+	if v, ok := lookupEnv(envAddr); ok && v != "" {
+		addr = v
+	}
+	keys := &keyFlag{}
+	if v, ok := lookupEnv(envAPIKeys); ok && v != "" {
+		for _, pair := range strings.Split(v, ",") {
+			if err := keys.add(strings.TrimSpace(pair)); err != nil {
+				return config{}, fmt.Errorf("%s: %w", envAPIKeys, err)
+			}
+		}
+	}
+	fs.StringVar(&addr, "addr", addr, "listen address (env "+envAddr+")")
+	fs.Var(keys, "api-key", "an API key and its owner, KEY=OWNER; repeatable; replaces "+envAPIKeys+` ("k1=o1,k2=o2"). None: one is generated for owner `+devOwner)
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	if keys.err != nil {
+		return config{}, fmt.Errorf("--api-key: %w", keys.err)
+	}
+	if fs.NArg() > 0 {
+		return config{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	return config{addr: addr, apiKeys: keys.keys}, nil
+}
+
+// keyFlag collects --api-key KEY=OWNER. The first flag replaces the keys
+// from the environment, so the command line wins as for every other flag.
+// A key must never be echoed: String shows only a count (flag prints
+// defaults with it), and Set keeps its error for parseConfig instead of
+// returning it, because the flag package would quote the value in its message.
+type keyFlag struct {
+	keys    map[string]string
+	fromCLI bool
+	err     error
+}
+
+func (f *keyFlag) String() string {
+	if f == nil || len(f.keys) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d key(s)", len(f.keys))
+}
+
+func (f *keyFlag) Set(v string) error {
+	if !f.fromCLI {
+		f.keys, f.fromCLI = nil, true
+	}
+	if err := f.add(v); err != nil && f.err == nil {
+		f.err = err
+	}
+	return nil
+}
+
+func (f *keyFlag) add(pair string) error {
+	key, owner, ok := strings.Cut(pair, "=")
+	key, owner = strings.TrimSpace(key), strings.TrimSpace(owner)
+	if !ok || key == "" || owner == "" {
+		// The value is not echoed: it may be a key.
+		return errors.New("an API key must be given as KEY=OWNER")
+	}
+	if f.keys == nil {
+		f.keys = map[string]string{}
+	}
+	f.keys[key] = owner
+	return nil
+}
+
+// printBanner tells the user where local mode listens. A generated key is
+// printed here, once, on stdout: it is the user's own development key and
+// they need it to connect. It never goes to the log.
+func printBanner(w io.Writer, addr, generatedKey string, keys map[string]string) {
+	fmt.Fprintf(w, "wsnotify local mode on http://%s\n", addr)
+	if generatedKey == "" {
+		owners := make([]string, 0, len(keys))
+		for _, owner := range keys {
+			owners = append(owners, owner)
+		}
+		sort.Strings(owners)
+		fmt.Fprintf(w, "  API keys for: %s\n", strings.Join(owners, ", "))
+		fmt.Fprintf(w, "  Connect:      ws://%s/api/v1/ws/<client_id>?token=<API key>\n", addr)
+		return
+	}
+	body := fmt.Sprintf(`{"Records":[{"messageId":"1","body":"{\"ownerId\":\"%s\",\"event\":{\"type\":\"job_progress\",\"jobId\":\"job_123\",\"progress\":65,\"processedCount\":65,\"totalCount\":100,\"currentFile\":\"document.pdf\"}}"}]}`, devOwner)
+	fmt.Fprintf(w, "  No --api-key given: generated a development key.\n")
+	fmt.Fprintf(w, "  Owner:    %s\n", devOwner)
+	fmt.Fprintf(w, "  Connect:  ws://%s/api/v1/ws/%s?token=%s\n", addr, newUUID(), generatedKey)
+	fmt.Fprintf(w, "  Fire an event:\n    curl -s http://%s/2015-03-31/functions/JobEventsFunction/invocations -d '%s'\n", addr, body)
+}
+
+// newUUID returns a random (version 4) UUID, the kind of client id the
+// seed's examples use (crypto.randomUUID()).
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails (Go 1.24+)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"maps"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+func envOf(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestParseConfig(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		addr string
+		keys map[string]string
+		err  string
+	}{
+		{name: "defaults", addr: "127.0.0.1:8000"},
+		{name: "the environment sets the address and keys",
+			env:  map[string]string{envAddr: "0.0.0.0:9000", envAPIKeys: "k1=o1, k2=o2"},
+			addr: "0.0.0.0:9000", keys: map[string]string{"k1": "o1", "k2": "o2"}},
+		{name: "flags win over the environment",
+			args: []string{"--addr", ":7000", "--api-key", "k3=o3", "--api-key", "k4=o4"},
+			env:  map[string]string{envAddr: "0.0.0.0:9000", envAPIKeys: "k1=o1"},
+			addr: ":7000", keys: map[string]string{"k3": "o3", "k4": "o4"}},
+		{name: "a key without an owner is refused without echoing it",
+			args: []string{"--api-key", "secret-key-without-owner"}, err: "KEY=OWNER"},
+		{name: "a malformed environment list is refused",
+			env: map[string]string{envAPIKeys: "k1=o1,oops"}, err: envAPIKeys},
+		{name: "stray arguments are refused", args: []string{"serve"}, err: "unexpected arguments"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := parseConfig(tt.args, envOf(tt.env))
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) || strings.Contains(err.Error(), "secret-key") {
+					t.Fatalf("err = %v, want one mentioning %q and no key", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.addr != tt.addr || !maps.Equal(cfg.apiKeys, tt.keys) {
+				t.Fatalf("config = %+v", cfg)
+			}
+		})
+	}
+}
+
+func TestTheBannerOfAGeneratedKeyIsReadyToUse(t *testing.T) {
+	var out bytes.Buffer
+	printBanner(&out, "127.0.0.1:8000", "wsn_generated", map[string]string{"wsn_generated": devOwner})
+	text := out.String()
+	url := regexp.MustCompile(`ws://127\.0\.0\.1:8000/api/v1/ws/[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\?token=wsn_generated`)
+	if !url.MatchString(text) || !strings.Contains(text, "Owner:    "+devOwner) ||
+		!strings.Contains(text, "curl -s http://127.0.0.1:8000/2015-03-31/functions/JobEventsFunction/invocations -d '") {
+		t.Fatalf("banner:\n%s", text)
+	}
+	var given bytes.Buffer
+	printBanner(io.Writer(&given), "127.0.0.1:8000", "", map[string]string{"k-secret": "o1"})
+	if strings.Contains(given.String(), "k-secret") {
+		t.Fatalf("a given key was printed:\n%s", given.String())
+	}
+}

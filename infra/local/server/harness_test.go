@@ -1,0 +1,300 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/coder/websocket"
+
+	"github.com/wsnotify/wsnotify/infra/local/server"
+)
+
+// wait bounds every wait for something the server does in the background.
+const wait = 10 * time.Second
+
+// The seed's example events (websocket-api.txt), verbatim.
+const (
+	seedJobProgress  = `{"type":"job_progress","jobId":"job_123","progress":65,"processedCount":65,"totalCount":100,"currentFile":"document.pdf"}`
+	seedJobComplete  = `{"type":"job_complete","jobId":"job_123","status":"completed","organized":100,"failed":0}`
+	seedFileUploaded = `{"type":"file_uploaded","fileId":"file_456","name":"newfile.pdf","size":512000}`
+	seedError        = `{"type":"error","jobId":"job_123","error":"Permission denied","code":"PERMISSION_ERROR"}`
+)
+
+// testLogger shows the server's log with -v and discards it otherwise.
+func testLogger() *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// harness is local mode running in-process on a free loopback port.
+type harness struct {
+	srv  *server.Server
+	host string // 127.0.0.1:port
+	base string // http://127.0.0.1:port
+	stop func()
+}
+
+// start runs local mode with cfg until the test ends.
+func start(t *testing.T, cfg server.Config) *harness {
+	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = testLogger()
+	}
+	srv, err := server.New(cfg)
+	if err != nil {
+		t.Fatalf("server.New: %v", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	h := &harness{srv: srv, host: l.Addr().String(), base: "http://" + l.Addr().String()}
+	h.stop = sync.OnceFunc(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+		if err := <-errc; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	t.Cleanup(h.stop)
+	return h
+}
+
+// dial opens the seed's endpoint with a raw (already escaped as wanted)
+// client id path segment and token.
+func (h *harness) dial(ctx context.Context, rawClientID, token string) (*websocket.Conn, *http.Response, error) {
+	u := "ws://" + h.host + "/api/v1/ws/" + rawClientID
+	if token != "" {
+		u += "?token=" + url.QueryEscape(token)
+	}
+	return websocket.Dial(ctx, u, nil)
+}
+
+// connect opens a client that the test closes at its end.
+func (h *harness) connect(t *testing.T, clientID, token string) *websocket.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	c, resp, err := h.dial(ctx, url.PathEscape(clientID), token)
+	if err != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		t.Fatalf("connect %s: status %d: %v", clientID, status, err)
+	}
+	c.SetReadLimit(1 << 20)
+	t.Cleanup(func() { _ = c.CloseNow() })
+	return c
+}
+
+// connectionID returns the server-side connection id of owner's client.
+func (h *harness) connectionID(t *testing.T, owner, clientID string) string {
+	t.Helper()
+	conns, err := h.srv.Store().ListConnections(context.Background(), owner, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range conns {
+		if c.ClientID == clientID {
+			return c.ConnectionID
+		}
+	}
+	t.Fatalf("no connection of %s/%s", owner, clientID)
+	return ""
+}
+
+// invoke calls the Lambda Invoke API.
+func (h *harness) invoke(t *testing.T, function string, payload []byte, header http.Header) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, h.base+"/2015-03-31/functions/"+function+"/invocations", bytes.NewReader(payload))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("invoke %s: %v", function, err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+// invokeJSON invokes a function that must succeed and decodes its result.
+func (h *harness) invokeJSON(t *testing.T, function string, payload []byte, out any) {
+	t.Helper()
+	resp := h.invoke(t, function, payload, nil)
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Amz-Function-Error") != "" {
+		t.Fatalf("invoke %s: %d %s %s", function, resp.StatusCode, resp.Header.Get("X-Amz-Function-Error"), body)
+	}
+	if err := json.Unmarshal(body, out); err != nil {
+		t.Fatalf("invoke %s: result %s: %v", function, body, err)
+	}
+}
+
+// publishJobs sends SQS records through JobEventsFunction, each body an
+// envelope, and returns the ids of the failed records.
+func (h *harness) publishJobs(t *testing.T, bodies ...string) []string {
+	t.Helper()
+	var ev events.SQSEvent
+	for i, body := range bodies {
+		ev.Records = append(ev.Records, events.SQSMessage{
+			MessageId:      fmt.Sprintf("m%d", i+1),
+			Body:           body,
+			EventSource:    "aws:sqs",
+			EventSourceARN: "arn:aws:sqs:local:000000000000:wsnotify-job-events.fifo",
+		})
+	}
+	payload, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resp events.SQSEventResponse
+	h.invokeJSON(t, "JobEventsFunction", payload, &resp)
+	var failed []string
+	for _, f := range resp.BatchItemFailures {
+		failed = append(failed, f.ItemIdentifier)
+	}
+	return failed
+}
+
+// upload sends an S3 ObjectCreated event for key through S3UploadFunction.
+func (h *harness) upload(t *testing.T, key string, size int64) {
+	t.Helper()
+	payload := fmt.Sprintf(`{"Records":[{"eventVersion":"2.1","eventSource":"aws:s3","awsRegion":"local",
+		"eventTime":"2026-11-26T10:31:12.345Z","eventName":"ObjectCreated:Put",
+		"s3":{"s3SchemaVersion":"1.0","bucket":{"name":"wsnotify-uploads","arn":"arn:aws:s3:::wsnotify-uploads"},
+		"object":{"key":%q,"size":%d,"eTag":"0123456789abcdef0123456789abcdef","sequencer":"0067459A2B3C4D5E6F"}}}]}`, key, size)
+	var res struct {
+		Published int `json:"published"`
+	}
+	h.invokeJSON(t, "S3UploadFunction", []byte(payload), &res)
+	if res.Published != 1 {
+		t.Fatalf("upload %s: published %d", key, res.Published)
+	}
+}
+
+// envelope is a job event trigger message for owner (and client, if set).
+func envelope(owner, client, event string) string {
+	env := map[string]any{"ownerId": owner, "event": json.RawMessage(event)}
+	if client != "" {
+		env["clientId"] = client
+	}
+	b, _ := json.Marshal(env)
+	return string(b)
+}
+
+// read returns the next message of c as a JSON object, failing the test if
+// none arrives in time.
+func read(t *testing.T, c *websocket.Conn) map[string]any {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	typ, data, err := c.Read(ctx)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	if typ != websocket.MessageText {
+		t.Fatalf("read a %v message, want text", typ)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatalf("message %s is not a JSON object: %v", data, err)
+	}
+	return m
+}
+
+// readClose reads until c is closed and returns the close status.
+func readClose(t *testing.T, c *websocket.Conn) websocket.CloseError {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	for {
+		_, _, err := c.Read(ctx)
+		if err == nil {
+			continue
+		}
+		var ce websocket.CloseError
+		if !errors.As(err, &ce) {
+			t.Fatalf("connection ended without a close frame: %v", err)
+		}
+		return ce
+	}
+}
+
+// decode parses a JSON object literal.
+func decode(t *testing.T, s string) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		t.Fatalf("decode %s: %v", s, err)
+	}
+	return m
+}
+
+// sameShape fails unless got carries every field of want with the same
+// value. Fields may be added to events, never removed or renamed; fields
+// named in anyValue must be present with any value.
+func sameShape(t *testing.T, got map[string]any, want string, anyValue ...string) {
+	t.Helper()
+	w := decode(t, want)
+	for k, v := range w {
+		g, ok := got[k]
+		if !ok {
+			t.Errorf("event %v lacks field %q of %s", got, k, want)
+			continue
+		}
+		if contains(anyValue, k) {
+			continue
+		}
+		if fmt.Sprint(g) != fmt.Sprint(v) {
+			t.Errorf("event field %q = %v, want %v (event %v)", k, g, v, got)
+		}
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// eventually polls cond until it holds, failing the test after wait.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		<-tick.C
+	}
+}

@@ -1,0 +1,299 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"regexp"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/wsnotify/wsnotify/shared/auth"
+	"github.com/wsnotify/wsnotify/shared/event"
+	"github.com/wsnotify/wsnotify/shared/handler"
+	"github.com/wsnotify/wsnotify/shared/notify"
+	"github.com/wsnotify/wsnotify/shared/store/memory"
+)
+
+// Defaults of Config.
+const (
+	DefaultStage        = "local"
+	DefaultQueueSize    = 1000
+	DefaultWriteTimeout = 10 * time.Second
+	// DefaultIdleTimeout is API Gateway's: 10 minutes without a client message.
+	DefaultIdleTimeout = 10 * time.Minute
+	// DefaultRouteTimeout is API Gateway's integration timeout (29 s).
+	DefaultRouteTimeout = 29 * time.Second
+)
+
+// HTTP server limits. The WebSocket route lifts the read and write deadlines
+// once the handshake is accepted; they bound every other request.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 30 * time.Second
+	writeTimeout      = 60 * time.Second // a large fan-out runs inside one Invoke request
+	idleTimeout       = 2 * time.Minute
+)
+
+// Route is one WebSocket route's integration, shaped like the Lambda
+// function behind it: an API Gateway WebSocket event in, a proxy response
+// out. By default it is a shared/handler function called in-process; a Route
+// that invokes the function on a Lambda endpoint instead slots in unchanged.
+type Route func(context.Context, events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error)
+
+// Routes are the integrations of the three WebSocket routes. A nil field
+// takes the in-process shared/handler function.
+type Routes struct {
+	Connect    Route // $connect: a non-2xx status refuses the handshake
+	Disconnect Route // $disconnect: its answer is ignored
+	Default    Route // $default: a non-empty body is sent back to the client
+}
+
+// Store is what local mode keeps connections and API keys in: the embedded
+// memory store by default, the DynamoDB store when one is given.
+type Store interface {
+	notify.Store
+	auth.KeyStore
+	PutKey(ctx context.Context, k auth.Key) error
+}
+
+var _ Store = (*memory.Store)(nil)
+
+// Config is local mode's configuration. Zero values take the defaults.
+type Config struct {
+	// APIKeys maps each API key to the owner it belongs to. Keys are stored
+	// as SHA-256 hashes (auth.Hash) and never logged.
+	APIKeys map[string]string
+	// Stage names the stage in events and the raw API Gateway URL shape
+	// GET /{Stage}?client_id=…&token=… (default DefaultStage).
+	Stage string
+	// UploadPrefix is the S3 key prefix of uploads (default handler.DefaultUploadPrefix).
+	UploadPrefix string
+	// QueueSize bounds each connection's outgoing queue, in messages; a
+	// client that lets it fill is closed as a slow consumer (default DefaultQueueSize).
+	QueueSize int
+	// WriteTimeout bounds the write of one message to a client (default DefaultWriteTimeout).
+	WriteTimeout time.Duration
+	// IdleTimeout closes a connection whose client has sent no message for
+	// that long (default DefaultIdleTimeout; negative: never).
+	IdleTimeout time.Duration
+	// MaxConnectionAge closes a connection that old (default
+	// notify.MaxConnectionAge; negative: never).
+	MaxConnectionAge time.Duration
+	// RouteTimeout bounds one route integration call (default DefaultRouteTimeout).
+	RouteTimeout time.Duration
+	// OriginPatterns lists the browser origins (host patterns, as
+	// websocket.AcceptOptions takes them) allowed to connect. Empty allows
+	// every origin, as API Gateway does: it does not check Origin.
+	OriginPatterns []string
+	// Store keeps connections and keys (default: a new memory store).
+	Store Store
+	// Routes overrides route integrations (default: in-process handlers).
+	Routes Routes
+	// Notify configures the Notifier (zero: its defaults).
+	Notify notify.Config
+	// Logger receives text logs (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// stagePattern is API Gateway's rule for stage names.
+var stagePattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+
+// Server is local mode. Create it with New, run it with Serve (or mount it
+// as an http.Handler) and stop it with Shutdown.
+type Server struct {
+	cfg       Config
+	log       *slog.Logger
+	store     Store
+	hub       *Hub
+	notifier  *notify.Notifier
+	routes    Routes
+	functions map[string]function
+	handler   http.Handler
+	http      *http.Server
+}
+
+// New builds local mode from cfg: the store with cfg's keys, the Hub, the
+// Notifier over both, the handlers, and the HTTP routes.
+func New(cfg Config) (*Server, error) {
+	if cfg.Stage == "" {
+		cfg.Stage = DefaultStage
+	}
+	if !stagePattern.MatchString(cfg.Stage) {
+		return nil, fmt.Errorf("stage %q: must be 1-128 characters of A-Z a-z 0-9 _ -", cfg.Stage)
+	}
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = DefaultQueueSize
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.MaxConnectionAge == 0 {
+		cfg.MaxConnectionAge = notify.MaxConnectionAge
+	}
+	if cfg.RouteTimeout <= 0 {
+		cfg.RouteTimeout = DefaultRouteTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Store == nil {
+		cfg.Store = memory.New()
+	}
+	log := cfg.Logger
+	now := time.Now()
+	for key, owner := range cfg.APIKeys {
+		if key == "" {
+			return nil, fmt.Errorf("API key of owner %q is empty", owner)
+		}
+		if !event.ValidOwnerID(owner) {
+			return nil, fmt.Errorf("owner %q: must be 1-%d characters of A-Z a-z 0-9 . _ : @ -", owner, event.MaxOwnerIDLength)
+		}
+		k := auth.Key{Hash: auth.Hash(key), OwnerID: owner, Name: "local mode", CreatedAt: now}
+		if err := cfg.Store.PutKey(context.Background(), k); err != nil {
+			return nil, fmt.Errorf("store key %s of %s: %w", auth.Prefix(k.Hash), owner, err)
+		}
+	}
+
+	s := &Server{cfg: cfg, log: log, store: cfg.Store}
+	s.hub = newHub(hubConfig{
+		queueSize:    cfg.QueueSize,
+		writeTimeout: cfg.WriteTimeout,
+		idleTimeout:  cfg.IdleTimeout,
+		maxAge:       cfg.MaxConnectionAge,
+	}, log)
+	s.notifier = notify.New(auth.NewAuthenticator(cfg.Store), cfg.Store, s.hub, log, cfg.Notify)
+
+	connect := handler.NewConnect(s.notifier, log)
+	disconnect := handler.NewDisconnect(s.notifier, log)
+	dflt := handler.NewDefault(log)
+	jobs := handler.NewJobEvents(s.notifier, log)
+	uploads := handler.NewS3Upload(s.notifier, log, cfg.UploadPrefix)
+	s.routes = Routes{Connect: connect.Handle, Disconnect: disconnect.Handle, Default: dflt.Handle}
+	if cfg.Routes.Connect != nil {
+		s.routes.Connect = cfg.Routes.Connect
+	}
+	if cfg.Routes.Disconnect != nil {
+		s.routes.Disconnect = cfg.Routes.Disconnect
+	}
+	if cfg.Routes.Default != nil {
+		s.routes.Default = cfg.Routes.Default
+	}
+	// The logical ids of template.yaml, so that a call aimed at
+	// `sam local start-lambda` works here unchanged.
+	s.functions = map[string]function{
+		"ConnectFunction":    lambdaFunction(connect.Handle),
+		"DisconnectFunction": lambdaFunction(disconnect.Handle),
+		"DefaultFunction":    lambdaFunction(dflt.Handle),
+		"JobEventsFunction":  lambdaFunction(jobs.Handle),
+		"S3UploadFunction":   lambdaFunction(uploads.Handle),
+	}
+
+	mux := http.NewServeMux()
+	// {client_id...} takes the rest of the path, so that "a/b" reaches the
+	// $connect handler and is refused there (400) like any bad client id.
+	mux.HandleFunc("GET /api/v1/ws/{client_id...}", s.webSocket(true))
+	// The raw API Gateway URL: client_id and token in the query string.
+	mux.HandleFunc("GET /"+cfg.Stage, s.webSocket(false))
+	mux.HandleFunc("POST /2015-03-31/functions/{function}/invocations", s.invoke)
+	for _, prefix := range []string{"", "/{stage}"} {
+		mux.HandleFunc("POST "+prefix+"/@connections/{id}", s.postToConnection)
+		mux.HandleFunc("GET "+prefix+"/@connections/{id}", s.getConnection)
+		mux.HandleFunc("DELETE "+prefix+"/@connections/{id}", s.deleteConnection)
+	}
+	s.handler = s.logRequests(mux)
+	s.http = &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return s, nil
+}
+
+// ServeHTTP serves every local mode route, for a caller that runs its own
+// http.Server; it must still call Shutdown to close the WebSockets.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// Serve accepts connections on l until Shutdown, then returns nil.
+func (s *Server) Serve(l net.Listener) error {
+	err := s.http.Serve(l)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return fmt.Errorf("serve on %s: %w", l.Addr(), err)
+}
+
+// Shutdown stops accepting, lets the HTTP requests in flight finish, then
+// closes every WebSocket with 1001 (going away) and returns once each one's
+// $disconnect has run, or ctx has ended.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var errs []error
+	if err := s.http.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("shut down HTTP server: %w", err))
+	}
+	if err := s.hub.Shutdown(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Hub returns the in-process pusher, for tests and load tests that want to
+// count connections or post to one directly.
+func (s *Server) Hub() *Hub { return s.hub }
+
+// Store returns the connection and key store.
+func (s *Server) Store() Store { return s.store }
+
+// Notifier returns the core the handlers share.
+func (s *Server) Notifier() *notify.Notifier { return s.notifier }
+
+// statusRecorder remembers a response's status for the request log. Unwrap
+// lets websocket.Accept and http.ResponseController reach the hijacker and
+// the deadlines of the real ResponseWriter.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// logRequests logs one line per request, after it ends (for a WebSocket,
+// when the connection closes). The path is logged without its query string,
+// which carries the client's token.
+func (s *Server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r)
+		s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+			slog.String("method", r.Method),
+			slog.String("path", r.URL.Path),
+			slog.Int("status", rec.status),
+			slog.Duration("duration", time.Since(start)),
+			slog.String("remote", r.RemoteAddr))
+	})
+}
