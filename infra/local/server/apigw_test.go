@@ -1,0 +1,78 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/wsnotify/wsnotify/shared/auth"
+	"github.com/wsnotify/wsnotify/shared/event"
+	"github.com/wsnotify/wsnotify/shared/notify"
+	"github.com/wsnotify/wsnotify/shared/push/apigw"
+	"github.com/wsnotify/wsnotify/shared/store"
+)
+
+// TestTheCloudPusherWorksAgainstLocalMode points the functions' own pusher —
+// apigw.NewClient and apigw.New, as shared/app builds them — at local mode's
+// stage URL, and runs the cloud's publish path through it: a live client
+// gets the event, a gone one is reported and its record removed.
+func TestTheCloudPusherWorksAgainstLocalMode(t *testing.T) {
+	t.Parallel()
+	h := start(t, twoOwners())
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	cfg := aws.Config{Region: "eu-west-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDLOCAL", "local-secret", "")}
+	pusher := apigw.New(apigw.NewClient(cfg, h.base+"/local", 3), testLogger())
+
+	live := h.connect(t, "live", keyA)
+	liveID := h.connectionID(t, ownerA, "live")
+
+	t.Run("Alive is true for a live connection and false for an unknown one", func(t *testing.T) {
+		if ok, err := pusher.Alive(ctx, liveID); !ok || err != nil {
+			t.Fatalf("Alive(live) = %v, %v", ok, err)
+		}
+		if ok, err := pusher.Alive(ctx, "Tm9TdWNoQ29ubj0="); ok || err != nil {
+			t.Fatalf("Alive(unknown) = %v, %v", ok, err)
+		}
+	})
+	t.Run("Post to an unknown connection is ErrGone", func(t *testing.T) {
+		if err := pusher.Post(ctx, "Tm9TdWNoQ29ubj0=", []byte(`{}`)); !errors.Is(err, notify.ErrGone) {
+			t.Fatalf("err = %v, want ErrGone", err)
+		}
+	})
+	t.Run("an oversized message is refused before it is sent", func(t *testing.T) {
+		big := []byte(`"` + strings.Repeat("x", notify.MaxMessageBytes) + `"`)
+		if err := pusher.Post(ctx, liveID, big); !errors.Is(err, notify.ErrPayloadTooLarge) {
+			t.Fatalf("err = %v, want ErrPayloadTooLarge", err)
+		}
+	})
+	t.Run("a publish through the Notifier delivers to the live client and cleans up a gone one", func(t *testing.T) {
+		// The cloud's Notifier, with local mode's store standing in for DynamoDB.
+		st := h.srv.Store()
+		n := notify.New(auth.NewAuthenticator(st), st, pusher, testLogger(), notify.Config{ConnectGrace: 1})
+		// A record whose connection vanished without a $disconnect, as
+		// API Gateway allows: only the Management API's 410 reveals it.
+		ghost := store.Connection{OwnerID: ownerA, ClientID: "ghost", ConnectionID: "R2hvc3RDb25uMDE=",
+			ConnectedAt: time.Now().Add(-time.Hour), ExpiresAt: time.Now().Add(time.Hour)}
+		if err := st.PutConnection(ctx, ghost, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		ev := event.JobComplete{Type: event.TypeJobComplete, JobID: "job_9", Status: event.StatusCompleted, Organized: 3}
+		res, err := n.Publish(ctx, ownerA, "", ev)
+		if err != nil || res != (notify.Result{Delivered: 1, Gone: 1}) {
+			t.Fatalf("Publish = %+v, %v; want 1 delivered, 1 gone", res, err)
+		}
+		conns, _ := st.ListConnections(ctx, ownerA, time.Now())
+		if len(conns) != 1 || conns[0].ClientID != "live" {
+			t.Fatalf("records after the publish: %+v; want the ghost removed", conns)
+		}
+		if m := read(t, live); m["type"] != "job_complete" || m["jobId"] != "job_9" {
+			t.Fatalf("live client got %v", m)
+		}
+	})
+}
