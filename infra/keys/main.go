@@ -28,11 +28,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-
+	"github.com/wsnotify/wsnotify/infra/awsconf"
 	"github.com/wsnotify/wsnotify/shared/auth"
 	"github.com/wsnotify/wsnotify/shared/event"
 	"github.com/wsnotify/wsnotify/shared/store/dynamo"
@@ -188,31 +184,14 @@ func (c cli) parse(fs *flag.FlagSet, args []string) error {
 }
 
 // openDynamo returns the DynamoDB store. With an endpoint (dynalite), any
-// credentials do and the region may be unset, so dummy ones stand in for
-// those the environment does not configure.
+// credentials do and the region may be unset: awsconf fills in for those the
+// environment does not configure.
 func openDynamo(ctx context.Context, table, endpoint string) (keyStore, error) {
-	var opts []func(*config.LoadOptions) error
-	if endpoint != "" {
-		if os.Getenv("AWS_ACCESS_KEY_ID") == "" && os.Getenv("AWS_PROFILE") == "" {
-			opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("local", "local", "")))
-		}
-	}
-	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	cfg, err := awsconf.Load(ctx, endpoint)
 	if err != nil {
-		return nil, fmt.Errorf("load AWS configuration: %w", err)
+		return nil, err
 	}
-	if endpoint != "" && cfg.Region == "" {
-		cfg.Region = "us-east-1"
-	}
-	if cfg.Region == "" {
-		return nil, errors.New("no AWS region: set AWS_REGION (or a region in ~/.aws/config)")
-	}
-	client := dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
-		if endpoint != "" {
-			o.BaseEndpoint = aws.String(endpoint)
-		}
-	})
-	return dynamo.New(client, table), nil
+	return dynamo.New(awsconf.DynamoDB(cfg, endpoint), table), nil
 }
 
 func (c cli) create(ctx context.Context, s keyStore, owner, name string) error {
