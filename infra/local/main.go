@@ -62,6 +62,8 @@ func main() {
 type config struct {
 	addr    string
 	apiKeys map[string]string // key → owner
+	limits  limits            // connection limits and guards (limits.go)
+	backend backend           // store and function endpoints (backend.go)
 }
 
 // run parses the configuration, serves until ctx ends (SIGINT or SIGTERM),
@@ -70,6 +72,9 @@ type config struct {
 func run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout io.Writer, log *slog.Logger) error {
 	cfg, err := parseConfig(args, lookupEnv)
 	if err != nil {
+		return err
+	}
+	if err := cfg.backend.open(ctx, log); err != nil {
 		return err
 	}
 	generated := ""
@@ -82,15 +87,17 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		cfg.apiKeys = map[string]string{key: devOwner}
 	}
 
-	srv, err := server.New(server.Config{APIKeys: cfg.apiKeys, Logger: log})
+	srv, err := server.New(cfg.backend.apply(cfg.limits.apply(server.Config{APIKeys: cfg.apiKeys, Logger: log})))
 	if err != nil {
 		return fmt.Errorf("configure local mode: %w", err)
 	}
+	observeServer(ctx, srv)
 	l, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	printBanner(stdout, l.Addr().String(), generated, cfg.apiKeys)
+	cfg.backend.printBanner(stdout)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
@@ -123,6 +130,14 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool)) (config, 
 	}
 	fs.StringVar(&addr, "addr", addr, "listen address (env "+envAddr+")")
 	fs.Var(keys, "api-key", "an API key and its owner, KEY=OWNER; repeatable; replaces "+envAPIKeys+` ("k1=o1,k2=o2"). None: one is generated for owner `+devOwner)
+	var lim limits
+	if err := lim.register(fs, lookupEnv); err != nil {
+		return config{}, err
+	}
+	var be backend
+	if err := be.register(fs, lookupEnv); err != nil {
+		return config{}, err
+	}
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -132,7 +147,13 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool)) (config, 
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
-	return config{addr: addr, apiKeys: keys.keys}, nil
+	if err := lim.check(); err != nil {
+		return config{}, err
+	}
+	if err := be.check(len(keys.keys) > 0); err != nil {
+		return config{}, err
+	}
+	return config{addr: addr, apiKeys: keys.keys, limits: lim, backend: be}, nil
 }
 
 // keyFlag collects --api-key KEY=OWNER. The first flag replaces the keys

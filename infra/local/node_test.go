@@ -73,11 +73,37 @@ func TestSeedClientRunsTheSeedsNodeExampleUnchanged(t *testing.T) {
 }
 
 func TestTheSeedsNodeClientReceivesEveryEventType(t *testing.T) {
-	node := testenv.Node(t)
-	modules := testenv.NodeModules(t)
 	const key, owner = "wsn_node_test_key", "acct_node"
+	for _, setup := range storeSetups {
+		t.Run("on "+setup.name, func(t *testing.T) {
+			t.Parallel()
+			// Local mode as `go run ./infra/local` starts it, on a free port.
+			addr := startLocalMode(t, append([]string{"--addr", "127.0.0.1:0", "--api-key", key + "=" + owner}, setup.args(t)...)...)
+			client := startSeedClient(t, addr, key)
+			fireSeedEvents(t, addr, owner)
+			client.expectSeedEvents(t)
+		})
+	}
+}
 
-	// Local mode as `go run ./infra/local` starts it, on a free port.
+// storeSetup is a store local mode runs on, chosen by its flags.
+type storeSetup struct {
+	name string
+	args func(t *testing.T) []string
+}
+
+// storeSetups are the stores the end-to-end tests run local mode on.
+var storeSetups = []storeSetup{
+	{"the embedded store", func(*testing.T) []string { return nil }},
+	{"the DynamoDB store on dynalite, its table created by --create-table", func(t *testing.T) []string {
+		return []string{"--dynamodb-endpoint", testenv.Dynalite(t), "--table", "wsnotify-local", "--create-table"}
+	}},
+}
+
+// startLocalMode runs local mode with args, as `go run ./infra/local` does,
+// until the test ends, and returns the address it listens on.
+func startLocalMode(t *testing.T, args ...string) string {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	banner, bannerW := io.Pipe()
 	done := make(chan error, 1)
@@ -86,7 +112,7 @@ func TestTheSeedsNodeClientReceivesEveryEventType(t *testing.T) {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	go func() {
-		done <- run(ctx, []string{"--addr", "127.0.0.1:0", "--api-key", key + "=" + owner}, noEnv, bannerW, log)
+		done <- run(ctx, args, noEnv, bannerW, log)
 		bannerW.Close()
 	}()
 	lines := testenv.Lines(banner)
@@ -98,53 +124,129 @@ func TestTheSeedsNodeClientReceivesEveryEventType(t *testing.T) {
 			t.Errorf("run: %v", err)
 		}
 	})
-	addr := ""
 	select {
 	case line := <-lines:
-		addr = strings.TrimPrefix(line, "wsnotify local mode on http://")
+		return strings.TrimPrefix(line, "wsnotify local mode on http://")
 	case err := <-done:
 		t.Fatalf("local mode stopped: %v", err)
 	case <-time.After(10 * time.Second):
 		t.Fatal("local mode did not start")
 	}
+	return ""
+}
 
-	cmd := exec.Command(node, seedClientPath(t))
-	cmd.Env = append(os.Environ(), "NODE_PATH="+modules, "WSNOTIFY_HOST="+addr, "WSNOTIFY_TOKEN="+key)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+// seedClient is the seed's Node client (infra/node/seed-client.js)
+// connected to local mode.
+type seedClient struct {
+	out      <-chan string
+	stdin    io.WriteCloser
+	stderr   *testenv.SyncBuffer
+	deadline <-chan time.Time
+}
+
+// startSeedClient runs the seed's Node client against local mode at addr
+// with key, and returns once it has connected. Its stdin lines are sent as
+// messages (send), and closing stdin closes the connection (close).
+func startSeedClient(t *testing.T, addr, key string) *seedClient {
+	t.Helper()
+	cmd := exec.Command(testenv.Node(t), seedClientPath(t))
+	cmd.Env = append(os.Environ(), "NODE_PATH="+testenv.NodeModules(t), "WSNOTIFY_HOST="+addr, "WSNOTIFY_TOKEN="+key, "WSNOTIFY_SEND_STDIN=1")
+	c := &seedClient{stderr: &testenv.SyncBuffer{}, deadline: time.After(30 * time.Second)}
+	cmd.Stderr = c.stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
+		t.Fatal(err)
+	}
+	if c.stdin, err = cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
 	}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start node: %v", err)
 	}
-	out := testenv.Lines(stdout)
+	c.out = testenv.Lines(stdout)
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		for range out { // read to EOF before Wait closes the pipe
+		for range c.out { // read to EOF before Wait closes the pipe
 		}
 		_ = cmd.Wait()
 	})
-	deadline := time.After(20 * time.Second)
-	next := func(what string) string {
-		t.Helper()
-		select {
-		case line, ok := <-out:
-			if !ok {
-				t.Fatalf("node exited while waiting for %s: %s", what, stderr.String())
-			}
-			return line
-		case <-deadline:
-			t.Fatalf("timed out waiting for %s; node stderr: %s", what, stderr.String())
-		}
-		return ""
+	for c.next(t, `"Connected"`) != "Connected" {
 	}
-	for next(`"Connected"`) != "Connected" {
-	}
+	return c
+}
 
-	// job_progress, job_complete and error through the job events function
-	// (one SQS batch), file_uploaded through the upload function.
+// next returns the client's next line of output.
+func (c *seedClient) next(t *testing.T, what string) string {
+	t.Helper()
+	select {
+	case line, ok := <-c.out:
+		if !ok {
+			t.Fatalf("node exited while waiting for %s: %s", what, c.stderr)
+		}
+		return line
+	case <-c.deadline:
+		t.Fatalf("timed out waiting for %s; node stderr: %s", what, c.stderr)
+	}
+	return ""
+}
+
+// event returns the next event the client received, skipping the seed's
+// own multi-line console.log output.
+func (c *seedClient) event(t *testing.T, what string) map[string]any {
+	t.Helper()
+	line := c.next(t, what)
+	for !strings.HasPrefix(line, "EVENT ") {
+		line = c.next(t, what)
+	}
+	var ev map[string]any
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "EVENT ")), &ev); err != nil {
+		t.Fatalf("line %q: %v", line, err)
+	}
+	return ev
+}
+
+// send makes the client send msg as one message.
+func (c *seedClient) send(t *testing.T, msg string) {
+	t.Helper()
+	if _, err := io.WriteString(c.stdin, msg+"\n"); err != nil {
+		t.Fatalf("write to node: %v", err)
+	}
+}
+
+// close makes the client close the connection normally and waits until it has.
+func (c *seedClient) close(t *testing.T) {
+	t.Helper()
+	if err := c.stdin.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for line := c.next(t, "CLOSED"); !strings.HasPrefix(line, "CLOSED "); line = c.next(t, "CLOSED") {
+	}
+}
+
+// expectSeedEvents checks that the client receives the seed's four example
+// events, in fireSeedEvents' order, with every field of the seed's shape.
+func (c *seedClient) expectSeedEvents(t *testing.T) {
+	t.Helper()
+	for _, typ := range []string{"job_progress", "job_complete", "error", "file_uploaded"} {
+		got := c.event(t, typ)
+		var want map[string]any
+		_ = json.Unmarshal([]byte(seedEvents[typ]), &want)
+		for field, v := range want {
+			if field == "fileId" {
+				v = got[field] // derived from the upload; any id
+			}
+			if g, ok := got[field]; !ok || fmt.Sprint(g) != fmt.Sprint(v) {
+				t.Errorf("%s: field %s = %v, want %v (event %v)", typ, field, g, v, got)
+			}
+		}
+	}
+}
+
+// fireSeedEvents publishes the seed's example events to owner through local
+// mode's Invoke API: job_progress, job_complete and error through the job
+// events function (one SQS batch), file_uploaded through the upload function.
+func fireSeedEvents(t *testing.T, addr, owner string) {
+	t.Helper()
 	var sqs events.SQSEvent
 	for i, typ := range []string{"job_progress", "job_complete", "error"} {
 		sqs.Records = append(sqs.Records, events.SQSMessage{
@@ -161,31 +263,11 @@ func TestTheSeedsNodeClientReceivesEveryEventType(t *testing.T) {
 	var uploads struct {
 		Published int `json:"published"`
 	}
-	invoke(t, addr, "S3UploadFunction", []byte(`{"Records":[{"eventName":"ObjectCreated:Put",
-		"s3":{"bucket":{"name":"uploads"},"object":{"key":"uploads/acct_node/newfile.pdf","size":512000,"eTag":"e","sequencer":"01"}}}]}`),
+	invoke(t, addr, "S3UploadFunction", []byte(fmt.Sprintf(`{"Records":[{"eventName":"ObjectCreated:Put",
+		"s3":{"bucket":{"name":"uploads"},"object":{"key":"uploads/%s/newfile.pdf","size":512000,"eTag":"e","sequencer":"01"}}}]}`, owner)),
 		&uploads)
 	if uploads.Published != 1 {
 		t.Fatalf("uploads published: %d", uploads.Published)
-	}
-
-	for _, typ := range []string{"job_progress", "job_complete", "error", "file_uploaded"} {
-		line := next(typ)
-		for !strings.HasPrefix(line, "EVENT ") {
-			line = next(typ) // the seed's own multi-line console.log output
-		}
-		var got, want map[string]any
-		if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "EVENT ")), &got); err != nil {
-			t.Fatalf("line %q: %v", line, err)
-		}
-		_ = json.Unmarshal([]byte(seedEvents[typ]), &want)
-		for field, v := range want {
-			if field == "fileId" {
-				v = got[field] // derived from the upload; any id
-			}
-			if g, ok := got[field]; !ok || fmt.Sprint(g) != fmt.Sprint(v) {
-				t.Errorf("%s: field %s = %v, want %v (event %v)", typ, field, g, v, got)
-			}
-		}
 	}
 }
 

@@ -13,6 +13,9 @@
 // every received event as one line "EVENT <json>" on stdout (the seed's own
 // console.log prints it in Node's multi-line inspect format), and a line
 // "CLOSED <code> <reason>" when the connection closes, then it exits.
+// With WSNOTIFY_SEND_STDIN=1 it also sends each line of stdin as one message
+// (e.g. {"action":"ping"}), and closes the connection normally (1000) at the
+// end of stdin.
 // require('ws') resolves from infra/node/node_modules (`make tools`).
 
 const host = process.env.WSNOTIFY_HOST || 'localhost:8000';
@@ -45,6 +48,25 @@ ws.on('message', (data) => {
 ws.on('message', (data) => {
   console.log('EVENT ' + JSON.stringify(JSON.parse(data)));
 });
+
+if (process.env.WSNOTIFY_SEND_STDIN === '1') {
+  const opened = new Promise((resolve) => ws.once('open', resolve));
+  let pending = '';
+  let sending = Promise.resolve();
+  const send = (line) => {
+    sending = sending.then(() => opened).then(() => ws.send(line));
+  };
+  process.stdin.setEncoding('utf8');
+  process.stdin.on('data', (chunk) => {
+    const lines = (pending + chunk).split('\n');
+    pending = lines.pop();
+    lines.filter((l) => l.trim() !== '').forEach(send);
+  });
+  process.stdin.on('end', () => {
+    if (pending.trim() !== '') send(pending);
+    sending = sending.then(() => opened).then(() => ws.close(1000, 'done'));
+  });
+}
 
 ws.on('unexpected-response', (req, res) => {
   console.log(`REFUSED ${res.statusCode}`);

@@ -11,7 +11,9 @@
 //	               (Routes; by default the shared/handler Lambda handlers,
 //	               in-process)
 //	hub.go         Hub, the in-process notify.Pusher: one bounded outgoing
-//	               queue and one writer goroutine per connection
+//	               queue (messages and bytes) and one writer goroutine per
+//	               connection; idle, age and slow-consumer closes
+//	origin.go      the browser Origin allow-list, checked before $connect
 //	management.go  the API Gateway Management API (/@connections/{id}) over
 //	               HTTP, a second adapter over the Hub, so the real SDK
 //	               client can be pointed at local mode
@@ -19,6 +21,11 @@
 //	               as `sam local start-lambda` serves it, for job and upload
 //	               events
 //	server.go      Config, New, Serve, Shutdown, request logging
+//	dynamo.go      OpenDynamoDB: the functions' DynamoDB store (dynalite or
+//	               AWS), its table checked or created from template.yaml
+//	remote.go      functions on Lambda endpoints (aws-lambda-rie, `sam local
+//	               start-lambda`): the routes invoke them, and the Invoke
+//	               API forwards to them
 //
 // A program starts it in-process with New and Serve on a listener of its
 // choice, and stops it with Shutdown, which closes every WebSocket with 1001

@@ -27,6 +27,13 @@ const (
 	statusServerEnded = websocket.StatusGoingAway
 )
 
+// slowConsumerGrace is how long a connection closed as a slow consumer may
+// take to finish the write in flight before its socket is dropped. A client
+// that still reads takes a queued message in far less and then gets the
+// 1013 close frame; one whose socket has stopped accepting data never would,
+// and waiting out the whole write timeout would only hold its client id.
+const slowConsumerGrace = 2 * time.Second
+
 // errShuttingDown refuses new connections once Shutdown has begun.
 var errShuttingDown = errors.New("server is shutting down")
 
@@ -34,11 +41,12 @@ var errShuttingDown = errors.New("server is shutting down")
 // notify.Pusher: the in-process counterpart of the API Gateway Management
 // API. Every connection has a bounded outgoing queue drained by one writer
 // goroutine, so Post never blocks on a client and never holds a lock across
-// network I/O; a client whose queue is full is too slow and is closed with
-// 1013 (try again later) and reason "slow consumer".
+// network I/O; a client whose queue is full (in messages or in bytes) is too
+// slow and is closed with 1013 (try again later) and reason "slow consumer".
 type Hub struct {
 	log          *slog.Logger
 	queueSize    int
+	queueBytes   int
 	writeTimeout time.Duration
 	idleTimeout  time.Duration
 	maxAge       time.Duration
@@ -56,15 +64,20 @@ var _ notify.Pusher = (*Hub)(nil)
 // hubConfig is the part of Config the Hub uses, with defaults applied.
 type hubConfig struct {
 	queueSize    int
+	queueBytes   int // >= notify.MaxMessageBytes, so an empty queue takes any message
 	writeTimeout time.Duration
 	idleTimeout  time.Duration // <= 0: never
 	maxAge       time.Duration // <= 0: never
 }
 
 func newHub(cfg hubConfig, log *slog.Logger) *Hub {
+	if cfg.queueBytes <= 0 {
+		cfg.queueBytes = DefaultQueueBytes
+	}
 	return &Hub{
 		log:          log,
 		queueSize:    cfg.queueSize,
+		queueBytes:   cfg.queueBytes,
 		writeTimeout: cfg.writeTimeout,
 		idleTimeout:  cfg.idleTimeout,
 		maxAge:       cfg.maxAge,
@@ -109,12 +122,16 @@ type conn struct {
 	writerDone chan struct{} // closed when the writer goroutine has returned
 
 	mu sync.Mutex
-	// queue is the outgoing queue, at most queueSize messages. A slice that
-	// grows on demand rather than a buffered channel: a channel allocates its
-	// whole buffer up front, 24 KB per connection for 1,000 messages, which
-	// ten thousand mostly idle connections would pay for nothing.
+	// queue is the outgoing queue, at most queueSize messages and
+	// byteLimit bytes (queued holds its size). A slice that grows on demand
+	// rather than a buffered channel: a channel allocates its whole buffer up
+	// front, 24 KB per connection for 1,000 messages, which ten thousand
+	// mostly idle connections would pay for nothing. The byte bound matters
+	// as much: 1,000 messages of 128 KB would be 128 MB for one client.
 	queue     [][]byte
+	queued    int
 	queueSize int
+	byteLimit int
 	state     connState
 	code      websocket.StatusCode // why it closed, for the $disconnect event
 	reason    string
@@ -123,6 +140,7 @@ type conn struct {
 	idle      *time.Timer
 	idleAfter time.Duration
 	maxAge    *time.Timer
+	cutoff    *time.Timer // drops a slow consumer's socket after slowConsumerGrace
 }
 
 // reserve registers a new connection id in the connecting state, before its
@@ -145,6 +163,7 @@ func (h *Hub) reserve(id, sourceIP, userAgent, domain string, now time.Time) (*c
 		domain:      domain,
 		connectedAt: now,
 		queueSize:   h.queueSize,
+		byteLimit:   h.queueBytes,
 		wake:        make(chan struct{}, 1),
 		closing:     make(chan struct{}),
 		writerDone:  make(chan struct{}),
@@ -166,6 +185,9 @@ func (h *Hub) release(c *conn) {
 	}
 	if c.maxAge != nil {
 		c.maxAge.Stop()
+	}
+	if c.cutoff != nil {
+		c.cutoff.Stop()
 	}
 	c.mu.Unlock()
 	h.mu.Lock()
@@ -241,20 +263,28 @@ func (c *conn) closeStatus() (websocket.StatusCode, string) {
 // enqueue queues data for the writer. A full queue means the client does not
 // read fast enough: it is closed rather than let it hold memory or slow the
 // publisher, and the post fails as if the connection were gone.
+//
+// The close frame follows the write in flight, if any. When the client's
+// socket has stopped taking data, that write never ends: after
+// slowConsumerGrace the socket is dropped, so the connection's $disconnect
+// runs and its client id is free again without waiting for the write timeout.
 func (c *conn) enqueue(data []byte) error {
 	c.mu.Lock()
 	if c.state != stateOpen {
 		c.mu.Unlock()
 		return fmt.Errorf("post to %s: %w", c.id, notify.ErrGone)
 	}
-	if len(c.queue) >= c.queueSize {
+	if len(c.queue) >= c.queueSize || c.queued+len(data) > c.byteLimit {
+		n, size := len(c.queue), c.queued
 		c.state = stateClosing
 		c.code, c.reason, c.drain = statusSlowClient, reasonSlowClient, false
 		close(c.closing)
+		c.cutoff = time.AfterFunc(slowConsumerGrace, c.abort)
 		c.mu.Unlock()
-		return fmt.Errorf("post to %s: outgoing queue full, closing slow consumer: %w", c.id, notify.ErrGone)
+		return fmt.Errorf("post to %s: outgoing queue full (%d messages, %d bytes), closing slow consumer: %w", c.id, n, size, notify.ErrGone)
 	}
 	c.queue = append(c.queue, data)
+	c.queued += len(data)
 	c.mu.Unlock()
 	select {
 	case c.wake <- struct{}{}:
@@ -274,6 +304,7 @@ func (c *conn) next() ([]byte, bool) {
 	data := c.queue[0]
 	c.queue[0] = nil
 	c.queue = c.queue[1:]
+	c.queued -= len(data)
 	return data, true
 }
 
@@ -347,7 +378,9 @@ func (c *conn) finish(timeout time.Duration) {
 	}
 }
 
-// abort drops the socket without a close handshake.
+// abort drops the socket without a close handshake. A write blocked on it
+// fails at once; a close handshake under way is left to finish (CloseNow
+// then waits for it, at most its own 5 s timeouts).
 func (c *conn) abort() {
 	c.mu.Lock()
 	ws := c.ws
@@ -367,8 +400,13 @@ func (h *Hub) get(id string) *conn {
 // connection and returns without waiting for the write. An unknown, still
 // connecting or closing connection gives an error wrapping notify.ErrGone;
 // data over notify.MaxMessageBytes gives notify.ErrPayloadTooLarge.
-func (h *Hub) Post(_ context.Context, connectionID string, data []byte) error {
+func (h *Hub) Post(ctx context.Context, connectionID string, data []byte) error {
 	if len(data) > notify.MaxMessageBytes {
+		// Logged as the cloud pusher (push/apigw) logs it: whoever posted
+		// gets a 413, but the operator should see that something produces
+		// messages API Gateway would never deliver.
+		h.log.WarnContext(ctx, "message over the size limit not sent", "connectionId", connectionID,
+			"bytes", len(data), "limit", notify.MaxMessageBytes)
 		return fmt.Errorf("post %d bytes to %s: %w", len(data), connectionID, notify.ErrPayloadTooLarge)
 	}
 	c := h.get(connectionID)

@@ -86,6 +86,10 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
+	if e, ok := s.endpoints[name]; ok {
+		s.forward(w, r, name, e, payload, invocationType)
+		return
+	}
 	out, err := fn(r.Context(), payload)
 	headers := map[string]string{"X-Amz-Executed-Version": "$LATEST"}
 	if err != nil {

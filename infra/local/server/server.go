@@ -30,6 +30,10 @@ const (
 	DefaultRouteTimeout = 29 * time.Second
 )
 
+// DefaultQueueBytes bounds one connection's outgoing queue in bytes: 4 MB,
+// whichever of it and DefaultQueueSize is reached first.
+const DefaultQueueBytes = 4 << 20
+
 // HTTP server limits. The WebSocket route lifts the read and write deadlines
 // once the handshake is accepted; they bound every other request.
 const (
@@ -76,6 +80,10 @@ type Config struct {
 	// QueueSize bounds each connection's outgoing queue, in messages; a
 	// client that lets it fill is closed as a slow consumer (default DefaultQueueSize).
 	QueueSize int
+	// QueueBytes bounds each connection's outgoing queue, in bytes, as
+	// QueueSize does in messages (default DefaultQueueBytes). It must hold
+	// at least one message of notify.MaxMessageBytes.
+	QueueBytes int
 	// WriteTimeout bounds the write of one message to a client (default DefaultWriteTimeout).
 	WriteTimeout time.Duration
 	// IdleTimeout closes a connection whose client has sent no message for
@@ -86,14 +94,26 @@ type Config struct {
 	MaxConnectionAge time.Duration
 	// RouteTimeout bounds one route integration call (default DefaultRouteTimeout).
 	RouteTimeout time.Duration
-	// OriginPatterns lists the browser origins (host patterns, as
-	// websocket.AcceptOptions takes them) allowed to connect. Empty allows
-	// every origin, as API Gateway does: it does not check Origin.
+	// OriginPatterns lists the browser origins allowed to connect: host
+	// patterns as websocket.AcceptOptions takes them ("app.example.com",
+	// "*.example.com", or with a scheme, "https://app.example.com"). A
+	// handshake from another origin is refused with 403 before $connect
+	// runs; one without an Origin header, which only non-browser clients
+	// send, and a page of local mode's own host are let through (see
+	// originAllowed). Empty allows every origin, as API Gateway does: it
+	// does not check Origin.
 	OriginPatterns []string
 	// Store keeps connections and keys (default: a new memory store).
 	Store Store
 	// Routes overrides route integrations (default: in-process handlers).
 	Routes Routes
+	// FunctionEndpoints runs functions on Lambda endpoints instead of
+	// in-process: template logical id (FunctionNames) → Invoke API URL, such
+	// as aws-lambda-rie's http://127.0.0.1:9001/2015-03-31/functions/function/invocations
+	// or `sam local start-lambda`'s. The WebSocket routes of ConnectFunction,
+	// DisconnectFunction and DefaultFunction invoke it there (unless Routes
+	// sets them), and the Invoke API forwards that function's calls to it.
+	FunctionEndpoints map[string]string
 	// Notify configures the Notifier (zero: its defaults).
 	Notify notify.Config
 	// Logger receives text logs (default slog.Default()).
@@ -113,6 +133,7 @@ type Server struct {
 	notifier  *notify.Notifier
 	routes    Routes
 	functions map[string]function
+	endpoints map[string]*endpoint // functions that run on FunctionEndpoints
 	handler   http.Handler
 	http      *http.Server
 }
@@ -123,11 +144,24 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Stage == "" {
 		cfg.Stage = DefaultStage
 	}
+	endpoints, err := newEndpoints(cfg.FunctionEndpoints)
+	if err != nil {
+		return nil, err
+	}
 	if !stagePattern.MatchString(cfg.Stage) {
 		return nil, fmt.Errorf("stage %q: must be 1-128 characters of A-Z a-z 0-9 _ -", cfg.Stage)
 	}
 	if cfg.QueueSize <= 0 {
 		cfg.QueueSize = DefaultQueueSize
+	}
+	if cfg.QueueBytes <= 0 {
+		cfg.QueueBytes = DefaultQueueBytes
+	}
+	if cfg.QueueBytes < notify.MaxMessageBytes {
+		return nil, fmt.Errorf("queue bytes %d: must be at least %d, one message of the largest size", cfg.QueueBytes, notify.MaxMessageBytes)
+	}
+	if err := checkOriginPatterns(cfg.OriginPatterns); err != nil {
+		return nil, err
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = DefaultWriteTimeout
@@ -165,6 +199,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: log, store: cfg.Store}
 	s.hub = newHub(hubConfig{
 		queueSize:    cfg.QueueSize,
+		queueBytes:   cfg.QueueBytes,
 		writeTimeout: cfg.WriteTimeout,
 		idleTimeout:  cfg.IdleTimeout,
 		maxAge:       cfg.MaxConnectionAge,
@@ -177,6 +212,12 @@ func New(cfg Config) (*Server, error) {
 	jobs := handler.NewJobEvents(s.notifier, log)
 	uploads := handler.NewS3Upload(s.notifier, log, cfg.UploadPrefix)
 	s.routes = Routes{Connect: connect.Handle, Disconnect: disconnect.Handle, Default: dflt.Handle}
+	s.endpoints = endpoints
+	for name, route := range map[string]*Route{ConnectFunction: &s.routes.Connect, DisconnectFunction: &s.routes.Disconnect, DefaultFunction: &s.routes.Default} {
+		if e, ok := endpoints[name]; ok {
+			*route = e.route(name)
+		}
+	}
 	if cfg.Routes.Connect != nil {
 		s.routes.Connect = cfg.Routes.Connect
 	}
@@ -263,6 +304,25 @@ func (s *Server) Notifier() *notify.Notifier { return s.notifier }
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
+	after  []func() // run once the request's line is logged (afterRequest)
+}
+
+// afterRequest runs f once the request w answers has ended and been logged,
+// or at once if w does not come through logRequests. A WebSocket releases its
+// connection this way, so that Shutdown, which waits for every release, also
+// waits for the connection's request line and no log line comes after it.
+func afterRequest(w http.ResponseWriter, f func()) {
+	if rec, ok := w.(*statusRecorder); ok {
+		rec.after = append(rec.after, f)
+		return
+	}
+	f()
+}
+
+func (r *statusRecorder) runAfter() {
+	for _, f := range r.after {
+		f()
+	}
 }
 
 func (r *statusRecorder) WriteHeader(code int) {
@@ -288,6 +348,7 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
+		defer rec.runAfter() // deferred: it must run even if the handler panics
 		next.ServeHTTP(rec, r)
 		s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
 			slog.String("method", r.Method),

@@ -26,9 +26,8 @@ func twoOwners() server.Config {
 	return server.Config{APIKeys: map[string]string{keyA: ownerA, keyB: ownerB}}
 }
 
-func TestEventsReachTheirOwnerOnlyInOrderAndInTheSeedShape(t *testing.T) {
-	t.Parallel()
-	h := start(t, twoOwners())
+func eventsReachTheirOwnerOnlyInOrderAndInTheSeedShape(t *testing.T, store newStore) {
+	h := start(t, onStore(twoOwners(), store(t)))
 	a1 := h.connect(t, "a1", keyA)
 	a2 := h.connect(t, "a2", keyA)
 	b1 := h.connect(t, "b1", keyB)
@@ -73,9 +72,8 @@ func TestEventsReachTheirOwnerOnlyInOrderAndInTheSeedShape(t *testing.T) {
 	})
 }
 
-func TestConnectIsRefusedAsAPIGatewayRefusesIt(t *testing.T) {
-	t.Parallel()
-	h := start(t, twoOwners())
+func connectIsRefusedAsAPIGatewayRefusesIt(t *testing.T, store newStore) {
+	h := start(t, onStore(twoOwners(), store(t)))
 	h.connect(t, "taken", keyA)
 	tests := []struct {
 		name, rawClientID, token string
@@ -117,9 +115,8 @@ func TestConnectIsRefusedAsAPIGatewayRefusesIt(t *testing.T) {
 	})
 }
 
-func TestClientMessagesGoThroughTheDefaultRoute(t *testing.T) {
-	t.Parallel()
-	h := start(t, twoOwners())
+func clientMessagesGoThroughTheDefaultRoute(t *testing.T, store newStore) {
+	h := start(t, onStore(twoOwners(), store(t)))
 	c := h.connect(t, "talker", keyA)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
@@ -169,9 +166,8 @@ func TestClientMessagesGoThroughTheDefaultRoute(t *testing.T) {
 	})
 }
 
-func TestAClientIDIsFreeOnceItsConnectionHasClosed(t *testing.T) {
-	t.Parallel()
-	h := start(t, twoOwners())
+func aClientIDIsFreeOnceItsConnectionHasClosed(t *testing.T, store newStore) {
+	h := start(t, onStore(twoOwners(), store(t)))
 	c := h.connect(t, "again", keyA)
 	if err := c.Close(websocket.StatusNormalClosure, "bye"); err != nil {
 		t.Fatal(err)
@@ -186,9 +182,8 @@ func TestAClientIDIsFreeOnceItsConnectionHasClosed(t *testing.T) {
 	}
 }
 
-func TestTheRawAPIGatewayURLTakesTheClientIDFromTheQuery(t *testing.T) {
-	t.Parallel()
-	h := start(t, server.Config{APIKeys: map[string]string{keyA: ownerA}, Stage: "dev"})
+func theRawAPIGatewayURLTakesTheClientIDFromTheQuery(t *testing.T, store newStore) {
+	h := start(t, onStore(server.Config{APIKeys: map[string]string{keyA: ownerA}, Stage: "dev"}, store(t)))
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	c, _, err := websocket.Dial(ctx, "ws://"+h.host+"/dev?client_id=raw&token="+url.QueryEscape(keyA), nil)
@@ -201,9 +196,8 @@ func TestTheRawAPIGatewayURLTakesTheClientIDFromTheQuery(t *testing.T) {
 	}
 }
 
-func TestShutdownClosesEveryConnectionWithGoingAwayAndRunsItsDisconnect(t *testing.T) {
-	t.Parallel()
-	h := start(t, twoOwners())
+func shutdownClosesEveryConnectionWithGoingAwayAndRunsItsDisconnect(t *testing.T, store newStore) {
+	h := start(t, onStore(twoOwners(), store(t)))
 	a := h.connect(t, "a", keyA)
 	b := h.connect(t, "b", keyB)
 	// A message queued before the shutdown is still delivered.

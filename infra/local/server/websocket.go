@@ -41,6 +41,11 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, pathClie
 		writeJSON(w, http.StatusUpgradeRequired, nil, map[string]string{"message": "WebSocket handshake required"})
 		return
 	}
+	if !originAllowed(r, s.cfg.OriginPatterns) {
+		s.log.Info("connection refused: origin not allowed", "origin", logOrigin(r))
+		refuseOrigin(w)
+		return
+	}
 	now := time.Now()
 	domain := r.Host
 	if host, _, err := net.SplitHostPort(r.Host); err == nil {
@@ -52,9 +57,9 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, pathClie
 		writeJSON(w, http.StatusServiceUnavailable, nil, map[string]string{"message": "Service Unavailable"})
 		return
 	}
-	// Released last, after $disconnect: until then the Hub counts the
-	// connection and Shutdown waits for it.
-	defer s.hub.release(c)
+	// Released last, after $disconnect and the request's log line: until
+	// then the Hub counts the connection and Shutdown waits for it.
+	defer afterRequest(w, func() { s.hub.release(c) })
 
 	req := s.connectEvent(r, c, now, pathClientID)
 	log := s.log.With("connectionId", c.id, "clientId", clientIDOf(req))
@@ -175,10 +180,9 @@ func (s *Server) disconnect(c *conn, log *slog.Logger) {
 }
 
 func (s *Server) acceptOptions(connect events.APIGatewayProxyResponse) *websocket.AcceptOptions {
-	opts := &websocket.AcceptOptions{
-		InsecureSkipVerify: len(s.cfg.OriginPatterns) == 0,
-		OriginPatterns:     s.cfg.OriginPatterns,
-	}
+	// The origin was checked before $connect (originAllowed), so that a
+	// refused origin never reaches the route.
+	opts := &websocket.AcceptOptions{InsecureSkipVerify: true}
 	// As on API Gateway, a subprotocol is agreed only if $connect names it.
 	if p := connect.Headers["Sec-WebSocket-Protocol"]; p != "" {
 		opts.Subprotocols = []string{p}

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/wsnotify/wsnotify/infra/template"
+	"github.com/wsnotify/wsnotify/shared/auth"
+	"github.com/wsnotify/wsnotify/shared/store/dynamo"
+	"github.com/wsnotify/wsnotify/shared/testenv"
+)
+
+// lambdaFunctions maps each template logical id to its functions/ directory.
+var lambdaFunctions = map[string]string{
+	"ConnectFunction":    "connect",
+	"DisconnectFunction": "disconnect",
+	"DefaultFunction":    "default",
+	"JobEventsFunction":  "jobevents",
+	"S3UploadFunction":   "s3upload",
+}
+
+// TestTheSeedsNodeClientThroughTheLambdaBinaries runs the cloud's code
+// path on one machine: the five Lambda binaries under the Runtime Interface
+// Emulator on one dynalite table, pushing through local mode's Management
+// API, and local mode in front of them with --function-endpoint, serving the
+// seed's Node client and forwarding its Invoke API to the binaries.
+func TestTheSeedsNodeClientThroughTheLambdaBinaries(t *testing.T) {
+	t.Parallel()
+	const key, owner, table = "wsn_lambda_test_key", "acct_lambda", "wsnotify-functions"
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	dynamoEndpoint := testenv.Dynalite(t)
+	db := dynamodb.New(dynamodb.Options{
+		BaseEndpoint: aws.String(dynamoEndpoint),
+		Region:       "us-east-1",
+		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
+	})
+	if err := template.CreateTable(ctx, db, table); err != nil {
+		t.Fatal(err)
+	}
+	st := dynamo.New(db, table)
+	if err := st.PutKey(ctx, auth.Key{Hash: auth.Hash(key), OwnerID: owner, Name: "test", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The functions push to local mode's stage URL, so its port is chosen
+	// before they start, and local mode after them, on that port.
+	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	env := []string{
+		"TABLE_NAME=" + table,
+		"DYNAMODB_ENDPOINT=" + dynamoEndpoint,
+		"MANAGEMENT_API_ENDPOINT=http://" + addr + "/local",
+		"AWS_REGION=us-east-1",
+		"AWS_ACCESS_KEY_ID=test",
+		"AWS_SECRET_ACCESS_KEY=test",
+	}
+	dir := t.TempDir()
+	lambdas := map[string]*testenv.Lambda{}
+	// Local mode on the functions' table, with the key the table already
+	// holds: a restart with the same --api-key must work.
+	args := []string{"--addr", addr, "--dynamodb-endpoint", dynamoEndpoint, "--table", table, "--api-key", key + "=" + owner}
+	for name, fnDir := range lambdaFunctions {
+		lambdas[name] = testenv.StartLambda(t, testenv.BuildBootstrap(t, dir, fnDir), env...)
+		args = append(args, "--function-endpoint", name+"="+lambdas[name].URL)
+	}
+	if got := startLocalMode(t, args...); got != addr {
+		t.Fatalf("local mode listens on %s, want %s", got, addr)
+	}
+
+	client := startSeedClient(t, addr, key)
+	t.Run("the jobevents and s3upload binaries deliver every event type", func(t *testing.T) {
+		fireSeedEvents(t, addr, owner)
+		client.expectSeedEvents(t)
+	})
+	t.Run("the default binary answers a ping with pong", func(t *testing.T) {
+		client.send(t, `{"action":"ping"}`)
+		if ev := client.event(t, "pong"); ev["type"] != "pong" {
+			t.Fatalf("got %v, want pong", ev)
+		}
+	})
+	t.Run("the connect binary stored the connection, and the disconnect binary removes it", func(t *testing.T) {
+		records := func() int {
+			conns, err := st.ListConnections(ctx, owner, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return len(conns)
+		}
+		if n := records(); n != 1 {
+			t.Fatalf("%d connection records of %s, want 1", n, owner)
+		}
+		client.close(t)
+		deadline := time.Now().Add(20 * time.Second)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for records() != 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("the record is still there after the close; disconnect output:\n%s", lambdas["DisconnectFunction"].Output)
+			}
+			<-tick.C
+		}
+	})
+	t.Run("every function ran in its binary", func(t *testing.T) {
+		for name, l := range lambdas {
+			// The emulator logs each invocation as Lambda does.
+			if !strings.Contains(l.Output.String(), "START RequestId:") {
+				t.Errorf("%s was never invoked on its endpoint; output:\n%s", name, l.Output)
+			}
+		}
+	})
+}

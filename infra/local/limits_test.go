@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/wsnotify/wsnotify/infra/local/server"
+	"github.com/wsnotify/wsnotify/shared/notify"
+)
+
+func TestParseConfigReadsTheLimits(t *testing.T) {
+	defaults := defaultLimits()
+	with := func(change func(*limits)) limits {
+		l := defaultLimits()
+		change(&l)
+		return l
+	}
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want limits
+		err  string
+	}{
+		{name: "defaults are API Gateway's limits and the core's", want: defaults},
+		{name: "the environment sets every limit",
+			env: map[string]string{
+				envIdleTimeout: "90s", envMaxConnection: "30m", envQueueMessages: "50", envQueueBytes: "1MB",
+				envConnectRate: "2.5", envConnectBurst: "7", envMaxPerOwner: "3",
+				envAllowedOrigins: "https://a.example.com, *.b.example.com",
+			},
+			want: limits{idleTimeout: 90 * time.Second, maxConnection: 30 * time.Minute, queueMessages: 50, queueBytes: 1 << 20,
+				connectRate: 2.5, connectBurst: 7, maxPerOwner: 3,
+				origins: listFlag{values: []string{"https://a.example.com", "*.b.example.com"}}}},
+		{name: "flags win over the environment, and --allowed-origin replaces its list",
+			args: []string{"--idle-timeout", "1m", "--max-connection", "1h", "--queue-messages", "9", "--queue-bytes", "512KiB",
+				"--connect-rate", "1", "--connect-burst", "2", "--max-connections-per-owner", "4",
+				"--allowed-origin", "https://c.example.com", "--allowed-origin", "localhost:*"},
+			env: map[string]string{envIdleTimeout: "90s", envQueueBytes: "1MB", envAllowedOrigins: "https://a.example.com"},
+			want: limits{idleTimeout: time.Minute, maxConnection: time.Hour, queueMessages: 9, queueBytes: 512 << 10,
+				connectRate: 1, connectBurst: 2, maxPerOwner: 4,
+				origins: listFlag{values: []string{"https://c.example.com", "localhost:*"}, fromCLI: true}}},
+		{name: "0 turns the idle timeout and the connection age off",
+			args: []string{"--idle-timeout", "0", "--max-connection", "0"},
+			want: with(func(l *limits) { l.idleTimeout, l.maxConnection = 0, 0 })},
+		{name: "queue bytes take a plain number", args: []string{"--queue-bytes", "200000"},
+			want: with(func(l *limits) { l.queueBytes = 200000 })},
+		{name: "a malformed environment duration names its variable",
+			env: map[string]string{envIdleTimeout: "ten minutes"}, err: envIdleTimeout},
+		{name: "a malformed environment number names its variable",
+			env: map[string]string{envConnectBurst: "many"}, err: envConnectBurst},
+		{name: "a negative duration is refused", args: []string{"--max-connection", "-1s"}, err: "--max-connection"},
+		{name: "a queue that cannot hold one message of 128 KB is refused", args: []string{"--queue-bytes", "64KB"}, err: "--queue-bytes"},
+		{name: "a size that is not one is refused", args: []string{"--queue-bytes", "lots"}, err: "queue-bytes"},
+		{name: "an empty queue is refused", args: []string{"--queue-messages", "0"}, err: "--queue-messages"},
+		{name: "a zero rate is refused", args: []string{"--connect-rate", "0"}, err: "--connect-rate"},
+		{name: "a zero burst is refused", args: []string{"--connect-burst", "0"}, err: "--connect-burst"},
+		{name: "a zero cap is refused", args: []string{"--max-connections-per-owner", "0"}, err: "--max-connections-per-owner"},
+		{name: "an empty origin is refused", args: []string{"--allowed-origin", " "}, err: "allowed-origin"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := parseConfig(tt.args, envOf(tt.env))
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("err = %v, want one mentioning %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(cfg.limits, tt.want) {
+				t.Fatalf("limits = %+v\nwant     %+v", cfg.limits, tt.want)
+			}
+		})
+	}
+}
+
+func TestLimitsSetTheServerConfig(t *testing.T) {
+	l := limits{idleTimeout: 0, maxConnection: time.Hour, queueMessages: 9, queueBytes: 1 << 20,
+		connectRate: 1.5, connectBurst: 2, maxPerOwner: 4, origins: listFlag{values: []string{"localhost:*"}}}
+	got := l.apply(server.Config{Stage: "kept"})
+	want := server.Config{Stage: "kept", IdleTimeout: -1, MaxConnectionAge: time.Hour, QueueSize: 9, QueueBytes: 1 << 20,
+		OriginPatterns: []string{"localhost:*"},
+		Notify:         notify.Config{ConnectRate: 1.5, ConnectBurst: 2, MaxConnectionsPerOwner: 4}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("apply = %+v\nwant    %+v", got, want)
+	}
+}
+
+// refusedWith dials local mode at addr and returns the refusal's status and
+// body, failing the test if the connection is accepted.
+func refusedWith(t *testing.T, addr, clientID, token, origin string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), processWait)
+	defer cancel()
+	opts := &websocket.DialOptions{HTTPHeader: http.Header{}}
+	if origin != "" {
+		opts.HTTPHeader.Set("Origin", origin)
+	}
+	c, resp, err := websocket.Dial(ctx, "ws://"+addr+"/api/v1/ws/"+clientID+"?token="+token, opts)
+	if err == nil {
+		c.CloseNow()
+		t.Fatalf("%s connected, want a refusal", clientID)
+	}
+	if resp == nil {
+		t.Fatalf("%s: %v", clientID, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+func TestTheLimitFlagsReachLocalMode(t *testing.T) {
+	t.Parallel()
+	const owner = "acct_limits"
+	t.Run("connect rate, owner cap and origins", func(t *testing.T) {
+		t.Parallel()
+		r := runLocalMode(t, nil,
+			"--api-key", "wsn_k1="+owner, "--api-key", "wsn_k2="+owner, "--api-key", "wsn_k3="+owner,
+			"--connect-rate", "0.001", "--connect-burst", "1", "--max-connections-per-owner", "2",
+			"--allowed-origin", "https://app.example.com")
+		dialLocal(t, r.addr, "one", "wsn_k1")
+		if status, body := refusedWith(t, r.addr, "two", "wsn_k1", ""); status != http.StatusTooManyRequests || !strings.Contains(body, "RATE_LIMITED") {
+			t.Errorf("over the burst: %d %s, want 429", status, body)
+		}
+		dialLocal(t, r.addr, "two", "wsn_k2")
+		if status, body := refusedWith(t, r.addr, "three", "wsn_k3", ""); status != http.StatusForbidden || !strings.Contains(body, "limit of 2 live connections") {
+			t.Errorf("over the owner cap: %d %s, want 403 naming the limit", status, body)
+		}
+		if status, body := refusedWith(t, r.addr, "four", "wsn_k3", "https://evil.example.com"); status != http.StatusForbidden || !strings.Contains(body, "origin") {
+			t.Errorf("another origin: %d %s, want 403", status, body)
+		}
+	})
+	for _, tt := range []struct {
+		flag, reason string
+		active       bool // the client sends ping actions meanwhile
+	}{
+		{"--idle-timeout", "idle timeout", false},
+		{"--max-connection", "maximum connection age", true},
+	} {
+		t.Run(tt.flag+" closes the connection with 1001 "+tt.reason, func(t *testing.T) {
+			t.Parallel()
+			r := runLocalMode(t, nil, "--api-key", "wsn_k1="+owner, tt.flag, "500ms")
+			c := dialLocal(t, r.addr, "short", "wsn_k1")
+			ctx, cancel := context.WithTimeout(context.Background(), processWait)
+			defer cancel()
+			pinging := make(chan struct{})
+			go func() {
+				defer close(pinging)
+				tick := time.NewTicker(100 * time.Millisecond)
+				defer tick.Stop()
+				for tt.active {
+					<-tick.C
+					if c.Write(ctx, websocket.MessageText, []byte(`{"action":"ping"}`)) != nil {
+						return // closed
+					}
+				}
+			}()
+			ce, err := closeCode(ctx, c)
+			cancel()
+			<-pinging
+			if err != nil || ce.Code != websocket.StatusGoingAway || ce.Reason != tt.reason {
+				t.Fatalf("closed with %v, %v; want 1001 %s", ce, err, tt.reason)
+			}
+			waitLogged(t, r.logs.String, "msg=disconnected", "clientId=short ")
+		})
+	}
+}
