@@ -21,10 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-
 	"github.com/wsnotify/wsnotify/infra/template"
 	"github.com/wsnotify/wsnotify/shared/auth"
 	"github.com/wsnotify/wsnotify/shared/store/dynamo"
@@ -33,15 +29,6 @@ import (
 
 // sampleKey is the token in events/connect.json.
 const sampleKey = "wsn_sample_key_for_events_folder_only"
-
-// functionDirs maps each function directory to its template logical id.
-var functionDirs = map[string]string{
-	"connect":    "ConnectFunction",
-	"disconnect": "DisconnectFunction",
-	"default":    "DefaultFunction",
-	"jobevents":  "JobEventsFunction",
-	"s3upload":   "S3UploadFunction",
-}
 
 // managementAPI records the posts it gets, like API Gateway's Management API
 // for connections that all exist.
@@ -79,7 +66,7 @@ func (m *managementAPI) sent(id string) []string {
 
 // stack is the five functions under the emulator, sharing one table.
 type stack struct {
-	lambdas map[string]*testenv.Lambda // by directory name
+	lambdas map[string]*testenv.Lambda // by logical id
 	store   *dynamo.Store
 	mgmt    *managementAPI
 }
@@ -89,34 +76,18 @@ func startStack(t *testing.T) *stack {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	endpoint := testenv.Dynalite(t)
-	db := dynamodb.New(dynamodb.Options{
-		BaseEndpoint: aws.String(endpoint),
-		Region:       "us-east-1",
-		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
-	})
+	db := testenv.DynamoDB(endpoint)
 	const table = "wsnotify-functions-test"
 	if err := template.CreateTable(ctx, db, table); err != nil {
 		t.Fatal(err)
 	}
-	st := &stack{lambdas: map[string]*testenv.Lambda{}, store: dynamo.New(db, table), mgmt: &managementAPI{posts: map[string][]string{}}}
+	st := &stack{store: dynamo.New(db, table), mgmt: &managementAPI{posts: map[string][]string{}}}
 	if err := st.store.PutKey(ctx, auth.Key{Hash: auth.Hash(sampleKey), OwnerID: "acct_42", Name: "events folder", CreatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	mgmt := httptest.NewServer(st.mgmt)
 	t.Cleanup(mgmt.Close)
-	env := []string{
-		"TABLE_NAME=" + table,
-		"DYNAMODB_ENDPOINT=" + endpoint,
-		"MANAGEMENT_API_ENDPOINT=" + mgmt.URL + "/prod",
-		"AWS_REGION=us-east-1",
-		"AWS_ACCESS_KEY_ID=test",
-		"AWS_SECRET_ACCESS_KEY=test",
-		"LOG_LEVEL=debug",
-	}
-	dir := t.TempDir()
-	for name := range functionDirs {
-		st.lambdas[name] = testenv.StartLambda(t, testenv.BuildBootstrap(t, dir, name), env...)
-	}
+	st.lambdas = testenv.StartFunctions(t, append(testenv.FunctionEnv(table, endpoint, mgmt.URL+"/prod"), "LOG_LEVEL=debug")...)
 	return st
 }
 
@@ -153,7 +124,7 @@ func TestEveryEventsFileOnItsBinary(t *testing.T) {
 		file, function string
 		check          func(t *testing.T, out []byte)
 	}{
-		{"connect.json", "connect", func(t *testing.T, out []byte) {
+		{"connect.json", "ConnectFunction", func(t *testing.T, out []byte) {
 			var resp struct{ StatusCode int }
 			_ = json.Unmarshal(out, &resp)
 			if resp.StatusCode != 200 {
@@ -164,7 +135,7 @@ func TestEveryEventsFileOnItsBinary(t *testing.T) {
 				t.Fatalf("records after connect: %+v, %v", conns, err)
 			}
 		}},
-		{"default-ping.json", "default", func(t *testing.T, out []byte) {
+		{"default-ping.json", "DefaultFunction", func(t *testing.T, out []byte) {
 			var resp struct {
 				StatusCode int
 				Body       string
@@ -174,12 +145,12 @@ func TestEveryEventsFileOnItsBinary(t *testing.T) {
 				t.Fatalf("ping answered %s", out)
 			}
 		}},
-		{"default-unknown-action.json", "default", func(t *testing.T, out []byte) {
+		{"default-unknown-action.json", "DefaultFunction", func(t *testing.T, out []byte) {
 			if !bytes.Contains(out, []byte(`BAD_REQUEST`)) || !bytes.Contains(out, []byte(`subscribe`)) {
 				t.Fatalf("unknown action answered %s", out)
 			}
 		}},
-		{"sqs-job-batch.json", "jobevents", func(t *testing.T, out []byte) {
+		{"sqs-job-batch.json", "JobEventsFunction", func(t *testing.T, out []byte) {
 			if string(out) != `{"batchItemFailures":[]}` && string(out) != `{"batchItemFailures":null}` {
 				t.Fatalf("job batch answered %s", out)
 			}
@@ -190,7 +161,7 @@ func TestEveryEventsFileOnItsBinary(t *testing.T) {
 				t.Fatalf("pushed %q", got)
 			}
 		}},
-		{"sqs-job-batch-partial-failure.json", "jobevents", func(t *testing.T, out []byte) {
+		{"sqs-job-batch-partial-failure.json", "JobEventsFunction", func(t *testing.T, out []byte) {
 			if !strings.Contains(string(out), `"itemIdentifier":"0b6c2f5e-9d1a-4c7b-8e3f-000000000012"`) || strings.Count(string(out), "itemIdentifier") != 1 {
 				t.Fatalf("partial batch answered %s", out)
 			}
@@ -198,7 +169,7 @@ func TestEveryEventsFileOnItsBinary(t *testing.T) {
 				t.Fatalf("pushed %d messages in all, want 5", len(got))
 			}
 		}},
-		{"s3-put.json", "s3upload", func(t *testing.T, out []byte) {
+		{"s3-put.json", "S3UploadFunction", func(t *testing.T, out []byte) {
 			if string(out) != `{"published":1}` {
 				t.Fatalf("upload answered %s", out)
 			}
@@ -207,7 +178,7 @@ func TestEveryEventsFileOnItsBinary(t *testing.T) {
 				t.Fatalf("last push %q", got[len(got)-1])
 			}
 		}},
-		{"s3-put-mixed-keys.json", "s3upload", func(t *testing.T, out []byte) {
+		{"s3-put-mixed-keys.json", "S3UploadFunction", func(t *testing.T, out []byte) {
 			var res struct {
 				Published int
 				Skipped   []struct{ Key, Reason string }
@@ -216,7 +187,7 @@ func TestEveryEventsFileOnItsBinary(t *testing.T) {
 				t.Fatalf("mixed keys answered %s", out)
 			}
 		}},
-		{"disconnect.json", "disconnect", func(t *testing.T, out []byte) {
+		{"disconnect.json", "DisconnectFunction", func(t *testing.T, out []byte) {
 			if !bytes.Contains(out, []byte(`"statusCode":200`)) {
 				t.Fatalf("disconnect answered %s", out)
 			}

@@ -7,24 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-
 	"github.com/wsnotify/wsnotify/infra/template"
 	"github.com/wsnotify/wsnotify/shared/auth"
 	"github.com/wsnotify/wsnotify/shared/store/dynamo"
 	"github.com/wsnotify/wsnotify/shared/testenv"
 )
-
-// lambdaFunctions maps each template logical id to its functions/ directory.
-var lambdaFunctions = map[string]string{
-	"ConnectFunction":    "connect",
-	"DisconnectFunction": "disconnect",
-	"DefaultFunction":    "default",
-	"JobEventsFunction":  "jobevents",
-	"S3UploadFunction":   "s3upload",
-}
 
 // TestTheSeedsNodeClientThroughTheLambdaBinaries runs the cloud's code
 // path on one machine: the five Lambda binaries under the Runtime Interface
@@ -38,11 +25,7 @@ func TestTheSeedsNodeClientThroughTheLambdaBinaries(t *testing.T) {
 	defer cancel()
 
 	dynamoEndpoint := testenv.Dynalite(t)
-	db := dynamodb.New(dynamodb.Options{
-		BaseEndpoint: aws.String(dynamoEndpoint),
-		Region:       "us-east-1",
-		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
-	})
+	db := testenv.DynamoDB(dynamoEndpoint)
 	if err := template.CreateTable(ctx, db, table); err != nil {
 		t.Fatal(err)
 	}
@@ -54,22 +37,12 @@ func TestTheSeedsNodeClientThroughTheLambdaBinaries(t *testing.T) {
 	// The functions push to local mode's stage URL, so its port is chosen
 	// before they start, and local mode after them, on that port.
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	env := []string{
-		"TABLE_NAME=" + table,
-		"DYNAMODB_ENDPOINT=" + dynamoEndpoint,
-		"MANAGEMENT_API_ENDPOINT=http://" + addr + "/local",
-		"AWS_REGION=us-east-1",
-		"AWS_ACCESS_KEY_ID=test",
-		"AWS_SECRET_ACCESS_KEY=test",
-	}
-	dir := t.TempDir()
-	lambdas := map[string]*testenv.Lambda{}
+	lambdas := testenv.StartFunctions(t, testenv.FunctionEnv(table, dynamoEndpoint, "http://"+addr+"/local")...)
 	// Local mode on the functions' table, with the key the table already
 	// holds: a restart with the same --api-key must work.
 	args := []string{"--addr", addr, "--dynamodb-endpoint", dynamoEndpoint, "--table", table, "--api-key", key + "=" + owner}
-	for name, fnDir := range lambdaFunctions {
-		lambdas[name] = testenv.StartLambda(t, testenv.BuildBootstrap(t, dir, fnDir), env...)
-		args = append(args, "--function-endpoint", name+"="+lambdas[name].URL)
+	for name, l := range lambdas {
+		args = append(args, "--function-endpoint", name+"="+l.URL)
 	}
 	if got := startLocalMode(t, args...); got != addr {
 		t.Fatalf("local mode listens on %s, want %s", got, addr)

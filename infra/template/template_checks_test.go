@@ -26,13 +26,7 @@ import (
 const modulePath = "github.com/wsnotify/wsnotify"
 
 // functionDirs maps each function's logical id to its main, functions/<dir>.
-var functionDirs = map[string]string{
-	"ConnectFunction":    "connect",
-	"DisconnectFunction": "disconnect",
-	"DefaultFunction":    "default",
-	"JobEventsFunction":  "jobevents",
-	"S3UploadFunction":   "s3upload",
-}
+var functionDirs = testenv.Functions
 
 // functionEnv is the contract between the template and the mains: the
 // variables the template sets for each function.

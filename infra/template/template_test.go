@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -228,11 +227,7 @@ func TestTableErrors(t *testing.T) {
 }
 
 func TestCreateTableOnDynalite(t *testing.T) {
-	client := dynamodb.New(dynamodb.Options{
-		BaseEndpoint: aws.String(testenv.Dynalite(t)),
-		Region:       "us-east-1",
-		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
-	})
+	client := testenv.DynamoDB(testenv.Dynalite(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for i := range 2 {

@@ -1,0 +1,55 @@
+package testenv
+
+import (
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+)
+
+// Functions maps each Lambda function's logical id in template.yaml to the
+// directory of its main under functions/.
+var Functions = map[string]string{
+	"ConnectFunction":    "connect",
+	"DisconnectFunction": "disconnect",
+	"DefaultFunction":    "default",
+	"JobEventsFunction":  "jobevents",
+	"S3UploadFunction":   "s3upload",
+}
+
+// DynamoDB returns a client for a local DynamoDB-compatible endpoint, with
+// the dummy credentials and region such a server accepts.
+func DynamoDB(endpoint string, optFns ...func(*dynamodb.Options)) *dynamodb.Client {
+	return dynamodb.New(dynamodb.Options{
+		BaseEndpoint: aws.String(endpoint),
+		Region:       "us-east-1",
+		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
+	}, optFns...)
+}
+
+// FunctionEnv is the environment the Lambda mains read (shared/app),
+// pointed at a local table and Management API.
+func FunctionEnv(table, dynamoEndpoint, managementEndpoint string) []string {
+	return []string{
+		"TABLE_NAME=" + table,
+		"DYNAMODB_ENDPOINT=" + dynamoEndpoint,
+		"MANAGEMENT_API_ENDPOINT=" + managementEndpoint,
+		"AWS_REGION=us-east-1",
+		"AWS_ACCESS_KEY_ID=test",
+		"AWS_SECRET_ACCESS_KEY=test",
+	}
+}
+
+// StartFunctions builds every function as `make build` does (for this
+// machine) and runs each under the Runtime Interface Emulator with env.
+// The result is keyed by logical id.
+func StartFunctions(t testing.TB, env ...string) map[string]*Lambda {
+	t.Helper()
+	dir := t.TempDir()
+	lambdas := make(map[string]*Lambda, len(Functions))
+	for id, name := range Functions {
+		lambdas[id] = StartLambda(t, BuildBootstrap(t, dir, name), env...)
+	}
+	return lambdas
+}
