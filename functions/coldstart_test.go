@@ -32,10 +32,7 @@ func BenchmarkColdStart(b *testing.B) {
 			var runs []time.Duration
 			for i := 0; b.Loop(); i++ {
 				start := time.Now()
-				l := testenv.StartLambda(b, bootstrap,
-					"TABLE_NAME=coldstart", "DYNAMODB_ENDPOINT="+endpoint,
-					"MANAGEMENT_API_ENDPOINT=http://127.0.0.1:9/prod",
-					"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test")
+				l := testenv.StartLambda(b, bootstrap, testenv.FunctionEnv("coldstart", endpoint, "http://127.0.0.1:9/prod")...)
 				resp, err := http.Post(l.URL, "application/json", bytes.NewReader(body))
 				if err != nil {
 					b.Fatal(err)
