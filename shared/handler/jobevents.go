@@ -31,7 +31,8 @@ func NewJobEvents(n *notify.Notifier, log *slog.Logger) *JobEvents {
 // reason (the store) also fails every later record of its FIFO message group
 // in this batch, so that a job's events never overtake each other.
 func (h *JobEvents) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
-	var resp events.SQSEventResponse
+	// An empty list, not null, reads better to a person calling the Invoke API.
+	resp := events.SQSEventResponse{BatchItemFailures: []events.SQSBatchItemFailure{}}
 	blocked := map[string]bool{} // FIFO message groups with a transient failure in this batch
 	fail := func(id string) {
 		resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: id})
