@@ -437,3 +437,53 @@ func TestAJobEventThatCannotBePublishedHoldsBackTheRestOfItsMessageGroup(t *test
 		t.Fatalf("delivered %q, want j2 then j4", got)
 	}
 }
+
+func TestAPushThatFailsIsRetriedNotLost(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.register(t, "acct_42", "ok-tab", "conn-ok")
+	e.register(t, "acct_42", "throttled-tab", "conn-throttled")
+	e.push.Fail = func(id string) error {
+		if id == "conn-throttled" {
+			return errors.New("LimitExceededException after 4 attempts")
+		}
+		return nil
+	}
+	t.Run("the job event's record fails, with the rest of its message group", func(t *testing.T) {
+		body := `{"ownerId":"acct_42","event":{"type":"job_complete","jobId":"j","status":"completed","organized":1,"failed":0}}`
+		other := `{"ownerId":"acct_7","event":{"type":"job_complete","jobId":"k","status":"completed","organized":1,"failed":0}}`
+		resp, _ := handler.NewJobEvents(e.n, e.log).Handle(ctx, events.SQSEvent{Records: []events.SQSMessage{
+			{MessageId: "1", Body: body, Attributes: map[string]string{"MessageGroupId": "j"}},
+			{MessageId: "2", Body: other, Attributes: map[string]string{"MessageGroupId": "j"}},
+			{MessageId: "3", Body: other, Attributes: map[string]string{"MessageGroupId": "k"}},
+		}})
+		var ids []string
+		for _, f := range resp.BatchItemFailures {
+			ids = append(ids, f.ItemIdentifier)
+		}
+		if strings.Join(ids, ",") != "1,2" {
+			t.Fatalf("failures = %v, want 1 and 2 (held behind it)", ids)
+		}
+	})
+	t.Run("the upload event is an error, so Lambda retries it", func(t *testing.T) {
+		_, err := handler.NewS3Upload(e.n, e.log, "").Handle(ctx, load[handler.S3Event](t, "s3-put.json"))
+		if err == nil || !strings.Contains(err.Error(), "1 of 2 pushes failed") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}
+
+func TestRecordsNotReachedBeforeTheDeadlineAreLeftToARetry(t *testing.T) {
+	e := newEnv(t)
+	e.register(t, "acct_42", "tab", "conn-a")
+	body := `{"ownerId":"acct_42","event":{"type":"job_complete","jobId":"j","status":"completed","organized":1,"failed":0}}`
+	// A deadline one second away is inside the margin kept for answering.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	resp, _ := handler.NewJobEvents(e.n, e.log).Handle(ctx, events.SQSEvent{Records: []events.SQSMessage{
+		{MessageId: "1", Body: body}, {MessageId: "2", Body: body},
+	}})
+	if len(resp.BatchItemFailures) != 2 || len(e.push.Sent("conn-a")) != 0 {
+		t.Fatalf("failures %+v, sent %d: want both records left for the retry, none sent", resp.BatchItemFailures, len(e.push.Sent("conn-a")))
+	}
+}

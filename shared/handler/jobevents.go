@@ -2,7 +2,9 @@ package handler
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
@@ -24,12 +26,19 @@ func NewJobEvents(n *notify.Notifier, log *slog.Logger) *JobEvents {
 // Handle implements the JobEvents Lambda. Records are delivered in batch order.
 // A record that fails is reported in BatchItemFailures (the SQS partial batch
 // response, enabled by ReportBatchItemFailures), so SQS retries it and, after
-// maxReceiveCount, moves it to the dead-letter queue: nothing is dropped.
+// maxReceiveCount, moves it to the dead-letter queue: nothing accepted is dropped.
 //
-// An invalid record fails alone: retrying cannot fix it and holding back its
-// job's later events would not either. A record that fails for a transient
-// reason (the store) also fails every later record of its FIFO message group
-// in this batch, so that a job's events never overtake each other.
+// A record fails when it is invalid, when the store fails, or when a push to
+// one of its connections fails for a reason other than 410 (throttled past
+// the retries, 5xx). The retry then re-delivers it to the connections that
+// did get it: at least once, never less.
+//
+// An invalid record fails alone: retrying cannot fix it. (In a FIFO queue SQS
+// still holds the rest of its message group until it is dead-lettered.) A
+// record that fails for a transient reason also fails every later record of
+// its FIFO message group in this batch, so that a job's events never overtake
+// each other. Records not reached before the function's deadline fail too,
+// rather than being cut off mid-batch by a timeout that would retry them all.
 func (h *JobEvents) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	// An empty list, not null, reads better to a person calling the Invoke API.
 	resp := events.SQSEventResponse{BatchItemFailures: []events.SQSBatchItemFailure{}}
@@ -37,7 +46,14 @@ func (h *JobEvents) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSE
 	fail := func(id string) {
 		resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: id})
 	}
-	for _, rec := range ev.Records {
+	for i, rec := range ev.Records {
+		if outOfTime(ctx) {
+			h.log.WarnContext(ctx, "deadline near: leaving the rest of the batch to a retry", "records", len(ev.Records)-i)
+			for _, rest := range ev.Records[i:] {
+				fail(rest.MessageId)
+			}
+			break
+		}
 		group := rec.Attributes["MessageGroupId"]
 		if group != "" && blocked[group] {
 			fail(rec.MessageId)
@@ -49,7 +65,11 @@ func (h *JobEvents) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSE
 			fail(rec.MessageId)
 			continue
 		}
-		if _, err := h.n.Publish(ctx, env.OwnerID, env.ClientID, env.Event); err != nil {
+		res, err := h.n.Publish(ctx, env.OwnerID, env.ClientID, env.Event)
+		if err == nil && res.Failed > 0 {
+			err = fmt.Errorf("%d of %d pushes failed", res.Failed, res.Failed+res.Delivered)
+		}
+		if err != nil {
 			h.log.ErrorContext(ctx, "publish job event", "messageId", rec.MessageId, "owner", env.OwnerID, "err", err)
 			fail(rec.MessageId)
 			if group != "" {
@@ -58,4 +78,14 @@ func (h *JobEvents) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSE
 		}
 	}
 	return resp, nil
+}
+
+// deadlineMargin is the time kept back from the function's deadline: enough
+// to answer, so SQS learns which records to retry.
+const deadlineMargin = 2 * time.Second
+
+// outOfTime reports whether ctx's deadline is too near to start another record.
+func outOfTime(ctx context.Context) bool {
+	deadline, ok := ctx.Deadline()
+	return ok && time.Until(deadline) < deadlineMargin
 }

@@ -82,9 +82,11 @@ type Upload struct {
 }
 
 // Handle implements the S3Upload Lambda. Records outside the key layout are
-// logged and skipped. If publishing fails, the other records are still
-// published and the error is returned so that Lambda retries the event; the
-// retry re-publishes with the same fileIds, which clients de-duplicate on.
+// logged and skipped. If publishing fails (the store, or a push other than
+// 410), the other records are still published and the error is returned so
+// that Lambda retries the event (and, after its retries, sends it to the
+// function's dead-letter queue); the retry re-publishes with the same
+// fileIds, which clients de-duplicate on.
 func (h *S3Upload) Handle(ctx context.Context, ev S3Event) (S3Result, error) {
 	var res S3Result
 	var errs []error
@@ -104,7 +106,11 @@ func (h *S3Upload) Handle(ctx context.Context, ev S3Event) (S3Result, error) {
 			Name:   up.Name,
 			Size:   rec.S3.Object.Size,
 		}
-		if _, err := h.n.Publish(ctx, up.OwnerID, "", fu); err != nil {
+		pub, err := h.n.Publish(ctx, up.OwnerID, "", fu)
+		if err == nil && pub.Failed > 0 {
+			err = fmt.Errorf("%d of %d pushes failed", pub.Failed, pub.Failed+pub.Delivered)
+		}
+		if err != nil {
 			h.log.ErrorContext(ctx, "publish upload", "owner", up.OwnerID, "fileId", fu.FileID, "err", err)
 			errs = append(errs, fmt.Errorf("publish %s: %w", fu.FileID, err))
 			continue

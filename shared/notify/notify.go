@@ -250,7 +250,7 @@ func (n *Notifier) Disconnect(ctx context.Context, connectionID string) error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("delete connection %s: %w", connectionID, err)
+		return err // the store's error names the operation and the connection
 	}
 	n.log.InfoContext(ctx, "disconnected", "owner", c.OwnerID, "clientId", c.ClientID, "connectionId", connectionID)
 	return nil
@@ -259,8 +259,14 @@ func (n *Notifier) Disconnect(ctx context.Context, connectionID string) error {
 // Result counts the outcome of one publish over the owner's connections.
 type Result struct {
 	Delivered int `json:"delivered"`
-	Gone      int `json:"gone"`
-	Failed    int `json:"failed"`
+	// Gone connections answered 410; their records were removed.
+	Gone int `json:"gone"`
+	// Connecting connections answered 410 within the connect grace: most
+	// likely still in their handshake, so neither delivered nor removed.
+	Connecting int `json:"connecting"`
+	// Failed pushes failed for another reason (throttled past the retries,
+	// 5xx, deadline). The caller decides whether to retry the event.
+	Failed int `json:"failed"`
 }
 
 // Publish sends ev to every live connection of ownerID, or only to clientID's
@@ -279,9 +285,9 @@ func (n *Notifier) Publish(ctx context.Context, ownerID, clientID string, ev eve
 	}
 	conns, err := n.store.ListConnections(ctx, ownerID, n.cfg.Now())
 	if err != nil {
-		return Result{}, fmt.Errorf("list connections of %s: %w", ownerID, err)
+		return Result{}, err // the store's error names the operation and the owner
 	}
-	var delivered, gone, failed atomic.Int64
+	var delivered, gone, connecting, failed atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(n.cfg.Concurrency)
 	for _, c := range conns {
@@ -294,8 +300,7 @@ func (n *Notifier) Publish(ctx context.Context, ownerID, clientID string, ev eve
 			case err == nil:
 				delivered.Add(1)
 			case errors.Is(err, ErrGone) && n.young(c):
-				// Still completing its handshake, most likely: not delivered, not removed.
-				failed.Add(1)
+				connecting.Add(1)
 				n.log.InfoContext(gctx, "push to connection still connecting", "owner", c.OwnerID, "clientId", c.ClientID, "connectionId", c.ConnectionID)
 			case errors.Is(err, ErrGone):
 				gone.Add(1)
@@ -310,8 +315,8 @@ func (n *Notifier) Publish(ctx context.Context, ownerID, clientID string, ev eve
 		})
 	}
 	_ = g.Wait()
-	res := Result{Delivered: int(delivered.Load()), Gone: int(gone.Load()), Failed: int(failed.Load())}
+	res := Result{Delivered: int(delivered.Load()), Gone: int(gone.Load()), Connecting: int(connecting.Load()), Failed: int(failed.Load())}
 	n.log.InfoContext(ctx, "published", "owner", ownerID, "clientId", clientID, "type", string(ev.Kind()),
-		"delivered", res.Delivered, "gone", res.Gone, "failed", res.Failed)
+		"delivered", res.Delivered, "gone", res.Gone, "connecting", res.Connecting, "failed", res.Failed)
 	return res, nil
 }

@@ -216,7 +216,7 @@ func TestPublishCleansUpGoneConnectionsAndCountsFailures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (notify.Result{Delivered: 1, Gone: 1, Failed: 2}); res != want {
+	if want := (notify.Result{Delivered: 1, Gone: 1, Connecting: 1, Failed: 1}); res != want {
 		t.Fatalf("result = %+v, want %+v", res, want)
 	}
 	conns, _ := f.store.ListConnections(ctx, "owner-a", f.clock.Now())
