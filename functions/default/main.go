@@ -6,11 +6,10 @@ import (
 
 	"github.com/wsnotify/wsnotify/shared/app"
 	"github.com/wsnotify/wsnotify/shared/handler"
-	"github.com/wsnotify/wsnotify/shared/notify"
 )
 
 func main() {
-	app.Start(func(n *notify.Notifier, cfg app.Config, log *slog.Logger) any {
+	app.StartWithoutStore(func(log *slog.Logger) any {
 		return handler.NewDefault(log).Handle
 	})
 }

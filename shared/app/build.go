@@ -58,3 +58,16 @@ func Start(handlerFor func(n *notify.Notifier, cfg Config, log *slog.Logger) any
 	}
 	lambda.Start(handlerFor(n, cfg, log))
 }
+
+// StartWithoutStore is the main of a function that needs neither the store
+// nor the Management API — the $default route answers through its route
+// response — so its cold start builds no AWS clients and it reads only
+// LOG_LEVEL.
+func StartWithoutStore(handlerFor func(log *slog.Logger) any) {
+	level, err := LogLevelFromEnv(os.LookupEnv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	lambda.Start(handlerFor(Logger(level)))
+}

@@ -78,15 +78,28 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 		}
 		cfg.FanoutConcurrency = n
 	}
-	if v := get(EnvLogLevel); v != "" {
-		if err := cfg.LogLevel.UnmarshalText([]byte(v)); err != nil {
-			errs = append(errs, fmt.Errorf("%s must be debug, info, warn or error, got %q", EnvLogLevel, v))
-		}
+	level, err := LogLevelFromEnv(lookup)
+	if err != nil {
+		errs = append(errs, err)
 	}
+	cfg.LogLevel = level
 	if len(errs) > 0 {
 		return Config{}, fmt.Errorf("configuration: %w", errors.Join(errs...))
 	}
 	return cfg, nil
+}
+
+// LogLevelFromEnv reads LOG_LEVEL (default info).
+func LogLevelFromEnv(lookup func(string) (string, bool)) (slog.Level, error) {
+	var level slog.Level
+	v, _ := lookup(EnvLogLevel)
+	if v = strings.TrimSpace(v); v == "" {
+		return level, nil
+	}
+	if err := level.UnmarshalText([]byte(v)); err != nil {
+		return level, fmt.Errorf("%s must be debug, info, warn or error, got %q", EnvLogLevel, v)
+	}
+	return level, nil
 }
 
 func checkURL(s string) error {

@@ -24,8 +24,8 @@ import (
 //
 // The patterns match as coder/websocket's AcceptOptions.OriginPatterns do:
 // path.Match, case-insensitive, against the origin's host (with port), or
-// against scheme://host when the pattern has a scheme. A page served by
-// local mode's own host (the Host header) is always allowed.
+// against scheme://host when the pattern has a scheme. The request's own
+// Host is not allowed implicitly: a DNS-rebinding page would carry it.
 
 // checkOriginPatterns refuses a malformed pattern at start-up rather than at
 // the first handshake.
@@ -54,9 +54,6 @@ func originAllowed(r *http.Request, patterns []string) bool {
 	if err != nil || u.Host == "" {
 		// "null" (a sandboxed page, a file:// page) or garbage: no host to allow.
 		return false
-	}
-	if strings.EqualFold(u.Host, r.Host) {
-		return true
 	}
 	for _, p := range patterns {
 		target := u.Host

@@ -39,7 +39,7 @@ func TestTheOriginAllowListRefusesOtherSitesBeforeConnect(t *testing.T) {
 		{"an origin on the list with its scheme", "https://app.example.com", true},
 		{"an origin matching a host pattern, any scheme", "http://eu.trusted.test", true},
 		{"a host pattern without a port, from a port", "https://eu.trusted.test:8443", false},
-		{"a page of local mode's own host", "http://" + h.host, true},
+		{"a page claiming local mode's own host (DNS rebinding)", "http://" + h.host, false},
 		// Browsers always send Origin; a client that does not is no browser,
 		// and could forge any Origin it liked: the key guards it, not the list.
 		{"no Origin header (a non-browser client)", "", true},

@@ -109,7 +109,7 @@ func New(api connectionsAPI, log *slog.Logger) *Pusher {
 // exists and notify.ErrPayloadTooLarge when the message is too large.
 func (p *Pusher) Post(ctx context.Context, connectionID string, data []byte) error {
 	if len(data) > notify.MaxMessageBytes {
-		p.log.WarnContext(ctx, "message over the size limit not sent", "connectionId", connectionID,
+		p.log.ErrorContext(ctx, "message over the size limit not sent", "connectionId", connectionID,
 			"bytes", len(data), "limit", notify.MaxMessageBytes)
 		return fmt.Errorf("post to connection %s: %d bytes, limit %d: %w", connectionID, len(data), notify.MaxMessageBytes, notify.ErrPayloadTooLarge)
 	}
