@@ -11,9 +11,12 @@
 package dynamo
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"sort"
 	"strconv"
 	"strings"
@@ -84,7 +87,79 @@ var (
 // New returns a Store over the table named table, created from
 // template.yaml's ConnectionsTable (infra/template.CreateTable does that).
 func New(client *dynamodb.Client, table string) *Store {
-	return &Store{db: client, table: table}
+	return &Store{db: ownBodies{client}, table: table}
+}
+
+// ownBodies is the DynamoDB client with every request sent through
+// ownBodyClient.
+type ownBodies struct{ c *dynamodb.Client }
+
+// withOwnBody returns optFns and ownRequestBody, in a slice of its own.
+func withOwnBody(optFns []func(*dynamodb.Options)) []func(*dynamodb.Options) {
+	return append(optFns[:len(optFns):len(optFns)], ownRequestBody)
+}
+
+func (o ownBodies) GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	return o.c.GetItem(ctx, in, withOwnBody(optFns)...)
+}
+
+func (o ownBodies) PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	return o.c.PutItem(ctx, in, withOwnBody(optFns)...)
+}
+
+func (o ownBodies) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	return o.c.UpdateItem(ctx, in, withOwnBody(optFns)...)
+}
+
+func (o ownBodies) DeleteItem(ctx context.Context, in *dynamodb.DeleteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error) {
+	return o.c.DeleteItem(ctx, in, withOwnBody(optFns)...)
+}
+
+func (o ownBodies) Query(ctx context.Context, in *dynamodb.QueryInput, optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
+	return o.c.Query(ctx, in, withOwnBody(optFns)...)
+}
+
+func (o ownBodies) Scan(ctx context.Context, in *dynamodb.ScanInput, optFns ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error) {
+	return o.c.Scan(ctx, in, withOwnBody(optFns)...)
+}
+
+// ownRequestBody sends an operation's requests through ownBodyClient. As a
+// per-operation option it wraps the HTTP client the SDK resolved when the
+// client was built, defaults and all.
+func ownRequestBody(o *dynamodb.Options) {
+	o.HTTPClient = ownBodyClient{o.HTTPClient}
+}
+
+// ownBodyClient hands the HTTP transport a copy of the request body that no
+// one else closes.
+//
+// net/http may return a response before its write goroutine is done with the
+// request body: after sending Content-Length bytes it still copies the body
+// to io.Discard to check for excess. The SDK (smithy-go) closes the body as
+// soon as it has the response, and its closed body's WriteTo then returns
+// io.EOF, which net/http takes for a write error: it closes the connection,
+// and a response still being read from it fails with "use of closed network
+// connection" (aws/aws-sdk-go-v2#2737). It takes a response larger than the
+// transport's read buffer, such as a Query page, and a write goroutine
+// delayed for as long as the server takes to answer: a loaded machine, a
+// throttled Lambda, a local server. The SDK retries the error, so it costs
+// a repeated read and a new connection rather than a failure; with
+// aws.NopRetryer it fails.
+type ownBodyClient struct{ next dynamodb.HTTPClient }
+
+func (c ownBodyClient) Do(r *http.Request) (*http.Response, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return c.next.Do(r)
+	}
+	body, err := io.ReadAll(r.Body)
+	_ = r.Body.Close() // as the transport would, since it never sees this body
+	if err != nil {
+		return nil, fmt.Errorf("read request body: %w", err)
+	}
+	own := r.WithContext(r.Context()) // a shallow copy: r stays the SDK's
+	own.Body = io.NopCloser(bytes.NewReader(body))
+	own.ContentLength = int64(len(body))
+	return c.next.Do(own)
 }
 
 // maxPutAttempts bounds PutConnection's retries when the record that failed
