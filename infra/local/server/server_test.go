@@ -204,29 +204,39 @@ func shutdownClosesEveryConnectionWithGoingAwayAndRunsItsDisconnect(t *testing.T
 	if err := h.srv.Hub().Post(context.Background(), h.connectionID(t, ownerA, "a"), []byte(`{"type":"pong"}`)); err != nil {
 		t.Fatal(err)
 	}
-	closed := make(chan websocket.CloseError, 2)
+	type outcome struct {
+		code websocket.StatusCode
+		read []string
+	}
+	closed := make(chan outcome, 2)
 	for _, c := range []*websocket.Conn{a, b} {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), wait)
 			defer cancel()
+			var o outcome
 			for {
 				_, data, err := c.Read(ctx)
 				if err == nil {
-					if c == a && string(data) != `{"type":"pong"}` {
-						t.Errorf("a read %s", data)
-					}
+					o.read = append(o.read, string(data))
 					continue
 				}
-				closed <- websocket.CloseError{Code: websocket.CloseStatus(err)}
+				o.code = websocket.CloseStatus(err)
+				closed <- o
 				return
 			}
 		}()
 	}
 	h.stop()
+	var messages []string
 	for range 2 {
-		if ce := <-closed; ce.Code != websocket.StatusGoingAway {
-			t.Errorf("closed with %v, want 1001", ce.Code)
+		o := <-closed
+		if o.code != websocket.StatusGoingAway {
+			t.Errorf("closed with %v, want 1001", o.code)
 		}
+		messages = append(messages, o.read...)
+	}
+	if len(messages) != 1 || messages[0] != `{"type":"pong"}` {
+		t.Errorf("read %q before the close, want exactly the queued message", messages)
 	}
 	if n := h.srv.Hub().Len(); n != 0 {
 		t.Errorf("%d connections left after Shutdown", n)
