@@ -126,8 +126,8 @@ func TestPost(t *testing.T) {
 		if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
 			t.Fatalf("log %q: %v", buf, err)
 		}
-		if rec["connectionId"] != connID || rec["bytes"] != float64(size) || rec["level"] != "WARN" {
-			t.Errorf("log record %v: want level WARN, connectionId %s, bytes %d", rec, connID, size)
+		if rec["connectionId"] != connID || rec["bytes"] != float64(size) || rec["level"] != "ERROR" {
+			t.Errorf("log record %v: want level ERROR, connectionId %s, bytes %d", rec, connID, size)
 		}
 	})
 }
