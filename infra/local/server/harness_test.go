@@ -111,17 +111,26 @@ func (h *harness) connect(t *testing.T, clientID, token string) *websocket.Conn 
 // connectionID returns the server-side connection id of owner's client.
 func (h *harness) connectionID(t *testing.T, owner, clientID string) string {
 	t.Helper()
+	id, ok := h.record(t, owner, clientID)
+	if !ok {
+		t.Fatalf("no connection of %s/%s", owner, clientID)
+	}
+	return id
+}
+
+// record returns the connection id in owner's record of clientID, if any.
+func (h *harness) record(t *testing.T, owner, clientID string) (string, bool) {
+	t.Helper()
 	conns, err := h.srv.Store().ListConnections(context.Background(), owner, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range conns {
 		if c.ClientID == clientID {
-			return c.ConnectionID
+			return c.ConnectionID, true
 		}
 	}
-	t.Fatalf("no connection of %s/%s", owner, clientID)
-	return ""
+	return "", false
 }
 
 // invoke calls the Lambda Invoke API.
