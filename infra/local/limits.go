@@ -110,7 +110,7 @@ func (l *limits) register(fs *flag.FlagSet, lookupEnv func(string) (string, bool
 		"live connections one owner may hold; more are refused with 403 (env "+envMaxPerOwner+")")
 	fs.Var(&l.origins, "allowed-origin",
 		"a browser `origin` allowed to connect, [scheme://]host[:port] with * wildcards"+` ("https://app.example.com", "*.example.com", "localhost:*"); repeatable; replaces `+envAllowedOrigins+
-			` ("o1,o2"). None: every origin. A handshake without Origin (a non-browser client) and a page of local mode's own host are always allowed`)
+			` ("o1,o2"). None: every origin. A handshake without Origin (a non-browser client) is always allowed`)
 	return nil
 }
 

@@ -99,8 +99,7 @@ type Config struct {
 	// "*.example.com", or with a scheme, "https://app.example.com"). A
 	// handshake from another origin is refused with 403 before $connect
 	// runs; one without an Origin header, which only non-browser clients
-	// send, and a page of local mode's own host are let through (see
-	// originAllowed). Empty allows every origin, as API Gateway does: it
+	// send, is let through (see originAllowed). Empty allows every origin, as API Gateway does: it
 	// does not check Origin.
 	OriginPatterns []string
 	// Store keeps connections and keys (default: a new memory store).
