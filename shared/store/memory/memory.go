@@ -17,11 +17,14 @@ import (
 type clientKey struct{ owner, client string }
 
 // Store keeps connections and keys in memory. The zero value is not usable; call New.
+//
+// Connections are indexed by owner, as the DynamoDB table is partitioned by
+// owner, so a publish reads its owner's records and not everyone's.
 type Store struct {
-	mu     sync.Mutex
-	byKey  map[clientKey]store.Connection
-	byConn map[string]clientKey
-	keys   map[string]auth.Key
+	mu      sync.Mutex
+	byOwner map[string]map[string]store.Connection // owner -> client id -> record
+	byConn  map[string]clientKey
+	keys    map[string]auth.Key
 }
 
 var (
@@ -32,9 +35,9 @@ var (
 // New returns an empty Store.
 func New() *Store {
 	return &Store{
-		byKey:  make(map[clientKey]store.Connection),
-		byConn: make(map[string]clientKey),
-		keys:   make(map[string]auth.Key),
+		byOwner: make(map[string]map[string]store.Connection),
+		byConn:  make(map[string]clientKey),
+		keys:    make(map[string]auth.Key),
 	}
 }
 
@@ -42,14 +45,13 @@ func New() *Store {
 func (s *Store) PutConnection(_ context.Context, c store.Connection, now time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	k := clientKey{c.OwnerID, c.ClientID}
-	if old, ok := s.byKey[k]; ok {
+	if old, ok := s.get(c.OwnerID, c.ClientID); ok {
 		if !old.Expired(now) {
 			return &store.ClientTakenError{Existing: old}
 		}
 		delete(s.byConn, old.ConnectionID)
 	}
-	s.put(k, c)
+	s.put(c)
 	return nil
 }
 
@@ -57,19 +59,37 @@ func (s *Store) PutConnection(_ context.Context, c store.Connection, now time.Ti
 func (s *Store) ReplaceConnection(_ context.Context, c store.Connection, oldConnectionID string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	k := clientKey{c.OwnerID, c.ClientID}
-	old, ok := s.byKey[k]
+	old, ok := s.get(c.OwnerID, c.ClientID)
 	if !ok || old.ConnectionID != oldConnectionID {
 		return store.ErrConditionFailed
 	}
 	delete(s.byConn, old.ConnectionID)
-	s.put(k, c)
+	s.put(c)
 	return nil
 }
 
-func (s *Store) put(k clientKey, c store.Connection) {
-	s.byKey[k] = c
-	s.byConn[c.ConnectionID] = k
+func (s *Store) get(owner, client string) (store.Connection, bool) {
+	c, ok := s.byOwner[owner][client]
+	return c, ok
+}
+
+func (s *Store) put(c store.Connection) {
+	clients := s.byOwner[c.OwnerID]
+	if clients == nil {
+		clients = make(map[string]store.Connection)
+		s.byOwner[c.OwnerID] = clients
+	}
+	clients[c.ClientID] = c
+	s.byConn[c.ConnectionID] = clientKey{c.OwnerID, c.ClientID}
+}
+
+// remove deletes the record of k, which names connectionID.
+func (s *Store) remove(k clientKey, connectionID string) {
+	delete(s.byConn, connectionID)
+	delete(s.byOwner[k.owner], k.client)
+	if len(s.byOwner[k.owner]) == 0 {
+		delete(s.byOwner, k.owner)
+	}
 }
 
 // DeleteConnection implements notify.Store.
@@ -80,9 +100,8 @@ func (s *Store) DeleteConnection(_ context.Context, connectionID string) (store.
 	if !ok {
 		return store.Connection{}, store.ErrNotFound
 	}
-	c := s.byKey[k]
-	delete(s.byConn, connectionID)
-	delete(s.byKey, k)
+	c, _ := s.get(k.owner, k.client)
+	s.remove(k, connectionID)
 	return c, nil
 }
 
@@ -90,10 +109,8 @@ func (s *Store) DeleteConnection(_ context.Context, connectionID string) (store.
 func (s *Store) RemoveClient(_ context.Context, ownerID, clientID, connectionID string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	k := clientKey{ownerID, clientID}
-	if c, ok := s.byKey[k]; ok && c.ConnectionID == connectionID {
-		delete(s.byConn, connectionID)
-		delete(s.byKey, k)
+	if c, ok := s.get(ownerID, clientID); ok && c.ConnectionID == connectionID {
+		s.remove(clientKey{ownerID, clientID}, connectionID)
 	}
 	return nil
 }
@@ -103,8 +120,8 @@ func (s *Store) RemoveClient(_ context.Context, ownerID, clientID, connectionID 
 func (s *Store) ListConnections(_ context.Context, ownerID string, now time.Time) ([]store.Connection, error) {
 	s.mu.Lock()
 	var out []store.Connection
-	for k, c := range s.byKey {
-		if k.owner == ownerID && !c.Expired(now) {
+	for _, c := range s.byOwner[ownerID] {
+		if !c.Expired(now) {
 			out = append(out, c)
 		}
 	}
@@ -117,7 +134,11 @@ func (s *Store) ListConnections(_ context.Context, ownerID string, now time.Time
 func (s *Store) Len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.byKey)
+	n := 0
+	for _, clients := range s.byOwner {
+		n += len(clients)
+	}
+	return n
 }
 
 // LookupKey implements auth.KeyStore.
