@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/wsnotify/wsnotify/shared/app"
 )
 
 // LocalRegion is the region assumed for a local DynamoDB endpoint when the
@@ -37,7 +39,7 @@ const (
 // dynalite, the region defaults to LocalRegion and fixed local credentials
 // are used unless AWS_ACCESS_KEY_ID or AWS_PROFILE configures some.
 func Load(ctx context.Context, endpoint string) (aws.Config, error) {
-	var opts []func(*config.LoadOptions) error
+	opts := []func(*config.LoadOptions) error{config.WithHTTPClient(app.HTTPClient())}
 	if endpoint != "" {
 		opts = append(opts, config.WithDefaultRegion(LocalRegion))
 		if os.Getenv("AWS_ACCESS_KEY_ID") == "" && os.Getenv("AWS_PROFILE") == "" {

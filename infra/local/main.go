@@ -31,8 +31,9 @@ import (
 
 // Environment variables, one per flag.
 const (
-	envAddr    = "WSNOTIFY_ADDR"
-	envAPIKeys = "WSNOTIFY_API_KEYS"
+	envAddr         = "WSNOTIFY_ADDR"
+	envAPIKeys      = "WSNOTIFY_API_KEYS"
+	envControlToken = "WSNOTIFY_CONTROL_TOKEN"
 )
 
 // devOwner owns the key generated when none is given.
@@ -60,10 +61,11 @@ func main() {
 
 // config is what the command line and the environment configure.
 type config struct {
-	addr    string
-	apiKeys map[string]string // key → owner
-	limits  limits            // connection limits and guards (limits.go)
-	backend backend           // store and function endpoints (backend.go)
+	addr         string
+	apiKeys      map[string]string // key → owner
+	controlToken secret            // the control plane's credential (control.go in server)
+	limits       limits            // connection limits and guards (limits.go)
+	backend      backend           // store and function endpoints (backend.go)
 }
 
 // run parses the configuration, serves until ctx ends (SIGINT or SIGTERM),
@@ -87,7 +89,8 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		cfg.apiKeys = map[string]string{key: devOwner}
 	}
 
-	srv, err := server.New(cfg.backend.apply(cfg.limits.apply(server.Config{APIKeys: cfg.apiKeys, Logger: log})))
+	srv, err := server.New(cfg.backend.apply(cfg.limits.apply(server.Config{
+		APIKeys: cfg.apiKeys, ControlToken: string(cfg.controlToken), Logger: log})))
 	if err != nil {
 		return fmt.Errorf("configure local mode: %w", err)
 	}
@@ -95,6 +98,10 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	l, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
+	}
+	if !server.IsLoopbackAddr(cfg.addr) {
+		log.Warn("listening beyond loopback: the WebSocket endpoint is reachable from the network; the Invoke and Management APIs require the control token",
+			"addr", l.Addr().String())
 	}
 	printBanner(stdout, l.Addr().String(), generated, cfg.apiKeys)
 	cfg.backend.printBanner(stdout)
@@ -129,6 +136,11 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool)) (config, 
 		}
 	}
 	fs.StringVar(&addr, "addr", addr, "listen address (env "+envAddr+")")
+	var token secret
+	if v, ok := lookupEnv(envControlToken); ok {
+		token = secret(v)
+	}
+	fs.Var(&token, "control-token", "the credential the Invoke and Management APIs require as \"Authorization: Bearer …\"; needed when --addr is not loopback (env "+envControlToken+")")
 	fs.Var(keys, "api-key", "an API key and its owner, KEY=OWNER; repeatable; replaces "+envAPIKeys+` ("k1=o1,k2=o2"). None: one is generated for owner `+devOwner)
 	var lim limits
 	if err := lim.register(fs, lookupEnv); err != nil {
@@ -153,7 +165,31 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool)) (config, 
 	if err := be.check(len(keys.keys) > 0); err != nil {
 		return config{}, err
 	}
-	return config{addr: addr, apiKeys: keys.keys, limits: lim, backend: be}, nil
+	if token != "" {
+		if err := server.CheckControlToken(string(token)); err != nil {
+			return config{}, fmt.Errorf("--control-token: %w", err)
+		}
+	}
+	if !server.IsLoopbackAddr(addr) && token == "" {
+		return config{}, fmt.Errorf("--addr %s is not a loopback address: anyone who reaches it could publish to any owner through the Invoke and Management APIs, so give them a credential with --control-token (or %s)", addr, envControlToken)
+	}
+	return config{addr: addr, apiKeys: keys.keys, controlToken: token, limits: lim, backend: be}, nil
+}
+
+// secret is a flag value that is never echoed: flag prints a flag's default
+// with String, and that default may come from the environment.
+type secret string
+
+func (s *secret) String() string {
+	if s == nil || *s == "" {
+		return ""
+	}
+	return "(set)"
+}
+
+func (s *secret) Set(v string) error {
+	*s = secret(v)
+	return nil
 }
 
 // keyFlag collects --api-key KEY=OWNER. The first flag replaces the keys

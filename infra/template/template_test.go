@@ -243,3 +243,59 @@ func TestCreateTableOnDynalite(t *testing.T) {
 		t.Fatalf("table %s with %d indexes, want ACTIVE with 1", out.Table.TableStatus, len(out.Table.GlobalSecondaryIndexes))
 	}
 }
+
+func TestFunctionTimeouts(t *testing.T) {
+	tpl, err := Load([]byte(`
+Globals:
+  Function:
+    Timeout: 10
+Resources:
+  Own:
+    Type: AWS::Serverless::Function
+    Properties: {Timeout: 120}
+  Inherits:
+    Type: AWS::Serverless::Function
+  Table:
+    Type: AWS::DynamoDB::Table
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := tpl.FunctionTimeouts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]time.Duration{"Own": 120 * time.Second, "Inherits": 10 * time.Second}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+
+	t.Run("a function without Globals takes Lambda's default", func(t *testing.T) {
+		tpl, _ := Load([]byte("Resources:\n  F:\n    Type: AWS::Serverless::Function\n"))
+		got, err := tpl.FunctionTimeouts()
+		if err != nil || got["F"] != DefaultFunctionTimeout {
+			t.Fatalf("got %v, %v", got, err)
+		}
+	})
+	t.Run("a Timeout out of Lambda's range is refused", func(t *testing.T) {
+		for _, v := range []string{"0", "901", "ten", "1.5"} {
+			tpl, _ := Load([]byte("Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties: {Timeout: " + v + "}\n"))
+			if _, err := tpl.FunctionTimeouts(); err == nil || !strings.Contains(err.Error(), "F.Timeout") {
+				t.Errorf("Timeout %s: got %v", v, err)
+			}
+		}
+	})
+	t.Run("the repository's template gives every function its timeout", func(t *testing.T) {
+		tpl, err := Repo()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := tpl.FunctionTimeouts()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got["JobEventsFunction"] != 120*time.Second || got["ConnectFunction"] != 10*time.Second || len(got) != 5 {
+			t.Fatalf("got %v", got)
+		}
+	})
+}

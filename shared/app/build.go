@@ -26,7 +26,7 @@ const pushAttempts = 4
 // Management API pusher. Mains call it once, at cold start, so SDK clients
 // and their connection pools live across invocations.
 func Build(ctx context.Context, cfg Config, log *slog.Logger) (*notify.Notifier, error) {
-	awsCfg, err := config.LoadDefaultConfig(ctx)
+	awsCfg, err := config.LoadDefaultConfig(ctx, config.WithHTTPClient(HTTPClient()))
 	if err != nil {
 		return nil, fmt.Errorf("load AWS configuration: %w", err)
 	}

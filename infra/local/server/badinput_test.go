@@ -242,13 +242,6 @@ func TestBadInvocationsAreAnsweredAsLambdaAnswersThem(t *testing.T) {
 		function, name, payload string
 		want                    want
 	}{
-		{"ConnectFunction", "not JSON", `{"requestContext":`, notJSON},
-		{"ConnectFunction", "an array", `[]`, unmarshal},
-		{"ConnectFunction", "an event without client id", `{"requestContext":{"connectionId":"TWegAcC4EowCHnA="}}`, want{status: http.StatusOK, bodyHas: `"statusCode":400`}},
-		{"DisconnectFunction", "not JSON", `nope`, notJSON},
-		{"DisconnectFunction", "a requestContext that is a string", `{"requestContext":"x"}`, unmarshal},
-		{"DefaultFunction", "not JSON", `{`, notJSON},
-		{"DefaultFunction", "a body that is a number", `{"body":1}`, unmarshal},
 		{"JobEventsFunction", "not JSON", `{"Records":[}`, notJSON},
 		{"JobEventsFunction", "Records that are a string", `{"Records":"none"}`, unmarshal},
 		{"JobEventsFunction", "a record body that is an object", `{"Records":[{"messageId":"m1","body":{}}]}`, unmarshal},

@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"reflect"
 	"strings"
+	"time"
 )
 
 // maxInvokePayload is Lambda's limit on a synchronous invocation's request.
@@ -52,12 +54,25 @@ type functionError struct {
 // invoke serves the Lambda Invoke API,
 // POST /2015-03-31/functions/{function}/invocations, as `sam local
 // start-lambda` does: the function names are template.yaml's logical ids.
+//
+// The route functions ($connect, $disconnect, $default) are not served: in
+// the cloud only API Gateway may invoke them, and anyone who could would
+// register a stranger's connection under their own owner. Local mode runs
+// them from its WebSocket endpoint alone and answers an Invoke API call for
+// them as Lambda answers a caller without lambda:InvokeFunction.
 func (s *Server) invoke(w http.ResponseWriter, r *http.Request) {
 	name := functionName(r.PathValue("function"))
 	fn, ok := s.functions[name]
+	if !ok && isRouteFunction(name) {
+		s.log.Warn("invoke refused: a route function", "function", name)
+		writeJSON(w, http.StatusForbidden, map[string]string{"x-amzn-ErrorType": "AccessDeniedException"},
+			lambdaServiceError{Type: "User", Message: "User is not authorized to perform: lambda:InvokeFunction on resource: " +
+				functionARN(name) + ": only the WebSocket API invokes the route functions"})
+		return
+	}
 	if !ok {
 		writeJSON(w, http.StatusNotFound, map[string]string{"x-amzn-ErrorType": "ResourceNotFoundException"},
-			lambdaServiceError{Type: "User", Message: "Function not found: arn:aws:lambda:local:000000000000:function:" + name})
+			lambdaServiceError{Type: "User", Message: "Function not found: " + functionARN(clip(name))})
 		return
 	}
 	payload, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxInvokePayload))
@@ -86,13 +101,24 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
+	// The function runs for its Timeout, as in Lambda, and the answer must
+	// still be written after that, whatever the server's write timeout.
+	timeout := s.timeouts[name]
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(timeout + writeTimeout))
+	ctx, cancel := context.WithTimeout(r.Context(), timeout)
+	defer cancel()
 	if e, ok := s.endpoints[name]; ok {
-		s.forward(w, r, name, e, payload, invocationType)
+		s.forward(ctx, w, name, e, payload, invocationType)
 		return
 	}
-	out, err := fn(r.Context(), payload)
+	out, err := s.run(ctx, fn, payload)
 	headers := map[string]string{"X-Amz-Executed-Version": "$LATEST"}
-	if err != nil {
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		s.log.Error("function timed out", "function", name, "timeout", timeout)
+		writeTimedOut(w, timeout)
+		return
+	case err != nil:
 		s.log.Error("function failed", "function", name, "err", err)
 		headers["X-Amz-Function-Error"] = "Unhandled"
 		writeJSON(w, http.StatusOK, headers, functionError{ErrorMessage: err.Error(), ErrorType: errorType(err)})
@@ -109,6 +135,42 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(out)
+}
+
+// run calls fn and returns its result, or returns when ctx ends if fn has
+// not by then: Lambda answers at the function's deadline whatever the
+// function does, and so does local mode. fn goes on in the background until
+// it returns (its context has ended); Shutdown waits for it.
+func (s *Server) run(ctx context.Context, fn function, payload []byte) ([]byte, error) {
+	type result struct {
+		out []byte
+		err error
+	}
+	done := make(chan result, 1)
+	s.running.Add(1)
+	go func() {
+		defer s.running.Done()
+		out, err := fn(ctx, payload)
+		done <- result{out, err}
+	}()
+	select {
+	case res := <-done:
+		return res.out, res.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// writeTimedOut answers an invocation that ran past its function's Timeout
+// as Lambda does.
+func writeTimedOut(w http.ResponseWriter, timeout time.Duration) {
+	writeJSON(w, http.StatusOK, map[string]string{"X-Amz-Function-Error": "Unhandled", "X-Amz-Executed-Version": "$LATEST"},
+		functionError{ErrorType: "Sandbox.Timedout", ErrorMessage: fmt.Sprintf("Task timed out after %.2f seconds", timeout.Seconds())})
+}
+
+// functionARN is the ARN local mode names a function by in error messages.
+func functionARN(name string) string {
+	return "arn:aws:lambda:local:000000000000:function:" + name
 }
 
 // functionName accepts what Lambda accepts as FunctionName: a name, a name

@@ -54,8 +54,9 @@ func TestTheInvokeAPIAnswersAsLambdaDoes(t *testing.T) {
 			header: http.Header{"X-Amz-Invocation-Type": {"Event"}}, status: http.StatusAccepted},
 		{name: "a dry run runs nothing", h: h, function: "JobEventsFunction", payload: `{"Records":"none"}`,
 			header: http.Header{"X-Amz-Invocation-Type": {"DryRun"}}, status: http.StatusNoContent},
-		{name: "the $default function answers a ping", h: h, function: "DefaultFunction", payload: `{"requestContext":{"routeKey":"$default","connectionId":"x"},"body":"{\"action\":\"ping\"}"}`,
-			status: http.StatusOK, bodyHas: []string{`"statusCode":200`, `pong`}},
+		{name: "a route function may not be invoked: only the WebSocket endpoint runs it", h: h, function: "DefaultFunction",
+			payload: `{"requestContext":{"routeKey":"$default","connectionId":"x"},"body":"{\"action\":\"ping\"}"}`,
+			status: http.StatusForbidden, errorType: "AccessDeniedException", bodyHas: []string{"lambda:InvokeFunction"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

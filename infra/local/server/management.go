@@ -52,7 +52,7 @@ func (s *Server) postToConnection(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, notify.ErrGone):
 		managementGone(w)
 	case err != nil:
-		s.log.Error("post to connection", "connectionId", id, "err", err)
+		s.log.Error("post to connection", "connectionId", clip(id), "err", err)
 		managementFail(w, http.StatusInternalServerError, "InternalServerErrorException", "Internal server error")
 	default:
 		w.Header().Set("x-amzn-RequestId", newConnectionID())

@@ -74,11 +74,7 @@ func logOrigin(r *http.Request) string {
 	if u, err := url.Parse(origin); err == nil && u.Host != "" {
 		origin = u.Scheme + "://" + u.Host
 	}
-	const max = 256
-	if len(origin) > max {
-		origin = origin[:max] + "…"
-	}
-	return origin
+	return clip(origin)
 }
 
 // refuseOrigin answers a handshake from an origin off the allow-list: 403

@@ -43,6 +43,12 @@ func CheckFunctionEndpoint(name, rawURL string) error {
 	return nil
 }
 
+// isRouteFunction reports whether name is the function of a WebSocket
+// route, which only API Gateway (here: the WebSocket endpoint) invokes.
+func isRouteFunction(name string) bool {
+	return name == ConnectFunction || name == DisconnectFunction || name == DefaultFunction
+}
+
 func isFunctionName(name string) bool {
 	for _, n := range FunctionNames() {
 		if n == name {
@@ -203,18 +209,16 @@ func excerpt(b []byte) string {
 // error come back to the caller, who thus reaches the function's binary.
 // Asynchronous calls wait for the function too and then answer 202, as the
 // in-process functions do.
-func (s *Server) forward(w http.ResponseWriter, r *http.Request, name string, e *endpoint, payload []byte, invocationType string) {
-	// The answer cannot be written after the server's write timeout anyway.
-	ctx, cancel := context.WithTimeout(r.Context(), writeTimeout)
-	defer cancel()
+func (s *Server) forward(ctx context.Context, w http.ResponseWriter, name string, e *endpoint, payload []byte, invocationType string) {
 	inv, err := e.invoke(ctx, payload)
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		s.log.Error("function timed out", "function", name, "endpoint", e.url)
+		writeTimedOut(w, s.timeouts[name])
+		return
+	}
 	if err != nil {
 		s.log.Error("function endpoint failed", "function", name, "endpoint", e.url, "err", err)
-		status := http.StatusBadGateway
-		if errors.Is(err, context.DeadlineExceeded) {
-			status = http.StatusGatewayTimeout
-		}
-		writeJSON(w, status, map[string]string{"x-amzn-ErrorType": "ServiceException"},
+		writeJSON(w, http.StatusBadGateway, map[string]string{"x-amzn-ErrorType": "ServiceException"},
 			lambdaServiceError{Type: "Service", Message: fmt.Sprintf("the endpoint of %s did not answer: %v", name, err)})
 		return
 	}

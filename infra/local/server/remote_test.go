@@ -245,6 +245,7 @@ func TestTheInvokeAPIForwardsToFunctionEndpoints(t *testing.T) {
 		FunctionEndpoints: map[string]string{
 			server.JobEventsFunction: jobs.url,
 			server.S3UploadFunction:  closed.URL + "/2015-03-31/functions/function/invocations",
+			server.DefaultFunction:   jobs.url,
 		},
 	})
 
@@ -265,7 +266,8 @@ func TestTheInvokeAPIForwardsToFunctionEndpoints(t *testing.T) {
 			header: http.Header{"X-Amz-Invocation-Type": {"Event"}}, status: http.StatusAccepted},
 		{name: "an unreachable endpoint is a ServiceException", function: server.S3UploadFunction, payload: `{"Records":[]}`,
 			status: http.StatusBadGateway, errorType: "ServiceException"},
-		{name: "a function without an endpoint still runs in-process", function: server.DefaultFunction, status: http.StatusOK, body: `pong`,
+		{name: "a route function is not forwarded: only the WebSocket endpoint invokes it", function: server.DefaultFunction,
+			status: http.StatusForbidden, errorType: "AccessDeniedException", body: `lambda:InvokeFunction`,
 			payload: `{"requestContext":{"routeKey":"$default","connectionId":"x"},"body":"{\"action\":\"ping\"}"}`},
 	}
 	for _, tt := range tests {

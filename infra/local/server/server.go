@@ -8,10 +8,13 @@ import (
 	"net"
 	"net/http"
 	"regexp"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/wsnotify/wsnotify/infra/template"
 	"github.com/wsnotify/wsnotify/shared/auth"
 	"github.com/wsnotify/wsnotify/shared/event"
 	"github.com/wsnotify/wsnotify/shared/handler"
@@ -113,6 +116,15 @@ type Config struct {
 	// DisconnectFunction and DefaultFunction invoke it there (unless Routes
 	// sets them), and the Invoke API forwards that function's calls to it.
 	FunctionEndpoints map[string]string
+	// FunctionTimeouts overrides functions' Timeout by template logical id
+	// (default: each function's Timeout in template.yaml). Every invocation
+	// runs with it as its deadline, as in Lambda; a route's is also bounded
+	// by RouteTimeout.
+	FunctionTimeouts map[string]time.Duration
+	// ControlToken, when set, is the credential every control-plane request
+	// (Invoke API, Management API) must carry as "Authorization: Bearer …".
+	// local mode requires one when it listens beyond loopback (control.go).
+	ControlToken string
 	// Notify configures the Notifier (zero: its defaults).
 	Notify notify.Config
 	// Logger receives text logs (default slog.Default()).
@@ -131,10 +143,15 @@ type Server struct {
 	hub       *Hub
 	notifier  *notify.Notifier
 	routes    Routes
-	functions map[string]function
-	endpoints map[string]*endpoint // functions that run on FunctionEndpoints
+	functions map[string]function      // what the Invoke API serves in-process
+	endpoints map[string]*endpoint     // functions that run on FunctionEndpoints
+	timeouts  map[string]time.Duration // each function's Timeout
+	running   sync.WaitGroup           // in-process invocations (run)
 	handler   http.Handler
 	http      *http.Server
+	// listenAddr is the net.Addr Serve listens on, for the control plane's
+	// Host check.
+	listenAddr atomic.Value
 }
 
 // New builds local mode from cfg: the store with cfg's keys, the Hub, the
@@ -160,6 +177,15 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("queue bytes %d: must be at least %d, one message of the largest size", cfg.QueueBytes, notify.MaxMessageBytes)
 	}
 	if err := checkOriginPatterns(cfg.OriginPatterns); err != nil {
+		return nil, err
+	}
+	if cfg.ControlToken != "" {
+		if err := CheckControlToken(cfg.ControlToken); err != nil {
+			return nil, err
+		}
+	}
+	timeouts, err := functionTimeouts(cfg.FunctionTimeouts)
+	if err != nil {
 		return nil, err
 	}
 	if cfg.WriteTimeout <= 0 {
@@ -195,7 +221,7 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 
-	s := &Server{cfg: cfg, log: log, store: cfg.Store}
+	s := &Server{cfg: cfg, log: log, store: cfg.Store, timeouts: timeouts}
 	s.hub = newHub(hubConfig{
 		queueSize:    cfg.QueueSize,
 		queueBytes:   cfg.QueueBytes,
@@ -227,13 +253,11 @@ func New(cfg Config) (*Server, error) {
 		s.routes.Default = cfg.Routes.Default
 	}
 	// The logical ids of template.yaml, so that a call aimed at
-	// `sam local start-lambda` works here unchanged.
+	// `sam local start-lambda` works here unchanged. The route functions are
+	// not among them: only the WebSocket endpoint runs those (invoke).
 	s.functions = map[string]function{
-		"ConnectFunction":    lambdaFunction(connect.Handle),
-		"DisconnectFunction": lambdaFunction(disconnect.Handle),
-		"DefaultFunction":    lambdaFunction(dflt.Handle),
-		"JobEventsFunction":  lambdaFunction(jobs.Handle),
-		"S3UploadFunction":   lambdaFunction(uploads.Handle),
+		JobEventsFunction: lambdaFunction(jobs.Handle),
+		S3UploadFunction:  lambdaFunction(uploads.Handle),
 	}
 
 	mux := http.NewServeMux()
@@ -242,11 +266,12 @@ func New(cfg Config) (*Server, error) {
 	mux.HandleFunc("GET /api/v1/ws/{client_id...}", s.webSocket(true))
 	// The raw API Gateway URL: client_id and token in the query string.
 	mux.HandleFunc("GET /"+cfg.Stage, s.webSocket(false))
-	mux.HandleFunc("POST /2015-03-31/functions/{function}/invocations", s.invoke)
+	// The control plane: only callers on this machine that are no web page.
+	mux.HandleFunc("POST /2015-03-31/functions/{function}/invocations", s.controlPlane(s.invoke, refuseInvoke))
 	for _, prefix := range []string{"", "/{stage}"} {
-		mux.HandleFunc("POST "+prefix+"/@connections/{id}", s.postToConnection)
-		mux.HandleFunc("GET "+prefix+"/@connections/{id}", s.getConnection)
-		mux.HandleFunc("DELETE "+prefix+"/@connections/{id}", s.deleteConnection)
+		mux.HandleFunc("POST "+prefix+"/@connections/{id}", s.controlPlane(s.postToConnection, refuseManagement))
+		mux.HandleFunc("GET "+prefix+"/@connections/{id}", s.controlPlane(s.getConnection, refuseManagement))
+		mux.HandleFunc("DELETE "+prefix+"/@connections/{id}", s.controlPlane(s.deleteConnection, refuseManagement))
 	}
 	s.handler = s.logRequests(mux)
 	s.http = &http.Server{
@@ -266,6 +291,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 
 // Serve accepts connections on l until Shutdown, then returns nil.
 func (s *Server) Serve(l net.Listener) error {
+	s.listenAddr.Store(l.Addr())
 	err := s.http.Serve(l)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
@@ -283,6 +309,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	if err := s.hub.Shutdown(ctx); err != nil {
 		errs = append(errs, err)
+	}
+	// Invocations that ran past their deadline end soon after it: their
+	// context has ended.
+	ran := make(chan struct{})
+	go func() { s.running.Wait(); close(ran) }()
+	select {
+	case <-ran:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("wait for timed-out invocations: %w", ctx.Err()))
 	}
 	return errors.Join(errs...)
 }
@@ -351,9 +386,53 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 		next.ServeHTTP(rec, r)
 		s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
 			slog.String("method", r.Method),
-			slog.String("path", r.URL.Path),
+			slog.String("path", clip(r.URL.Path)),
 			slog.Int("status", rec.status),
 			slog.Duration("duration", time.Since(start)),
 			slog.String("remote", r.RemoteAddr))
 	})
+}
+
+// functionTimeouts is template.yaml's Timeout of each function, with the
+// overrides applied.
+func functionTimeouts(overrides map[string]time.Duration) (map[string]time.Duration, error) {
+	tpl, err := template.Repo()
+	if err != nil {
+		return nil, err
+	}
+	timeouts, err := tpl.FunctionTimeouts()
+	if err != nil {
+		return nil, fmt.Errorf("template.yaml: %w", err)
+	}
+	for _, name := range FunctionNames() {
+		if _, ok := timeouts[name]; !ok {
+			return nil, fmt.Errorf("template.yaml has no function %s", name)
+		}
+	}
+	for name, d := range overrides {
+		if !isFunctionName(name) || d <= 0 {
+			return nil, fmt.Errorf("function timeout %s=%v: want a function of the template and a positive duration", name, d)
+		}
+		timeouts[name] = d
+	}
+	return timeouts, nil
+}
+
+// routeTimeout bounds one call of a route's function: its Timeout, and API
+// Gateway's integration timeout, whichever ends first.
+func (s *Server) routeTimeout(function string) time.Duration {
+	return min(s.cfg.RouteTimeout, s.timeouts[function])
+}
+
+// refuseInvoke answers a refused Invoke API call as Lambda answers a caller
+// without permission.
+func refuseInvoke(w http.ResponseWriter, reason string) {
+	writeJSON(w, http.StatusForbidden, map[string]string{"x-amzn-ErrorType": "AccessDeniedException"},
+		lambdaServiceError{Type: "User", Message: reason})
+}
+
+// refuseManagement answers a refused Management API call as API Gateway
+// answers one it does not authorize.
+func refuseManagement(w http.ResponseWriter, reason string) {
+	managementFail(w, http.StatusForbidden, "ForbiddenException", reason)
 }

@@ -62,8 +62,8 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, pathClie
 	defer afterRequest(w, func() { s.hub.release(c) })
 
 	req := s.connectEvent(r, c, now, pathClientID)
-	log := s.log.With("connectionId", c.id, "clientId", clientIDOf(req))
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RouteTimeout)
+	log := s.log.With("connectionId", c.id, "clientId", clip(clientIDOf(req)))
+	ctx, cancel := context.WithTimeout(r.Context(), s.routeTimeout(ConnectFunction))
 	resp, err := s.routes.Connect(ctx, req)
 	cancel()
 	if err != nil {
@@ -136,7 +136,7 @@ func (s *Server) readLoop(c *conn, ws *websocket.Conn, log *slog.Logger) (websoc
 // back, as the route response of API Gateway's $default route does.
 func (s *Server) routeMessage(c *conn, typ websocket.MessageType, data []byte, log *slog.Logger) {
 	req := s.messageEvent(c, typ, data)
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RouteTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), s.routeTimeout(DefaultFunction))
 	defer cancel()
 	resp, err := s.routes.Default(ctx, req)
 	var reply []byte
@@ -171,7 +171,7 @@ func (s *Server) routeMessage(c *conn, typ websocket.MessageType, data []byte, l
 func (s *Server) disconnect(c *conn, log *slog.Logger) {
 	code, reason := c.closeStatus()
 	req := s.disconnectEvent(c, code, reason)
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RouteTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), s.routeTimeout(DisconnectFunction))
 	defer cancel()
 	if _, err := s.routes.Disconnect(ctx, req); err != nil {
 		log.Error("$disconnect integration failed", "err", err)
