@@ -2,6 +2,7 @@
 package main
 
 import (
+	"context"
 	"log/slog"
 
 	"github.com/wsnotify/wsnotify/shared/app"
@@ -11,6 +12,6 @@ import (
 
 func main() {
 	app.Start(func(n *notify.Notifier, cfg app.Config, log *slog.Logger) any {
-		return handler.NewJobEvents(n, log).Handle
+		return handler.NewJobEvents(n, log, app.JobDeadLetters(context.Background(), cfg, log)).Handle
 	})
 }

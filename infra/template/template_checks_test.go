@@ -34,7 +34,7 @@ var functionEnv = map[string][]string{
 	"ConnectFunction":    {"LOG_LEVEL", "MANAGEMENT_API_ENDPOINT", "TABLE_NAME"},
 	"DisconnectFunction": {"LOG_LEVEL", "MANAGEMENT_API_ENDPOINT", "TABLE_NAME"},
 	"DefaultFunction":    {"LOG_LEVEL", "MANAGEMENT_API_ENDPOINT", "TABLE_NAME"},
-	"JobEventsFunction":  {"FANOUT_CONCURRENCY", "LOG_LEVEL", "MANAGEMENT_API_ENDPOINT", "TABLE_NAME"},
+	"JobEventsFunction":  {"FANOUT_CONCURRENCY", "JOB_DEAD_LETTER_QUEUE_URL", "LOG_LEVEL", "MANAGEMENT_API_ENDPOINT", "TABLE_NAME"},
 	"S3UploadFunction":   {"FANOUT_CONCURRENCY", "LOG_LEVEL", "MANAGEMENT_API_ENDPOINT", "TABLE_NAME", "UPLOAD_PREFIX"},
 }
 
@@ -49,6 +49,8 @@ var optionalEnv = map[string]struct {
 	"DYNAMODB_ENDPOINT":  {why: "points the store at a local DynamoDB (dynalite) in tests; the cloud uses the regional endpoint"},
 	"UPLOAD_PREFIX":      {requiredFor: []string{"S3UploadFunction"}, why: "only S3UploadFunction handles uploads"},
 	"FANOUT_CONCURRENCY": {requiredFor: []string{"JobEventsFunction", "S3UploadFunction"}, why: "only the publishing functions fan out"},
+	"JOB_DEAD_LETTER_QUEUE_URL": {requiredFor: []string{"JobEventsFunction"},
+		why: "only JobEventsFunction sends records that fail validation to the job dead-letter queue"},
 }
 
 // lambdaEnv are the variables the Lambda runtime sets itself.
@@ -65,6 +67,7 @@ const (
 	tableARN      = "GetAtt(ConnectionsTable.Arn)"
 	indexARN      = "Sub(${ConnectionsTable.Arn}/index/byConnection)"
 	queueARN      = "GetAtt(JobEventsQueue.Arn)"
+	jobDLQARN     = "GetAtt(JobEventsDeadLetterQueue.Arn)"
 	connectionsOf = "Sub(arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${WebSocketApi}/${StageName}/%s/@connections/*)"
 )
 
@@ -89,6 +92,7 @@ var functionGrants = map[string][]string{
 		"sqs:ReceiveMessage on " + queueARN,
 		"sqs:DeleteMessage on " + queueARN,
 		"sqs:GetQueueAttributes on " + queueARN,
+		"sqs:SendMessage on " + jobDLQARN, // records that fail validation, at once
 	},
 	"S3UploadFunction": {
 		"dynamodb:Query on " + tableARN,

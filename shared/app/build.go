@@ -10,8 +10,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/wsnotify/wsnotify/shared/auth"
+	"github.com/wsnotify/wsnotify/shared/deadletter"
+	"github.com/wsnotify/wsnotify/shared/handler"
 	"github.com/wsnotify/wsnotify/shared/notify"
 	"github.com/wsnotify/wsnotify/shared/push/apigw"
 	"github.com/wsnotify/wsnotify/shared/store/dynamo"
@@ -26,9 +29,9 @@ const pushAttempts = 4
 // Management API pusher. Mains call it once, at cold start, so SDK clients
 // and their connection pools live across invocations.
 func Build(ctx context.Context, cfg Config, log *slog.Logger) (*notify.Notifier, error) {
-	awsCfg, err := config.LoadDefaultConfig(ctx, config.WithHTTPClient(HTTPClient()))
+	awsCfg, err := loadAWSConfig(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("load AWS configuration: %w", err)
+		return nil, err
 	}
 	db := dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) {
 		if cfg.DynamoDBEndpoint != "" {
@@ -38,6 +41,30 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger) (*notify.Notifier,
 	store := dynamo.New(db, cfg.TableName)
 	pusher := apigw.New(apigw.NewClient(awsCfg, cfg.ManagementEndpoint, pushAttempts), log)
 	return notify.New(auth.NewAuthenticator(store), store, pusher, log, notify.Config{Concurrency: cfg.FanoutConcurrency}), nil
+}
+
+// loadAWSConfig is the runtime's AWS configuration over HTTPClient.
+func loadAWSConfig(ctx context.Context) (aws.Config, error) {
+	awsCfg, err := config.LoadDefaultConfig(ctx, config.WithHTTPClient(HTTPClient()))
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	return awsCfg, nil
+}
+
+// JobDeadLetters returns the job dead-letter queue cfg names, or nil when it
+// names none. It is called at cold start; a configuration that cannot be
+// loaded ends the process, as in Start.
+func JobDeadLetters(ctx context.Context, cfg Config, log *slog.Logger) handler.DeadLetters {
+	if cfg.JobDeadLetterQueueURL == "" {
+		return nil
+	}
+	awsCfg, err := loadAWSConfig(ctx)
+	if err != nil {
+		log.Error("init", "err", err)
+		os.Exit(1)
+	}
+	return deadletter.New(sqs.NewFromConfig(awsCfg), cfg.JobDeadLetterQueueURL)
 }
 
 // Start is a Lambda main: it reads the configuration, builds the Notifier

@@ -23,6 +23,10 @@ const (
 	EnvUploadPrefix       = "UPLOAD_PREFIX"
 	EnvFanoutConcurrency  = "FANOUT_CONCURRENCY"
 	EnvLogLevel           = "LOG_LEVEL"
+	// EnvJobDeadLetterQueueURL names the queue the job events function
+	// sends records that can never succeed to (optional: without it they
+	// are reported failed and reach that queue through SQS's redrive).
+	EnvJobDeadLetterQueueURL = "JOB_DEAD_LETTER_QUEUE_URL"
 )
 
 // Config is what a function needs from its environment.
@@ -42,6 +46,8 @@ type Config struct {
 	FanoutConcurrency int
 	// LogLevel is debug, info, warn or error.
 	LogLevel slog.Level
+	// JobDeadLetterQueueURL is the job dead-letter queue's URL (job events function).
+	JobDeadLetterQueueURL string
 }
 
 // FromEnv reads the Config from lookup (os.LookupEnv in the mains) and
@@ -57,6 +63,8 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 		ManagementEndpoint: get(EnvManagementEndpoint),
 		DynamoDBEndpoint:   get(EnvDynamoDBEndpoint),
 		UploadPrefix:       get(EnvUploadPrefix),
+
+		JobDeadLetterQueueURL: get(EnvJobDeadLetterQueueURL),
 	}
 	if cfg.TableName == "" {
 		errs = append(errs, fmt.Errorf("%s is not set: name of the connections table", EnvTableName))
@@ -69,6 +77,11 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 	if cfg.DynamoDBEndpoint != "" {
 		if err := checkURL(cfg.DynamoDBEndpoint); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", EnvDynamoDBEndpoint, err))
+		}
+	}
+	if cfg.JobDeadLetterQueueURL != "" {
+		if err := checkURL(cfg.JobDeadLetterQueueURL); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", EnvJobDeadLetterQueueURL, err))
 		}
 	}
 	if v := get(EnvFanoutConcurrency); v != "" {

@@ -2,6 +2,7 @@ package event
 
 import (
 	"encoding/json"
+	"errors"
 	"regexp"
 )
 
@@ -39,7 +40,7 @@ type Envelope struct {
 func ParseEnvelope(data []byte) (Envelope, error) {
 	var raw struct {
 		OwnerID  *string         `json:"ownerId"`
-		ClientID *string         `json:"clientId"`
+		ClientID json.RawMessage `json:"clientId"`
 		Event    json.RawMessage `json:"event"`
 	}
 	if err := decodeStrict(data, &raw); err != nil {
@@ -53,10 +54,25 @@ func ParseEnvelope(data []byte) (Envelope, error) {
 	}
 	env := Envelope{OwnerID: *raw.OwnerID}
 	if raw.ClientID != nil {
-		if !ValidClientID(*raw.ClientID) {
+		// Leave clientId out to address every connection of the owner: a
+		// null would mean the same, and reads like "no client" to some
+		// producers and like a mistake to others.
+		var id string
+		if string(raw.ClientID) == "null" {
+			return Envelope{}, invalid("clientId must not be null: leave it out to publish to every connection of the owner")
+		}
+		if err := json.Unmarshal(raw.ClientID, &id); err != nil {
+			kind := "value"
+			var typeErr *json.UnmarshalTypeError
+			if errors.As(err, &typeErr) {
+				kind = typeErr.Value
+			}
+			return Envelope{}, invalid("field \"clientId\" must be a string, got JSON %s", kind)
+		}
+		if !ValidClientID(id) {
 			return Envelope{}, invalid("clientId must be 1-%d characters of A-Z a-z 0-9 . _ : -", MaxClientIDLength)
 		}
-		env.ClientID = *raw.ClientID
+		env.ClientID = id
 	}
 	if len(raw.Event) == 0 || string(raw.Event) == "null" {
 		return Envelope{}, invalid("missing field \"event\"")

@@ -266,6 +266,9 @@ func Parse(data []byte) (Event, error) {
 // decodeStrict decodes one JSON object into v, refusing unknown fields,
 // wrong JSON types and trailing data.
 func decodeStrict(data []byte, v any) error {
+	if err := noDuplicateKeys(data); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -280,6 +283,72 @@ func decodeStrict(data []byte, v any) error {
 	}
 	if dec.More() {
 		return invalid("trailing data after the JSON object")
+	}
+	return nil
+}
+
+// noDuplicateKeys refuses a JSON document in which an object names a key
+// twice, at any depth. encoding/json keeps the last value, so {"ownerId":"a",
+// "ownerId":"b"} would go to b while another reader of the message may see
+// a: an ambiguous message is refused rather than resolved silently.
+// Malformed JSON passes here and is refused by the decoder, in its words.
+func noDuplicateKeys(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	err := walkKeys(dec, 0)
+	if errors.Is(err, errMalformed) {
+		return nil
+	}
+	return err
+}
+
+// errMalformed stops walkKeys at JSON the decoder will refuse anyway.
+var errMalformed = errors.New("malformed JSON")
+
+// maxDepth bounds the nesting walkKeys follows: events are two levels deep,
+// and a document of a million '[' must not take a million stack frames.
+const maxDepth = 32
+
+// walkKeys reads one JSON value from dec, refusing duplicate keys in it.
+func walkKeys(dec *json.Decoder, depth int) error {
+	if depth > maxDepth {
+		return invalid("JSON nested deeper than %d levels", maxDepth)
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return errMalformed
+	}
+	switch tok {
+	case json.Delim('{'):
+		keys := map[string]bool{}
+		for dec.More() {
+			tok, err := dec.Token()
+			key, ok := tok.(string)
+			if err != nil || !ok {
+				return errMalformed
+			}
+			if keys[key] {
+				if len(key) > 64 {
+					key = key[:64] + "…"
+				}
+				return invalid("duplicate key %q", key)
+			}
+			keys[key] = true
+			if err := walkKeys(dec, depth+1); err != nil {
+				return err
+			}
+		}
+	case json.Delim('['):
+		for dec.More() {
+			if err := walkKeys(dec, depth+1); err != nil {
+				return err
+			}
+		}
+	default:
+		return nil // a scalar
+	}
+	if _, err := dec.Token(); err != nil { // the closing delimiter
+		return errMalformed
 	}
 	return nil
 }

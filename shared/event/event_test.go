@@ -183,6 +183,13 @@ func TestParseEnvelope(t *testing.T) {
 		{"an upload event from a job producer", `{"ownerId":"o","event":{"type":"file_uploaded","fileId":"f","name":"n","size":1}}`, "published by the upload trigger"},
 		{"an unknown envelope field", `{"ownerId":"o","owner":"x","event":` + progress + `}`, `unknown field "owner"`},
 		{"not an object", `"hello"`, "not a JSON object, got JSON string"},
+		{"two owners", `{"ownerId":"victim","ownerId":"o","event":` + progress + `}`, `duplicate key "ownerId"`},
+		{"two client ids", `{"ownerId":"o","clientId":"a","event":` + progress + `,"clientId":"b"}`, `duplicate key "clientId"`},
+		{"a key twice inside the event", `{"ownerId":"o","event":{"type":"job_progress","jobId":"j","jobId":"k","progress":1,"processedCount":1,"totalCount":1}}`, `duplicate key "jobId"`},
+		{"a null client id", `{"ownerId":"o","clientId":null,"event":` + progress + `}`, "clientId must not be null"},
+		{"a client id that is a number", `{"ownerId":"o","clientId":7,"event":` + progress + `}`, `field "clientId" must be a string, got JSON number`},
+		{"an empty client id", `{"ownerId":"o","clientId":"","event":` + progress + `}`, "clientId must be"},
+		{"JSON nested without end", `{"ownerId":"o","event":` + progress + `,"x":` + strings.Repeat("[", 100000) + strings.Repeat("]", 100000) + `}`, "nested deeper"},
 	}
 	for _, tt := range bad {
 		t.Run("refuses "+tt.name, func(t *testing.T) {

@@ -122,7 +122,7 @@ func TestEveryEventsFileRunsThroughItsHandler(t *testing.T) {
 			e.register(t, "acct_42", "3f0c9a52-6c1e-4e7b-9a43-1d2f6b8e7c10", "conn-a")
 			e.register(t, "acct_42", "other-tab", "conn-b")
 			e.register(t, "acct_7", "3f0c9a52-6c1e-4e7b-9a43-1d2f6b8e7c10", "conn-other-owner")
-			resp, err := handler.NewJobEvents(e.n, e.log).Handle(ctx, load[events.SQSEvent](t, "sqs-job-batch.json"))
+			resp, err := handler.NewJobEvents(e.n, e.log, nil).Handle(ctx, load[events.SQSEvent](t, "sqs-job-batch.json"))
 			if err != nil || len(resp.BatchItemFailures) != 0 {
 				t.Fatalf("failures = %+v, %v", resp.BatchItemFailures, err)
 			}
@@ -135,7 +135,7 @@ func TestEveryEventsFileRunsThroughItsHandler(t *testing.T) {
 		},
 		"sqs-job-batch-partial-failure.json": func(t *testing.T, e *env) {
 			e.register(t, "acct_42", "tab", "conn-a")
-			resp, _ := handler.NewJobEvents(e.n, e.log).Handle(ctx, load[events.SQSEvent](t, "sqs-job-batch-partial-failure.json"))
+			resp, _ := handler.NewJobEvents(e.n, e.log, nil).Handle(ctx, load[events.SQSEvent](t, "sqs-job-batch-partial-failure.json"))
 			if len(resp.BatchItemFailures) != 1 || resp.BatchItemFailures[0].ItemIdentifier != "0b6c2f5e-9d1a-4c7b-8e3f-000000000012" {
 				t.Fatalf("failures = %+v, want only the invalid record", resp.BatchItemFailures)
 			}
@@ -419,7 +419,7 @@ func TestAJobEventThatCannotBePublishedHoldsBackTheRestOfItsMessageGroup(t *test
 	rec := func(id, group, body string) events.SQSMessage {
 		return events.SQSMessage{MessageId: id, Body: body, Attributes: map[string]string{"MessageGroupId": group}}
 	}
-	resp, _ := handler.NewJobEvents(n, e.log).Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{
+	resp, _ := handler.NewJobEvents(n, e.log, nil).Handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{
 		rec("1", "group-a", body("acct_down", "j1")), // the store fails for this owner
 		rec("2", "group-b", body("acct_42", "j2")),   // another group: delivered
 		rec("3", "group-a", body("acct_42", "j3")),   // behind record 1 in its group: held back
@@ -452,7 +452,7 @@ func TestAPushThatFailsIsRetriedNotLost(t *testing.T) {
 	t.Run("the job event's record fails, with the rest of its message group", func(t *testing.T) {
 		body := `{"ownerId":"acct_42","event":{"type":"job_complete","jobId":"j","status":"completed","organized":1,"failed":0}}`
 		other := `{"ownerId":"acct_7","event":{"type":"job_complete","jobId":"k","status":"completed","organized":1,"failed":0}}`
-		resp, _ := handler.NewJobEvents(e.n, e.log).Handle(ctx, events.SQSEvent{Records: []events.SQSMessage{
+		resp, _ := handler.NewJobEvents(e.n, e.log, nil).Handle(ctx, events.SQSEvent{Records: []events.SQSMessage{
 			{MessageId: "1", Body: body, Attributes: map[string]string{"MessageGroupId": "j"}},
 			{MessageId: "2", Body: other, Attributes: map[string]string{"MessageGroupId": "j"}},
 			{MessageId: "3", Body: other, Attributes: map[string]string{"MessageGroupId": "k"}},
@@ -480,7 +480,7 @@ func TestRecordsNotReachedBeforeTheDeadlineAreLeftToARetry(t *testing.T) {
 	// A deadline one second away is inside the margin kept for answering.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	resp, _ := handler.NewJobEvents(e.n, e.log).Handle(ctx, events.SQSEvent{Records: []events.SQSMessage{
+	resp, _ := handler.NewJobEvents(e.n, e.log, nil).Handle(ctx, events.SQSEvent{Records: []events.SQSMessage{
 		{MessageId: "1", Body: body}, {MessageId: "2", Body: body},
 	}})
 	if len(resp.BatchItemFailures) != 2 || len(e.push.Sent("conn-a")) != 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -49,29 +50,76 @@ type S3Skipped struct {
 
 // S3Event is an S3 event notification as the upload function receives it:
 // the fields of aws-lambda-go's events.S3Event that this function uses, with
-// the same JSON names. It exists because events.S3Object URL-decodes the key
-// while unmarshalling and fails the whole event on one malformed key, which
-// would fail every good record delivered with it; here the key stays as S3
-// sent it and a bad one is skipped alone.
+// the same JSON names. It exists because events.S3Event fails the whole event
+// on one bad record (events.S3Object URL-decodes the key while unmarshalling;
+// a size that is no int64 fails the decode), which would fail, and so retry
+// and re-deliver, every good record delivered with it. Here each record is
+// decoded on its own, the key stays as S3 sent it, and a bad record is
+// skipped alone.
 type S3Event struct {
 	Records []S3Record `json:"Records"`
 }
 
 // S3Record is one record of an S3Event.
 type S3Record struct {
-	EventName string `json:"eventName"`
-	S3        struct {
-		Bucket struct {
-			Name string `json:"name"`
-		} `json:"bucket"`
-		Object struct {
-			Key       string `json:"key"` // URL-encoded, '+' for a space
-			Size      int64  `json:"size"`
-			ETag      string `json:"eTag"`
-			VersionID string `json:"versionId"`
-			Sequencer string `json:"sequencer"`
-		} `json:"object"`
-	} `json:"s3"`
+	EventName string        `json:"eventName"`
+	S3        S3RecordInner `json:"s3"`
+
+	// invalid says why the record could not be decoded, or is not a
+	// record that can be published; it is skipped with that reason.
+	invalid error
+}
+
+// S3RecordInner is an S3Record's "s3" member.
+type S3RecordInner struct {
+	Bucket struct {
+		Name string `json:"name"`
+	} `json:"bucket"`
+	Object struct {
+		Key       string `json:"key"` // URL-encoded, '+' for a space
+		Size      int64  `json:"size"`
+		ETag      string `json:"eTag"`
+		VersionID string `json:"versionId"`
+		Sequencer string `json:"sequencer"`
+	} `json:"object"`
+}
+
+// UnmarshalJSON decodes one record. A record that does not decode (a size
+// that is a string, a fraction or beyond int64, a key that is no string) or
+// that breaks a rule (a negative size) is kept, marked invalid, so that the
+// records around it are still published.
+func (r *S3Record) UnmarshalJSON(data []byte) error {
+	type plain S3Record // without this method
+	var p plain
+	if err := json.Unmarshal(data, &p); err != nil {
+		*r = S3Record{invalid: fmt.Errorf("malformed record: %s", jsonProblem(err))}
+		// The key, if it can be read, names the record in the log.
+		var named struct {
+			S3 struct {
+				Object struct {
+					Key string `json:"key"`
+				} `json:"object"`
+			} `json:"s3"`
+		}
+		if json.Unmarshal(data, &named) == nil {
+			r.S3.Object.Key = named.S3.Object.Key
+		}
+		return nil
+	}
+	*r = S3Record(p)
+	if r.S3.Object.Size < 0 {
+		r.invalid = fmt.Errorf("size %d is negative", r.S3.Object.Size)
+	}
+	return nil
+}
+
+// jsonProblem describes a decode error without the decoder's Go type names.
+func jsonProblem(err error) string {
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) {
+		return fmt.Sprintf("field %q cannot take JSON %s (wrong type, or out of range)", typeErr.Field, typeErr.Value)
+	}
+	return err.Error()
 }
 
 // Upload is one parsed upload record.
@@ -90,14 +138,21 @@ type Upload struct {
 func (h *S3Upload) Handle(ctx context.Context, ev S3Event) (S3Result, error) {
 	var res S3Result
 	var errs []error
+	skip := func(rec S3Record, reason string) {
+		h.log.WarnContext(ctx, "skipped upload record", "bucket", rec.S3.Bucket.Name, "key", rec.S3.Object.Key, "reason", reason)
+		res.Skipped = append(res.Skipped, S3Skipped{Key: rec.S3.Object.Key, Reason: reason})
+	}
 	for _, rec := range ev.Records {
+		if rec.invalid != nil {
+			skip(rec, rec.invalid.Error())
+			continue
+		}
 		up, err := ParseUploadKey(rec.S3.Object.Key, h.prefix)
 		if err == nil && !strings.HasPrefix(rec.EventName, "ObjectCreated:") {
 			err = fmt.Errorf("event %q is not an ObjectCreated event", rec.EventName)
 		}
 		if err != nil {
-			h.log.WarnContext(ctx, "skipped upload record", "bucket", rec.S3.Bucket.Name, "key", rec.S3.Object.Key, "reason", err.Error())
-			res.Skipped = append(res.Skipped, S3Skipped{Key: rec.S3.Object.Key, Reason: err.Error()})
+			skip(rec, err.Error())
 			continue
 		}
 		fu := event.FileUploaded{
@@ -110,12 +165,15 @@ func (h *S3Upload) Handle(ctx context.Context, ev S3Event) (S3Result, error) {
 		if err == nil && pub.Failed > 0 {
 			err = fmt.Errorf("%d of %d pushes failed", pub.Failed, pub.Failed+pub.Delivered)
 		}
-		if err != nil {
+		switch {
+		case notify.ErrorCode(err) == notify.CodeInvalid:
+			skip(rec, notify.ErrorMessage(err)) // a retry cannot fix it
+		case err != nil:
 			h.log.ErrorContext(ctx, "publish upload", "owner", up.OwnerID, "fileId", fu.FileID, "err", err)
 			errs = append(errs, fmt.Errorf("publish %s: %w", fu.FileID, err))
-			continue
+		default:
+			res.Published++
 		}
-		res.Published++
 	}
 	return res, errors.Join(errs...)
 }

@@ -246,7 +246,8 @@ func TestBadInvocationsAreAnsweredAsLambdaAnswersThem(t *testing.T) {
 		{"JobEventsFunction", "Records that are a string", `{"Records":"none"}`, unmarshal},
 		{"JobEventsFunction", "a record body that is an object", `{"Records":[{"messageId":"m1","body":{}}]}`, unmarshal},
 		{"S3UploadFunction", "not JSON", `{"Records":[{]}`, notJSON},
-		{"S3UploadFunction", "a size that is a string", `{"Records":[{"s3":{"object":{"key":"k","size":"big"}}}]}`, unmarshal},
+		{"S3UploadFunction", "a size that is a string (skipped alone)", `{"Records":[{"s3":{"object":{"key":"k","size":"big"}}}]}`,
+			want{status: http.StatusOK, bodyHas: `"skipped":[{"key":"k","reason":"malformed record: field \"s3.object.size\" cannot take JSON string`}},
 		{"JobEventsFunction", "a payload over 6 MB", `{"Records":[],"pad":"` + strings.Repeat("x", 6<<20) + `"}`,
 			want{status: http.StatusRequestEntityTooLarge, errorType: "RequestTooLargeException", bodyHas: "6291456"}},
 	}

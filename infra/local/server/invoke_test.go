@@ -56,7 +56,7 @@ func TestTheInvokeAPIAnswersAsLambdaDoes(t *testing.T) {
 			header: http.Header{"X-Amz-Invocation-Type": {"DryRun"}}, status: http.StatusNoContent},
 		{name: "a route function may not be invoked: only the WebSocket endpoint runs it", h: h, function: "DefaultFunction",
 			payload: `{"requestContext":{"routeKey":"$default","connectionId":"x"},"body":"{\"action\":\"ping\"}"}`,
-			status: http.StatusForbidden, errorType: "AccessDeniedException", bodyHas: []string{"lambda:InvokeFunction"}},
+			status:  http.StatusForbidden, errorType: "AccessDeniedException", bodyHas: []string{"lambda:InvokeFunction"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -234,7 +234,9 @@ func New(cfg Config) (*Server, error) {
 	connect := handler.NewConnect(s.notifier, log)
 	disconnect := handler.NewDisconnect(s.notifier, log)
 	dflt := handler.NewDefault(log)
-	jobs := handler.NewJobEvents(s.notifier, log)
+	// No queue here: a record that can never succeed is logged and
+	// reported failed, as SQS would retry it before its redrive.
+	jobs := handler.NewJobEvents(s.notifier, log, nil)
 	uploads := handler.NewS3Upload(s.notifier, log, cfg.UploadPrefix)
 	s.routes = Routes{Connect: connect.Handle, Disconnect: disconnect.Handle, Default: dflt.Handle}
 	s.endpoints = endpoints

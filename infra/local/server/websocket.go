@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/coder/websocket"
@@ -41,6 +42,10 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, pathClie
 		writeJSON(w, http.StatusUpgradeRequired, nil, map[string]string{"message": "WebSocket handshake required"})
 		return
 	}
+	// A handshake that is refused ends its TCP connection too, rather than
+	// leaving it open for keep-alive: a client that was refused reconnects
+	// with a new handshake anyway. Accept replaces the header when it upgrades.
+	w.Header().Set("Connection", "close")
 	if !originAllowed(r, s.cfg.OriginPatterns) {
 		s.log.Info("connection refused: origin not allowed", "origin", logOrigin(r))
 		refuseOrigin(w)
@@ -128,6 +133,11 @@ func (s *Server) readLoop(c *conn, ws *websocket.Conn, log *slog.Logger) (websoc
 			}
 		}
 		c.touch(time.Now())
+		if typ == websocket.MessageText && !utf8.Valid(data) {
+			// RFC 6455 §8.1: a text message that is not UTF-8 fails the
+			// connection, with 1007.
+			return websocket.StatusInvalidFramePayloadData, "text message is not valid UTF-8"
+		}
 		s.routeMessage(c, typ, data, log)
 	}
 }
