@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -66,6 +67,37 @@ func FreePort(t testing.TB) int {
 // returns its endpoint URL. It is stopped when the test ends.
 func Dynalite(t testing.TB) string {
 	t.Helper()
+	return StartDynalite(t).Endpoint
+}
+
+// DynaliteServer is a running dynalite process.
+type DynaliteServer struct {
+	// Endpoint is its URL, http://127.0.0.1:port.
+	Endpoint string
+	process  *os.Process
+}
+
+// Pause stops the process (SIGSTOP): it keeps accepting connections, in the
+// kernel's backlog, and answers nothing, as a wedged DynamoDB endpoint does.
+func (d *DynaliteServer) Pause(t testing.TB) {
+	t.Helper()
+	if err := d.process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatalf("testenv: pause dynalite: %v", err)
+	}
+}
+
+// Resume continues a paused process (SIGCONT).
+func (d *DynaliteServer) Resume(t testing.TB) {
+	t.Helper()
+	if err := d.process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatalf("testenv: resume dynalite: %v", err)
+	}
+}
+
+// StartDynalite starts a fresh in-memory dynalite on a free loopback port,
+// stopped when the test ends.
+func StartDynalite(t testing.TB) *DynaliteServer {
+	t.Helper()
 	bin := filepath.Join(NodeModules(t), ".bin", "dynalite")
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("testenv: dynalite is not installed at %s: run `make test` (it runs `npm ci` in infra/node)", bin)
@@ -81,12 +113,12 @@ func Dynalite(t testing.TB) string {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
+		_ = cmd.Process.Kill() // SIGKILL ends a paused process too
 		<-exited
 	})
 	endpoint := fmt.Sprintf("http://127.0.0.1:%d", port)
 	WaitHTTP(t, endpoint, 20*time.Second, exited, stderr)
-	return endpoint
+	return &DynaliteServer{Endpoint: endpoint, process: cmd.Process}
 }
 
 // WaitHTTP waits until url answers any HTTP response, failing the test after
