@@ -220,3 +220,60 @@ func TestEveryEventsFileOnItsBinary(t *testing.T) {
 		}
 	}
 }
+
+// TestTheJobEventsBinarySendsInvalidRecordsToTheDeadLetterQueue runs the
+// built jobevents function with JOB_DEAD_LETTER_QUEUE_URL set and SQS
+// pointed at a fake: a record that fails validation goes to the queue with
+// its reason and is acknowledged; when the queue refuses it, it is reported
+// failed.
+func TestTheJobEventsBinarySendsInvalidRecordsToTheDeadLetterQueue(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	endpoint := testenv.Dynalite(t)
+	const table = "wsnotify-dlq-test"
+	if err := template.CreateTable(ctx, testenv.DynamoDB(endpoint), table); err != nil {
+		t.Fatal(err)
+	}
+	mgmt := httptest.NewServer(&managementAPI{posts: map[string][]string{}})
+	t.Cleanup(mgmt.Close)
+	fake := &testenv.SQS{}
+	sqsServer := httptest.NewServer(fake)
+	t.Cleanup(sqsServer.Close)
+	queueURL := sqsServer.URL + "/000000000000/wsnotify-job-events-dlq.fifo"
+	env := append(testenv.FunctionEnv(table, endpoint, mgmt.URL+"/prod"),
+		"JOB_DEAD_LETTER_QUEUE_URL="+queueURL, "AWS_ENDPOINT_URL_SQS="+sqsServer.URL)
+	l := testenv.StartLambda(t, testenv.BuildBootstrap(t, t.TempDir(), "jobevents"), env...)
+
+	batch := `{"Records":[
+		{"messageId":"good","body":"{\"ownerId\":\"acct_42\",\"event\":{\"type\":\"job_complete\",\"jobId\":\"j\",\"status\":\"completed\",\"organized\":1,\"failed\":0}}","attributes":{"MessageGroupId":"j"}},
+		{"messageId":"bad","body":"{\"ownerId\":\"acct_42\",\"event\":{\"type\":\"job_started\",\"jobId\":\"j\"}}","attributes":{"MessageGroupId":"j"}}]}`
+	invoke := func() string {
+		resp, err := http.Post(l.URL, "application/json", strings.NewReader(batch))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		return string(out)
+	}
+
+	if out := invoke(); out != `{"batchItemFailures":[]}` {
+		t.Fatalf("answered %s, want no failures\n%s", out, l.Output)
+	}
+	got := fake.Received()
+	if len(got) != 1 {
+		t.Fatalf("the queue got %d messages, want 1\n%s", len(got), l.Output)
+	}
+	msg, _ := json.Marshal(got[0])
+	for _, want := range []string{`"QueueUrl":"` + queueURL + `"`, `"MessageGroupId":"j"`, `"MessageDeduplicationId":"bad"`,
+		`job_started`, `unknown type \"job_started\"`} {
+		if !strings.Contains(string(msg), want) {
+			t.Errorf("dead letter %s lacks %s", msg, want)
+		}
+	}
+
+	fake.Refuse(http.StatusForbidden)
+	if out := invoke(); out != `{"batchItemFailures":[{"itemIdentifier":"bad"}]}` {
+		t.Fatalf("with the queue refusing, answered %s\n%s", out, l.Output)
+	}
+}

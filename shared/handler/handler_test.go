@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/wsnotify/wsnotify/shared/auth"
+	"github.com/wsnotify/wsnotify/shared/event"
 	"github.com/wsnotify/wsnotify/shared/handler"
 	"github.com/wsnotify/wsnotify/shared/notify"
 	"github.com/wsnotify/wsnotify/shared/notify/notifytest"
@@ -486,4 +488,100 @@ func TestRecordsNotReachedBeforeTheDeadlineAreLeftToARetry(t *testing.T) {
 	if len(resp.BatchItemFailures) != 2 || len(e.push.Sent("conn-a")) != 0 {
 		t.Fatalf("failures %+v, sent %d: want both records left for the retry, none sent", resp.BatchItemFailures, len(e.push.Sent("conn-a")))
 	}
+}
+
+// deadLetters records what the job events handler dead-letters; Fail makes
+// the queue refuse.
+type deadLetters struct {
+	sent    map[string]string // message id -> reason
+	bodies  map[string]string // message id -> body
+	Refuses bool
+}
+
+func (d *deadLetters) SendDeadLetter(_ context.Context, rec events.SQSMessage, reason string) error {
+	if d.Refuses {
+		return errors.New("AccessDenied")
+	}
+	if d.sent == nil {
+		d.sent, d.bodies = map[string]string{}, map[string]string{}
+	}
+	d.sent[rec.MessageId], d.bodies[rec.MessageId] = reason, rec.Body
+	return nil
+}
+
+func TestAJobEventThatFailsValidationIsDeadLetteredAndItsGroupGoesOn(t *testing.T) {
+	complete := func(job string) string {
+		return `{"ownerId":"acct_42","event":{"type":"job_complete","jobId":"` + job + `","status":"completed","organized":1,"failed":0}}`
+	}
+	rec := func(id, body string) events.SQSMessage {
+		return events.SQSMessage{MessageId: id, Body: body, Attributes: map[string]string{"MessageGroupId": "job_1"}}
+	}
+	batch := events.SQSEvent{Records: []events.SQSMessage{
+		rec("1", complete("a")),
+		rec("2", `{"ownerId":"acct_42","event":{"type":"job_started","jobId":"b"}}`), // unknown type
+		rec("3", `not JSON`),
+		rec("4", `{"ownerId":"acct_42","event":{"type":"job_progress","jobId":"c","progress":120,"processedCount":1,"totalCount":1}}`),
+		rec("5", `{"ownerId":"acct_42","event":{"type":"error","jobId":"d","error":"`+strings.Repeat("x", event.MaxTextLength)+`","code":"E"}}`),
+		rec("6", complete("e")),
+	}}
+	failed := func(resp events.SQSEventResponse) string {
+		var ids []string
+		for _, f := range resp.BatchItemFailures {
+			ids = append(ids, f.ItemIdentifier)
+		}
+		return strings.Join(ids, ",")
+	}
+
+	t.Run("the invalid records go to the queue with their reason and the rest of the group is delivered", func(t *testing.T) {
+		e := newEnv(t)
+		e.register(t, "acct_42", "tab", "conn-a")
+		dead := &deadLetters{}
+		resp, _ := handler.NewJobEvents(e.n, e.log, dead).Handle(context.Background(), batch)
+		if got := failed(resp); got != "" {
+			t.Fatalf("failures = %v, want none: invalid records are acknowledged once dead-lettered", got)
+		}
+		for id, want := range map[string]string{"2": `unknown type "job_started"`, "3": "invalid character", "4": "progress must be between 0 and 100"} {
+			if !strings.Contains(dead.sent[id], want) || dead.bodies[id] != batch.Records[mustAtoi(id)-1].Body {
+				t.Errorf("record %s: dead-lettered with %q, body %q; want the original body and a reason saying %q", id, dead.sent[id], dead.bodies[id], want)
+			}
+		}
+		got := e.push.Sent("conn-a")
+		if len(got) != 3 || !strings.Contains(got[0], `"a"`) || !strings.Contains(got[1], `"d"`) || !strings.Contains(got[2], `"e"`) {
+			t.Fatalf("delivered %d messages, want a, d and e in order", len(got))
+		}
+	})
+	t.Run("if the queue refuses, the invalid records are reported failed and none is lost", func(t *testing.T) {
+		e := newEnv(t)
+		resp, _ := handler.NewJobEvents(e.n, e.log, &deadLetters{Refuses: true}).Handle(context.Background(), batch)
+		if got := failed(resp); got != "2,3,4" {
+			t.Fatalf("failures = %v, want 2,3,4", got)
+		}
+		if !strings.Contains(e.logs.String(), "the dead-letter queue refused it") {
+			t.Fatalf("the log does not say why: %s", e.logs)
+		}
+	})
+	t.Run("without a queue (local mode) the invalid records are reported failed", func(t *testing.T) {
+		e := newEnv(t)
+		resp, _ := handler.NewJobEvents(e.n, e.log, nil).Handle(context.Background(), batch)
+		if got := failed(resp); got != "2,3,4" {
+			t.Fatalf("failures = %v, want 2,3,4", got)
+		}
+	})
+	t.Run("a transient failure is never dead-lettered", func(t *testing.T) {
+		e := newEnv(t)
+		n := notify.New(auth.NewAuthenticator(e.store), ownerDownStore{e.store, "acct_42"}, e.push, e.log, notify.Config{})
+		dead := &deadLetters{}
+		resp, _ := handler.NewJobEvents(n, e.log, dead).Handle(context.Background(), events.SQSEvent{Records: batch.Records[:1]})
+		if got := failed(resp); got != "1" || len(dead.sent) != 0 {
+			t.Fatalf("failures = %v, dead-lettered %v; want record 1 failed for a retry and nothing dead-lettered", got, dead.sent)
+		}
+	})
+}
+
+func mustAtoi(s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		panic(err)
+	}
+	return n
 }
