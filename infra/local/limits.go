@@ -10,6 +10,7 @@ import (
 
 	"github.com/wsnotify/wsnotify/infra/local/server"
 	"github.com/wsnotify/wsnotify/shared/notify"
+	"github.com/wsnotify/wsnotify/shared/push/hub"
 )
 
 // Environment variables of the limit flags, one per flag.
@@ -42,10 +43,10 @@ type limits struct {
 // defaultLimits are API Gateway's limits and the core's defaults.
 func defaultLimits() limits {
 	return limits{
-		idleTimeout:   server.DefaultIdleTimeout,
-		maxConnection: notify.MaxConnectionAge,
-		queueMessages: server.DefaultQueueSize,
-		queueBytes:    server.DefaultQueueBytes,
+		idleTimeout:   hub.DefaultIdleTimeout,
+		maxConnection: hub.DefaultMaxAge,
+		queueMessages: hub.DefaultQueueMessages,
+		queueBytes:    hub.DefaultQueueBytes,
 		connectRate:   notify.DefaultConnectRate,
 		connectBurst:  notify.DefaultConnectBurst,
 		maxPerOwner:   notify.DefaultMaxConnectionsPerOwner,
@@ -145,14 +146,14 @@ func (l *limits) check() error {
 func (l limits) apply(c server.Config) server.Config {
 	never := func(d time.Duration) time.Duration {
 		if d == 0 {
-			return -1 // server.Config reads 0 as "the default" and a negative value as "never"
+			return hub.Never // hub.Config reads 0 as "the default"
 		}
 		return d
 	}
-	c.IdleTimeout = never(l.idleTimeout)
-	c.MaxConnectionAge = never(l.maxConnection)
-	c.QueueSize = l.queueMessages
-	c.QueueBytes = int(l.queueBytes)
+	c.Connections.IdleTimeout = never(l.idleTimeout)
+	c.Connections.MaxAge = never(l.maxConnection)
+	c.Connections.QueueMessages = l.queueMessages
+	c.Connections.QueueBytes = int(l.queueBytes)
 	c.OriginPatterns = l.origins.values
 	c.Notify.ConnectRate = l.connectRate
 	c.Notify.ConnectBurst = l.connectBurst

@@ -13,6 +13,7 @@ import (
 
 	"github.com/wsnotify/wsnotify/infra/local/server"
 	"github.com/wsnotify/wsnotify/shared/notify"
+	"github.com/wsnotify/wsnotify/shared/push/hub"
 )
 
 func TestParseConfigReadsTheLimits(t *testing.T) {
@@ -88,7 +89,7 @@ func TestLimitsSetTheServerConfig(t *testing.T) {
 	l := limits{idleTimeout: 0, maxConnection: time.Hour, queueMessages: 9, queueBytes: 1 << 20,
 		connectRate: 1.5, connectBurst: 2, maxPerOwner: 4, origins: listFlag{values: []string{"localhost:*"}}}
 	got := l.apply(server.Config{Stage: "kept"})
-	want := server.Config{Stage: "kept", IdleTimeout: -1, MaxConnectionAge: time.Hour, QueueSize: 9, QueueBytes: 1 << 20,
+	want := server.Config{Stage: "kept", Connections: hub.Config{IdleTimeout: hub.Never, MaxAge: time.Hour, QueueMessages: 9, QueueBytes: 1 << 20},
 		OriginPatterns: []string{"localhost:*"},
 		Notify:         notify.Config{ConnectRate: 1.5, ConnectBurst: 2, MaxConnectionsPerOwner: 4}}
 	if !reflect.DeepEqual(got, want) {

@@ -9,14 +9,14 @@
 //	               Gateway URL shape): builds the events API Gateway would
 //	               send and runs the $connect, $default and $disconnect routes
 //	               (Routes; by default the shared/handler Lambda handlers,
-//	               in-process)
-//	hub.go         Hub, the in-process notify.Pusher: one bounded outgoing
-//	               queue (messages and bytes) and one writer goroutine per
-//	               connection; idle, age and slow-consumer closes
+//	               in-process); the connection itself (queue, writer,
+//	               limits, close codes) is the transport in shared/push/hub
 //	origin.go      the browser Origin allow-list, checked before $connect
 //	management.go  the API Gateway Management API (/@connections/{id}) over
-//	               HTTP, a second adapter over the Hub, so the real SDK
-//	               client can be pointed at local mode
+//	               HTTP, over the hub, so the real SDK client can be pointed
+//	               at local mode
+//	control.go     who may call the Invoke and Management APIs (the control
+//	               plane): no web pages, loopback or the control token
 //	invoke.go      the Lambda Invoke API (/2015-03-31/functions/…/invocations)
 //	               as `sam local start-lambda` serves it, for job and upload
 //	               events

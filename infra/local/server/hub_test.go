@@ -14,86 +14,10 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/wsnotify/wsnotify/shared/notify"
+	"github.com/wsnotify/wsnotify/shared/push/hub"
 )
 
 const testWait = 10 * time.Second
-
-func quietHub(queue int) *Hub {
-	return newHub(hubConfig{queueSize: queue, writeTimeout: time.Second}, slog.New(slog.DiscardHandler))
-}
-
-func TestHubPostToAnUnknownConnectionIsGone(t *testing.T) {
-	h := quietHub(4)
-	err := h.Post(context.Background(), "TWegAcC4EowCHnA=", []byte(`{}`))
-	if !errors.Is(err, notify.ErrGone) {
-		t.Fatalf("err = %v, want ErrGone", err)
-	}
-	if alive, err := h.Alive(context.Background(), "TWegAcC4EowCHnA="); alive || err != nil {
-		t.Fatalf("Alive = %v, %v", alive, err)
-	}
-}
-
-func TestHubTreatsAConnectionInItsConnectAsGone(t *testing.T) {
-	h := quietHub(4)
-	c, err := h.reserve("TWegAcC4EowCHnA=", "127.0.0.1", "test", "localhost", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.release(c)
-	ctx := context.Background()
-	if err := h.Post(ctx, c.id, []byte(`{}`)); !errors.Is(err, notify.ErrGone) {
-		t.Errorf("Post = %v, want ErrGone: nothing can be posted during $connect", err)
-	}
-	if alive, _ := h.Alive(ctx, c.id); alive {
-		t.Error("Alive = true during $connect")
-	}
-	if _, err := h.Info(c.id); !errors.Is(err, notify.ErrGone) {
-		t.Errorf("Info = %v, want ErrGone", err)
-	}
-	if err := h.Close(c.id); !errors.Is(err, notify.ErrGone) {
-		t.Errorf("Close = %v, want ErrGone", err)
-	}
-	if _, err := h.reserve(c.id, "", "", "", time.Now()); err == nil {
-		t.Error("a reserved id was reserved twice")
-	}
-}
-
-func TestHubQueuesForAnOpenConnectionBeforeItsWriterStarts(t *testing.T) {
-	h := quietHub(2)
-	c, _ := h.reserve("TWegAcC4EowCHnA=", "127.0.0.1", "test", "localhost", time.Now())
-	defer h.release(c)
-	c.open()
-	ctx := context.Background()
-	for i := range 2 {
-		if err := h.Post(ctx, c.id, []byte(fmt.Sprint(i))); err != nil {
-			t.Fatalf("post %d: %v", i, err)
-		}
-	}
-	if err := h.Post(ctx, c.id, []byte("overflow")); !errors.Is(err, notify.ErrGone) {
-		t.Fatalf("post to a full queue = %v, want ErrGone", err)
-	}
-	if code, reason := c.closeStatus(); code != websocket.StatusTryAgainLater || reason != "slow consumer" {
-		t.Fatalf("closing with %v %q", code, reason)
-	}
-}
-
-func TestHubRefusesAPayloadOverTheMessageLimit(t *testing.T) {
-	h := quietHub(4)
-	err := h.Post(context.Background(), "TWegAcC4EowCHnA=", make([]byte, notify.MaxMessageBytes+1))
-	if !errors.Is(err, notify.ErrPayloadTooLarge) {
-		t.Fatalf("err = %v, want ErrPayloadTooLarge", err)
-	}
-}
-
-func TestHubRefusesConnectionsOnceShutDown(t *testing.T) {
-	h := quietHub(4)
-	if err := h.Shutdown(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.reserve("TWegAcC4EowCHnA=", "", "", "", time.Now()); !errors.Is(err, errShuttingDown) {
-		t.Fatalf("reserve after Shutdown = %v", err)
-	}
-}
 
 func TestConnectionIDsHaveAPIGatewaysShape(t *testing.T) {
 	shape := regexp.MustCompile(`^[A-Za-z0-9+/]{15}=$`)
@@ -111,8 +35,8 @@ func TestHubClosesASlowConsumerAndKeepsServingTheOthers(t *testing.T) {
 	const key, owner = "wsn_slow_test_key", "acct_slow"
 	s, err := New(Config{
 		APIKeys:      map[string]string{key: owner},
-		QueueSize:    4,
-		WriteTimeout: time.Minute, // the slow client is cut by its full queue, not by a write timeout
+		// The slow client is cut by its full queue, not by a write timeout.
+		Connections: hub.Config{QueueMessages: 4, WriteTimeout: time.Minute},
 		Logger:       slog.New(slog.DiscardHandler),
 	})
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/wsnotify/wsnotify/infra/local/server"
 	"github.com/wsnotify/wsnotify/shared/auth"
 	"github.com/wsnotify/wsnotify/shared/notify"
+	"github.com/wsnotify/wsnotify/shared/push/hub"
 	"github.com/wsnotify/wsnotify/shared/store"
 	"github.com/wsnotify/wsnotify/shared/store/memory"
 )
@@ -139,7 +140,7 @@ func TestAnIdleConnectionClosesAndOnlyDataMessagesKeepItOpen(t *testing.T) {
 	// ping for that long (it pings every 100 ms), short enough for a test.
 	const idle = 1500 * time.Millisecond
 	cfg := twoOwners()
-	cfg.IdleTimeout = idle
+	cfg.Connections.IdleTimeout = idle
 	h := start(t, cfg)
 
 	active := h.connect(t, "active", keyA)
@@ -199,7 +200,7 @@ func TestEveryConnectionClosesAtItsMaximumAgeWhateverItsTraffic(t *testing.T) {
 	t.Parallel()
 	const age = time.Second
 	cfg := twoOwners()
-	cfg.MaxConnectionAge = age
+	cfg.Connections.MaxAge = age
 	h := start(t, cfg)
 	c := h.connect(t, "old", keyA)
 	connected := time.Now()
@@ -296,9 +297,8 @@ func TestAStalledClientIsClosedWhileTwentyHealthyOnesGetEveryEventInOrder(t *tes
 		// Small bounds, so that once the stalled client's socket buffers
 		// are full (a few MB on loopback) its queue overflows quickly; the
 		// byte bound, two messages of the largest size, is the one reached.
-		QueueSize:  64,
-		QueueBytes: 2 * notify.MaxMessageBytes,
-		Logger:     slog.New(logs),
+		Connections: hub.Config{QueueMessages: 64, QueueBytes: 2 * notify.MaxMessageBytes},
+		Logger:      slog.New(logs),
 	})
 	const healthy = 20
 	ctx, cancel := context.WithCancel(context.Background())

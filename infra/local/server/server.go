@@ -19,23 +19,16 @@ import (
 	"github.com/wsnotify/wsnotify/shared/event"
 	"github.com/wsnotify/wsnotify/shared/handler"
 	"github.com/wsnotify/wsnotify/shared/notify"
+	"github.com/wsnotify/wsnotify/shared/push/hub"
 	"github.com/wsnotify/wsnotify/shared/store/memory"
 )
 
 // Defaults of Config.
 const (
-	DefaultStage        = "local"
-	DefaultQueueSize    = 1000
-	DefaultWriteTimeout = 10 * time.Second
-	// DefaultIdleTimeout is API Gateway's: 10 minutes without a client message.
-	DefaultIdleTimeout = 10 * time.Minute
+	DefaultStage = "local"
 	// DefaultRouteTimeout is API Gateway's integration timeout (29 s).
 	DefaultRouteTimeout = 29 * time.Second
 )
-
-// DefaultQueueBytes bounds one connection's outgoing queue in bytes: 4 MB,
-// whichever of it and DefaultQueueSize is reached first.
-const DefaultQueueBytes = 4 << 20
 
 // HTTP server limits. The WebSocket route lifts the read and write deadlines
 // once the handshake is accepted; they bound every other request.
@@ -80,21 +73,10 @@ type Config struct {
 	Stage string
 	// UploadPrefix is the S3 key prefix of uploads (default handler.DefaultUploadPrefix).
 	UploadPrefix string
-	// QueueSize bounds each connection's outgoing queue, in messages; a
-	// client that lets it fill is closed as a slow consumer (default DefaultQueueSize).
-	QueueSize int
-	// QueueBytes bounds each connection's outgoing queue, in bytes, as
-	// QueueSize does in messages (default DefaultQueueBytes). It must hold
-	// at least one message of notify.MaxMessageBytes.
-	QueueBytes int
-	// WriteTimeout bounds the write of one message to a client (default DefaultWriteTimeout).
-	WriteTimeout time.Duration
-	// IdleTimeout closes a connection whose client has sent no message for
-	// that long (default DefaultIdleTimeout; negative: never).
-	IdleTimeout time.Duration
-	// MaxConnectionAge closes a connection that old (default
-	// notify.MaxConnectionAge; negative: never).
-	MaxConnectionAge time.Duration
+	// Connections bounds the WebSocket connections: outgoing queues, write
+	// timeout, idle timeout and maximum age (zero values: the hub's
+	// defaults, API Gateway's limits).
+	Connections hub.Config
 	// RouteTimeout bounds one route integration call (default DefaultRouteTimeout).
 	RouteTimeout time.Duration
 	// OriginPatterns lists the browser origins allowed to connect: host
@@ -140,7 +122,7 @@ type Server struct {
 	cfg       Config
 	log       *slog.Logger
 	store     Store
-	hub       *Hub
+	hub       *hub.Hub
 	notifier  *notify.Notifier
 	routes    Routes
 	functions map[string]function      // what the Invoke API serves in-process
@@ -167,15 +149,6 @@ func New(cfg Config) (*Server, error) {
 	if !stagePattern.MatchString(cfg.Stage) {
 		return nil, fmt.Errorf("stage %q: must be 1-128 characters of A-Z a-z 0-9 _ -", cfg.Stage)
 	}
-	if cfg.QueueSize <= 0 {
-		cfg.QueueSize = DefaultQueueSize
-	}
-	if cfg.QueueBytes <= 0 {
-		cfg.QueueBytes = DefaultQueueBytes
-	}
-	if cfg.QueueBytes < notify.MaxMessageBytes {
-		return nil, fmt.Errorf("queue bytes %d: must be at least %d, one message of the largest size", cfg.QueueBytes, notify.MaxMessageBytes)
-	}
 	if err := checkOriginPatterns(cfg.OriginPatterns); err != nil {
 		return nil, err
 	}
@@ -187,15 +160,6 @@ func New(cfg Config) (*Server, error) {
 	timeouts, err := functionTimeouts(cfg.FunctionTimeouts)
 	if err != nil {
 		return nil, err
-	}
-	if cfg.WriteTimeout <= 0 {
-		cfg.WriteTimeout = DefaultWriteTimeout
-	}
-	if cfg.IdleTimeout == 0 {
-		cfg.IdleTimeout = DefaultIdleTimeout
-	}
-	if cfg.MaxConnectionAge == 0 {
-		cfg.MaxConnectionAge = notify.MaxConnectionAge
 	}
 	if cfg.RouteTimeout <= 0 {
 		cfg.RouteTimeout = DefaultRouteTimeout
@@ -222,13 +186,11 @@ func New(cfg Config) (*Server, error) {
 	}
 
 	s := &Server{cfg: cfg, log: log, store: cfg.Store, timeouts: timeouts}
-	s.hub = newHub(hubConfig{
-		queueSize:    cfg.QueueSize,
-		queueBytes:   cfg.QueueBytes,
-		writeTimeout: cfg.WriteTimeout,
-		idleTimeout:  cfg.IdleTimeout,
-		maxAge:       cfg.MaxConnectionAge,
-	}, log)
+	hubCfg := cfg.Connections
+	hubCfg.Logger = log
+	if s.hub, err = hub.New(hubCfg); err != nil {
+		return nil, fmt.Errorf("connections: %w", err)
+	}
 	s.notifier = notify.New(auth.NewAuthenticator(cfg.Store), cfg.Store, s.hub, log, cfg.Notify)
 
 	connect := handler.NewConnect(s.notifier, log)
@@ -326,7 +288,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // Hub returns the in-process pusher, for tests and load tests that want to
 // count connections or post to one directly.
-func (s *Server) Hub() *Hub { return s.hub }
+func (s *Server) Hub() *hub.Hub { return s.hub }
 
 // Store returns the connection and key store.
 func (s *Server) Store() Store { return s.store }

@@ -4,19 +4,17 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/coder/websocket"
 
-	"github.com/wsnotify/wsnotify/shared/notify"
+	"github.com/wsnotify/wsnotify/shared/push/hub"
 )
 
 // apiID stands in for the API Gateway API id in events.
@@ -30,9 +28,17 @@ func (s *Server) webSocket(pathClientID bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) { s.serveWebSocket(w, r, pathClientID) }
 }
 
+// wsConn is one WebSocket connection as the emulator sees it: the hub's
+// connection, and what API Gateway's events say of it besides.
+type wsConn struct {
+	*hub.Conn
+	domain string // the Host the client connected to, without port
+}
+
 // serveWebSocket runs one WebSocket connection through its life as API
 // Gateway would: $connect before the handshake, $default for every client
-// message, $disconnect after the close.
+// message, $disconnect after the close. The hub carries the connection
+// itself: its queue, writer, limits and close codes.
 func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, pathClientID bool) {
 	if !isUpgrade(r) {
 		// API Gateway refuses a request that is no WebSocket handshake before
@@ -56,18 +62,19 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, pathClie
 	if host, _, err := net.SplitHostPort(r.Host); err == nil {
 		domain = host // API Gateway's domainName never has a port
 	}
-	c, err := s.hub.reserve(newConnectionID(), sourceIP(r), r.UserAgent(), domain, now)
+	hc, err := s.hub.Reserve(newConnectionID(), hub.Peer{SourceIP: sourceIP(r), UserAgent: r.UserAgent()}, now)
 	if err != nil {
 		s.log.Warn("connection refused", "err", err)
 		writeJSON(w, http.StatusServiceUnavailable, nil, map[string]string{"message": "Service Unavailable"})
 		return
 	}
+	c := &wsConn{Conn: hc, domain: domain}
 	// Released last, after $disconnect and the request's log line: until
 	// then the Hub counts the connection and Shutdown waits for it.
-	defer afterRequest(w, func() { s.hub.release(c) })
+	defer afterRequest(w, func() { s.hub.Release(hc) })
 
 	req := s.connectEvent(r, c, now, pathClientID)
-	log := s.log.With("connectionId", c.id, "clientId", clip(clientIDOf(req)))
+	log := s.log.With("connectionId", c.ID(), "clientId", clip(clientIDOf(req)))
 	ctx, cancel := context.WithTimeout(r.Context(), s.routeTimeout(ConnectFunction))
 	resp, err := s.routes.Connect(ctx, req)
 	cancel()
@@ -88,7 +95,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, pathClie
 		return
 	}
 
-	c.open()
+	c.Open()
 	// The server's read and write deadlines bound the handshake request.
 	// net/http documents that a hijacked connection may keep them, and the
 	// WebSocket would then die after writeTimeout whatever its traffic.
@@ -100,51 +107,18 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, pathClie
 		// Accept has answered the client. $connect registered the
 		// connection, so it is unregistered as after any close.
 		log.Info("websocket handshake failed", "err", err)
-		c.close(websocket.StatusAbnormalClosure, "handshake failed", false)
+		c.Abandon("handshake failed")
 		s.disconnect(c, log)
 		return
 	}
-	// API Gateway's message limit; a larger message closes with 1009.
-	ws.SetReadLimit(notify.MaxMessageBytes)
-	s.hub.start(c, ws)
 	log.Info("websocket open")
-
-	code, reason := s.readLoop(c, ws, log)
-	c.close(code, reason, false)
-	<-c.writerDone
+	c.Serve(ws, func(typ websocket.MessageType, data []byte) { s.routeMessage(c, typ, data, log) })
 	s.disconnect(c, log)
-}
-
-// readLoop routes client messages to $default, one at a time, until the
-// connection closes, and returns the close code and reason it saw.
-func (s *Server) readLoop(c *conn, ws *websocket.Conn, log *slog.Logger) (websocket.StatusCode, string) {
-	for {
-		// No deadline: the idle timer and the writer's close end this read.
-		typ, data, err := ws.Read(context.Background())
-		if err != nil {
-			var ce websocket.CloseError
-			switch {
-			case errors.As(err, &ce):
-				return ce.Code, ce.Reason
-			case errors.Is(err, websocket.ErrMessageTooBig):
-				return websocket.StatusMessageTooBig, "message too big"
-			default:
-				return websocket.StatusAbnormalClosure, ""
-			}
-		}
-		c.touch(time.Now())
-		if typ == websocket.MessageText && !utf8.Valid(data) {
-			// RFC 6455 §8.1: a text message that is not UTF-8 fails the
-			// connection, with 1007.
-			return websocket.StatusInvalidFramePayloadData, "text message is not valid UTF-8"
-		}
-		s.routeMessage(c, typ, data, log)
-	}
 }
 
 // routeMessage runs $default for one client message and sends its answer
 // back, as the route response of API Gateway's $default route does.
-func (s *Server) routeMessage(c *conn, typ websocket.MessageType, data []byte, log *slog.Logger) {
+func (s *Server) routeMessage(c *wsConn, typ websocket.MessageType, data []byte, log *slog.Logger) {
 	req := s.messageEvent(c, typ, data)
 	ctx, cancel := context.WithTimeout(context.Background(), s.routeTimeout(DefaultFunction))
 	defer cancel()
@@ -156,7 +130,7 @@ func (s *Server) routeMessage(c *conn, typ websocket.MessageType, data []byte, l
 		// What API Gateway sends a client whose message's integration failed.
 		reply, _ = json.Marshal(map[string]string{
 			"message":      "Internal server error",
-			"connectionId": c.id,
+			"connectionId": c.ID(),
 			"requestId":    req.RequestContext.RequestID,
 		})
 	case resp.IsBase64Encoded:
@@ -171,15 +145,15 @@ func (s *Server) routeMessage(c *conn, typ websocket.MessageType, data []byte, l
 	if len(reply) == 0 {
 		return
 	}
-	if err := s.hub.Post(ctx, c.id, reply); err != nil {
+	if err := s.hub.Post(ctx, c.ID(), reply); err != nil {
 		log.Info("route response not sent", "err", err)
 	}
 }
 
 // disconnect runs $disconnect. API Gateway calls it best effort and ignores
 // its answer; a failure is logged.
-func (s *Server) disconnect(c *conn, log *slog.Logger) {
-	code, reason := c.closeStatus()
+func (s *Server) disconnect(c *wsConn, log *slog.Logger) {
+	code, reason := c.CloseStatus()
 	req := s.disconnectEvent(c, code, reason)
 	ctx, cancel := context.WithTimeout(context.Background(), s.routeTimeout(DisconnectFunction))
 	defer cancel()
@@ -201,7 +175,7 @@ func (s *Server) acceptOptions(connect events.APIGatewayProxyResponse) *websocke
 }
 
 // requestContext is the requestContext API Gateway puts in every event.
-func (s *Server) requestContext(c *conn, routeKey, eventType string, now time.Time) events.APIGatewayWebsocketProxyRequestContext {
+func (s *Server) requestContext(c *wsConn, routeKey, eventType string, now time.Time) events.APIGatewayWebsocketProxyRequestContext {
 	requestID := newConnectionID()
 	return events.APIGatewayWebsocketProxyRequestContext{
 		RouteKey:          routeKey,
@@ -212,10 +186,10 @@ func (s *Server) requestContext(c *conn, routeKey, eventType string, now time.Ti
 		RequestTimeEpoch:  now.UnixMilli(),
 		MessageDirection:  "IN",
 		Stage:             s.cfg.Stage,
-		ConnectedAt:       c.connectedAt.UnixMilli(),
-		Identity:          events.APIGatewayRequestIdentity{SourceIP: c.sourceIP, UserAgent: c.userAgent},
+		ConnectedAt:       c.ConnectedAt().UnixMilli(),
+		Identity:          events.APIGatewayRequestIdentity{SourceIP: c.Peer().SourceIP, UserAgent: c.Peer().UserAgent},
 		DomainName:        c.domain,
-		ConnectionID:      c.id,
+		ConnectionID:      c.ID(),
 		APIID:             apiID,
 	}
 }
@@ -223,7 +197,7 @@ func (s *Server) requestContext(c *conn, routeKey, eventType string, now time.Ti
 // connectEvent is the $connect event of the handshake request r: its
 // headers, its query string and, on the seed's path, the client_id path
 // parameter.
-func (s *Server) connectEvent(r *http.Request, c *conn, now time.Time, pathClientID bool) events.APIGatewayWebsocketProxyRequest {
+func (s *Server) connectEvent(r *http.Request, c *wsConn, now time.Time, pathClientID bool) events.APIGatewayWebsocketProxyRequest {
 	req := events.APIGatewayWebsocketProxyRequest{
 		Headers:           map[string]string{"Host": r.Host},
 		MultiValueHeaders: map[string][]string{"Host": {r.Host}},
@@ -251,7 +225,7 @@ func (s *Server) connectEvent(r *http.Request, c *conn, now time.Time, pathClien
 }
 
 // forwardedHeaders are the headers API Gateway adds for its backend.
-func (s *Server) forwardedHeaders(r *http.Request, c *conn) map[string]string {
+func (s *Server) forwardedHeaders(r *http.Request, c *wsConn) map[string]string {
 	proto, port := "http", "80"
 	if r.TLS != nil {
 		proto, port = "https", "443"
@@ -261,12 +235,12 @@ func (s *Server) forwardedHeaders(r *http.Request, c *conn) map[string]string {
 			port = p
 		}
 	}
-	return map[string]string{"X-Forwarded-For": c.sourceIP, "X-Forwarded-Proto": proto, "X-Forwarded-Port": port}
+	return map[string]string{"X-Forwarded-For": c.Peer().SourceIP, "X-Forwarded-Proto": proto, "X-Forwarded-Port": port}
 }
 
 // messageEvent is the $default event of one client message. Binary frames
 // arrive base64-encoded, as API Gateway passes them to Lambda.
-func (s *Server) messageEvent(c *conn, typ websocket.MessageType, data []byte) events.APIGatewayWebsocketProxyRequest {
+func (s *Server) messageEvent(c *wsConn, typ websocket.MessageType, data []byte) events.APIGatewayWebsocketProxyRequest {
 	req := events.APIGatewayWebsocketProxyRequest{
 		RequestContext: s.requestContext(c, "$default", "MESSAGE", time.Now()),
 		Body:           string(data),
@@ -280,9 +254,9 @@ func (s *Server) messageEvent(c *conn, typ websocket.MessageType, data []byte) e
 }
 
 // disconnectEvent is the $disconnect event, with the close code and reason.
-func (s *Server) disconnectEvent(c *conn, code websocket.StatusCode, reason string) events.APIGatewayWebsocketProxyRequest {
+func (s *Server) disconnectEvent(c *wsConn, code websocket.StatusCode, reason string) events.APIGatewayWebsocketProxyRequest {
 	req := events.APIGatewayWebsocketProxyRequest{
-		Headers:        map[string]string{"Host": c.domain, "X-Forwarded-For": c.sourceIP},
+		Headers:        map[string]string{"Host": c.domain, "X-Forwarded-For": c.Peer().SourceIP},
 		RequestContext: s.requestContext(c, "$disconnect", "DISCONNECT", time.Now()),
 	}
 	req.RequestContext.DisconnectStatusCode = int64(code)

@@ -1,0 +1,324 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/coder/websocket"
+
+	"github.com/wsnotify/wsnotify/shared/notify"
+)
+
+type state int
+
+const (
+	// connecting: the id is reserved and the handshake is being decided.
+	// Like API Gateway during $connect, nothing can be posted yet.
+	connecting state = iota
+	// open: posts are queued and written.
+	open
+	// closing: it is being closed or is closed; posts answer ErrGone until
+	// it is released.
+	closing
+)
+
+// Conn is one connection of a Hub, from Reserve to Release.
+type Conn struct {
+	id          string
+	peer        Peer
+	connectedAt time.Time
+	lastActive  atomic.Int64 // unix nanoseconds of the connect or the last client message
+	cfg         Config
+	log         *slog.Logger
+
+	// wake tells the writer that the queue is not empty (capacity 1: one
+	// pending signal covers any number of posts).
+	wake       chan struct{}
+	closing    chan struct{} // closed once, when the connection starts closing
+	writerDone chan struct{} // closed when the writer goroutine has returned
+
+	mu     sync.Mutex
+	queue  Queue
+	state  state
+	code   websocket.StatusCode // why it closed
+	reason string
+	drain  bool // write what is queued before the close frame
+	ws     *websocket.Conn
+	idle   *time.Timer
+	maxAge *time.Timer
+	cutoff *time.Timer // drops a slow consumer's socket after slowConsumerGrace
+}
+
+func newConn(id string, peer Peer, now time.Time, cfg Config, log *slog.Logger) *Conn {
+	c := &Conn{
+		id:          id,
+		peer:        peer,
+		connectedAt: now,
+		cfg:         cfg,
+		log:         log,
+		queue:       NewQueue(cfg.QueueMessages, cfg.QueueBytes),
+		wake:        make(chan struct{}, 1),
+		closing:     make(chan struct{}),
+		writerDone:  make(chan struct{}),
+	}
+	c.lastActive.Store(now.UnixNano())
+	return c
+}
+
+// ID returns the connection id.
+func (c *Conn) ID() string { return c.id }
+
+// Peer returns what the connection's client told of itself.
+func (c *Conn) Peer() Peer { return c.peer }
+
+// ConnectedAt returns when the connection was reserved.
+func (c *Conn) ConnectedAt() time.Time { return c.connectedAt }
+
+// Open lets posts in, once the connection has been accepted. It is called
+// just before the handshake completes, so a client that sees its connection
+// open can always be posted to; what is posted before Serve starts waits in
+// the queue. A connection closed meanwhile (Shutdown) stays closed.
+func (c *Conn) Open() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state == connecting {
+		c.state = open
+	}
+}
+
+// Abandon closes a connection whose handshake did not complete.
+func (c *Conn) Abandon(reason string) {
+	c.close(websocket.StatusAbnormalClosure, reason, false)
+}
+
+// Serve runs the open connection over ws until it closes, and returns the
+// close code and reason: the client's, or the Hub's (idle, maximum age,
+// slow consumer, deleted, shutdown, a message too big or not UTF-8). It arms
+// the idle and age limits and runs the writer, and calls onMessage for each
+// client message, one at a time and in order, on the calling goroutine.
+// When it returns, the writer has stopped and the close frame is sent.
+func (c *Conn) Serve(ws *websocket.Conn, onMessage func(websocket.MessageType, []byte)) (websocket.StatusCode, string) {
+	// API Gateway's message limit; a larger message closes with 1009.
+	ws.SetReadLimit(notify.MaxMessageBytes)
+	c.mu.Lock()
+	c.ws = ws
+	if c.cfg.IdleTimeout > 0 {
+		c.idle = time.AfterFunc(c.cfg.IdleTimeout, func() { c.close(StatusGoingAway, ReasonIdle, true) })
+	}
+	if c.cfg.MaxAge > 0 {
+		c.maxAge = time.AfterFunc(c.cfg.MaxAge, func() { c.close(StatusGoingAway, ReasonMaxAge, true) })
+	}
+	c.mu.Unlock()
+	go c.writeLoop()
+
+	code, reason := c.readLoop(ws, onMessage)
+	c.close(code, reason, false)
+	<-c.writerDone
+	return c.CloseStatus()
+}
+
+// readLoop reads client messages until the connection ends, and returns why.
+func (c *Conn) readLoop(ws *websocket.Conn, onMessage func(websocket.MessageType, []byte)) (websocket.StatusCode, string) {
+	for {
+		// No deadline: the idle timer and the writer's close end this read.
+		typ, data, err := ws.Read(context.Background())
+		if err != nil {
+			var ce websocket.CloseError
+			switch {
+			case errors.As(err, &ce):
+				return ce.Code, ce.Reason
+			case errors.Is(err, websocket.ErrMessageTooBig):
+				return StatusTooBig, ReasonTooBig
+			default:
+				return websocket.StatusAbnormalClosure, ""
+			}
+		}
+		c.touch(time.Now())
+		if typ == websocket.MessageText && !utf8.Valid(data) {
+			// RFC 6455 §8.1: a text message that is not UTF-8 fails the
+			// connection, with 1007.
+			return StatusInvalidUTF8, ReasonInvalidUTF8
+		}
+		onMessage(typ, data)
+	}
+}
+
+// touch records client activity. Like API Gateway's idle timeout, only data
+// messages from the client count, not protocol pings.
+func (c *Conn) touch(now time.Time) {
+	c.lastActive.Store(now.UnixNano())
+	c.mu.Lock()
+	if c.idle != nil && c.state == open {
+		c.idle.Reset(c.cfg.IdleTimeout)
+	}
+	c.mu.Unlock()
+}
+
+// CloseStatus returns the code and reason the connection closed with.
+func (c *Conn) CloseStatus() (websocket.StatusCode, string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.code, c.reason
+}
+
+func (c *Conn) isOpen() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state == open
+}
+
+// close starts closing the connection with code and reason, unless it is
+// already closing; it reports whether this call started it. It never blocks:
+// the writer sends the close frame. With drain, what is already queued is
+// written first (within one write timeout), so that a message posted before
+// a DELETE or a shutdown still arrives.
+func (c *Conn) close(code websocket.StatusCode, reason string, drain bool) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeLocked(code, reason, drain)
+}
+
+func (c *Conn) closeLocked(code websocket.StatusCode, reason string, drain bool) bool {
+	if c.state == closing {
+		return false
+	}
+	c.state = closing
+	c.code, c.reason, c.drain = code, reason, drain
+	close(c.closing)
+	return true
+}
+
+func (c *Conn) stopTimers() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.state = closing
+	for _, t := range []*time.Timer{c.idle, c.maxAge, c.cutoff} {
+		if t != nil {
+			t.Stop()
+		}
+	}
+}
+
+// enqueue queues data for the writer. A full queue means the client does not
+// read fast enough: it is closed rather than let it hold memory or slow the
+// publisher, and the post fails as if the connection were gone.
+//
+// The close frame follows the write in flight, if any. When the client's
+// socket has stopped taking data, that write never ends: after
+// slowConsumerGrace the socket is dropped, so the connection ends and its
+// client id is free again without waiting for the write timeout.
+func (c *Conn) enqueue(data []byte) error {
+	c.mu.Lock()
+	if c.state != open {
+		c.mu.Unlock()
+		return fmt.Errorf("post to %s: %w", c.id, notify.ErrGone)
+	}
+	if !c.queue.Push(data) {
+		n, size := c.queue.Len(), c.queue.Size()
+		c.closeLocked(StatusSlowConsumer, ReasonSlowConsumer, false)
+		c.cutoff = time.AfterFunc(slowConsumerGrace, c.abort)
+		c.mu.Unlock()
+		return fmt.Errorf("post to %s: outgoing queue full (%d messages, %d bytes), closing slow consumer: %w", c.id, n, size, notify.ErrGone)
+	}
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default: // a wake-up is already pending
+	}
+	return nil
+}
+
+// next takes the oldest queued message, if any.
+func (c *Conn) next() ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.queue.Pop()
+}
+
+// isClosing reports whether the connection has started closing.
+func (c *Conn) isClosing() bool {
+	select {
+	case <-c.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// writeLoop writes queued messages, each within the write timeout, until
+// the connection closes; then it sends the close frame.
+func (c *Conn) writeLoop() {
+	defer close(c.writerDone)
+	for {
+		select {
+		case <-c.closing:
+			c.finish()
+			return
+		case <-c.wake:
+		}
+		// A closing connection stops at once, even with messages queued.
+		for !c.isClosing() {
+			data, ok := c.next()
+			if !ok {
+				break
+			}
+			if err := c.write(data); err != nil {
+				c.log.Info("write to connection failed", "connectionId", c.id, "err", err)
+				c.close(websocket.StatusAbnormalClosure, "write failed", false)
+				_ = c.ws.CloseNow()
+				return
+			}
+		}
+	}
+}
+
+func (c *Conn) write(data []byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.WriteTimeout)
+	defer cancel()
+	// A write that times out closes the socket (coder/websocket's rule): a
+	// client that stops reading is cut off after one write timeout.
+	return c.ws.Write(ctx, websocket.MessageText, data)
+}
+
+// finish writes what a draining close must deliver, then closes.
+func (c *Conn) finish() {
+	c.mu.Lock()
+	code, reason, drain := c.code, c.reason, c.drain
+	c.mu.Unlock()
+	if drain {
+		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.WriteTimeout)
+		for data, ok := c.next(); ok; data, ok = c.next() {
+			if err := c.ws.Write(ctx, websocket.MessageText, data); err != nil {
+				break
+			}
+		}
+		cancel()
+	}
+	switch code {
+	case websocket.StatusNoStatusRcvd, websocket.StatusAbnormalClosure, websocket.StatusTLSHandshake:
+		// Codes that only describe a close and may not be sent in one: the
+		// socket is already gone or broken.
+		_ = c.ws.CloseNow()
+	default:
+		// Close does the handshake: up to 5 s to send and 5 s to hear back.
+		_ = c.ws.Close(code, reason)
+	}
+}
+
+// abort drops the socket without a close handshake. A write blocked on it
+// fails at once; a close handshake under way is left to finish (CloseNow
+// then waits for it, at most its own 5 s timeouts).
+func (c *Conn) abort() {
+	c.mu.Lock()
+	ws := c.ws
+	c.mu.Unlock()
+	if ws != nil {
+		_ = ws.CloseNow()
+	}
+}
