@@ -34,10 +34,10 @@ func TestConnectionIDsHaveAPIGatewaysShape(t *testing.T) {
 func TestHubClosesASlowConsumerAndKeepsServingTheOthers(t *testing.T) {
 	const key, owner = "wsn_slow_test_key", "acct_slow"
 	s, err := New(Config{
-		APIKeys:      map[string]string{key: owner},
+		APIKeys: map[string]string{key: owner},
 		// The slow client is cut by its full queue, not by a write timeout.
 		Connections: hub.Config{QueueMessages: 4, WriteTimeout: time.Minute},
-		Logger:       slog.New(slog.DiscardHandler),
+		Logger:      slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		t.Fatal(err)
