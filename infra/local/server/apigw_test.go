@@ -3,16 +3,19 @@ package server_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/coder/websocket"
 
 	"github.com/wsnotify/wsnotify/shared/auth"
 	"github.com/wsnotify/wsnotify/shared/event"
 	"github.com/wsnotify/wsnotify/shared/notify"
+	"github.com/wsnotify/wsnotify/shared/notify/pushertest"
 	"github.com/wsnotify/wsnotify/shared/push/apigw"
 	"github.com/wsnotify/wsnotify/shared/store"
 )
@@ -73,6 +76,44 @@ func TestTheCloudPusherWorksAgainstLocalMode(t *testing.T) {
 		}
 		if m := read(t, live); m["type"] != "job_complete" || m["jobId"] != "job_9" {
 			t.Fatalf("live client got %v", m)
+		}
+	})
+}
+
+// TestTheCloudPusherKeepsThePusherContract runs the pusher contract on the
+// functions' own Management API pusher against local mode, whose hub passes
+// the same suite in-process: what the core relies on holds on both paths.
+func TestTheCloudPusherKeepsThePusherContract(t *testing.T) {
+	t.Parallel()
+	pushertest.Run(t, func(t *testing.T) pushertest.Target {
+		h := start(t, twoOwners())
+		cfg := aws.Config{Region: "eu-west-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDLOCAL", "local-secret", "")}
+		n := 0
+		return pushertest.Target{
+			Pusher: apigw.New(apigw.NewClient(cfg, h.base+"/local", 3), testLogger()),
+			Connect: func(t *testing.T) pushertest.Connection {
+				n++
+				client := fmt.Sprintf("contract-%d", n)
+				c := h.connect(t, client, keyA)
+				return pushertest.Connection{
+					ID: h.connectionID(t, ownerA, client),
+					Next: func(t *testing.T) []byte {
+						t.Helper()
+						ctx, cancel := context.WithTimeout(context.Background(), wait)
+						defer cancel()
+						_, data, err := c.Read(ctx)
+						if err != nil {
+							t.Fatalf("read from %s: %v", client, err)
+						}
+						return data
+					},
+					End: func(t *testing.T) {
+						if err := c.Close(websocket.StatusNormalClosure, "bye"); err != nil {
+							t.Fatal(err)
+						}
+					},
+				}
+			},
 		}
 	})
 }

@@ -26,8 +26,12 @@ func NewRecorder() *Recorder {
 	return &Recorder{sent: map[string][]string{}, gone: map[string]bool{}}
 }
 
-// Post implements notify.Pusher.
+// Post implements notify.Pusher. Like the real pushers, it refuses a message
+// over notify.MaxMessageBytes before anything is recorded.
 func (r *Recorder) Post(_ context.Context, connectionID string, data []byte) error {
+	if len(data) > notify.MaxMessageBytes {
+		return fmt.Errorf("post %d bytes to %s: %w", len(data), connectionID, notify.ErrPayloadTooLarge)
+	}
 	if r.Fail != nil {
 		if err := r.Fail(connectionID); err != nil {
 			return err
