@@ -293,9 +293,6 @@ func (s *Server) Hub() *hub.Hub { return s.hub }
 // Store returns the connection and key store.
 func (s *Server) Store() Store { return s.store }
 
-// Notifier returns the core the handlers share.
-func (s *Server) Notifier() *notify.Notifier { return s.notifier }
-
 // statusRecorder remembers a response's status for the request log. Unwrap
 // lets websocket.Accept and http.ResponseController reach the hijacker and
 // the deadlines of the real ResponseWriter.
