@@ -123,7 +123,6 @@ type Server struct {
 	log       *slog.Logger
 	store     Store
 	hub       *hub.Hub
-	notifier  *notify.Notifier
 	routes    Routes
 	functions map[string]function      // what the Invoke API serves in-process
 	endpoints map[string]*endpoint     // functions that run on FunctionEndpoints
@@ -191,15 +190,15 @@ func New(cfg Config) (*Server, error) {
 	if s.hub, err = hub.New(hubCfg); err != nil {
 		return nil, fmt.Errorf("connections: %w", err)
 	}
-	s.notifier = notify.New(auth.NewAuthenticator(cfg.Store), cfg.Store, s.hub, log, cfg.Notify)
+	notifier := notify.New(auth.NewAuthenticator(cfg.Store), cfg.Store, s.hub, log, cfg.Notify)
 
-	connect := handler.NewConnect(s.notifier, log)
-	disconnect := handler.NewDisconnect(s.notifier, log)
+	connect := handler.NewConnect(notifier, log)
+	disconnect := handler.NewDisconnect(notifier, log)
 	dflt := handler.NewDefault(log)
 	// No queue here: a record that can never succeed is logged and
 	// reported failed, as SQS would retry it before its redrive.
-	jobs := handler.NewJobEvents(s.notifier, log, nil)
-	uploads := handler.NewS3Upload(s.notifier, log, cfg.UploadPrefix)
+	jobs := handler.NewJobEvents(notifier, log, nil)
+	uploads := handler.NewS3Upload(notifier, log, cfg.UploadPrefix)
 	s.routes = Routes{Connect: connect.Handle, Disconnect: disconnect.Handle, Default: dflt.Handle}
 	s.endpoints = endpoints
 	for name, route := range map[string]*Route{ConnectFunction: &s.routes.Connect, DisconnectFunction: &s.routes.Disconnect, DefaultFunction: &s.routes.Default} {
