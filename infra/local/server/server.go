@@ -189,7 +189,7 @@ func New(cfg Config) (*Server, error) {
 		if !event.ValidOwnerID(owner) {
 			return nil, fmt.Errorf("owner %q: must be 1-%d characters of A-Z a-z 0-9 . _ : @ -", owner, event.MaxOwnerIDLength)
 		}
-		k := auth.Key{Hash: auth.Hash(key), OwnerID: owner, Name: "local mode", CreatedAt: now}
+		k := auth.NewKeyRecord(key, owner, "local mode", now)
 		if err := cfg.Store.PutKey(context.Background(), k); err != nil {
 			return nil, fmt.Errorf("store key %s of %s: %w", auth.Prefix(k.Hash), owner, err)
 		}
