@@ -278,8 +278,8 @@ func TestStoreFailuresAreInternalAndRetried(t *testing.T) {
 		r := events.APIGatewayWebsocketProxyRequest{QueryStringParameters: map[string]string{"client_id": "c", "token": sampleKey}}
 		r.RequestContext.ConnectionID = "x"
 		resp, _ := handler.NewConnect(n, log).Handle(ctx, r)
-		if resp.StatusCode != 500 || strings.Contains(resp.Body, "secret-detail") {
-			t.Fatalf("resp = %d %s", resp.StatusCode, resp.Body)
+		if want := `{"type":"error","error":"internal error","code":"INTERNAL"}`; resp.StatusCode != 500 || resp.Body != want {
+			t.Fatalf("resp = %d %s, want 500 %s", resp.StatusCode, resp.Body, want)
 		}
 	})
 	t.Run("disconnect returns the error so Lambda records it", func(t *testing.T) {
