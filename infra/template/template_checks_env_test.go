@@ -8,14 +8,101 @@ import (
 	"go/parser"
 	"go/token"
 	"go/types"
+	"maps"
 	"path"
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"testing"
+
+	"github.com/wsnotify/wsnotify/infra/template"
+	"github.com/wsnotify/wsnotify/shared/testenv"
 )
+
+const modulePath = "github.com/wsnotify/wsnotify"
+
+// functionEnv is the contract between the template and the mains: the
+// variables the template sets for each function.
+var functionEnv = map[string][]string{
+	"ConnectFunction":    {"LOG_LEVEL", "MANAGEMENT_API_ENDPOINT", "TABLE_NAME"},
+	"DisconnectFunction": {"LOG_LEVEL", "MANAGEMENT_API_ENDPOINT", "TABLE_NAME"},
+	"DefaultFunction":    {"LOG_LEVEL", "MANAGEMENT_API_ENDPOINT", "TABLE_NAME"},
+	"JobEventsFunction":  {"FANOUT_CONCURRENCY", "LOG_LEVEL", "MANAGEMENT_API_ENDPOINT", "TABLE_NAME"},
+	"S3UploadFunction":   {"FANOUT_CONCURRENCY", "LOG_LEVEL", "MANAGEMENT_API_ENDPOINT", "TABLE_NAME", "UPLOAD_PREFIX"},
+}
+
+// optionalEnv are variables a main may read that the template leaves unset,
+// except for the functions listed.
+var optionalEnv = map[string][]string{
+	"DYNAMODB_ENDPOINT":  nil,
+	"UPLOAD_PREFIX":      {"S3UploadFunction"},
+	"FANOUT_CONCURRENCY": {"JobEventsFunction", "S3UploadFunction"},
+}
+
+// lambdaEnv are the variables the Lambda runtime sets itself.
+var lambdaEnv = []string{"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_LAMBDA_FUNCTION_NAME", "_HANDLER", "TZ"}
+
+func templateEnv(t *testing.T, tpl *template.Template, id string) map[string]any {
+	t.Helper()
+	env, _ := dig(functionProps(t, tpl, id), "Environment", "Variables").(map[string]any)
+	return env
+}
+
+func TestTemplateSetsTheEnvironmentContract(t *testing.T) {
+	tpl := repoTemplate(t)
+	for id, want := range functionEnv {
+		env := templateEnv(t, tpl, id)
+		if got := slices.Sorted(maps.Keys(env)); !slices.Equal(got, want) {
+			t.Errorf("%s sets %v, want %v", id, got, want)
+		}
+		const endpoint = "Sub(https://${WebSocketApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${StageName})"
+		if got := describe(env["MANAGEMENT_API_ENDPOINT"]); got != endpoint {
+			t.Errorf("%s: MANAGEMENT_API_ENDPOINT = %s, want %s", id, got, endpoint)
+		}
+	}
+}
+
+func TestEveryVariableAMainReadsIsSetForItsFunction(t *testing.T) {
+	tpl := repoTemplate(t)
+	root := testenv.RepoRoot(t)
+	for id, dir := range testenv.Functions {
+		t.Run(id, func(t *testing.T) {
+			scan, err := scanEnv(root, modulePath, modulePath+"/functions/"+dir)
+			if err != nil {
+				t.Fatalf("scan functions/%s: %v", dir, err)
+			}
+			for _, u := range scan.Unresolved {
+				t.Errorf("cannot tell which environment variable this reads: %s", u)
+			}
+			env := templateEnv(t, tpl, id)
+			for _, r := range scan.Reads {
+				if _, set := env[r.Name]; set || slices.Contains(lambdaEnv, r.Name) {
+					continue
+				}
+				if required, ok := optionalEnv[r.Name]; ok && !slices.Contains(required, id) {
+					continue
+				}
+				t.Errorf("%s reads %s (%s), which template.yaml does not set for %s", dir, r.Name, r.Pos, id)
+			}
+		})
+	}
+}
+
+func TestEnvScanFollowsAccessorsThroughTheModule(t *testing.T) {
+	root := filepath.Join("testdata", "template_checks", "envscan")
+	scan, err := scanEnv(root, "example.com/envscan", "example.com/envscan/main")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"APP_JOINED", "DIRECT", "FIELD", "LISTED_A", "LISTED_B", "REGION", "TABLE", "WRAPPED"}
+	if got := scan.Names(); !slices.Equal(got, want) || len(scan.Unresolved) != 2 {
+		t.Errorf("reads %v, want %v; unresolved %q", got, want, scan.Unresolved)
+	}
+}
 
 // This file finds the environment variables a Lambda main reads, so that a
 // check can compare them with what template.yaml sets for its function.
