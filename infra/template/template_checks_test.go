@@ -16,11 +16,13 @@ import (
 	"time"
 
 	"github.com/wsnotify/wsnotify/infra/template"
+	"github.com/wsnotify/wsnotify/shared/app"
 	"github.com/wsnotify/wsnotify/shared/testenv"
 )
 
 // These checks read template.yaml, through this package's parser, for what
-// cfn-lint cannot see: each function's main, build and environment, its IAM
+// cfn-lint cannot see: each function's main, build and environment (against
+// shared/app's table of the variables each main reads), its IAM
 // grants, the routes and their permissions, and the queue, stage and bucket
 // settings the code relies on. Values are compared in the forms describe
 // gives them: Ref(X), GetAtt(R.A), Sub(S) or the literal.
@@ -213,6 +215,50 @@ func TestEveryFunctionHasItsMainAndEveryMainItsFunction(t *testing.T) {
 	for _, e := range entries {
 		if e.IsDir() && !slices.ContainsFunc(tpl.OfType(template.FunctionType), func(id string) bool { return testenv.Functions[id] == e.Name() }) {
 			t.Errorf("functions/%s has no AWS::Serverless::Function in template.yaml", e.Name())
+		}
+	}
+}
+
+// envValues is what template.yaml sets each variable to, for every function
+// it sets it for.
+var envValues = map[string]string{
+	app.EnvTableName: "Ref(ConnectionsTable)",
+	// The stage URL from the API id, never the request's domainName.
+	app.EnvManagementEndpoint: "Sub(https://${WebSocketApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${StageName})",
+	app.EnvUploadPrefix:       "Ref(UploadPrefix)", // the prefix the S3 event filters on
+	app.EnvFanoutConcurrency:  "Ref(FanoutConcurrency)",
+	app.EnvLogLevel:           "Ref(LogLevel)",
+}
+
+// TestEachFunctionIsSetExactlyWhatItsMainReads compares the template with
+// shared/app's table, which is what each main's loader reads: every
+// variable a main reads is set (unless the table calls it an override the
+// cloud leaves unset), and every variable set is read.
+func TestEachFunctionIsSetExactlyWhatItsMainReads(t *testing.T) {
+	tpl := repoTemplate(t)
+	var table []string
+	for _, f := range app.Functions() {
+		table = append(table, string(f))
+	}
+	if got := tpl.OfType(template.FunctionType); !slices.Equal(got, table) {
+		t.Errorf("template functions %v, shared/app's table %v", got, table)
+	}
+	for _, f := range app.Functions() {
+		env, _ := dig(functionProps(t, tpl, string(f)), "Environment", "Variables").(map[string]any)
+		var want []string
+		for _, v := range f.Vars() {
+			if v.Template {
+				want = append(want, v.Name)
+			}
+		}
+		slices.Sort(want)
+		if got := slices.Sorted(maps.Keys(env)); !slices.Equal(got, want) {
+			t.Errorf("%s: template.yaml sets %v, its main reads %v (shared/app's table)", f, got, want)
+		}
+		for name, value := range env {
+			if got := describe(value); got != envValues[name] {
+				t.Errorf("%s: %s = %s, want %s", f, name, got, envValues[name])
+			}
 		}
 	}
 }
