@@ -11,6 +11,6 @@ import (
 
 func main() {
 	app.Start(app.ConnectFunction, func(n *notify.Notifier, cfg app.Config, log *slog.Logger) any {
-		return handler.NewConnect(n, log).Handle
+		return handler.NewConnect(n, log, cfg.AllowedOrigins).Handle
 	})
 }

@@ -228,6 +228,7 @@ var envValues = map[string]string{
 	app.EnvUploadPrefix:       "Ref(UploadPrefix)", // the prefix the S3 event filters on
 	app.EnvFanoutConcurrency:  "Ref(FanoutConcurrency)",
 	app.EnvLogLevel:           "Ref(LogLevel)",
+	app.EnvAllowedOrigins:     "Ref(AllowedOrigins)",
 }
 
 // TestEachFunctionIsSetExactlyWhatItsMainReads compares the template with

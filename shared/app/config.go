@@ -17,6 +17,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/wsnotify/wsnotify/shared/handler"
 )
 
 // Environment variables the functions read.
@@ -27,6 +29,7 @@ const (
 	EnvUploadPrefix       = "UPLOAD_PREFIX"
 	EnvFanoutConcurrency  = "FANOUT_CONCURRENCY"
 	EnvLogLevel           = "LOG_LEVEL"
+	EnvAllowedOrigins     = "ALLOWED_ORIGINS"
 )
 
 // Function is a Lambda function, named by its logical id in template.yaml.
@@ -94,6 +97,12 @@ var (
 		c.FanoutConcurrency = n
 		return nil
 	}}
+	allowedOrigins = setting{Var{EnvAllowedOrigins, true}, func(c *Config, v string) (err error) {
+		if c.AllowedOrigins, err = handler.ParseOrigins(v); err != nil {
+			return fmt.Errorf("%s: %w (a comma-separated list of [scheme://]host[:port] with * wildcards; empty: any origin)", EnvAllowedOrigins, err)
+		}
+		return nil
+	}}
 	logLevel = setting{Var{EnvLogLevel, true}, func(c *Config, v string) error {
 		if v != "" && c.LogLevel.UnmarshalText([]byte(v)) != nil {
 			return fmt.Errorf("%s must be debug, info, warn or error, got %q", EnvLogLevel, v)
@@ -104,7 +113,7 @@ var (
 
 // functions is the table: the variables each function's main reads.
 var functions = map[Function][]setting{
-	ConnectFunction:    {tableName, managementEndpoint, dynamoDBEndpoint, logLevel},
+	ConnectFunction:    {tableName, managementEndpoint, dynamoDBEndpoint, allowedOrigins, logLevel},
 	DisconnectFunction: {tableName, managementEndpoint, dynamoDBEndpoint, logLevel},
 	// $default answers through its route response: no store, no Management API.
 	DefaultFunction:   {logLevel},
@@ -148,6 +157,8 @@ type Config struct {
 	UploadPrefix string
 	// FanoutConcurrency bounds the pushes in flight per publish (0: default).
 	FanoutConcurrency int
+	// AllowedOrigins are the browser origins $connect accepts (zero: any).
+	AllowedOrigins handler.Origins
 	// LogLevel is debug, info, warn or error (default info).
 	LogLevel slog.Level
 }

@@ -70,6 +70,16 @@ func TestFromEnv(t *testing.T) {
 			t.Fatal("a bad LOG_LEVEL passed")
 		}
 	})
+	t.Run("a bad origin pattern is refused by name", func(t *testing.T) {
+		env := map[string]string{EnvTableName: "t", EnvManagementEndpoint: full[EnvManagementEndpoint], EnvAllowedOrigins: "https://app.example.com,"}
+		if _, err := FromEnv(ConnectFunction, lookupFrom(env)); err == nil || !strings.Contains(err.Error(), EnvAllowedOrigins+`: origin pattern "" is empty`) {
+			t.Fatalf("err = %v", err)
+		}
+		env[EnvAllowedOrigins] = "https://app.example.com, *.example.org"
+		if _, err := FromEnv(ConnectFunction, lookupFrom(env)); err != nil {
+			t.Fatal(err)
+		}
+	})
 	t.Run("an unknown function is refused", func(t *testing.T) {
 		if _, err := FromEnv("ReplayFunction", lookupFrom(full)); err == nil || !strings.Contains(err.Error(), `unknown function "ReplayFunction"`) {
 			t.Fatalf("err = %v", err)

@@ -13,7 +13,6 @@
 //	hub.go         Hub, the in-process notify.Pusher: one bounded outgoing
 //	               queue (messages and bytes) and one writer goroutine per
 //	               connection; idle, age and slow-consumer closes
-//	origin.go      the browser Origin allow-list, checked before $connect
 //	management.go  the API Gateway Management API (/@connections/{id}) over
 //	               HTTP, a second adapter over the Hub, so the real SDK
 //	               client can be pointed at local mode

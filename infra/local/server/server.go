@@ -94,13 +94,12 @@ type Config struct {
 	MaxConnectionAge time.Duration
 	// RouteTimeout bounds one route integration call (default DefaultRouteTimeout).
 	RouteTimeout time.Duration
-	// OriginPatterns lists the browser origins allowed to connect: host
-	// patterns as websocket.AcceptOptions takes them ("app.example.com",
-	// "*.example.com", or with a scheme, "https://app.example.com"). A
-	// handshake from another origin is refused with 403 before $connect
-	// runs; one without an Origin header, which only non-browser clients
-	// send, is let through (see originAllowed). Empty allows every origin, as API Gateway does: it
-	// does not check Origin.
+	// OriginPatterns lists the browser origins allowed to connect, as the
+	// cloud's ALLOWED_ORIGINS does: the in-process $connect handler refuses
+	// others with 403 (see handler.Origins; a handshake without Origin, which
+	// only non-browser clients send, is let through). Empty allows every
+	// origin, as API Gateway does. With ConnectFunction on a function
+	// endpoint, set ALLOWED_ORIGINS in that function's environment instead.
 	OriginPatterns []string
 	// Store keeps connections and keys (default: a new memory store).
 	Store Store
@@ -159,8 +158,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.QueueBytes < notify.MaxMessageBytes {
 		return nil, fmt.Errorf("queue bytes %d: must be at least %d, one message of the largest size", cfg.QueueBytes, notify.MaxMessageBytes)
 	}
-	if err := checkOriginPatterns(cfg.OriginPatterns); err != nil {
+	origins, err := handler.NewOrigins(cfg.OriginPatterns)
+	if err != nil {
 		return nil, err
+	}
+	if _, remote := endpoints[ConnectFunction]; remote && len(cfg.OriginPatterns) > 0 {
+		return nil, errors.New("origin patterns are checked by the in-process $connect handler, and ConnectFunction runs at a function endpoint: set ALLOWED_ORIGINS in its environment instead")
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = DefaultWriteTimeout
@@ -205,7 +208,7 @@ func New(cfg Config) (*Server, error) {
 	}, log)
 	s.notifier = notify.New(auth.NewAuthenticator(cfg.Store), cfg.Store, s.hub, log, cfg.Notify)
 
-	connect := handler.NewConnect(s.notifier, log)
+	connect := handler.NewConnect(s.notifier, log, origins)
 	disconnect := handler.NewDisconnect(s.notifier, log)
 	dflt := handler.NewDefault(log)
 	jobs := handler.NewJobEvents(s.notifier, log)
