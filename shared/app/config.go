@@ -46,6 +46,7 @@ const (
 
 // Var is an environment variable a function reads.
 type Var struct {
+	// Name is the variable's name, one of the Env constants.
 	Name string
 	// Template says template.yaml sets the variable. One it leaves unset is
 	// an override for tests and local runs; the cloud uses its default.
