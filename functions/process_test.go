@@ -87,16 +87,21 @@ func startStack(t *testing.T) *stack {
 	}
 	mgmt := httptest.NewServer(st.mgmt)
 	t.Cleanup(mgmt.Close)
-	st.lambdas = testenv.StartFunctions(t, append(testenv.FunctionEnv(table, endpoint, mgmt.URL+"/prod"), "LOG_LEVEL=debug")...)
+	st.lambdas = testenv.StartFunctions(t, append(testenv.FunctionEnv(table, endpoint, mgmt.URL+"/prod"),
+		"LOG_LEVEL=debug", "ALLOWED_ORIGINS=https://app.example.com")...)
 	return st
 }
 
-// invoke sends one event file to a function and returns its raw answer.
-func (st *stack) invoke(t *testing.T, function, file string) []byte {
+// invoke sends one event file, changed by edit if not nil, to a function and
+// returns its raw answer.
+func (st *stack) invoke(t *testing.T, function, file string, edit func([]byte) []byte) []byte {
 	t.Helper()
 	body, err := os.ReadFile(filepath.Join("..", "events", file))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if edit != nil {
+		body = edit(body)
 	}
 	l := st.lambdas[function]
 	resp, err := http.Post(l.URL, "application/json", bytes.NewReader(body))
@@ -122,9 +127,26 @@ func TestEveryEventsFileOnItsBinary(t *testing.T) {
 	const connID = "TWegAcC4EowCHnA="
 	steps := []struct {
 		file, function string
+		edit           func([]byte) []byte
 		check          func(t *testing.T, out []byte)
 	}{
-		{"connect.json", "ConnectFunction", func(t *testing.T, out []byte) {
+		{"connect.json", "ConnectFunction", func(b []byte) []byte {
+			// The page of another site: ALLOWED_ORIGINS lists only the file's.
+			return bytes.ReplaceAll(b, []byte(`"https://app.example.com"`), []byte(`"https://evil.example.com"`))
+		}, func(t *testing.T, out []byte) {
+			var resp struct {
+				StatusCode int
+				Body       string
+			}
+			_ = json.Unmarshal(out, &resp)
+			if resp.StatusCode != 403 || !strings.Contains(resp.Body, "origin is not allowed") {
+				t.Fatalf("connect from another origin answered %s", out)
+			}
+			if conns, err := st.store.ListConnections(context.Background(), "acct_42", time.Now()); err != nil || len(conns) != 0 {
+				t.Fatalf("records after a refused origin: %+v, %v", conns, err)
+			}
+		}},
+		{"connect.json", "ConnectFunction", nil, func(t *testing.T, out []byte) {
 			var resp struct{ StatusCode int }
 			_ = json.Unmarshal(out, &resp)
 			if resp.StatusCode != 200 {
@@ -135,7 +157,7 @@ func TestEveryEventsFileOnItsBinary(t *testing.T) {
 				t.Fatalf("records after connect: %+v, %v", conns, err)
 			}
 		}},
-		{"default-ping.json", "DefaultFunction", func(t *testing.T, out []byte) {
+		{"default-ping.json", "DefaultFunction", nil, func(t *testing.T, out []byte) {
 			var resp struct {
 				StatusCode int
 				Body       string
@@ -145,12 +167,12 @@ func TestEveryEventsFileOnItsBinary(t *testing.T) {
 				t.Fatalf("ping answered %s", out)
 			}
 		}},
-		{"default-unknown-action.json", "DefaultFunction", func(t *testing.T, out []byte) {
+		{"default-unknown-action.json", "DefaultFunction", nil, func(t *testing.T, out []byte) {
 			if !bytes.Contains(out, []byte(`BAD_REQUEST`)) || !bytes.Contains(out, []byte(`subscribe`)) {
 				t.Fatalf("unknown action answered %s", out)
 			}
 		}},
-		{"sqs-job-batch.json", "JobEventsFunction", func(t *testing.T, out []byte) {
+		{"sqs-job-batch.json", "JobEventsFunction", nil, func(t *testing.T, out []byte) {
 			if string(out) != `{"batchItemFailures":[]}` {
 				t.Fatalf("job batch answered %s", out)
 			}
@@ -161,7 +183,7 @@ func TestEveryEventsFileOnItsBinary(t *testing.T) {
 				t.Fatalf("pushed %q", got)
 			}
 		}},
-		{"sqs-job-batch-partial-failure.json", "JobEventsFunction", func(t *testing.T, out []byte) {
+		{"sqs-job-batch-partial-failure.json", "JobEventsFunction", nil, func(t *testing.T, out []byte) {
 			if !strings.Contains(string(out), `"itemIdentifier":"0b6c2f5e-9d1a-4c7b-8e3f-000000000012"`) || strings.Count(string(out), "itemIdentifier") != 1 {
 				t.Fatalf("partial batch answered %s", out)
 			}
@@ -169,7 +191,7 @@ func TestEveryEventsFileOnItsBinary(t *testing.T) {
 				t.Fatalf("pushed %d messages in all, want 5", len(got))
 			}
 		}},
-		{"s3-put.json", "S3UploadFunction", func(t *testing.T, out []byte) {
+		{"s3-put.json", "S3UploadFunction", nil, func(t *testing.T, out []byte) {
 			if string(out) != `{"published":1}` {
 				t.Fatalf("upload answered %s", out)
 			}
@@ -178,7 +200,7 @@ func TestEveryEventsFileOnItsBinary(t *testing.T) {
 				t.Fatalf("last push %q", got[len(got)-1])
 			}
 		}},
-		{"s3-put-mixed-keys.json", "S3UploadFunction", func(t *testing.T, out []byte) {
+		{"s3-put-mixed-keys.json", "S3UploadFunction", nil, func(t *testing.T, out []byte) {
 			var res struct {
 				Published int
 				Skipped   []struct{ Key, Reason string }
@@ -187,7 +209,7 @@ func TestEveryEventsFileOnItsBinary(t *testing.T) {
 				t.Fatalf("mixed keys answered %s", out)
 			}
 		}},
-		{"disconnect.json", "DisconnectFunction", func(t *testing.T, out []byte) {
+		{"disconnect.json", "DisconnectFunction", nil, func(t *testing.T, out []byte) {
 			if !bytes.Contains(out, []byte(`"statusCode":200`)) {
 				t.Fatalf("disconnect answered %s", out)
 			}
@@ -215,7 +237,11 @@ func TestEveryEventsFileOnItsBinary(t *testing.T) {
 		t.Fatalf("events files not invoked on a binary: %v", missing)
 	}
 	for _, s := range steps {
-		if !t.Run(s.file, func(t *testing.T) { s.check(t, st.invoke(t, s.function, s.file)) }) {
+		name := s.file
+		if s.edit != nil {
+			name += " (edited)"
+		}
+		if !t.Run(name, func(t *testing.T) { s.check(t, st.invoke(t, s.function, s.file, s.edit)) }) {
 			t.FailNow() // later steps build on this one
 		}
 	}

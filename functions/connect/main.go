@@ -10,7 +10,7 @@ import (
 )
 
 func main() {
-	app.Start(func(n *notify.Notifier, cfg app.Config, log *slog.Logger) any {
-		return handler.NewConnect(n, log).Handle
+	app.Start(app.ConnectFunction, func(n *notify.Notifier, cfg app.Config, log *slog.Logger) any {
+		return handler.NewConnect(n, log, cfg.AllowedOrigins).Handle
 	})
 }

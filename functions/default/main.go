@@ -9,7 +9,7 @@ import (
 )
 
 func main() {
-	app.StartWithoutStore(func(log *slog.Logger) any {
+	app.StartWithoutStore(app.DefaultFunction, func(log *slog.Logger) any {
 		return handler.NewDefault(log).Handle
 	})
 }

@@ -10,7 +10,7 @@ import (
 )
 
 func main() {
-	app.Start(func(n *notify.Notifier, cfg app.Config, log *slog.Logger) any {
+	app.Start(app.DisconnectFunction, func(n *notify.Notifier, cfg app.Config, log *slog.Logger) any {
 		return handler.NewDisconnect(n, log).Handle
 	})
 }

@@ -11,7 +11,7 @@ import (
 )
 
 func main() {
-	app.Start(func(n *notify.Notifier, cfg app.Config, log *slog.Logger) any {
+	app.Start(app.JobEventsFunction, func(n *notify.Notifier, cfg app.Config, log *slog.Logger) any {
 		return handler.NewJobEvents(n, log, app.JobDeadLetters(context.Background(), cfg, log)).Handle
 	})
 }

@@ -10,7 +10,7 @@ import (
 )
 
 func main() {
-	app.Start(func(n *notify.Notifier, cfg app.Config, log *slog.Logger) any {
+	app.Start(app.S3UploadFunction, func(n *notify.Notifier, cfg app.Config, log *slog.Logger) any {
 		return handler.NewS3Upload(n, log, cfg.UploadPrefix).Handle
 	})
 }

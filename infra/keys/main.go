@@ -199,7 +199,7 @@ func (c cli) create(ctx context.Context, s keyStore, owner, name string) error {
 	if err != nil {
 		return err
 	}
-	k := auth.Key{Hash: auth.Hash(key), OwnerID: owner, Name: name, CreatedAt: c.now().UTC()}
+	k := auth.NewKeyRecord(key, owner, name, c.now())
 	if err := s.PutKey(ctx, k); err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -154,6 +155,96 @@ func (t *Template) Resource(logicalID, typ string) (Resource, error) {
 		return Resource{}, fmt.Errorf("resource %s is a %s, not a %s", logicalID, r.Type, typ)
 	}
 	return r, nil
+}
+
+// FunctionType is the resource type of a SAM function.
+const FunctionType = "AWS::Serverless::Function"
+
+// OfType returns the logical ids of the resources of type typ, sorted.
+func (t *Template) OfType(typ string) []string {
+	var ids []string
+	for id, r := range t.Resources {
+		if r.Type == typ {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// FunctionProperties returns the properties of the SAM function logicalID
+// with Globals.Function merged in, as SAM deploys them: a map merges key by
+// key, the function's keys winning; a list is the global list followed by
+// the function's; any other value, an intrinsic function included, replaces
+// the global one. The result shares no map or list with the template.
+func (t *Template) FunctionProperties(logicalID string) (map[string]any, error) {
+	r, err := t.Resource(logicalID, FunctionType)
+	if err != nil {
+		return nil, err
+	}
+	merged, _ := mergeGlobal(t.Globals["Function"], r.Properties).(map[string]any)
+	if merged == nil {
+		merged = map[string]any{}
+	}
+	return merged, nil
+}
+
+// mergeGlobal merges a function's value local over the global value of the
+// same property.
+func mergeGlobal(global, local any) any {
+	switch l := local.(type) {
+	case nil:
+		return deepCopy(global)
+	case map[string]any:
+		g, ok := global.(map[string]any)
+		if !ok || isIntrinsic(l) || isIntrinsic(g) {
+			return deepCopy(l)
+		}
+		out := make(map[string]any, len(g)+len(l))
+		for k, v := range g {
+			out[k] = deepCopy(v)
+		}
+		for k, v := range l {
+			out[k] = mergeGlobal(g[k], v)
+		}
+		return out
+	case []any:
+		g, _ := global.([]any)
+		return deepCopy(append(slices.Clone(g), l...))
+	default:
+		return l
+	}
+}
+
+func deepCopy(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = deepCopy(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = deepCopy(e)
+		}
+		return out
+	default:
+		return v
+	}
+}
+
+// isIntrinsic reports whether m is one intrinsic function call, such as
+// {"Ref": X} or {"Fn::Sub": S}.
+func isIntrinsic(m map[string]any) bool {
+	if len(m) != 1 {
+		return false
+	}
+	for k := range m {
+		return k == "Ref" || k == "Condition" || strings.HasPrefix(k, "Fn::")
+	}
+	return false
 }
 
 // longForm rewrites, in place, every node tagged with a CloudFormation short

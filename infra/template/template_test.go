@@ -244,6 +244,88 @@ func TestCreateTableOnDynalite(t *testing.T) {
 	}
 }
 
+const withGlobals = `
+Globals:
+  Function:
+    Runtime: provided.al2023
+    Timeout: 10
+    Layers: [!Ref Shared]
+    Tags: {team: core}
+    Environment:
+      Variables:
+        TABLE: !Ref Table
+        LEVEL: info
+Resources:
+  Plain:
+    Type: AWS::Serverless::Function
+  Own:
+    Type: AWS::Serverless::Function
+    Properties:
+      Timeout: 120
+      Layers: [!Ref Extra]
+      Tags: !Ref AWS::NoValue
+      Environment:
+        Variables:
+          LEVEL: debug
+          PREFIX: !Ref Prefix
+  Table:
+    Type: AWS::DynamoDB::Table
+`
+
+func TestFunctionPropertiesMergeGlobalsAsSAMDoes(t *testing.T) {
+	tpl, err := Load([]byte(withGlobals))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := func(id string) map[string]any { return map[string]any{"Ref": id} }
+	for _, tc := range []struct {
+		name, id string
+		want     map[string]any
+	}{
+		{"a function without properties takes every global", "Plain", map[string]any{
+			"Runtime": "provided.al2023", "Timeout": 10, "Layers": []any{ref("Shared")}, "Tags": map[string]any{"team": "core"},
+			"Environment": map[string]any{"Variables": map[string]any{"TABLE": ref("Table"), "LEVEL": "info"}},
+		}},
+		{"scalars replace, maps merge key by key, lists append, an intrinsic replaces a map", "Own", map[string]any{
+			"Runtime": "provided.al2023", "Timeout": 120, "Layers": []any{ref("Shared"), ref("Extra")}, "Tags": ref("AWS::NoValue"),
+			"Environment": map[string]any{"Variables": map[string]any{"TABLE": ref("Table"), "LEVEL": "debug", "PREFIX": ref("Prefix")}},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := tpl.FunctionProperties(tc.id)
+			if err != nil || !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("FunctionProperties(%s) = %#v, %v\nwant %#v", tc.id, got, err, tc.want)
+			}
+		})
+	}
+	t.Run("the result shares nothing with the template", func(t *testing.T) {
+		got, _ := tpl.FunctionProperties("Plain")
+		got["Environment"].(map[string]any)["Variables"].(map[string]any)["TABLE"] = "changed"
+		got["Layers"].([]any)[0] = "changed"
+		again, _ := tpl.FunctionProperties("Plain")
+		if !reflect.DeepEqual(again["Layers"], []any{ref("Shared")}) || again["Environment"].(map[string]any)["Variables"].(map[string]any)["TABLE"] == "changed" {
+			t.Fatalf("Globals changed: %#v", again)
+		}
+	})
+	t.Run("a resource that is not a function is refused", func(t *testing.T) {
+		if _, err := tpl.FunctionProperties("Table"); err == nil || !strings.Contains(err.Error(), "not a AWS::Serverless::Function") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("a template without Globals gives the function's own properties", func(t *testing.T) {
+		tpl, err := Load([]byte("Resources:\n  F:\n    Type: AWS::Serverless::Function\n    Properties: {Timeout: 3}\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := tpl.FunctionProperties("F"); err != nil || !reflect.DeepEqual(got, map[string]any{"Timeout": 3}) {
+			t.Fatalf("FunctionProperties = %#v, %v", got, err)
+		}
+	})
+	if got := tpl.OfType(FunctionType); !reflect.DeepEqual(got, []string{"Own", "Plain"}) {
+		t.Errorf("OfType = %v, want [Own Plain]", got)
+	}
+}
+
 func TestFunctionTimeouts(t *testing.T) {
 	tpl, err := Load([]byte(`
 Globals:

@@ -67,16 +67,12 @@ func JobDeadLetters(ctx context.Context, cfg Config, log *slog.Logger) handler.D
 	return deadletter.New(sqs.NewFromConfig(awsCfg), cfg.JobDeadLetterQueueURL)
 }
 
-// Start is a Lambda main: it reads the configuration, builds the Notifier
-// and starts the runtime with the handler that handlerFor returns. A bad
-// configuration ends the process during init, which Lambda reports as an
-// init error carrying the message that names the variable.
-func Start(handlerFor func(n *notify.Notifier, cfg Config, log *slog.Logger) any) {
-	cfg, err := FromEnv(os.LookupEnv)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
+// Start is the main of function f: it reads f's configuration, builds the
+// Notifier and starts the runtime with the handler that handlerFor returns.
+// A bad configuration ends the process during init, which Lambda reports as
+// an init error carrying the message that names the variable.
+func Start(f Function, handlerFor func(n *notify.Notifier, cfg Config, log *slog.Logger) any) {
+	cfg := mustConfig(f)
 	log := Logger(cfg.LogLevel)
 	n, err := Build(context.Background(), cfg, log)
 	if err != nil {
@@ -86,15 +82,18 @@ func Start(handlerFor func(n *notify.Notifier, cfg Config, log *slog.Logger) any
 	lambda.Start(handlerFor(n, cfg, log))
 }
 
-// StartWithoutStore is the main of a function that needs neither the store
-// nor the Management API — the $default route answers through its route
-// response — so its cold start builds no AWS clients and it reads only
-// LOG_LEVEL.
-func StartWithoutStore(handlerFor func(log *slog.Logger) any) {
-	level, err := LogLevelFromEnv(os.LookupEnv)
+// StartWithoutStore is the main of a function f that needs neither the
+// store nor the Management API — the $default route answers through its
+// route response — so its cold start builds no AWS clients.
+func StartWithoutStore(f Function, handlerFor func(log *slog.Logger) any) {
+	lambda.Start(handlerFor(Logger(mustConfig(f).LogLevel)))
+}
+
+func mustConfig(f Function) Config {
+	cfg, err := FromEnv(f, os.LookupEnv)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	lambda.Start(handlerFor(Logger(level)))
+	return cfg
 }

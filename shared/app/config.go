@@ -2,6 +2,10 @@
 // from environment variables, validated once at cold start, then the SDK
 // clients, store, pusher and Notifier every function shares. A main is the
 // constructor chain and lambda.Start, nothing more.
+//
+// Which variables each function reads is one table here (Vars). The loader
+// reads through that table and nothing else, and the template checks hold
+// template.yaml to it, so the table, the mains and the template cannot drift.
 package app
 
 import (
@@ -10,12 +14,14 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/wsnotify/wsnotify/shared/handler"
 )
 
-// Environment variables the functions read. template.yaml sets each one for
-// the functions that read it (a test checks that).
+// Environment variables the functions read.
 const (
 	EnvTableName          = "TABLE_NAME"
 	EnvManagementEndpoint = "MANAGEMENT_API_ENDPOINT"
@@ -23,13 +29,132 @@ const (
 	EnvUploadPrefix       = "UPLOAD_PREFIX"
 	EnvFanoutConcurrency  = "FANOUT_CONCURRENCY"
 	EnvLogLevel           = "LOG_LEVEL"
+	EnvAllowedOrigins     = "ALLOWED_ORIGINS"
 	// EnvJobDeadLetterQueueURL names the queue the job events function
 	// sends records that can never succeed to (optional: without it they
 	// are reported failed and reach that queue through SQS's redrive).
 	EnvJobDeadLetterQueueURL = "JOB_DEAD_LETTER_QUEUE_URL"
 )
 
-// Config is what a function needs from its environment.
+// Function is a Lambda function, named by its logical id in template.yaml.
+type Function string
+
+// The functions of template.yaml.
+const (
+	ConnectFunction    Function = "ConnectFunction"
+	DisconnectFunction Function = "DisconnectFunction"
+	DefaultFunction    Function = "DefaultFunction"
+	JobEventsFunction  Function = "JobEventsFunction"
+	S3UploadFunction   Function = "S3UploadFunction"
+)
+
+// Var is an environment variable a function reads.
+type Var struct {
+	// Name is the variable's name, one of the Env constants.
+	Name string
+	// Template says template.yaml sets the variable. One it leaves unset is
+	// an override for tests and local runs; the cloud uses its default.
+	Template bool
+}
+
+// setting reads one variable into a Config.
+type setting struct {
+	Var
+	// read stores value (trimmed; "" when unset) in cfg, or says, naming
+	// the variable, what is wrong with it.
+	read func(cfg *Config, value string) error
+}
+
+var (
+	tableName = setting{Var{EnvTableName, true}, func(c *Config, v string) error {
+		if v == "" {
+			return fmt.Errorf("%s is not set: name of the connections table", EnvTableName)
+		}
+		c.TableName = v
+		return nil
+	}}
+	managementEndpoint = setting{Var{EnvManagementEndpoint, true}, func(c *Config, v string) error {
+		if v == "" {
+			return fmt.Errorf("%s is not set: https://{api-id}.execute-api.{region}.amazonaws.com/{stage}", EnvManagementEndpoint)
+		}
+		c.ManagementEndpoint = v
+		return checkURL(EnvManagementEndpoint, v)
+	}}
+	dynamoDBEndpoint = setting{Var{EnvDynamoDBEndpoint, false}, func(c *Config, v string) error {
+		c.DynamoDBEndpoint = v
+		if v == "" {
+			return nil
+		}
+		return checkURL(EnvDynamoDBEndpoint, v)
+	}}
+	uploadPrefix = setting{Var{EnvUploadPrefix, true}, func(c *Config, v string) error {
+		c.UploadPrefix = v
+		return nil
+	}}
+	fanoutConcurrency = setting{Var{EnvFanoutConcurrency, true}, func(c *Config, v string) error {
+		if v == "" {
+			return nil
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return fmt.Errorf("%s must be a whole number from 1 to 1000, got %q", EnvFanoutConcurrency, v)
+		}
+		c.FanoutConcurrency = n
+		return nil
+	}}
+	allowedOrigins = setting{Var{EnvAllowedOrigins, true}, func(c *Config, v string) (err error) {
+		if c.AllowedOrigins, err = handler.ParseOrigins(v); err != nil {
+			return fmt.Errorf("%s: %w (a comma-separated list of [scheme://]host[:port] with * wildcards; empty: any origin)", EnvAllowedOrigins, err)
+		}
+		return nil
+	}}
+	jobDeadLetterQueue = setting{Var{EnvJobDeadLetterQueueURL, true}, func(c *Config, v string) error {
+		c.JobDeadLetterQueueURL = v
+		if v == "" {
+			return nil
+		}
+		return checkURL(EnvJobDeadLetterQueueURL, v)
+	}}
+	logLevel = setting{Var{EnvLogLevel, true}, func(c *Config, v string) error {
+		if v != "" && c.LogLevel.UnmarshalText([]byte(v)) != nil {
+			return fmt.Errorf("%s must be debug, info, warn or error, got %q", EnvLogLevel, v)
+		}
+		return nil
+	}}
+)
+
+// functions is the table: the variables each function's main reads.
+var functions = map[Function][]setting{
+	ConnectFunction:    {tableName, managementEndpoint, dynamoDBEndpoint, allowedOrigins, logLevel},
+	DisconnectFunction: {tableName, managementEndpoint, dynamoDBEndpoint, logLevel},
+	// $default answers through its route response: no store, no Management API.
+	DefaultFunction:   {logLevel},
+	JobEventsFunction: {tableName, managementEndpoint, dynamoDBEndpoint, fanoutConcurrency, jobDeadLetterQueue, logLevel},
+	S3UploadFunction:  {tableName, managementEndpoint, dynamoDBEndpoint, fanoutConcurrency, uploadPrefix, logLevel},
+}
+
+// Functions returns every function, sorted.
+func Functions() []Function {
+	out := make([]Function, 0, len(functions))
+	for f := range functions {
+		out = append(out, f)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Vars returns the variables f's main reads: exactly those FromEnv looks up.
+// It is nil for a function the table does not know.
+func (f Function) Vars() []Var {
+	var out []Var
+	for _, s := range functions[f] {
+		out = append(out, s.Var)
+	}
+	return out
+}
+
+// Config is what a function needs from its environment. A field whose
+// variable the function does not read (Vars) keeps its zero value.
 type Config struct {
 	// TableName is the connections and keys table.
 	TableName string
@@ -44,81 +169,40 @@ type Config struct {
 	UploadPrefix string
 	// FanoutConcurrency bounds the pushes in flight per publish (0: default).
 	FanoutConcurrency int
-	// LogLevel is debug, info, warn or error.
+	// AllowedOrigins are the browser origins $connect accepts (zero: any).
+	AllowedOrigins handler.Origins
+	// LogLevel is debug, info, warn or error (default info).
 	LogLevel slog.Level
 	// JobDeadLetterQueueURL is the job dead-letter queue's URL (job events function).
 	JobDeadLetterQueueURL string
 }
 
-// FromEnv reads the Config from lookup (os.LookupEnv in the mains) and
-// reports every missing or malformed variable at once, by name.
-func FromEnv(lookup func(string) (string, bool)) (Config, error) {
-	get := func(name string) string {
-		v, _ := lookup(name)
-		return strings.TrimSpace(v)
+// FromEnv reads f's Config from lookup (os.LookupEnv in the mains): the
+// variables Vars lists for f and no other. It reports every missing or
+// malformed variable at once, by name.
+func FromEnv(f Function, lookup func(string) (string, bool)) (Config, error) {
+	settings, ok := functions[f]
+	if !ok {
+		return Config{}, fmt.Errorf("configuration: unknown function %q", f)
 	}
+	var cfg Config
 	var errs []error
-	cfg := Config{
-		TableName:          get(EnvTableName),
-		ManagementEndpoint: get(EnvManagementEndpoint),
-		DynamoDBEndpoint:   get(EnvDynamoDBEndpoint),
-		UploadPrefix:       get(EnvUploadPrefix),
-
-		JobDeadLetterQueueURL: get(EnvJobDeadLetterQueueURL),
-	}
-	if cfg.TableName == "" {
-		errs = append(errs, fmt.Errorf("%s is not set: name of the connections table", EnvTableName))
-	}
-	if cfg.ManagementEndpoint == "" {
-		errs = append(errs, fmt.Errorf("%s is not set: https://{api-id}.execute-api.{region}.amazonaws.com/{stage}", EnvManagementEndpoint))
-	} else if err := checkURL(cfg.ManagementEndpoint); err != nil {
-		errs = append(errs, fmt.Errorf("%s: %w", EnvManagementEndpoint, err))
-	}
-	if cfg.DynamoDBEndpoint != "" {
-		if err := checkURL(cfg.DynamoDBEndpoint); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", EnvDynamoDBEndpoint, err))
+	for _, s := range settings {
+		v, _ := lookup(s.Name)
+		if err := s.read(&cfg, strings.TrimSpace(v)); err != nil {
+			errs = append(errs, err)
 		}
 	}
-	if cfg.JobDeadLetterQueueURL != "" {
-		if err := checkURL(cfg.JobDeadLetterQueueURL); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", EnvJobDeadLetterQueueURL, err))
-		}
-	}
-	if v := get(EnvFanoutConcurrency); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			errs = append(errs, fmt.Errorf("%s must be a whole number from 1 to 1000, got %q", EnvFanoutConcurrency, v))
-		}
-		cfg.FanoutConcurrency = n
-	}
-	level, err := LogLevelFromEnv(lookup)
-	if err != nil {
-		errs = append(errs, err)
-	}
-	cfg.LogLevel = level
 	if len(errs) > 0 {
-		return Config{}, fmt.Errorf("configuration: %w", errors.Join(errs...))
+		return Config{}, fmt.Errorf("configuration of %s: %w", f, errors.Join(errs...))
 	}
 	return cfg, nil
 }
 
-// LogLevelFromEnv reads LOG_LEVEL (default info).
-func LogLevelFromEnv(lookup func(string) (string, bool)) (slog.Level, error) {
-	var level slog.Level
-	v, _ := lookup(EnvLogLevel)
-	if v = strings.TrimSpace(v); v == "" {
-		return level, nil
-	}
-	if err := level.UnmarshalText([]byte(v)); err != nil {
-		return level, fmt.Errorf("%s must be debug, info, warn or error, got %q", EnvLogLevel, v)
-	}
-	return level, nil
-}
-
-func checkURL(s string) error {
+func checkURL(name, s string) error {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return fmt.Errorf("%q is not an http(s) URL", s)
+		return fmt.Errorf("%s: %q is not an http(s) URL", name, s)
 	}
 	return nil
 }

@@ -1,7 +1,14 @@
 package app
 
 import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
 	"log/slog"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -19,7 +26,7 @@ func TestFromEnv(t *testing.T) {
 		EnvLogLevel:           "debug",
 	}
 	t.Run("a full environment is read", func(t *testing.T) {
-		cfg, err := FromEnv(lookupFrom(full))
+		cfg, err := FromEnv(S3UploadFunction, lookupFrom(full))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -27,8 +34,14 @@ func TestFromEnv(t *testing.T) {
 			t.Fatalf("cfg = %+v", cfg)
 		}
 	})
-	t.Run("every problem is named at once", func(t *testing.T) {
-		_, err := FromEnv(lookupFrom(map[string]string{
+	t.Run("a function does not see the variables it does not read", func(t *testing.T) {
+		cfg, err := FromEnv(ConnectFunction, lookupFrom(full))
+		if err != nil || cfg.UploadPrefix != "" || cfg.FanoutConcurrency != 0 {
+			t.Fatalf("cfg = %+v, %v", cfg, err)
+		}
+	})
+	t.Run("every problem is named at once, with the function", func(t *testing.T) {
+		_, err := FromEnv(JobEventsFunction, lookupFrom(map[string]string{
 			EnvFanoutConcurrency: "lots",
 			EnvLogLevel:          "chatty",
 			EnvDynamoDBEndpoint:  "localhost:8000",
@@ -36,7 +49,7 @@ func TestFromEnv(t *testing.T) {
 		if err == nil {
 			t.Fatal("no error")
 		}
-		for _, want := range []string{EnvTableName + " is not set", EnvManagementEndpoint + " is not set",
+		for _, want := range []string{"configuration of JobEventsFunction: ", EnvTableName + " is not set", EnvManagementEndpoint + " is not set",
 			EnvFanoutConcurrency + " must be", EnvLogLevel + " must be", EnvDynamoDBEndpoint + `: "localhost:8000" is not`} {
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("error %q does not say %q", err, want)
@@ -45,8 +58,102 @@ func TestFromEnv(t *testing.T) {
 	})
 	t.Run("an endpoint that is not a URL is refused", func(t *testing.T) {
 		env := map[string]string{EnvTableName: "t", EnvManagementEndpoint: "abc123def4/prod"}
-		if _, err := FromEnv(lookupFrom(env)); err == nil || !strings.Contains(err.Error(), EnvManagementEndpoint) {
+		if _, err := FromEnv(DisconnectFunction, lookupFrom(env)); err == nil || !strings.Contains(err.Error(), EnvManagementEndpoint) {
 			t.Fatalf("err = %v", err)
 		}
 	})
+	t.Run("DefaultFunction needs nothing but reads LOG_LEVEL", func(t *testing.T) {
+		if _, err := FromEnv(DefaultFunction, lookupFrom(nil)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := FromEnv(DefaultFunction, lookupFrom(map[string]string{EnvLogLevel: "loud"})); err == nil {
+			t.Fatal("a bad LOG_LEVEL passed")
+		}
+	})
+	t.Run("a bad origin pattern is refused by name", func(t *testing.T) {
+		env := map[string]string{EnvTableName: "t", EnvManagementEndpoint: full[EnvManagementEndpoint], EnvAllowedOrigins: "https://app.example.com,"}
+		if _, err := FromEnv(ConnectFunction, lookupFrom(env)); err == nil || !strings.Contains(err.Error(), EnvAllowedOrigins+`: origin pattern "" is empty`) {
+			t.Fatalf("err = %v", err)
+		}
+		env[EnvAllowedOrigins] = "https://app.example.com, *.example.org"
+		if _, err := FromEnv(ConnectFunction, lookupFrom(env)); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("an unknown function is refused", func(t *testing.T) {
+		if _, err := FromEnv("ReplayFunction", lookupFrom(full)); err == nil || !strings.Contains(err.Error(), `unknown function "ReplayFunction"`) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}
+
+// TestFromEnvLooksUpExactlyTheVarsOfItsFunction holds the table to the
+// loader: what Vars lists is what FromEnv asks for, once each.
+func TestFromEnvLooksUpExactlyTheVarsOfItsFunction(t *testing.T) {
+	if got := Functions(); !slices.IsSorted(got) {
+		t.Fatalf("Functions() = %v, not sorted", got)
+	}
+	for _, f := range Functions() {
+		var asked, listed []string
+		_, _ = FromEnv(f, func(name string) (string, bool) { asked = append(asked, name); return "", false })
+		for _, v := range f.Vars() {
+			listed = append(listed, v.Name)
+		}
+		if len(listed) == 0 || !slices.Equal(asked, listed) {
+			t.Errorf("%s: FromEnv looked up %v, Vars lists %v", f, asked, listed)
+		}
+	}
+	if Function("ReplayFunction").Vars() != nil {
+		t.Error("an unknown function has variables")
+	}
+}
+
+// TestNothingElseReadsTheEnvironment keeps the table complete: the mains
+// and the packages they link read no variable except through FromEnv, which
+// build.go calls with os.LookupEnv. (The SDK's own AWS_* variables are set
+// by the Lambda runtime.)
+func TestNothingElseReadsTheEnvironment(t *testing.T) {
+	readers := map[string][]string{"os": {"Getenv", "LookupEnv", "Environ", "ExpandEnv"}, "syscall": {"Getenv", "Environ"}}
+	var found []string
+	for _, root := range []string{"..", filepath.Join("..", "..", "functions")} {
+		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() && d.Name() == "testenv" { // test support, never linked into a main
+				return fs.SkipDir
+			}
+			if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+				return nil
+			}
+			f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.SkipObjectResolution)
+			if err != nil {
+				return err
+			}
+			names := map[string]string{} // local name -> import path
+			for _, imp := range f.Imports {
+				p, _ := strconv.Unquote(imp.Path.Value)
+				name := filepath.Base(p)
+				if imp.Name != nil {
+					name = imp.Name.Name
+				}
+				names[name] = p
+			}
+			ast.Inspect(f, func(n ast.Node) bool {
+				if sel, ok := n.(*ast.SelectorExpr); ok {
+					if x, ok := sel.X.(*ast.Ident); ok && slices.Contains(readers[names[x.Name]], sel.Sel.Name) {
+						found = append(found, filepath.ToSlash(path)+": "+names[x.Name]+"."+sel.Sel.Name)
+					}
+				}
+				return true
+			})
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := []string{"../app/build.go: os.LookupEnv"}; !slices.Equal(found, want) {
+		t.Errorf("environment reads %q, want only %q: read a variable through the table in config.go", found, want)
+	}
 }

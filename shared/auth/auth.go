@@ -24,6 +24,14 @@ type Key struct {
 	Revoked   bool
 }
 
+// NewKeyRecord returns the record of a new API key of ownerID, named name,
+// created at now: the key's hash, never the key. The key tool and local mode
+// both build their records here, so a stored key looks the same whoever
+// wrote it.
+func NewKeyRecord(key, ownerID, name string, now time.Time) Key {
+	return Key{Hash: Hash(key), OwnerID: ownerID, Name: name, CreatedAt: now.UTC()}
+}
+
 // ErrNotFound is returned by a KeyStore that holds no key with the given hash.
 var ErrNotFound = errors.New("key not found")
 

@@ -3,8 +3,10 @@ package auth
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // keyMap is a KeyStore over a map, with an optional failure.
@@ -86,5 +88,20 @@ func TestNewKeyIsRandomAndURLSafe(t *testing.T) {
 	}
 	if !strings.HasPrefix(a, "wsn_") || len(a) != 4+43 || strings.ContainsAny(a, "+/=?&%") {
 		t.Fatalf("key %q is not 'wsn_' and 43 URL-safe characters", a)
+	}
+}
+
+func TestNewKeyRecordHoldsTheHashNeverTheKey(t *testing.T) {
+	now := time.Date(2026, 11, 26, 11, 15, 30, 0, time.FixedZone("CET", 3600))
+	k := NewKeyRecord("wsn_secret", "acct_42", "web app", now)
+	want := Key{Hash: Hash("wsn_secret"), OwnerID: "acct_42", Name: "web app", CreatedAt: now.UTC()}
+	if k != want {
+		t.Fatalf("NewKeyRecord = %+v, want %+v", k, want)
+	}
+	if k.CreatedAt.Location() != time.UTC {
+		t.Errorf("CreatedAt is in %v, want UTC", k.CreatedAt.Location())
+	}
+	if strings.Contains(fmt.Sprintf("%+v", k), "wsn_secret") {
+		t.Error("the record holds the key")
 	}
 }

@@ -9,15 +9,23 @@ import (
 	"github.com/wsnotify/wsnotify/shared/notify"
 )
 
-// Connect handles the $connect route: token check and registration. A non-2xx
-// status refuses the WebSocket handshake with that status.
+// Connect handles the $connect route: origin check, token check and
+// registration. A non-2xx status refuses the WebSocket handshake with that
+// status.
 type Connect struct {
-	n   *notify.Notifier
-	log *slog.Logger
+	n       *notify.Notifier
+	log     *slog.Logger
+	origins Origins
 }
 
-// NewConnect returns the $connect handler.
-func NewConnect(n *notify.Notifier, log *slog.Logger) *Connect { return &Connect{n: n, log: log} }
+// NewConnect returns the $connect handler, which refuses browsers of origins
+// off the allow-list (the zero Origins allows every origin).
+func NewConnect(n *notify.Notifier, log *slog.Logger, origins Origins) *Connect {
+	return &Connect{n: n, log: log, origins: origins}
+}
+
+// errOriginRefused answers a handshake from an origin off the allow-list.
+var errOriginRefused = notify.Errorf(notify.CodeForbidden, "this page's origin is not allowed to connect")
 
 // Handle implements the $connect Lambda.
 //
@@ -25,11 +33,14 @@ func NewConnect(n *notify.Notifier, log *slog.Logger) *Connect { return &Connect
 // /api/v1/ws/{client_id}) and from the query string on the raw API Gateway
 // URL, whose WebSocket routes have no path parameters.
 func (h *Connect) Handle(ctx context.Context, req events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
+	connID := req.RequestContext.ConnectionID
+	if origin, refused := h.origins.refused(req); refused {
+		return errorResponse(ctx, h.log, errOriginRefused, "route", "$connect", "connectionId", connID, "origin", originForLog(origin)), nil
+	}
 	clientID, ok := req.PathParameters["client_id"]
 	if !ok {
 		clientID = req.QueryStringParameters["client_id"]
 	}
-	connID := req.RequestContext.ConnectionID
 	_, err := h.n.Connect(ctx, notify.ConnectRequest{
 		Token:        req.QueryStringParameters["token"],
 		ClientID:     clientID,

@@ -78,7 +78,7 @@ func FuzzConnectRequest(f *testing.F) {
 			req.QueryStringParameters["client_id"] = clientID
 		}
 		req.RequestContext.ConnectionID = "TWegAcC4EowCHnA="
-		resp, err := handler.NewConnect(e.n, e.log).Handle(context.Background(), req)
+		resp, err := handler.NewConnect(e.n, e.log, handler.Origins{}).Handle(context.Background(), req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/wsnotify/wsnotify/shared/event"
 	"github.com/wsnotify/wsnotify/shared/notify"
 )
 
@@ -34,17 +35,10 @@ func Status(err error) int {
 	return http.StatusInternalServerError
 }
 
-// errorBody is the JSON body of a refused request, in the error event's shape.
-type errorBody struct {
-	Type  string `json:"type"`
-	Error string `json:"error"`
-	Code  string `json:"code"`
-}
-
-// ErrorJSON encodes err as an error event a client may see: internal errors
-// become a generic message.
+// ErrorJSON encodes err as the error event a client may see (with no jobId:
+// it belongs to no job); internal errors become a generic message.
 func ErrorJSON(err error) string {
-	b, _ := json.Marshal(errorBody{Type: "error", Error: notify.ErrorMessage(err), Code: string(notify.ErrorCode(err))})
+	b, _ := json.Marshal(event.Error{Type: event.TypeError, Error: notify.ErrorMessage(err), Code: string(notify.ErrorCode(err))})
 	return string(b)
 }
 

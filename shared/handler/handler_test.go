@@ -86,7 +86,7 @@ func TestEveryEventsFileRunsThroughItsHandler(t *testing.T) {
 	checks := map[string]func(t *testing.T, e *env){
 		"connect.json": func(t *testing.T, e *env) {
 			req := load[events.APIGatewayWebsocketProxyRequest](t, "connect.json")
-			resp, err := handler.NewConnect(e.n, e.log).Handle(ctx, req)
+			resp, err := handler.NewConnect(e.n, e.log, handler.Origins{}).Handle(ctx, req)
 			if err != nil || resp.StatusCode != 200 {
 				t.Fatalf("connect = %d %s, %v", resp.StatusCode, resp.Body, err)
 			}
@@ -225,7 +225,7 @@ func TestConnectAnswersEachRefusalWithItsStatus(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)
-			resp, err := handler.NewConnect(e.n, e.log).Handle(ctx, tt.req)
+			resp, err := handler.NewConnect(e.n, e.log, handler.Origins{}).Handle(ctx, tt.req)
 			if err != nil || resp.StatusCode != tt.want {
 				t.Fatalf("status = %d (%s), %v; want %d", resp.StatusCode, resp.Body, err, tt.want)
 			}
@@ -242,7 +242,7 @@ func TestConnectAnswersEachRefusalWithItsStatus(t *testing.T) {
 	}
 	t.Run("a live duplicate is 409", func(t *testing.T) {
 		e := newEnv(t)
-		h := handler.NewConnect(e.n, e.log)
+		h := handler.NewConnect(e.n, e.log, handler.Origins{})
 		first := req(nil, map[string]string{"client_id": "tab-1", "token": sampleKey})
 		if resp, _ := h.Handle(ctx, first); resp.StatusCode != 200 {
 			t.Fatal(resp)
@@ -279,9 +279,9 @@ func TestStoreFailuresAreInternalAndRetried(t *testing.T) {
 	t.Run("connect answers 500 without the cause", func(t *testing.T) {
 		r := events.APIGatewayWebsocketProxyRequest{QueryStringParameters: map[string]string{"client_id": "c", "token": sampleKey}}
 		r.RequestContext.ConnectionID = "x"
-		resp, _ := handler.NewConnect(n, log).Handle(ctx, r)
-		if resp.StatusCode != 500 || strings.Contains(resp.Body, "secret-detail") {
-			t.Fatalf("resp = %d %s", resp.StatusCode, resp.Body)
+		resp, _ := handler.NewConnect(n, log, handler.Origins{}).Handle(ctx, r)
+		if want := `{"type":"error","error":"internal error","code":"INTERNAL"}`; resp.StatusCode != 500 || resp.Body != want {
+			t.Fatalf("resp = %d %s, want 500 %s", resp.StatusCode, resp.Body, want)
 		}
 	})
 	t.Run("disconnect returns the error so Lambda records it", func(t *testing.T) {

@@ -11,7 +11,6 @@
 //	               (Routes; by default the shared/handler Lambda handlers,
 //	               in-process); the connection itself (queue, writer,
 //	               limits, close codes) is the transport in shared/push/hub
-//	origin.go      the browser Origin allow-list, checked before $connect
 //	management.go  the API Gateway Management API (/@connections/{id}) over
 //	               HTTP, over the hub, so the real SDK client can be pointed
 //	               at local mode

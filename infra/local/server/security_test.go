@@ -24,6 +24,10 @@ func (h *harness) dialFrom(clientID, token, origin string) (*websocket.Conn, *ht
 	return websocket.Dial(ctx, "ws://"+h.host+"/api/v1/ws/"+clientID+"?token="+token, &websocket.DialOptions{HTTPHeader: header})
 }
 
+// TestTheOriginAllowListRefusesOtherSitesBeforeConnect runs the $connect
+// handler's allow-list (shared/handler.Origins) through a real handshake:
+// the browser sees 403 before any upgrade, and the key and store are never
+// read.
 func TestTheOriginAllowListRefusesOtherSitesBeforeConnect(t *testing.T) {
 	t.Parallel()
 	st := &countingStore{Store: memory.New()}
@@ -100,5 +104,16 @@ func TestAMalformedOriginPatternIsRefusedAtStart(t *testing.T) {
 	_, err := server.New(server.Config{OriginPatterns: []string{"https://[app.example.com"}, Logger: testLogger()})
 	if err == nil || !strings.Contains(err.Error(), "origin pattern") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// The allow-list is the $connect handler's: a ConnectFunction running
+// elsewhere would never see local mode's list, so the two are not combined.
+func TestOriginPatternsWithARemoteConnectFunctionAreRefusedAtStart(t *testing.T) {
+	t.Parallel()
+	_, err := server.New(server.Config{OriginPatterns: []string{"https://app.example.com"}, Logger: testLogger(),
+		FunctionEndpoints: map[string]string{server.ConnectFunction: "http://127.0.0.1:1/2015-03-31/functions/function/invocations"}})
+	if err == nil || !strings.Contains(err.Error(), "ALLOWED_ORIGINS") {
+		t.Fatalf("err = %v, want one pointing at ALLOWED_ORIGINS", err)
 	}
 }

@@ -79,13 +79,12 @@ type Config struct {
 	Connections hub.Config
 	// RouteTimeout bounds one route integration call (default DefaultRouteTimeout).
 	RouteTimeout time.Duration
-	// OriginPatterns lists the browser origins allowed to connect: host
-	// patterns as websocket.AcceptOptions takes them ("app.example.com",
-	// "*.example.com", or with a scheme, "https://app.example.com"). A
-	// handshake from another origin is refused with 403 before $connect
-	// runs; one without an Origin header, which only non-browser clients
-	// send, is let through (see originAllowed). Empty allows every origin, as API Gateway does: it
-	// does not check Origin.
+	// OriginPatterns lists the browser origins allowed to connect, as the
+	// cloud's ALLOWED_ORIGINS does: the in-process $connect handler refuses
+	// others with 403 (see handler.Origins; a handshake without Origin, which
+	// only non-browser clients send, is let through). Empty allows every
+	// origin, as API Gateway does. With ConnectFunction on a function
+	// endpoint, set ALLOWED_ORIGINS in that function's environment instead.
 	OriginPatterns []string
 	// Store keeps connections and keys (default: a new memory store).
 	Store Store
@@ -148,8 +147,12 @@ func New(cfg Config) (*Server, error) {
 	if !stagePattern.MatchString(cfg.Stage) {
 		return nil, fmt.Errorf("stage %q: must be 1-128 characters of A-Z a-z 0-9 _ -", cfg.Stage)
 	}
-	if err := checkOriginPatterns(cfg.OriginPatterns); err != nil {
+	origins, err := handler.NewOrigins(cfg.OriginPatterns)
+	if err != nil {
 		return nil, err
+	}
+	if _, remote := endpoints[ConnectFunction]; remote && len(cfg.OriginPatterns) > 0 {
+		return nil, errors.New("origin patterns are checked by the in-process $connect handler, and ConnectFunction runs at a function endpoint: set ALLOWED_ORIGINS in its environment instead")
 	}
 	if cfg.ControlToken != "" {
 		if err := CheckControlToken(cfg.ControlToken); err != nil {
@@ -178,7 +181,7 @@ func New(cfg Config) (*Server, error) {
 		if !event.ValidOwnerID(owner) {
 			return nil, fmt.Errorf("owner %q: must be 1-%d characters of A-Z a-z 0-9 . _ : @ -", owner, event.MaxOwnerIDLength)
 		}
-		k := auth.Key{Hash: auth.Hash(key), OwnerID: owner, Name: "local mode", CreatedAt: now}
+		k := auth.NewKeyRecord(key, owner, "local mode", now)
 		if err := cfg.Store.PutKey(context.Background(), k); err != nil {
 			return nil, fmt.Errorf("store key %s of %s: %w", auth.Prefix(k.Hash), owner, err)
 		}
@@ -192,7 +195,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	notifier := notify.New(auth.NewAuthenticator(cfg.Store), cfg.Store, s.hub, log, cfg.Notify)
 
-	connect := handler.NewConnect(notifier, log)
+	connect := handler.NewConnect(notifier, log, origins)
 	disconnect := handler.NewDisconnect(notifier, log)
 	dflt := handler.NewDefault(log)
 	// No queue here: a record that can never succeed is logged and

@@ -52,11 +52,6 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, pathClie
 	// leaving it open for keep-alive: a client that was refused reconnects
 	// with a new handshake anyway. Accept replaces the header when it upgrades.
 	w.Header().Set("Connection", "close")
-	if !originAllowed(r, s.cfg.OriginPatterns) {
-		s.log.Info("connection refused: origin not allowed", "origin", logOrigin(r))
-		refuseOrigin(w)
-		return
-	}
 	now := time.Now()
 	domain := r.Host
 	if host, _, err := net.SplitHostPort(r.Host); err == nil {
@@ -164,8 +159,7 @@ func (s *Server) disconnect(c *wsConn, log *slog.Logger) {
 }
 
 func (s *Server) acceptOptions(connect events.APIGatewayProxyResponse) *websocket.AcceptOptions {
-	// The origin was checked before $connect (originAllowed), so that a
-	// refused origin never reaches the route.
+	// The origin is $connect's to check (handler.Origins), as in the cloud.
 	opts := &websocket.AcceptOptions{InsecureSkipVerify: true}
 	// As on API Gateway, a subprotocol is agreed only if $connect names it.
 	if p := connect.Headers["Sec-WebSocket-Protocol"]; p != "" {

@@ -1,5 +1,5 @@
 // Package apigw is the cloud Pusher: it sends messages to WebSocket clients
-// through the API Gateway Management API (POST, GET and DELETE on
+// through the API Gateway Management API (POST and GET on
 // /{stage}/@connections/{id}) with the aws-sdk-go-v2 client.
 //
 // The Management API answers a connection that no longer exists with 410
@@ -86,7 +86,6 @@ func final(err error) aws.Ternary {
 type connectionsAPI interface {
 	PostToConnection(ctx context.Context, in *apigatewaymanagementapi.PostToConnectionInput, optFns ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.PostToConnectionOutput, error)
 	GetConnection(ctx context.Context, in *apigatewaymanagementapi.GetConnectionInput, optFns ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.GetConnectionOutput, error)
-	DeleteConnection(ctx context.Context, in *apigatewaymanagementapi.DeleteConnectionInput, optFns ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.DeleteConnectionOutput, error)
 }
 
 // Pusher sends messages to API Gateway WebSocket connections. It is safe for
@@ -138,20 +137,6 @@ func (p *Pusher) Alive(ctx context.Context, connectionID string) (bool, error) {
 	default:
 		return false, fmt.Errorf("get connection %s: %w", connectionID, err)
 	}
-}
-
-// Delete closes the connection; API Gateway then invokes $disconnect. The
-// error wraps notify.ErrGone when the connection no longer exists. The
-// caller's role needs execute-api:ManageConnections on DELETE, which the
-// template grants only to functions that call it.
-func (p *Pusher) Delete(ctx context.Context, connectionID string) error {
-	_, err := p.api.DeleteConnection(ctx, &apigatewaymanagementapi.DeleteConnectionInput{
-		ConnectionId: aws.String(connectionID),
-	})
-	if err != nil {
-		return fmt.Errorf("delete connection %s: %w", connectionID, classify(err))
-	}
-	return nil
 }
 
 // classify maps the Management API errors callers branch on to notify's

@@ -21,7 +21,6 @@ import (
 type fakeAPI struct {
 	post func(in *apigatewaymanagementapi.PostToConnectionInput) error
 	get  func(in *apigatewaymanagementapi.GetConnectionInput) error
-	del  func(in *apigatewaymanagementapi.DeleteConnectionInput) error
 }
 
 func (f fakeAPI) PostToConnection(_ context.Context, in *apigatewaymanagementapi.PostToConnectionInput, _ ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.PostToConnectionOutput, error) {
@@ -30,10 +29,6 @@ func (f fakeAPI) PostToConnection(_ context.Context, in *apigatewaymanagementapi
 
 func (f fakeAPI) GetConnection(_ context.Context, in *apigatewaymanagementapi.GetConnectionInput, _ ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.GetConnectionOutput, error) {
 	return &apigatewaymanagementapi.GetConnectionOutput{}, f.get(in)
-}
-
-func (f fakeAPI) DeleteConnection(_ context.Context, in *apigatewaymanagementapi.DeleteConnectionInput, _ ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.DeleteConnectionOutput, error) {
-	return &apigatewaymanagementapi.DeleteConnectionOutput{}, f.del(in)
 }
 
 // testLogger returns a JSON logger writing into the returned buffer.
@@ -157,33 +152,6 @@ func TestAlive(t *testing.T) {
 			// Only a 410 is an answer; anything else leaves the question open.
 			if gone := tc.sentinel == notify.ErrGone; (err == nil) != gone {
 				t.Errorf("Alive error = %v, want an error: %v", err, !gone)
-			}
-		})
-	}
-}
-
-func TestDelete(t *testing.T) {
-	for _, tc := range append([]struct {
-		name     string
-		err      error
-		sentinel error
-	}{{"a 204", nil, nil}}, sdkErrors...) {
-		t.Run("answers "+tc.name, func(t *testing.T) {
-			var asked string
-			log, _ := testLogger()
-			p := apigw.New(fakeAPI{del: func(in *apigatewaymanagementapi.DeleteConnectionInput) error {
-				asked = aws.ToString(in.ConnectionId)
-				return tc.err
-			}}, log)
-			err := p.Delete(context.Background(), connID)
-			if asked != connID {
-				t.Errorf("DeleteConnection asked for %q", asked)
-			}
-			if (err == nil) != (tc.err == nil) {
-				t.Fatalf("Delete error = %v, want error: %v", err, tc.err != nil)
-			}
-			if tc.sentinel != nil && !errors.Is(err, tc.sentinel) {
-				t.Errorf("Delete error = %v, want %v", err, tc.sentinel)
 			}
 		})
 	}

@@ -87,9 +87,6 @@ func (m *managementAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rep.status == http.StatusOK && r.Method == http.MethodGet {
 		rep.body = `{"connectedAt":"2025-05-01T10:00:00.000Z","identity":{"sourceIp":"192.0.2.1","userAgent":"node"},"lastActiveAt":"2025-05-01T10:01:00.000Z"}`
 	}
-	if rep.status == http.StatusOK && r.Method == http.MethodDelete {
-		rep.status = http.StatusNoContent
-	}
 	w.Header().Set("x-amzn-RequestId", fmt.Sprintf("req-%d", attempt))
 	if rep.errorType != "" {
 		w.Header().Set("x-amzn-ErrorType", rep.errorType)
@@ -267,21 +264,6 @@ func TestClientAlive(t *testing.T) {
 				t.Errorf("method %s, want GET", reqs[0].method)
 			}
 		})
-	}
-}
-
-func TestClientDelete(t *testing.T) {
-	p, api := newPusher(t, map[string][]reply{connID: {ok200}})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := p.Delete(ctx, connID); err != nil {
-		t.Fatalf("Delete of a live connection: %v", err)
-	}
-	if err := p.Delete(ctx, "AAAAAAAAAAAAAA0="); !errors.Is(err, notify.ErrGone) {
-		t.Fatalf("Delete of an unknown connection: %v, want ErrGone", err)
-	}
-	if reqs := api.requests(connID); len(reqs) != 1 || reqs[0].method != http.MethodDelete {
-		t.Errorf("server saw %+v, want one DELETE", reqs)
 	}
 }
 

@@ -142,9 +142,15 @@ func ownRequestBody(o *dynamodb.Options) {
 // connection" (aws/aws-sdk-go-v2#2737). It takes a response larger than the
 // transport's read buffer, such as a Query page, and a write goroutine
 // delayed for as long as the server takes to answer: a loaded machine, a
-// throttled Lambda, a local server. The SDK retries the error, so it costs
-// a repeated read and a new connection rather than a failure; with
-// aws.NopRetryer it fails.
+// throttled Lambda, a local server.
+//
+// Upstream closed #2737 by retrying the error instead (PR #2949, in
+// aws-sdk-go-v2 v1.32.8; go.mod's v1.48.0 has it), and smithy-go (v1.28.9
+// here) still closes the body as soon as it has the response. A retry
+// re-reads the whole page on a new connection and meets the same race:
+// TestLateRequestWriteKeepsTheResponse, run without this client and with the
+// default retryer, fails all 4 attempts. So the workaround stays until
+// smithy-go stops closing request bodies before the transport is done.
 type ownBodyClient struct{ next dynamodb.HTTPClient }
 
 func (c ownBodyClient) Do(r *http.Request) (*http.Response, error) {

@@ -1,5 +1,0 @@
-package main
-
-import "os"
-
-var _ = os.Getenv("IN_TEST")
