@@ -31,7 +31,7 @@ var functionDirs = testenv.Functions
 // functionEnv is the contract between the template and the mains: the
 // variables the template sets for each function.
 var functionEnv = map[string][]string{
-	"ConnectFunction":    {"LOG_LEVEL", "MANAGEMENT_API_ENDPOINT", "TABLE_NAME"},
+	"ConnectFunction":    {"LOG_LEVEL", "MANAGEMENT_API_ENDPOINT", "TABLE_NAME", "TOKEN_MAX_TTL", "TOKEN_SECRET_ID"},
 	"DisconnectFunction": {"LOG_LEVEL", "MANAGEMENT_API_ENDPOINT", "TABLE_NAME"},
 	"DefaultFunction":    {"LOG_LEVEL", "MANAGEMENT_API_ENDPOINT", "TABLE_NAME"},
 	"JobEventsFunction":  {"FANOUT_CONCURRENCY", "LOG_LEVEL", "MANAGEMENT_API_ENDPOINT", "TABLE_NAME"},
@@ -49,6 +49,8 @@ var optionalEnv = map[string]struct {
 	"DYNAMODB_ENDPOINT":  {why: "points the store at a local DynamoDB (dynalite) in tests; the cloud uses the regional endpoint"},
 	"UPLOAD_PREFIX":      {requiredFor: []string{"S3UploadFunction"}, why: "only S3UploadFunction handles uploads"},
 	"FANOUT_CONCURRENCY": {requiredFor: []string{"JobEventsFunction", "S3UploadFunction"}, why: "only the publishing functions fan out"},
+	"TOKEN_SECRET_ID":    {requiredFor: []string{"ConnectFunction"}, why: "only $connect checks signed tokens"},
+	"TOKEN_MAX_TTL":      {requiredFor: []string{"ConnectFunction"}, why: "only $connect checks signed tokens"},
 }
 
 // lambdaEnv are the variables the Lambda runtime sets itself.
@@ -76,6 +78,8 @@ var functionGrants = map[string][]string{
 		"dynamodb:PutItem on " + tableARN,                                       // conditional register and take-over
 		"dynamodb:Query on " + tableARN,                                         // the owner's live connections, for the per-owner cap
 		"execute-api:ManageConnections on " + fmt.Sprintf(connectionsOf, "GET"), // is a stale record's connection gone?
+		// the signed-token secrets (-??????: the random suffix of a secret's ARN)
+		"secretsmanager:GetSecretValue on Sub(arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${TokenSecretName}-??????)",
 	},
 	"DisconnectFunction": {
 		"dynamodb:Query on " + indexARN, // the record of a connection id

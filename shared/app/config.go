@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Environment variables the functions read. template.yaml sets each one for
@@ -23,6 +24,8 @@ const (
 	EnvUploadPrefix       = "UPLOAD_PREFIX"
 	EnvFanoutConcurrency  = "FANOUT_CONCURRENCY"
 	EnvLogLevel           = "LOG_LEVEL"
+	EnvTokenSecretID      = "TOKEN_SECRET_ID"
+	EnvTokenMaxTTL        = "TOKEN_MAX_TTL"
 )
 
 // Config is what a function needs from its environment.
@@ -42,6 +45,12 @@ type Config struct {
 	FanoutConcurrency int
 	// LogLevel is debug, info, warn or error.
 	LogLevel slog.Level
+	// TokenSecretID names the Secrets Manager secret holding the secrets of
+	// signed tokens (awssecrets); empty turns signed tokens off. Only the
+	// $connect function is given it.
+	TokenSecretID string
+	// TokenMaxTTL is how far ahead a signed token's exp may lie (0: auth's default).
+	TokenMaxTTL time.Duration
 }
 
 // FromEnv reads the Config from lookup (os.LookupEnv in the mains) and
@@ -57,6 +66,7 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 		ManagementEndpoint: get(EnvManagementEndpoint),
 		DynamoDBEndpoint:   get(EnvDynamoDBEndpoint),
 		UploadPrefix:       get(EnvUploadPrefix),
+		TokenSecretID:      get(EnvTokenSecretID),
 	}
 	if cfg.TableName == "" {
 		errs = append(errs, fmt.Errorf("%s is not set: name of the connections table", EnvTableName))
@@ -77,6 +87,13 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 			errs = append(errs, fmt.Errorf("%s must be a whole number from 1 to 1000, got %q", EnvFanoutConcurrency, v))
 		}
 		cfg.FanoutConcurrency = n
+	}
+	if v := get(EnvTokenMaxTTL); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be a positive duration such as 24h or 30m, got %q", EnvTokenMaxTTL, v))
+		}
+		cfg.TokenMaxTTL = d
 	}
 	level, err := LogLevelFromEnv(lookup)
 	if err != nil {

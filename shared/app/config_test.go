@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 )
 
 func lookupFrom(m map[string]string) func(string) (string, bool) {
@@ -17,13 +18,16 @@ func TestFromEnv(t *testing.T) {
 		EnvUploadPrefix:       "uploads/",
 		EnvFanoutConcurrency:  "64",
 		EnvLogLevel:           "debug",
+		EnvTokenSecretID:      "wsnotify/token-secrets",
+		EnvTokenMaxTTL:        "1h",
 	}
 	t.Run("a full environment is read", func(t *testing.T) {
 		cfg, err := FromEnv(lookupFrom(full))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cfg.TableName != "wsnotify-connections" || cfg.FanoutConcurrency != 64 || cfg.LogLevel != slog.LevelDebug || cfg.UploadPrefix != "uploads/" {
+		if cfg.TableName != "wsnotify-connections" || cfg.FanoutConcurrency != 64 || cfg.LogLevel != slog.LevelDebug || cfg.UploadPrefix != "uploads/" ||
+			cfg.TokenSecretID != "wsnotify/token-secrets" || cfg.TokenMaxTTL != time.Hour {
 			t.Fatalf("cfg = %+v", cfg)
 		}
 	})
@@ -32,12 +36,13 @@ func TestFromEnv(t *testing.T) {
 			EnvFanoutConcurrency: "lots",
 			EnvLogLevel:          "chatty",
 			EnvDynamoDBEndpoint:  "localhost:8000",
+			EnvTokenMaxTTL:       "-1h",
 		}))
 		if err == nil {
 			t.Fatal("no error")
 		}
 		for _, want := range []string{EnvTableName + " is not set", EnvManagementEndpoint + " is not set",
-			EnvFanoutConcurrency + " must be", EnvLogLevel + " must be", EnvDynamoDBEndpoint + `: "localhost:8000" is not`} {
+			EnvFanoutConcurrency + " must be", EnvLogLevel + " must be", EnvTokenMaxTTL + " must be a positive duration", EnvDynamoDBEndpoint + `: "localhost:8000" is not`} {
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("error %q does not say %q", err, want)
 			}
