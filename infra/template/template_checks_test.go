@@ -734,6 +734,21 @@ var cfnLintFalsePositives = []cfnLintFalsePositive{
 		regexp.MustCompile(`^Expecting a JSON object, got \[`),
 		"it checks the list inside a SAM S3 event's Json-typed S3Key as if it were the object itself (checked by TestUploadsUnderThePrefixInvokeS3UploadFunction)",
 	},
+	{
+		regexp.MustCompile(`^Resources > \w+$`),
+		regexp.MustCompile(`^Resource \w+ has an invalid Type of AWS::CloudFront::Function\.$`),
+		"CloudFront Functions are newer than its spec (checked by cloudfront_test.go)",
+	},
+	{
+		regexp.MustCompile(`^Resources > \w+ > Properties > DistributionConfig > DefaultCacheBehavior > (CachePolicyId|OriginRequestPolicyId|FunctionAssociations)$`),
+		regexp.MustCompile(`^(CachePolicyId|OriginRequestPolicyId|FunctionAssociations) is not a valid property of AWS::CloudFront::Distribution\.DefaultCacheBehavior$`),
+		"cache and origin request policies and function associations are newer than its spec (checked by cloudfront_test.go)",
+	},
+	{
+		regexp.MustCompile(`^Resources > \w+ > Properties > DistributionConfig > DefaultCacheBehavior$`),
+		regexp.MustCompile(`^Required property ForwardedValues missing for type AWS::CloudFront::Distribution\.DefaultCacheBehavior$`),
+		"ForwardedValues is the legacy alternative to a cache policy, and must be absent beside one",
+	},
 }
 
 // cfnLintScript runs cfn-lint's validator on a file and prints its result as
