@@ -202,16 +202,17 @@ func tokenReason(parsed *jwt.Token, err error) string {
 	}
 }
 
-// IsSignedToken reports whether token has a JWT's shape: three non-empty
-// base64url segments separated by dots. API keys ("wsn_…") have no dots, so
-// the two never overlap; local mode refuses to configure an API key of this
-// shape.
+// IsSignedToken reports whether token has a JWT's shape: three base64url
+// segments separated by dots, the header and the claims not empty (the
+// signature is, in an "alg":"none" token, which is then refused for its
+// algorithm). API keys ("wsn_…") have no dots, so the two never overlap;
+// local mode refuses to configure an API key of this shape.
 func IsSignedToken(token string) bool {
 	if strings.Count(token, ".") != 2 {
 		return false
 	}
-	for _, seg := range strings.Split(token, ".") {
-		if seg == "" {
+	for i, seg := range strings.Split(token, ".") {
+		if seg == "" && i < 2 {
 			return false
 		}
 		for i := 0; i < len(seg); i++ {
@@ -247,4 +248,17 @@ func MintToken(secret []byte, owner string, ttl time.Duration, now time.Time) (s
 		return "", fmt.Errorf("sign token: %w", err)
 	}
 	return token, nil
+}
+
+// SplitSecrets reads a comma-separated list of secrets, as the
+// WSNOTIFY_TOKEN_SECRETS variable holds them: the signing secret first.
+// Blank entries are dropped. Check the result with CheckSecrets.
+func SplitSecrets(list string) [][]byte {
+	var secrets [][]byte
+	for _, s := range strings.Split(list, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			secrets = append(secrets, []byte(s))
+		}
+	}
+	return secrets
 }

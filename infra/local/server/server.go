@@ -102,6 +102,9 @@ type Config struct {
 	// send, is let through (see originAllowed). Empty allows every origin, as API Gateway does: it
 	// does not check Origin.
 	OriginPatterns []string
+	// Tokens checks signed tokens beside the API keys (nil: signed tokens
+	// are refused like an unknown key).
+	Tokens *auth.TokenVerifier
 	// Store keeps connections and keys (default: a new memory store).
 	Store Store
 	// Routes overrides route integrations (default: in-process handlers).
@@ -203,7 +206,7 @@ func New(cfg Config) (*Server, error) {
 		idleTimeout:  cfg.IdleTimeout,
 		maxAge:       cfg.MaxConnectionAge,
 	}, log)
-	s.notifier = notify.New(auth.NewAuthenticator(cfg.Store), cfg.Store, s.hub, log, cfg.Notify)
+	s.notifier = notify.New(auth.NewAuthenticator(cfg.Store).WithTokens(cfg.Tokens), cfg.Store, s.hub, log, cfg.Notify)
 
 	connect := handler.NewConnect(s.notifier, log)
 	disconnect := handler.NewDisconnect(s.notifier, log)
