@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +15,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/wsnotify/wsnotify/shared/auth"
+	"github.com/wsnotify/wsnotify/shared/testenv"
 )
 
 // The token secrets of these tests: the one that signs now and the one
@@ -203,6 +207,54 @@ func TestSignedTokensThroughRealWebSocketClients(t *testing.T) {
 	for _, part := range strings.Split(mint(tokenSecret, "acct_a"), ".")[1:] {
 		if strings.Contains(r.logs.String(), part) {
 			t.Error("a token reached the log")
+		}
+	}
+}
+
+// nodeMintedToken runs infra/node/mint-token.js, the README's Node snippet,
+// as a backend would.
+func nodeMintedToken(t *testing.T, owner, secret string) string {
+	t.Helper()
+	cmd := exec.Command(testenv.Node(t), filepath.Join(testenv.RepoRoot(t), "infra", "node", "mint-token.js"), owner)
+	cmd.Env = append(os.Environ(), "WSNOTIFY_TOKEN_SECRET="+secret)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("mint-token.js: %v", err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func TestTheSeedsNodeClientConnectsWithATokenMintedByTheNodeSnippet(t *testing.T) {
+	t.Parallel()
+	const owner = "acct_node_token"
+	addr := startLocalMode(t, "--addr", "127.0.0.1:0", "--token-secret", tokenSecret)
+	// The seed's flow unchanged: the token goes where the API key went.
+	client := startSeedClient(t, addr, nodeMintedToken(t, owner, tokenSecret))
+	fireSeedEvents(t, addr, owner)
+	client.expectSeedEvents(t)
+}
+
+func TestTheREADMEsTokenSnippetsAreTheTestedOnes(t *testing.T) {
+	root := testenv.RepoRoot(t)
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for file, start := range map[string]string{
+		"infra/node/mint-token.js":    "function wsnotifyToken(",
+		"shared/auth/example_test.go": "func wsnotifyToken(",
+	} {
+		src, err := os.ReadFile(filepath.Join(root, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, rest, ok := strings.Cut(string(src), start)
+		body, _, ok2 := strings.Cut(rest, "\n}\n")
+		if !ok || !ok2 {
+			t.Fatalf("%s has no %s…}", file, start)
+		}
+		if snippet := start + body + "\n}\n"; !strings.Contains(string(readme), snippet) {
+			t.Errorf("README.md does not show %s's snippet as it is:\n%s", file, snippet)
 		}
 	}
 }
