@@ -121,27 +121,45 @@ func TestSeedPathDistributionIsOptional(t *testing.T) {
 // mentions reports whether v refers to the logical id through Ref, GetAtt or
 // a Fn::Sub placeholder.
 func mentions(v any, id string) bool {
+	return anyNode(v, func(n any) bool {
+		switch x := n.(type) {
+		case map[string]any:
+			ga, _ := x["Fn::GetAtt"].([]any)
+			return x["Ref"] == id || len(ga) > 0 && ga[0] == id
+		case string:
+			return strings.Contains(x, "${"+id+"}") || strings.Contains(x, "${"+id+".")
+		}
+		return false
+	})
+}
+
+// mentionsText reports whether any string inside v contains text.
+func mentionsText(v any, text string) bool {
+	return anyNode(v, func(n any) bool {
+		s, ok := n.(string)
+		return ok && strings.Contains(s, text)
+	})
+}
+
+// anyNode reports whether match holds for v or any map value or list item
+// inside it.
+func anyNode(v any, match func(any) bool) bool {
+	if match(v) {
+		return true
+	}
 	switch x := v.(type) {
 	case map[string]any:
-		if x["Ref"] == id {
-			return true
-		}
-		if ga, ok := x["Fn::GetAtt"].([]any); ok && len(ga) > 0 && ga[0] == id {
-			return true
-		}
 		for _, e := range x {
-			if mentions(e, id) {
+			if anyNode(e, match) {
 				return true
 			}
 		}
 	case []any:
 		for _, e := range x {
-			if mentions(e, id) {
+			if anyNode(e, match) {
 				return true
 			}
 		}
-	case string:
-		return strings.Contains(x, "${"+id+"}") || strings.Contains(x, "${"+id+".")
 	}
 	return false
 }
@@ -313,27 +331,6 @@ func TestTokenSecretIsNamedNeverHeld(t *testing.T) {
 	if got := tpl.Parameters["TokenMaxTTL"]["Default"]; got != "24h" {
 		t.Errorf("TokenMaxTTL defaults to %v, want 24h", got)
 	}
-}
-
-// mentionsText reports whether any string inside v contains text.
-func mentionsText(v any, text string) bool {
-	switch x := v.(type) {
-	case map[string]any:
-		for _, e := range x {
-			if mentionsText(e, text) {
-				return true
-			}
-		}
-	case []any:
-		for _, e := range x {
-			if mentionsText(e, text) {
-				return true
-			}
-		}
-	case string:
-		return strings.Contains(x, text)
-	}
-	return false
 }
 
 // mapAt returns m[a][b] as a map, or nil.

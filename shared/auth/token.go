@@ -174,32 +174,36 @@ func (v *TokenVerifier) Verify(ctx context.Context, token string) (string, error
 	return claims.Subject, nil
 }
 
-// tokenReason says why the library refused a token, in words of our own: its
-// messages can quote decoding errors, and a log line must stay free of the
-// token's content.
+// tokenReasons say why the library refused a token, in words of our own:
+// its messages can quote decoding errors, and a log line must stay free of
+// the token's content. The first match wins.
+var tokenReasons = []struct {
+	err    error
+	reason string
+}{
+	{jwt.ErrTokenMalformed, "signed token malformed"},
+	{jwt.ErrTokenUnverifiable, "signed token names an unknown or no algorithm (only HS256 is accepted)"},
+	{jwt.ErrTokenSignatureInvalid, "signed token signature matches no secret"},
+	{jwt.ErrTokenRequiredClaimMissing, "signed token has no exp"},
+	{jwt.ErrTokenExpired, "signed token expired"},
+	{jwt.ErrTokenNotValidYet, "signed token not valid yet (nbf)"},
+	{jwt.ErrTokenUsedBeforeIssued, "signed token issued in the future (iat)"},
+	{jwt.ErrInvalidType, "signed token has a claim of the wrong type"},
+}
+
+// tokenReason says why the library refused parsed (see tokenReasons).
 func tokenReason(parsed *jwt.Token, err error) string {
-	switch {
-	case errors.Is(err, jwt.ErrTokenMalformed):
-		return "signed token malformed"
-	case errors.Is(err, jwt.ErrTokenUnverifiable):
-		return "signed token names an unknown or no algorithm (only HS256 is accepted)"
-	case errors.Is(err, jwt.ErrTokenSignatureInvalid) && parsed != nil && parsed.Method != nil && parsed.Method.Alg() != signingMethod.Alg():
+	// The library refuses an algorithm outside WithValidMethods as an
+	// invalid signature; the parsed header tells the two apart.
+	if errors.Is(err, jwt.ErrTokenSignatureInvalid) && parsed != nil && parsed.Method != nil && parsed.Method.Alg() != signingMethod.Alg() {
 		return "signed token algorithm is not HS256"
-	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
-		return "signed token signature matches no secret"
-	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		return "signed token has no exp"
-	case errors.Is(err, jwt.ErrTokenExpired):
-		return "signed token expired"
-	case errors.Is(err, jwt.ErrTokenNotValidYet):
-		return "signed token not valid yet (nbf)"
-	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
-		return "signed token issued in the future (iat)"
-	case errors.Is(err, jwt.ErrInvalidType):
-		return "signed token has a claim of the wrong type"
-	default:
-		return "signed token invalid"
 	}
+	for _, r := range tokenReasons {
+		if errors.Is(err, r.err) {
+			return r.reason
+		}
+	}
+	return "signed token invalid"
 }
 
 // IsSignedToken reports whether token has a JWT's shape: three base64url
