@@ -74,6 +74,20 @@ func repoTemplate(t *testing.T) *template.Template {
 	return tpl
 }
 
+// resourceProps decodes the properties of the resource id, of type typ.
+func resourceProps[P any](t *testing.T, tpl *template.Template, id, typ string) P {
+	t.Helper()
+	var p P
+	r, err := tpl.Resource(id, typ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.DecodeProperties(&p); err != nil {
+		t.Fatalf("%s: %v", id, err)
+	}
+	return p
+}
+
 func TestSeedPathDistributionIsOptional(t *testing.T) {
 	tpl := repoTemplate(t)
 	p := tpl.Parameters["SeedPathCloudFront"]
@@ -166,14 +180,7 @@ func anyNode(v any, match func(any) bool) bool {
 
 func TestSeedPathFunctionIsTheFileWithTheStageFilledIn(t *testing.T) {
 	tpl := repoTemplate(t)
-	r, err := tpl.Resource("SeedPathFunction", "AWS::CloudFront::Function")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var p seedPathFunctionProps
-	if err := r.DecodeProperties(&p); err != nil {
-		t.Fatal(err)
-	}
+	p := resourceProps[seedPathFunctionProps](t, tpl, "SeedPathFunction", "AWS::CloudFront::Function")
 	if p.FunctionConfig.Runtime != "cloudfront-js-2.0" || !p.AutoPublish {
 		t.Errorf("runtime %q, AutoPublish %v; want cloudfront-js-2.0, true (a distribution takes only a published function)", p.FunctionConfig.Runtime, p.AutoPublish)
 	}
@@ -232,15 +239,7 @@ func firstDifference(a, b string) string {
 }
 
 func TestSeedPathDistributionPassesWebSocketsThroughUncached(t *testing.T) {
-	tpl := repoTemplate(t)
-	r, err := tpl.Resource("SeedPathDistribution", "AWS::CloudFront::Distribution")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var p seedPathDistributionProps
-	if err := r.DecodeProperties(&p); err != nil {
-		t.Fatal(err)
-	}
+	p := resourceProps[seedPathDistributionProps](t, repoTemplate(t), "SeedPathDistribution", "AWS::CloudFront::Distribution")
 	d := p.DistributionConfig
 	if !d.Enabled {
 		t.Error("the distribution is not enabled")
