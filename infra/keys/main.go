@@ -4,6 +4,7 @@
 //	go run ./infra/keys list                                   hash prefixes, owners, names; never keys
 //	go run ./infra/keys revoke --hash 1a2b3c4d5e6f             by a unique hash prefix (12+ hex digits)
 //	go run ./infra/keys revoke --key-stdin < key.txt           by the key itself, read from stdin
+//	go run ./infra/keys mint --owner acct_42 --ttl 10m         prints a signed token, for testing
 //
 // Every command takes --table (default $WSNOTIFY_TABLE, required) and
 // --endpoint (default $WSNOTIFY_DYNAMODB_ENDPOINT), a DynamoDB endpoint such
@@ -12,6 +13,10 @@
 //
 // A key is printed once, on create, and stored only as its SHA-256 hash: a
 // lost key cannot be recovered, only revoked and replaced.
+//
+// mint needs no table: it signs a token with the first secret of
+// --token-secret or $WSNOTIFY_TOKEN_SECRETS, the variable local mode reads
+// (prefer it: a flag's value shows in the process list and shell history).
 package main
 
 import (
@@ -36,8 +41,9 @@ import (
 
 // Environment variables supplying the flags' defaults.
 const (
-	envTable    = "WSNOTIFY_TABLE"
-	envEndpoint = "WSNOTIFY_DYNAMODB_ENDPOINT"
+	envTable        = "WSNOTIFY_TABLE"
+	envEndpoint     = "WSNOTIFY_DYNAMODB_ENDPOINT"
+	envTokenSecrets = "WSNOTIFY_TOKEN_SECRETS"
 )
 
 // minPrefix is the shortest hash prefix revoke accepts: auth.Prefix's length,
@@ -51,8 +57,11 @@ commands:
   list                              list keys: hash prefix, owner, name, created, revoked
   revoke --hash PREFIX              revoke the key whose hash starts with PREFIX (12+ hex digits)
   revoke --key-stdin                revoke the key read from standard input
+  mint --owner ID [--ttl 10m] [--token-secret S]
+                                    print a signed token for an owner, signed with the first
+                                    secret of --token-secret or $WSNOTIFY_TOKEN_SECRETS; no table
 
-flags of every command:
+flags of every command but mint:
   --table NAME      DynamoDB table (default $WSNOTIFY_TABLE)
   --endpoint URL    DynamoDB endpoint, e.g. a local dynalite (default $WSNOTIFY_DYNAMODB_ENDPOINT)
 `
@@ -148,6 +157,15 @@ func (c cli) run(ctx context.Context, args []string) error {
 			*hash = auth.Hash(key)
 		}
 		exec = func(ctx context.Context, s keyStore) error { return c.revoke(ctx, s, *hash) }
+	case "mint":
+		owner := fs.String("owner", "", "")
+		ttl := fs.Duration("ttl", 10*time.Minute, "")
+		var secrets stringList
+		fs.Var(&secrets, "token-secret", "")
+		if err := c.parse(fs, args); err != nil {
+			return err
+		}
+		return c.mint(*owner, *ttl, secrets)
 	case "help", "-h", "--help":
 		fmt.Fprint(c.stdout, usage)
 		return nil
@@ -273,4 +291,48 @@ func readKey(r io.Reader) (string, error) {
 		return "", errors.New("read key from stdin: no key given")
 	}
 	return key, nil
+}
+
+// mint prints a signed token for owner, valid for ttl. It refuses what the
+// service would refuse: a secret under 32 bytes, a bad owner id, a ttl
+// past the default maximum lifetime.
+func (c cli) mint(owner string, ttl time.Duration, flagSecrets []string) error {
+	if !event.ValidOwnerID(owner) {
+		return usagef("mint needs --owner, 1-%d characters of A-Z a-z 0-9 . _ : @ -", event.MaxOwnerIDLength)
+	}
+	if ttl <= 0 || ttl > auth.DefaultTokenMaxTTL {
+		return usagef("--ttl %v: must be positive and at most %v, the service's default limit", ttl, auth.DefaultTokenMaxTTL)
+	}
+	secrets := auth.SplitSecrets(c.getenv(envTokenSecrets))
+	if len(flagSecrets) > 0 {
+		secrets = nil
+		for _, s := range flagSecrets {
+			secrets = append(secrets, []byte(strings.TrimSpace(s)))
+		}
+	}
+	if len(secrets) == 0 {
+		return usagef("mint needs a secret: set %s (or --token-secret)", envTokenSecrets)
+	}
+	if err := auth.CheckSecrets(secrets); err != nil {
+		return err
+	}
+	now := c.now()
+	token, err := auth.MintToken(secrets[0], owner, ttl, now)
+	if err != nil {
+		return err
+	}
+	// The token alone on stdout, for $(keys mint …); the rest on stderr.
+	fmt.Fprintln(c.stdout, token)
+	fmt.Fprintf(c.stderr, "signed token for owner %s, expires %s (in %v)\n", owner, now.Add(ttl).UTC().Format(time.RFC3339), ttl)
+	return nil
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string { return fmt.Sprintf("%d value(s)", len(*l)) }
+
+func (l *stringList) Set(v string) error {
+	*l = append(*l, v)
+	return nil
 }

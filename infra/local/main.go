@@ -66,6 +66,7 @@ type config struct {
 	controlToken secret            // the control plane's credential (control.go in server)
 	limits       limits            // connection limits and guards (limits.go)
 	backend      backend           // store and function endpoints (backend.go)
+	tokens       tokens            // signed tokens (tokens.go)
 }
 
 // run parses the configuration, serves until ctx ends (SIGINT or SIGTERM),
@@ -89,8 +90,9 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		cfg.apiKeys = map[string]string{key: devOwner}
 	}
 
-	srv, err := server.New(cfg.backend.apply(cfg.limits.apply(server.Config{
-		APIKeys: cfg.apiKeys, ControlToken: string(cfg.controlToken), Logger: log})))
+	cfg.tokens.warnEndpoint(log, cfg.backend.functions.urls)
+	srv, err := server.New(cfg.tokens.apply(cfg.backend.apply(cfg.limits.apply(server.Config{
+		APIKeys: cfg.apiKeys, ControlToken: string(cfg.controlToken), Logger: log}))))
 	if err != nil {
 		return fmt.Errorf("configure local mode: %w", err)
 	}
@@ -105,6 +107,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	}
 	printBanner(stdout, l.Addr().String(), generated, cfg.apiKeys)
 	cfg.backend.printBanner(stdout)
+	cfg.tokens.printBanner(stdout)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
@@ -150,6 +153,10 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool)) (config, 
 	if err := be.register(fs, lookupEnv); err != nil {
 		return config{}, err
 	}
+	var tk tokens
+	if err := tk.register(fs, lookupEnv); err != nil {
+		return config{}, err
+	}
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
@@ -173,7 +180,10 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool)) (config, 
 	if !server.IsLoopbackAddr(addr) && token == "" {
 		return config{}, fmt.Errorf("--addr %s is not a loopback address: anyone who reaches it could publish to any owner through the Invoke and Management APIs, so give them a credential with --control-token (or %s)", addr, envControlToken)
 	}
-	return config{addr: addr, apiKeys: keys.keys, controlToken: token, limits: lim, backend: be}, nil
+	if err := tk.check(); err != nil {
+		return config{}, err
+	}
+	return config{addr: addr, apiKeys: keys.keys, controlToken: token, limits: lim, backend: be, tokens: tk}, nil
 }
 
 // secret is a flag value that is never echoed: flag prints a flag's default
@@ -226,6 +236,10 @@ func (f *keyFlag) add(pair string) error {
 	if !ok || key == "" || owner == "" {
 		// The value is not echoed: it may be a key.
 		return errors.New("an API key must be given as KEY=OWNER")
+	}
+	if auth.IsSignedToken(key) {
+		// The service would check it as a signed token and never find it.
+		return errors.New("an API key must not have a signed token's shape (three dot-separated base64url parts)")
 	}
 	if f.keys == nil {
 		f.keys = map[string]string{}

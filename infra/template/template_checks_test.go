@@ -111,6 +111,8 @@ var functionGrants = map[string][]string{
 		"dynamodb:PutItem on " + tableARN,                                       // conditional register and take-over
 		"dynamodb:Query on " + tableARN,                                         // the owner's live connections, for the per-owner cap
 		"execute-api:ManageConnections on " + fmt.Sprintf(connectionsOf, "GET"), // is a stale record's connection gone?
+		// the signed-token secrets (-??????: the random suffix of a secret's ARN)
+		"secretsmanager:GetSecretValue on Sub(arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${TokenSecretName}-??????)",
 	},
 	"DisconnectFunction": {
 		"dynamodb:Query on " + indexARN, // the record of a connection id
@@ -232,6 +234,8 @@ var envValues = map[string]string{
 	app.EnvLogLevel:              "Ref(LogLevel)",
 	app.EnvAllowedOrigins:        "Ref(AllowedOrigins)",
 	app.EnvJobDeadLetterQueueURL: "Ref(JobEventsDeadLetterQueue)",
+	app.EnvTokenSecretID:         "Ref(TokenSecretName)",
+	app.EnvTokenMaxTTL:           "Ref(TokenMaxTTL)",
 }
 
 // TestEachFunctionIsSetExactlyWhatItsMainReads compares the template with
@@ -407,6 +411,14 @@ var cfnLintFalsePositives = []cfnLintFalsePositive{
 		"its Fn::Sub leaves ${} around substituted values, so ${AWS::Partition} fails its arn:aws test (TestEachRouteInvokesItsFunctionWithAScopedPermission)"},
 	{`^Resources > \w+ > Properties > Events > \w+ > Properties > Filter > S3Key > Rules$`, `^Expecting a JSON object, got \[`,
 		"it checks the list inside a SAM S3 event's Json-typed S3Key as the object itself (TestUploadsUnderThePrefixInvokeS3UploadFunction)"},
+	{`^Resources > \w+$`, `^Resource \w+ has an invalid Type of AWS::CloudFront::Function\.$`,
+		"CloudFront Functions are newer than its spec (checked by cloudfront_test.go)"},
+	{`^Resources > \w+ > Properties > DistributionConfig > DefaultCacheBehavior > (CachePolicyId|OriginRequestPolicyId|FunctionAssociations)$`,
+		`^(CachePolicyId|OriginRequestPolicyId|FunctionAssociations) is not a valid property of AWS::CloudFront::Distribution\.DefaultCacheBehavior$`,
+		"cache and origin request policies and function associations are newer than its spec (checked by cloudfront_test.go)"},
+	{`^Resources > \w+ > Properties > DistributionConfig > DefaultCacheBehavior$`,
+		`^Required property ForwardedValues missing for type AWS::CloudFront::Distribution\.DefaultCacheBehavior$`,
+		"ForwardedValues is the legacy alternative to a cache policy, and must be absent beside one"},
 }
 
 // cfnLintScript runs cfn-lint's validator, what `cfn-lint validate <file>`

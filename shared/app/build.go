@@ -10,9 +10,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/wsnotify/wsnotify/shared/auth"
+	"github.com/wsnotify/wsnotify/shared/auth/awssecrets"
 	"github.com/wsnotify/wsnotify/shared/deadletter"
 	"github.com/wsnotify/wsnotify/shared/handler"
 	"github.com/wsnotify/wsnotify/shared/notify"
@@ -26,7 +28,7 @@ import (
 const pushAttempts = 4
 
 // Build makes the Notifier the functions share: DynamoDB store and keys,
-// Management API pusher. Mains call it once, at cold start, so SDK clients
+// Management API pusher, and signed tokens when a token secret is named. Mains call it once, at cold start, so SDK clients
 // and their connection pools live across invocations.
 func Build(ctx context.Context, cfg Config, log *slog.Logger) (*notify.Notifier, error) {
 	awsCfg, err := loadAWSConfig(ctx)
@@ -40,7 +42,14 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger) (*notify.Notifier,
 	})
 	store := dynamo.New(db, cfg.TableName)
 	pusher := apigw.New(apigw.NewClient(awsCfg, cfg.ManagementEndpoint, pushAttempts), log)
-	return notify.New(auth.NewAuthenticator(store), store, pusher, log, notify.Config{Concurrency: cfg.FanoutConcurrency}), nil
+	authn := auth.NewAuthenticator(store)
+	if cfg.TokenSecretID != "" {
+		// The client is cheap to build; the secret itself is read on the
+		// first signed token, so API-key connects never wait for it.
+		secrets := awssecrets.New(secretsmanager.NewFromConfig(awsCfg), cfg.TokenSecretID)
+		authn.WithTokens(auth.NewTokenVerifier(secrets, auth.TokenConfig{MaxTTL: cfg.TokenMaxTTL}))
+	}
+	return notify.New(authn, store, pusher, log, notify.Config{Concurrency: cfg.FanoutConcurrency}), nil
 }
 
 // loadAWSConfig is the runtime's AWS configuration over HTTPClient.

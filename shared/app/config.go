@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/wsnotify/wsnotify/shared/handler"
 )
@@ -34,6 +35,10 @@ const (
 	// sends records that can never succeed to (optional: without it they
 	// are reported failed and reach that queue through SQS's redrive).
 	EnvJobDeadLetterQueueURL = "JOB_DEAD_LETTER_QUEUE_URL"
+	// EnvTokenSecretID names the Secrets Manager secret of signed tokens
+	// (empty: signed tokens off); EnvTokenMaxTTL bounds their lifetime.
+	EnvTokenSecretID = "TOKEN_SECRET_ID"
+	EnvTokenMaxTTL   = "TOKEN_MAX_TTL"
 )
 
 // Function is a Lambda function, named by its logical id in template.yaml.
@@ -115,6 +120,21 @@ var (
 		}
 		return checkURL(EnvJobDeadLetterQueueURL, v)
 	}}
+	tokenSecretID = setting{Var{EnvTokenSecretID, true}, func(c *Config, v string) error {
+		c.TokenSecretID = v
+		return nil
+	}}
+	tokenMaxTTL = setting{Var{EnvTokenMaxTTL, true}, func(c *Config, v string) error {
+		if v == "" {
+			return nil
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("%s must be a positive duration such as 24h or 30m, got %q", EnvTokenMaxTTL, v)
+		}
+		c.TokenMaxTTL = d
+		return nil
+	}}
 	logLevel = setting{Var{EnvLogLevel, true}, func(c *Config, v string) error {
 		if v != "" && c.LogLevel.UnmarshalText([]byte(v)) != nil {
 			return fmt.Errorf("%s must be debug, info, warn or error, got %q", EnvLogLevel, v)
@@ -125,7 +145,7 @@ var (
 
 // functions is the table: the variables each function's main reads.
 var functions = map[Function][]setting{
-	ConnectFunction:    {tableName, managementEndpoint, dynamoDBEndpoint, allowedOrigins, logLevel},
+	ConnectFunction:    {tableName, managementEndpoint, dynamoDBEndpoint, allowedOrigins, tokenSecretID, tokenMaxTTL, logLevel},
 	DisconnectFunction: {tableName, managementEndpoint, dynamoDBEndpoint, logLevel},
 	// $default answers through its route response: no store, no Management API.
 	DefaultFunction:   {logLevel},
@@ -175,6 +195,12 @@ type Config struct {
 	LogLevel slog.Level
 	// JobDeadLetterQueueURL is the job dead-letter queue's URL (job events function).
 	JobDeadLetterQueueURL string
+	// TokenSecretID names the Secrets Manager secret holding the secrets of
+	// signed tokens (awssecrets); empty turns signed tokens off. Only the
+	// $connect function is given it.
+	TokenSecretID string
+	// TokenMaxTTL is how far ahead a signed token's exp may lie (0: auth's default).
+	TokenMaxTTL time.Duration
 }
 
 // FromEnv reads f's Config from lookup (os.LookupEnv in the mains): the

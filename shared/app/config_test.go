@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func lookupFrom(m map[string]string) func(string) (string, bool) {
@@ -24,13 +25,16 @@ func TestFromEnv(t *testing.T) {
 		EnvUploadPrefix:       "uploads/",
 		EnvFanoutConcurrency:  "64",
 		EnvLogLevel:           "debug",
+		EnvTokenSecretID:      "wsnotify/token-secrets",
+		EnvTokenMaxTTL:        "1h",
 	}
 	t.Run("a full environment is read", func(t *testing.T) {
 		cfg, err := FromEnv(S3UploadFunction, lookupFrom(full))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cfg.TableName != "wsnotify-connections" || cfg.FanoutConcurrency != 64 || cfg.LogLevel != slog.LevelDebug || cfg.UploadPrefix != "uploads/" {
+		if cfg.TableName != "wsnotify-connections" || cfg.FanoutConcurrency != 64 || cfg.LogLevel != slog.LevelDebug || cfg.UploadPrefix != "uploads/" ||
+			cfg.TokenSecretID != "" || cfg.TokenMaxTTL != 0 {
 			t.Fatalf("cfg = %+v", cfg)
 		}
 	})
@@ -45,6 +49,7 @@ func TestFromEnv(t *testing.T) {
 			EnvFanoutConcurrency: "lots",
 			EnvLogLevel:          "chatty",
 			EnvDynamoDBEndpoint:  "localhost:8000",
+			EnvTokenMaxTTL:       "-1h",
 		}))
 		if err == nil {
 			t.Fatal("no error")
@@ -78,6 +83,20 @@ func TestFromEnv(t *testing.T) {
 		env[EnvAllowedOrigins] = "https://app.example.com, *.example.org"
 		if _, err := FromEnv(ConnectFunction, lookupFrom(env)); err != nil {
 			t.Fatal(err)
+		}
+	})
+	t.Run("the signed-token settings of ConnectFunction", func(t *testing.T) {
+		env := map[string]string{EnvTableName: "t", EnvManagementEndpoint: full[EnvManagementEndpoint],
+			EnvTokenSecretID: "wsnotify/token-secrets", EnvTokenMaxTTL: "30m"}
+		cfg, err := FromEnv(ConnectFunction, lookupFrom(env))
+		if err != nil || cfg.TokenSecretID != "wsnotify/token-secrets" || cfg.TokenMaxTTL != 30*time.Minute {
+			t.Fatalf("cfg = %+v, %v", cfg, err)
+		}
+		for _, bad := range []string{"forever", "-1h", "0s"} {
+			env[EnvTokenMaxTTL] = bad
+			if _, err := FromEnv(ConnectFunction, lookupFrom(env)); err == nil || !strings.Contains(err.Error(), EnvTokenMaxTTL+" must be a positive duration") {
+				t.Errorf("%s = %q: err = %v", EnvTokenMaxTTL, bad, err)
+			}
 		}
 	})
 	t.Run("an unknown function is refused", func(t *testing.T) {

@@ -35,8 +35,9 @@ func NewKeyRecord(key, ownerID, name string, now time.Time) Key {
 // ErrNotFound is returned by a KeyStore that holds no key with the given hash.
 var ErrNotFound = errors.New("key not found")
 
-// ErrUnauthorized is returned for a missing, unknown or revoked key. The three
-// cases are deliberately indistinguishable to the caller.
+// ErrUnauthorized is returned for a missing, unknown or revoked key, or a
+// refused signed token. The cases are deliberately one answer to the client;
+// a *Refusal carrying it says which for the log.
 var ErrUnauthorized = errors.New("unauthorized")
 
 // KeyStore looks up a key record by the key's hash.
@@ -69,24 +70,31 @@ func NewKey() (string, error) {
 	return "wsn_" + base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
 
-// Authenticator checks API keys against a KeyStore.
+// Authenticator checks API keys against a KeyStore and, when given a
+// TokenVerifier (WithTokens), signed tokens.
 type Authenticator struct {
-	keys KeyStore
+	keys   KeyStore
+	tokens *TokenVerifier // nil: signed tokens refused
 }
 
 // NewAuthenticator returns an Authenticator over keys.
 func NewAuthenticator(keys KeyStore) *Authenticator { return &Authenticator{keys: keys} }
 
-// Authenticate returns the owner of key. A missing, unknown or revoked key
-// gives ErrUnauthorized; a store failure gives a wrapped store error.
+// Authenticate returns the owner of key, an API key or a signed token (see
+// Identify). A missing, unknown or revoked key, or a refused token, gives an
+// error that errors.Is ErrUnauthorized; a store failure gives a wrapped
+// store error.
 func (a *Authenticator) Authenticate(ctx context.Context, key string) (string, error) {
-	if key == "" {
-		return "", ErrUnauthorized
-	}
+	id, err := a.Identify(ctx, key)
+	return id.OwnerID, err
+}
+
+// authenticateKey returns the owner of the API key key.
+func (a *Authenticator) authenticateKey(ctx context.Context, key string) (string, error) {
 	hash := Hash(key)
 	k, err := a.keys.LookupKey(ctx, hash)
 	if errors.Is(err, ErrNotFound) {
-		return "", ErrUnauthorized
+		return "", refuse("unknown API key %s", Prefix(hash))
 	}
 	if err != nil {
 		return "", fmt.Errorf("look up key %s: %w", Prefix(hash), err)
@@ -94,8 +102,11 @@ func (a *Authenticator) Authenticate(ctx context.Context, key string) (string, e
 	// The lookup is by hash, so the record matches by construction; compare in
 	// constant time anyway so that a store which matched loosely (a prefix
 	// index, a case-folding backend) cannot leak how close a guess came.
-	if subtle.ConstantTimeCompare([]byte(k.Hash), []byte(hash)) != 1 || k.Revoked {
-		return "", ErrUnauthorized
+	if subtle.ConstantTimeCompare([]byte(k.Hash), []byte(hash)) != 1 {
+		return "", refuse("unknown API key %s", Prefix(hash))
+	}
+	if k.Revoked {
+		return "", refuse("revoked API key %s", Prefix(hash))
 	}
 	return k.OwnerID, nil
 }

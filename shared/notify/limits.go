@@ -10,8 +10,8 @@ import (
 // Defaults for the connect limits: generous for a busy app, tight enough that
 // one leaked key or runaway client cannot flood the store.
 const (
-	DefaultConnectRate            = 50  // connects per second per API key
-	DefaultConnectBurst           = 100 // connects at once per API key
+	DefaultConnectRate            = 50  // connects per second per API key (per owner for signed tokens)
+	DefaultConnectBurst           = 100 // connects at once per API key (per owner for signed tokens)
 	DefaultMaxConnectionsPerOwner = 10000
 )
 
@@ -19,7 +19,8 @@ const (
 // again, so forgetting them changes nothing) are dropped.
 const maxIdleBuckets = 10000
 
-// keyLimiter is a token bucket per API key, keyed by the key's hash.
+// keyLimiter is a token bucket per rate key (auth.Identity.RateKey): an API
+// key's hash, or a signed token's owner.
 //
 // In local mode one process sees every connect, so the limit is exact. In the
 // cloud each warm Lambda instance keeps its own buckets: the limit holds per
@@ -35,17 +36,17 @@ func newKeyLimiter(perSecond float64, burst int) *keyLimiter {
 	return &keyLimiter{limit: rate.Limit(perSecond), burst: burst, buckets: map[string]*rate.Limiter{}}
 }
 
-// allow takes one token from the key's bucket, reporting false when it is empty.
-func (l *keyLimiter) allow(keyHash string, now time.Time) bool {
+// allow takes one token from the rate key's bucket, reporting false when it is empty.
+func (l *keyLimiter) allow(rateKey string, now time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	b, ok := l.buckets[keyHash]
+	b, ok := l.buckets[rateKey]
 	if !ok {
 		if len(l.buckets) >= maxIdleBuckets {
 			l.dropIdle(now)
 		}
 		b = rate.NewLimiter(l.limit, l.burst)
-		l.buckets[keyHash] = b
+		l.buckets[rateKey] = b
 	}
 	return b.AllowN(now, 1)
 }

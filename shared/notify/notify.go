@@ -86,8 +86,9 @@ type Config struct {
 	// API Gateway's limit; this is the guard should they ever not.
 	MaxMessageBytes int
 	// ConnectRate and ConnectBurst are the token bucket of connects per API
-	// key (defaults DefaultConnectRate, DefaultConnectBurst); a connect over
-	// it is refused with CodeRateLimited before any store write.
+	// key, and per owner for signed tokens (auth.Identity.RateKey; defaults
+	// DefaultConnectRate, DefaultConnectBurst); a connect over it is refused
+	// with CodeRateLimited before any store write.
 	ConnectRate  float64
 	ConnectBurst int
 	// MaxConnectionsPerOwner caps an owner's live connections (default
@@ -161,16 +162,22 @@ func (n *Notifier) Connect(ctx context.Context, req ConnectRequest) (store.Conne
 	if req.ConnectionID == "" {
 		return store.Connection{}, Errorf(CodeInvalid, "missing connection id")
 	}
-	owner, err := n.auth.Authenticate(ctx, req.Token)
+	id, err := n.auth.Identify(ctx, req.Token)
 	if errors.Is(err, auth.ErrUnauthorized) {
+		// Every refusal is one answer to the client; the log says which.
+		var refusal *auth.Refusal
+		if errors.As(err, &refusal) {
+			n.log.InfoContext(ctx, "token refused", "reason", refusal.Reason, "clientId", req.ClientID, "connectionId", req.ConnectionID)
+		}
 		return store.Connection{}, Errorf(CodeUnauthorized, "missing, unknown or revoked API key")
 	}
 	if err != nil {
 		return store.Connection{}, err
 	}
+	owner := id.OwnerID
 	now := n.cfg.Now()
-	if !n.limiter.allow(auth.Hash(req.Token), now) {
-		return store.Connection{}, Errorf(CodeRateLimited, "too many connects with this API key: at most %g per second, %d at once", n.cfg.ConnectRate, n.cfg.ConnectBurst)
+	if !n.limiter.allow(id.RateKey, now) {
+		return store.Connection{}, Errorf(CodeRateLimited, "too many connects with this API key or for this owner's signed tokens: at most %g per second, %d at once", n.cfg.ConnectRate, n.cfg.ConnectBurst)
 	}
 	if err := n.checkOwnerLimit(ctx, owner, now); err != nil {
 		return store.Connection{}, err

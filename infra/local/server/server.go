@@ -86,6 +86,9 @@ type Config struct {
 	// origin, as API Gateway does. With ConnectFunction on a function
 	// endpoint, set ALLOWED_ORIGINS in that function's environment instead.
 	OriginPatterns []string
+	// Tokens checks signed tokens beside the API keys (nil: signed tokens
+	// are refused like an unknown key).
+	Tokens *auth.TokenVerifier
 	// Store keeps connections and keys (default: a new memory store).
 	Store Store
 	// Routes overrides route integrations (default: in-process handlers).
@@ -193,7 +196,7 @@ func New(cfg Config) (*Server, error) {
 	if s.hub, err = hub.New(hubCfg); err != nil {
 		return nil, fmt.Errorf("connections: %w", err)
 	}
-	notifier := notify.New(auth.NewAuthenticator(cfg.Store), cfg.Store, s.hub, log, cfg.Notify)
+	notifier := notify.New(auth.NewAuthenticator(cfg.Store).WithTokens(cfg.Tokens), cfg.Store, s.hub, log, cfg.Notify)
 
 	connect := handler.NewConnect(notifier, log, origins)
 	disconnect := handler.NewDisconnect(notifier, log)

@@ -1,0 +1,331 @@
+package template_test
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/wsnotify/wsnotify/infra/template"
+	"github.com/wsnotify/wsnotify/shared/testenv"
+)
+
+// These checks hold the CloudFront part of template.yaml (the seed's URL
+// in front of the WebSocket API) and the signed-token secret to what the
+// code and the README assume; the linter cannot see either.
+
+// The managed policies the distribution uses, by id as CloudFront lists them.
+const (
+	cachingDisabled           = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
+	allViewerExceptHostHeader = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
+)
+
+// seedPathFunctionFile is the CloudFront Function's own file, which
+// template.yaml carries inline.
+const seedPathFunctionFile = "infra/cloudfront/seed-path.js"
+
+type seedPathFunctionProps struct {
+	Name           any  `yaml:"Name"`
+	AutoPublish    bool `yaml:"AutoPublish"`
+	FunctionCode   any  `yaml:"FunctionCode"`
+	FunctionConfig struct {
+		Runtime string `yaml:"Runtime"`
+	} `yaml:"FunctionConfig"`
+}
+
+type seedPathDistributionProps struct {
+	DistributionConfig struct {
+		Enabled bool           `yaml:"Enabled"`
+		Logging map[string]any `yaml:"Logging"`
+		Origins []struct {
+			ID                 string `yaml:"Id"`
+			DomainName         any    `yaml:"DomainName"`
+			OriginPath         string `yaml:"OriginPath"`
+			CustomOriginConfig struct {
+				OriginProtocolPolicy string `yaml:"OriginProtocolPolicy"`
+			} `yaml:"CustomOriginConfig"`
+		} `yaml:"Origins"`
+		DefaultCacheBehavior struct {
+			TargetOriginID             string         `yaml:"TargetOriginId"`
+			ViewerProtocolPolicy       string         `yaml:"ViewerProtocolPolicy"`
+			CachePolicyID              string         `yaml:"CachePolicyId"`
+			OriginRequestPolicyID      string         `yaml:"OriginRequestPolicyId"`
+			ForwardedValues            map[string]any `yaml:"ForwardedValues"`
+			LambdaFunctionAssociations []any          `yaml:"LambdaFunctionAssociations"`
+			FunctionAssociations       []struct {
+				EventType   string `yaml:"EventType"`
+				FunctionARN any    `yaml:"FunctionARN"`
+			} `yaml:"FunctionAssociations"`
+		} `yaml:"DefaultCacheBehavior"`
+		CacheBehaviors []any `yaml:"CacheBehaviors"`
+	} `yaml:"DistributionConfig"`
+}
+
+// resourceProps decodes the properties of the resource id, of type typ.
+func resourceProps[P any](t *testing.T, tpl *template.Template, id, typ string) P {
+	t.Helper()
+	var p P
+	r, err := tpl.Resource(id, typ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.DecodeProperties(&p); err != nil {
+		t.Fatalf("%s: %v", id, err)
+	}
+	return p
+}
+
+func TestSeedPathDistributionIsOptional(t *testing.T) {
+	tpl := repoTemplate(t)
+	p := tpl.Parameters["SeedPathCloudFront"]
+	if p["Default"] != "false" || !reflect.DeepEqual(p["AllowedValues"], []any{"true", "false"}) {
+		t.Errorf("parameter SeedPathCloudFront = %v, want true/false defaulting to false", p)
+	}
+	want := map[string]any{"Fn::Equals": []any{map[string]any{"Ref": "SeedPathCloudFront"}, "true"}}
+	if got := tpl.Conditions["WithSeedPath"]; !reflect.DeepEqual(got, want) {
+		t.Errorf("condition WithSeedPath = %v, want %v", got, want)
+	}
+	// With the parameter off, a resource or output that refers to a
+	// conditional one would fail the stack: each must carry the condition.
+	conditional := map[string]bool{}
+	for id, r := range tpl.Resources {
+		if strings.HasPrefix(r.Type, "AWS::CloudFront::") {
+			if r.Condition != "WithSeedPath" {
+				t.Errorf("%s (%s) has condition %q, want WithSeedPath", id, r.Type, r.Condition)
+			}
+			conditional[id] = true
+		}
+	}
+	if len(conditional) != 2 {
+		t.Errorf("CloudFront resources %v, want the distribution and its function", conditional)
+	}
+	for id, r := range tpl.Resources {
+		for ref := range conditional {
+			if mentions(r.Properties, ref) && r.Condition != "WithSeedPath" {
+				t.Errorf("%s refers to %s without condition WithSeedPath", id, ref)
+			}
+		}
+	}
+	for name, o := range tpl.Outputs {
+		for ref := range conditional {
+			if mentions(o["Value"], ref) && o["Condition"] != "WithSeedPath" {
+				t.Errorf("output %s refers to %s without condition WithSeedPath", name, ref)
+			}
+		}
+	}
+	wantURL := map[string]any{"Fn::Sub": "wss://${SeedPathDistribution.DomainName}/api/v1/ws/"}
+	if got := tpl.Outputs["SeedWebSocketURL"]["Value"]; !reflect.DeepEqual(got, wantURL) {
+		t.Errorf("output SeedWebSocketURL = %v, want %v", got, wantURL)
+	}
+}
+
+// mentions reports whether v refers to the logical id through Ref, GetAtt or
+// a Fn::Sub placeholder.
+func mentions(v any, id string) bool {
+	return anyNode(v, func(n any) bool {
+		switch x := n.(type) {
+		case map[string]any:
+			ga, _ := x["Fn::GetAtt"].([]any)
+			return x["Ref"] == id || len(ga) > 0 && ga[0] == id
+		case string:
+			return strings.Contains(x, "${"+id+"}") || strings.Contains(x, "${"+id+".")
+		}
+		return false
+	})
+}
+
+// mentionsText reports whether any string inside v contains text.
+func mentionsText(v any, text string) bool {
+	return anyNode(v, func(n any) bool {
+		s, ok := n.(string)
+		return ok && strings.Contains(s, text)
+	})
+}
+
+// anyNode reports whether match holds for v or any map value or list item
+// inside it.
+func anyNode(v any, match func(any) bool) bool {
+	if match(v) {
+		return true
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		for _, e := range x {
+			if anyNode(e, match) {
+				return true
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if anyNode(e, match) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func TestSeedPathFunctionIsTheFileWithTheStageFilledIn(t *testing.T) {
+	tpl := repoTemplate(t)
+	p := resourceProps[seedPathFunctionProps](t, tpl, "SeedPathFunction", "AWS::CloudFront::Function")
+	if p.FunctionConfig.Runtime != "cloudfront-js-2.0" || !p.AutoPublish {
+		t.Errorf("runtime %q, AutoPublish %v; want cloudfront-js-2.0, true (a distribution takes only a published function)", p.FunctionConfig.Runtime, p.AutoPublish)
+	}
+	file, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), seedPathFunctionFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _ := p.FunctionCode.(map[string]any)["Fn::Sub"].(string)
+	if code != string(file) {
+		t.Errorf("template.yaml's SeedPathFunction code differs from %s: paste the file into FunctionCode (under `!Sub |`, indented)\n%s",
+			seedPathFunctionFile, firstDifference(code, string(file)))
+	}
+	// Fn::Sub fills in every ${…}: the file must hold the stage's and no other.
+	placeholders := regexp.MustCompile(`\$\{[^}]*\}`).FindAllString(string(file), -1)
+	if !slices.Equal(placeholders, []string{"${StageName}"}) || !strings.Contains(string(file), "var STAGE_PATH = '/${StageName}';") {
+		t.Errorf("%s has placeholders %v, want exactly STAGE_PATH = '/${StageName}'", seedPathFunctionFile, placeholders)
+	}
+	if len(file) > 10*1024 {
+		t.Errorf("%s is %d bytes, over CloudFront Functions' 10 KB", seedPathFunctionFile, len(file))
+	}
+	// The stage in the function is the stage the API serves.
+	stage, err := tpl.Resource("WebSocketStage", "AWS::ApiGatewayV2::Stage")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := stage.Properties["StageName"]; !reflect.DeepEqual(got, map[string]any{"Ref": "StageName"}) {
+		t.Errorf("WebSocketStage StageName = %v, want Ref StageName, the parameter the function's path names", got)
+	}
+	// Names are account-wide, 1-64 of [A-Za-z0-9_-]; the stack id part is 36.
+	sub, _ := p.Name.(map[string]any)["Fn::Sub"].([]any)
+	if len(sub) != 2 {
+		t.Fatalf("Name = %v, want !Sub [name, {Id: the stack id}]", p.Name)
+	}
+	name := strings.ReplaceAll(sub[0].(string), "${Id}", strings.Repeat("x", 36))
+	if !regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`).MatchString(name) {
+		t.Errorf("function name %q is not 1-64 of A-Z a-z 0-9 _ -", name)
+	}
+}
+
+// firstDifference shows where two texts part.
+func firstDifference(a, b string) string {
+	al, bl := strings.Split(a, "\n"), strings.Split(b, "\n")
+	for i := 0; i < len(al) || i < len(bl); i++ {
+		var x, y string
+		if i < len(al) {
+			x = al[i]
+		}
+		if i < len(bl) {
+			y = bl[i]
+		}
+		if x != y {
+			return "line " + strconv.Itoa(i+1) + ":\n\ttemplate: " + x + "\n\tfile:     " + y
+		}
+	}
+	return "(they differ in line endings)"
+}
+
+func TestSeedPathDistributionPassesWebSocketsThroughUncached(t *testing.T) {
+	p := resourceProps[seedPathDistributionProps](t, repoTemplate(t), "SeedPathDistribution", "AWS::CloudFront::Distribution")
+	d := p.DistributionConfig
+	if !d.Enabled {
+		t.Error("the distribution is not enabled")
+	}
+	// Standard logs record every request's query string, where the token
+	// travels.
+	if d.Logging != nil {
+		t.Errorf("Logging = %v: standard logs would record tokens", d.Logging)
+	}
+	if len(d.Origins) != 1 {
+		t.Fatalf("origins %d, want the WebSocket API alone", len(d.Origins))
+	}
+	o := d.Origins[0]
+	wantDomain := map[string]any{"Fn::Sub": "${WebSocketApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}"}
+	if !reflect.DeepEqual(o.DomainName, wantDomain) || o.OriginPath != "" {
+		t.Errorf("origin %v%s, want %v with no origin path (the function sets /{stage})", o.DomainName, o.OriginPath, wantDomain)
+	}
+	if o.CustomOriginConfig.OriginProtocolPolicy != "https-only" {
+		t.Errorf("OriginProtocolPolicy = %q, want https-only", o.CustomOriginConfig.OriginProtocolPolicy)
+	}
+	b := d.DefaultCacheBehavior
+	if b.TargetOriginID != o.ID {
+		t.Errorf("default behaviour targets %q, want the origin %q", b.TargetOriginID, o.ID)
+	}
+	if b.ViewerProtocolPolicy != "https-only" {
+		t.Errorf("ViewerProtocolPolicy = %q, want https-only (wss://; a WebSocket client follows no redirect)", b.ViewerProtocolPolicy)
+	}
+	if b.CachePolicyID != cachingDisabled {
+		t.Errorf("CachePolicyId = %q, want managed CachingDisabled %s", b.CachePolicyID, cachingDisabled)
+	}
+	// All viewer headers (Sec-WebSocket-*) and the query string (client_id,
+	// token), but Host: API Gateway answers only to its own name.
+	if b.OriginRequestPolicyID != allViewerExceptHostHeader {
+		t.Errorf("OriginRequestPolicyId = %q, want managed AllViewerExceptHostHeader %s", b.OriginRequestPolicyID, allViewerExceptHostHeader)
+	}
+	if b.ForwardedValues != nil || b.LambdaFunctionAssociations != nil {
+		t.Errorf("ForwardedValues %v, LambdaFunctionAssociations %v: want neither", b.ForwardedValues, b.LambdaFunctionAssociations)
+	}
+	wantARN := []any{map[string]any{"Ref": "SeedPathFunction"}, map[string]any{"Fn::GetAtt": []any{"SeedPathFunction", "FunctionMetadata.FunctionARN"}}}
+	if len(b.FunctionAssociations) != 1 || b.FunctionAssociations[0].EventType != "viewer-request" || !slices.ContainsFunc(wantARN, func(w any) bool {
+		return reflect.DeepEqual(w, b.FunctionAssociations[0].FunctionARN)
+	}) {
+		t.Errorf("FunctionAssociations = %+v, want SeedPathFunction on viewer-request", b.FunctionAssociations)
+	}
+	// Every path goes through the function, which answers 404 to the ones
+	// that are not the seed's.
+	if d.CacheBehaviors != nil {
+		t.Errorf("CacheBehaviors = %v: a path that skips the function would reach the API unchecked", d.CacheBehaviors)
+	}
+}
+
+func TestTokenSecretIsNamedNeverHeld(t *testing.T) {
+	tpl := repoTemplate(t)
+	p := tpl.Parameters["TokenSecretName"]
+	if p["Default"] != "" {
+		t.Errorf("TokenSecretName defaults to %v, want empty: signed tokens off until a secret is named", p["Default"])
+	}
+	pattern, _ := p["AllowedPattern"].(string)
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		t.Fatalf("AllowedPattern %q: %v", pattern, err)
+	}
+	for name, want := range map[string]bool{"": true, "wsnotify/token-secrets": true, "prod_tokens+v2=a.b@c": true,
+		"arn:aws:secretsmanager:eu-west-1:123456789012:secret:x": false, "two words": false} {
+		if re.MatchString(name) != want {
+			t.Errorf("AllowedPattern %s on %q: %v, want %v (Secrets Manager names: A-Z a-z 0-9 / _ + = . @ -)", pattern, name, !want, want)
+		}
+	}
+	for id, r := range tpl.Resources {
+		if strings.HasPrefix(r.Type, "AWS::SecretsManager::") {
+			t.Errorf("%s is a %s: secrets live outside the stack, named by TokenSecretName", id, r.Type)
+		}
+	}
+	// The one secretsmanager grant is ConnectFunction's (its exact form is
+	// in TestFunctionsAreGrantedOnlyWhatTheyCall).
+	for id, r := range tpl.Resources {
+		if mentionsText(r.Properties, "secretsmanager:") != (id == "ConnectFunction") {
+			t.Errorf("%s: secretsmanager grant %v, want one on ConnectFunction only", id, id != "ConnectFunction")
+		}
+	}
+	env := mapAt(tpl.Resources["ConnectFunction"].Properties, "Environment", "Variables")
+	if got := env["TOKEN_SECRET_ID"]; !reflect.DeepEqual(got, map[string]any{"Ref": "TokenSecretName"}) {
+		t.Errorf("ConnectFunction TOKEN_SECRET_ID = %v, want Ref TokenSecretName", got)
+	}
+	if got := env["TOKEN_MAX_TTL"]; !reflect.DeepEqual(got, map[string]any{"Ref": "TokenMaxTTL"}) {
+		t.Errorf("ConnectFunction TOKEN_MAX_TTL = %v, want Ref TokenMaxTTL", got)
+	}
+	if got := tpl.Parameters["TokenMaxTTL"]["Default"]; got != "24h" {
+		t.Errorf("TokenMaxTTL defaults to %v, want 24h", got)
+	}
+}
+
+// mapAt returns m[a][b] as a map, or nil.
+func mapAt(m map[string]any, a, b string) map[string]any {
+	inner, _ := m[a].(map[string]any)
+	out, _ := inner[b].(map[string]any)
+	return out
+}
