@@ -45,6 +45,10 @@ type Store interface {
 	// DeleteConnection removes the record naming connectionID and returns it,
 	// or store.ErrNotFound if there is none.
 	DeleteConnection(ctx context.Context, connectionID string) (store.Connection, error)
+	// FindConnection returns the record naming connectionID, or
+	// store.ErrNotFound. (On DynamoDB it reads an eventually consistent
+	// index, so a record written a moment ago may not be found yet.)
+	FindConnection(ctx context.Context, connectionID string) (store.Connection, error)
 	// RemoveClient removes the record of ownerID's clientID only if it still
 	// names connectionID; a missing or newer record is left alone and is not
 	// an error.

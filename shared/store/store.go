@@ -41,3 +41,31 @@ type ClientTakenError struct {
 func (e *ClientTakenError) Error() string {
 	return fmt.Sprintf("client %s of owner %s is held by connection %s", e.Existing.ClientID, e.Existing.OwnerID, e.Existing.ConnectionID)
 }
+
+// Event is one owner-wide event as the history keeps it, for replay on
+// resume: its place in the owner's sequence, its id, and its JSON as it was
+// published, without the id and seq fields the wire form adds.
+type Event struct {
+	OwnerID string
+	// Seq is the event's number among its owner's owner-wide events: 1, 2,
+	// 3, … without gaps. Set by the store when the event is recorded.
+	Seq int64
+	// ID is stable for one trigger record: a redelivery of the record
+	// carries the same id and gets back the same Seq.
+	ID string
+	// Type and JobID let the store answer for a job's current state.
+	Type  string
+	JobID string
+	// Body is the event's JSON, as event.Marshal encoded it.
+	Body []byte
+	// ExpiresAt is when the event leaves the history (its time to live).
+	ExpiresAt time.Time
+}
+
+// Window is what an owner's history holds at a moment: the head (the last
+// seq given, 0 before any) and the oldest seq still held (Head+1 when none
+// is held).
+type Window struct {
+	Head   int64
+	Oldest int64
+}

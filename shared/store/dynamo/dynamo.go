@@ -302,6 +302,29 @@ func (s *Store) DeleteConnection(ctx context.Context, connectionID string) (stor
 	return *deleted, nil
 }
 
+// FindConnection implements notify.Store: a Query of the byConnection index
+// (which projects every attribute). Like DeleteConnection it can miss a
+// record written a moment ago: the index is eventually consistent.
+func (s *Store) FindConnection(ctx context.Context, connectionID string) (store.Connection, error) {
+	out, err := s.db.Query(ctx, &dynamodb.QueryInput{
+		TableName:                 &s.table,
+		IndexName:                 aws.String(ConnectionIndex),
+		KeyConditionExpression:    aws.String("connectionId = :id"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":id": str(connectionID)},
+	})
+	if err != nil {
+		return store.Connection{}, fmt.Errorf("find connection %s: %w", connectionID, err)
+	}
+	if len(out.Items) == 0 {
+		return store.Connection{}, store.ErrNotFound
+	}
+	c, err := parseConnection(out.Items[0])
+	if err != nil {
+		return store.Connection{}, fmt.Errorf("find connection %s: %w", connectionID, err)
+	}
+	return c, nil
+}
+
 // RemoveClient implements notify.Store.
 func (s *Store) RemoveClient(ctx context.Context, ownerID, clientID, connectionID string) error {
 	_, err := s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{

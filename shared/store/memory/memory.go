@@ -25,11 +25,13 @@ type Store struct {
 	byOwner map[string]map[string]store.Connection // owner -> client id -> record
 	byConn  map[string]clientKey
 	keys    map[string]auth.Key
+	history map[string]*ownerHistory
 }
 
 var (
-	_ notify.Store  = (*Store)(nil)
-	_ auth.KeyStore = (*Store)(nil)
+	_ notify.Store   = (*Store)(nil)
+	_ notify.History = (*Store)(nil)
+	_ auth.KeyStore  = (*Store)(nil)
 )
 
 // New returns an empty Store.
@@ -38,6 +40,7 @@ func New() *Store {
 		byOwner: make(map[string]map[string]store.Connection),
 		byConn:  make(map[string]clientKey),
 		keys:    make(map[string]auth.Key),
+		history: make(map[string]*ownerHistory),
 	}
 }
 
@@ -102,6 +105,18 @@ func (s *Store) DeleteConnection(_ context.Context, connectionID string) (store.
 	}
 	c, _ := s.get(k.owner, k.client)
 	s.remove(k, connectionID)
+	return c, nil
+}
+
+// FindConnection implements notify.Store.
+func (s *Store) FindConnection(_ context.Context, connectionID string) (store.Connection, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k, ok := s.byConn[connectionID]
+	if !ok {
+		return store.Connection{}, store.ErrNotFound
+	}
+	c, _ := s.get(k.owner, k.client)
 	return c, nil
 }
 

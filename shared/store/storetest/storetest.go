@@ -223,6 +223,18 @@ func testDelete(t *testing.T, newStore func(*testing.T) Store) {
 		}
 		wantList(t, s, "acct_1", epoch, other)
 	})
+	t.Run("a record is found by its connection id", func(t *testing.T) {
+		s := newStore(t)
+		c := conn("acct_1", "tab-1", 1, epoch)
+		mustPut(t, s, c, epoch)
+		got, err := s.FindConnection(ctxT(t), c.ConnectionID)
+		if err != nil || !same(got, c) {
+			t.Fatalf("FindConnection = %+v, %v; want %+v", got, err, c)
+		}
+		if _, err := s.FindConnection(ctxT(t), connectionID(9)); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("FindConnection(unknown) = %v, want store.ErrNotFound", err)
+		}
+	})
 	t.Run("an unknown connection is not found", func(t *testing.T) {
 		s := newStore(t)
 		mustPut(t, s, conn("acct_1", "tab-1", 1, epoch), epoch)

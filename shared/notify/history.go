@@ -1,0 +1,36 @@
+package notify
+
+import (
+	"context"
+	"time"
+
+	"github.com/wsnotify/wsnotify/shared/store"
+)
+
+// History keeps each owner's owner-wide events for a while, numbered, so a
+// client that reconnects can resume where it left off. Implementations:
+// store/memory and store/dynamo (the storetest suite runs on both).
+//
+// keep bounds the events held per owner (the newest keep events), beside
+// each event's own ExpiresAt; whichever is reached first ends an event's
+// stay.
+type History interface {
+	// RecordEvent gives e the next seq of its owner and keeps it. If an
+	// event with e's ID is held already (a redelivered trigger record), it
+	// keeps nothing new and returns the held event with duplicate set.
+	RecordEvent(ctx context.Context, e store.Event, keep int, now time.Time) (recorded store.Event, duplicate bool, err error)
+	// EventsSince returns up to limit held events of owner with seq above
+	// since, in seq order, and the history's window.
+	EventsSince(ctx context.Context, owner string, since int64, limit, keep int, now time.Time) ([]store.Event, store.Window, error)
+	// CurrentJobs returns, in seq order, the latest held event of each of
+	// owner's jobs whose latest event is a job_progress (a job still
+	// running), and the history's window.
+	CurrentJobs(ctx context.Context, owner string, keep int, now time.Time) ([]store.Event, store.Window, error)
+}
+
+// Retention defaults: how long and how many events an owner's history
+// holds, whichever is reached first.
+const (
+	DefaultHistoryTTL       = 24 * time.Hour
+	DefaultHistoryMaxEvents = 10000
+)

@@ -1,0 +1,113 @@
+package memory
+
+import (
+	"context"
+	"sort"
+	"time"
+
+	"github.com/wsnotify/wsnotify/shared/store"
+)
+
+// ownerHistory is one owner's history: its events in seq order, bounded by
+// the keep count given with each call (oldest dropped first), the seq of
+// each held event by id, for redeliveries, and the latest event of each job.
+type ownerHistory struct {
+	head   int64
+	events []store.Event // ascending seq; events[i].Seq == events[0].Seq+i
+	byID   map[string]int64
+	jobs   map[string]int64 // job id -> seq of its latest event
+}
+
+func (s *Store) ownerHistory(owner string) *ownerHistory {
+	h := s.history[owner]
+	if h == nil {
+		h = &ownerHistory{byID: map[string]int64{}, jobs: map[string]int64{}}
+		s.history[owner] = h
+	}
+	return h
+}
+
+// get returns the held event seq, if it is held (not dropped, not expired).
+func (h *ownerHistory) get(seq int64, now time.Time) (store.Event, bool) {
+	if len(h.events) == 0 || seq < h.events[0].Seq || seq > h.head {
+		return store.Event{}, false
+	}
+	e := h.events[seq-h.events[0].Seq]
+	return e, now.Before(e.ExpiresAt)
+}
+
+// trim drops what keep and the clock no longer allow, with its ids and jobs.
+func (h *ownerHistory) trim(keep int, now time.Time) {
+	drop := 0
+	for drop < len(h.events) && (len(h.events)-drop > keep || !now.Before(h.events[drop].ExpiresAt)) {
+		e := h.events[drop]
+		delete(h.byID, e.ID)
+		if h.jobs[e.JobID] == e.Seq {
+			delete(h.jobs, e.JobID)
+		}
+		drop++
+	}
+	if drop > 0 {
+		h.events = append([]store.Event(nil), h.events[drop:]...)
+	}
+}
+
+func (h *ownerHistory) window() store.Window {
+	if len(h.events) == 0 {
+		return store.Window{Head: h.head, Oldest: h.head + 1}
+	}
+	return store.Window{Head: h.head, Oldest: h.events[0].Seq}
+}
+
+// RecordEvent implements notify.History.
+func (s *Store) RecordEvent(_ context.Context, e store.Event, keep int, now time.Time) (store.Event, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := s.ownerHistory(e.OwnerID)
+	h.trim(keep, now)
+	if seq, ok := h.byID[e.ID]; ok {
+		held, _ := h.get(seq, now)
+		return held, true, nil
+	}
+	h.head++
+	e.Seq = h.head
+	e.Body = append([]byte(nil), e.Body...)
+	h.events = append(h.events, e)
+	h.byID[e.ID] = e.Seq
+	if e.JobID != "" {
+		h.jobs[e.JobID] = e.Seq
+	}
+	h.trim(keep, now)
+	return e, false, nil
+}
+
+// EventsSince implements notify.History.
+func (s *Store) EventsSince(_ context.Context, owner string, since int64, limit, keep int, now time.Time) ([]store.Event, store.Window, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := s.ownerHistory(owner)
+	h.trim(keep, now)
+	var out []store.Event
+	for seq := max(since+1, h.window().Oldest); seq <= h.head && len(out) < limit; seq++ {
+		if e, ok := h.get(seq, now); ok {
+			out = append(out, e)
+		}
+	}
+	return out, h.window(), nil
+}
+
+// CurrentJobs implements notify.History.
+func (s *Store) CurrentJobs(_ context.Context, owner string, keep int, now time.Time) ([]store.Event, store.Window, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := s.ownerHistory(owner)
+	h.trim(keep, now)
+	var out []store.Event
+	for _, seq := range h.jobs {
+		if e, ok := h.get(seq, now); ok && e.Type == "job_progress" {
+			out = append(out, e)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
+	return out, h.window(), nil
+}
