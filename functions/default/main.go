@@ -6,10 +6,11 @@ import (
 
 	"github.com/wsnotify/wsnotify/shared/app"
 	"github.com/wsnotify/wsnotify/shared/handler"
+	"github.com/wsnotify/wsnotify/shared/notify"
 )
 
 func main() {
-	app.StartWithoutStore(app.DefaultFunction, func(log *slog.Logger) any {
-		return handler.NewDefault(log).Handle
+	app.Start(app.DefaultFunction, func(n *notify.Notifier, cfg app.Config, log *slog.Logger) any {
+		return handler.NewDefault(log, n).Handle
 	})
 }

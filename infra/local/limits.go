@@ -23,6 +23,8 @@ const (
 	envConnectBurst   = "WSNOTIFY_CONNECT_BURST"
 	envMaxPerOwner    = "WSNOTIFY_MAX_CONNECTIONS_PER_OWNER"
 	envAllowedOrigins = "WSNOTIFY_ALLOWED_ORIGINS"
+	envHistoryTTL     = "WSNOTIFY_HISTORY_TTL"
+	envHistoryMax     = "WSNOTIFY_HISTORY_MAX_EVENTS"
 )
 
 // limits are the flags that bound connections: API Gateway's own limits
@@ -38,6 +40,8 @@ type limits struct {
 	connectBurst  int
 	maxPerOwner   int
 	origins       listFlag
+	historyTTL    time.Duration
+	historyMax    int
 }
 
 // defaultLimits are API Gateway's limits and the core's defaults.
@@ -50,6 +54,8 @@ func defaultLimits() limits {
 		connectRate:   notify.DefaultConnectRate,
 		connectBurst:  notify.DefaultConnectBurst,
 		maxPerOwner:   notify.DefaultMaxConnectionsPerOwner,
+		historyTTL:    notify.DefaultHistoryTTL,
+		historyMax:    notify.DefaultHistoryMaxEvents,
 	}
 }
 
@@ -82,6 +88,8 @@ func (l *limits) register(fs *flag.FlagSet, lookupEnv func(string) (string, bool
 		env(envConnectRate, func(s string) (err error) { l.connectRate, err = strconv.ParseFloat(s, 64); return err }),
 		env(envConnectBurst, intInto(&l.connectBurst)),
 		env(envMaxPerOwner, intInto(&l.maxPerOwner)),
+		env(envHistoryTTL, durationInto(&l.historyTTL)),
+		env(envHistoryMax, intInto(&l.historyMax)),
 		env(envAllowedOrigins, func(s string) error {
 			for _, o := range strings.Split(s, ",") {
 				if o = strings.TrimSpace(o); o != "" {
@@ -109,6 +117,10 @@ func (l *limits) register(fs *flag.FlagSet, lookupEnv func(string) (string, bool
 		"connects per API key allowed at once above the rate (env "+envConnectBurst+")")
 	fs.IntVar(&l.maxPerOwner, "max-connections-per-owner", l.maxPerOwner,
 		"live connections one owner may hold; more are refused with 403 (env "+envMaxPerOwner+")")
+	fs.DurationVar(&l.historyTTL, "history-ttl", l.historyTTL,
+		"how long each owner's events are kept for clients that resume after a reconnect (env "+envHistoryTTL+")")
+	fs.IntVar(&l.historyMax, "history-max-events", l.historyMax,
+		"at most this many of each owner's latest events are kept for resume (env "+envHistoryMax+")")
 	fs.Var(&l.origins, "allowed-origin",
 		"a browser `origin` allowed to connect, [scheme://]host[:port] with * wildcards"+` ("https://app.example.com", "*.example.com", "localhost:*"); repeatable; replaces `+envAllowedOrigins+
 			` ("o1,o2"). None: every origin. A handshake without Origin (a non-browser client) is always allowed`)
@@ -136,6 +148,12 @@ func (l *limits) check() error {
 	if l.connectBurst < 1 {
 		errs = append(errs, fmt.Errorf("--connect-burst %d: must be at least 1", l.connectBurst))
 	}
+	if l.historyTTL < time.Second {
+		errs = append(errs, fmt.Errorf("--history-ttl %v: must be at least 1s", l.historyTTL))
+	}
+	if l.historyMax < 1 {
+		errs = append(errs, fmt.Errorf("--history-max-events %d: must be at least 1", l.historyMax))
+	}
 	if l.maxPerOwner < 1 {
 		errs = append(errs, fmt.Errorf("--max-connections-per-owner %d: must be at least 1", l.maxPerOwner))
 	}
@@ -158,6 +176,8 @@ func (l limits) apply(c server.Config) server.Config {
 	c.Notify.ConnectRate = l.connectRate
 	c.Notify.ConnectBurst = l.connectBurst
 	c.Notify.MaxConnectionsPerOwner = l.maxPerOwner
+	c.Notify.HistoryTTL = l.historyTTL
+	c.Notify.HistoryMaxEvents = l.historyMax
 	return c
 }
 

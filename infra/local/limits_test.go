@@ -35,19 +35,22 @@ func TestParseConfigReadsTheLimits(t *testing.T) {
 			env: map[string]string{
 				envIdleTimeout: "90s", envMaxConnection: "30m", envQueueMessages: "50", envQueueBytes: "1MB",
 				envConnectRate: "2.5", envConnectBurst: "7", envMaxPerOwner: "3",
-				envAllowedOrigins: "https://a.example.com, *.b.example.com",
+				envAllowedOrigins: "https://a.example.com, *.b.example.com", envHistoryTTL: "2h", envHistoryMax: "500",
 			},
 			want: limits{idleTimeout: 90 * time.Second, maxConnection: 30 * time.Minute, queueMessages: 50, queueBytes: 1 << 20,
 				connectRate: 2.5, connectBurst: 7, maxPerOwner: 3,
-				origins: listFlag{values: []string{"https://a.example.com", "*.b.example.com"}}}},
+				origins:    listFlag{values: []string{"https://a.example.com", "*.b.example.com"}},
+				historyTTL: 2 * time.Hour, historyMax: 500}},
 		{name: "flags win over the environment, and --allowed-origin replaces its list",
 			args: []string{"--idle-timeout", "1m", "--max-connection", "1h", "--queue-messages", "9", "--queue-bytes", "512KiB",
 				"--connect-rate", "1", "--connect-burst", "2", "--max-connections-per-owner", "4",
-				"--allowed-origin", "https://c.example.com", "--allowed-origin", "localhost:*"},
-			env: map[string]string{envIdleTimeout: "90s", envQueueBytes: "1MB", envAllowedOrigins: "https://a.example.com"},
+				"--allowed-origin", "https://c.example.com", "--allowed-origin", "localhost:*",
+				"--history-ttl", "30m", "--history-max-events", "20"},
+			env: map[string]string{envIdleTimeout: "90s", envQueueBytes: "1MB", envAllowedOrigins: "https://a.example.com", envHistoryMax: "500"},
 			want: limits{idleTimeout: time.Minute, maxConnection: time.Hour, queueMessages: 9, queueBytes: 512 << 10,
 				connectRate: 1, connectBurst: 2, maxPerOwner: 4,
-				origins: listFlag{values: []string{"https://c.example.com", "localhost:*"}, fromCLI: true}}},
+				origins:    listFlag{values: []string{"https://c.example.com", "localhost:*"}, fromCLI: true},
+				historyTTL: 30 * time.Minute, historyMax: 20}},
 		{name: "0 turns the idle timeout and the connection age off",
 			args: []string{"--idle-timeout", "0", "--max-connection", "0"},
 			want: with(func(l *limits) { l.idleTimeout, l.maxConnection = 0, 0 })},
@@ -65,6 +68,8 @@ func TestParseConfigReadsTheLimits(t *testing.T) {
 		{name: "a zero burst is refused", args: []string{"--connect-burst", "0"}, err: "--connect-burst"},
 		{name: "a zero cap is refused", args: []string{"--max-connections-per-owner", "0"}, err: "--max-connections-per-owner"},
 		{name: "an empty origin is refused", args: []string{"--allowed-origin", " "}, err: "allowed-origin"},
+		{name: "a history of no events is refused", args: []string{"--history-max-events", "0"}, err: "--history-max-events"},
+		{name: "a history kept for no time is refused", args: []string{"--history-ttl", "0s"}, err: "--history-ttl"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -87,11 +92,12 @@ func TestParseConfigReadsTheLimits(t *testing.T) {
 
 func TestLimitsSetTheServerConfig(t *testing.T) {
 	l := limits{idleTimeout: 0, maxConnection: time.Hour, queueMessages: 9, queueBytes: 1 << 20,
-		connectRate: 1.5, connectBurst: 2, maxPerOwner: 4, origins: listFlag{values: []string{"localhost:*"}}}
+		connectRate: 1.5, connectBurst: 2, maxPerOwner: 4, origins: listFlag{values: []string{"localhost:*"}},
+		historyTTL: time.Hour, historyMax: 77}
 	got := l.apply(server.Config{Stage: "kept"})
 	want := server.Config{Stage: "kept", Connections: hub.Config{IdleTimeout: hub.Never, MaxAge: time.Hour, QueueMessages: 9, QueueBytes: 1 << 20},
 		OriginPatterns: []string{"localhost:*"},
-		Notify:         notify.Config{ConnectRate: 1.5, ConnectBurst: 2, MaxConnectionsPerOwner: 4}}
+		Notify:         notify.Config{ConnectRate: 1.5, ConnectBurst: 2, MaxConnectionsPerOwner: 4, HistoryTTL: time.Hour, HistoryMaxEvents: 77}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("apply = %+v\nwant    %+v", got, want)
 	}

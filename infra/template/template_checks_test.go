@@ -118,10 +118,18 @@ var functionGrants = map[string][]string{
 		"dynamodb:Query on " + indexARN, // the record of a connection id
 		"dynamodb:DeleteItem on " + tableARN,
 	},
-	"DefaultFunction": nil, // answers through the route response
+	"DefaultFunction": { // a ping is answered through the route response; a resume replays
+		"dynamodb:Query on " + indexARN,   // the record of the connection that resumes
+		"dynamodb:GetItem on " + tableARN, // the owner's history: its head
+		"dynamodb:Query on " + tableARN,   // and its events
+		"execute-api:ManageConnections on " + fmt.Sprintf(connectionsOf, "POST"),
+	},
 	"JobEventsFunction": {
 		"dynamodb:Query on " + tableARN,      // an owner's connections
 		"dynamodb:DeleteItem on " + tableARN, // a gone connection's record
+		"dynamodb:GetItem on " + tableARN,    // the history: a redelivery's marker
+		"dynamodb:PutItem on " + tableARN,    // the event and its marker
+		"dynamodb:UpdateItem on " + tableARN, // the owner's counter, the job's state
 		"execute-api:ManageConnections on " + fmt.Sprintf(connectionsOf, "POST"),
 		"sqs:ReceiveMessage on " + queueARN, // the event source mapping's calls
 		"sqs:DeleteMessage on " + queueARN,
@@ -131,6 +139,9 @@ var functionGrants = map[string][]string{
 	"S3UploadFunction": {
 		"dynamodb:Query on " + tableARN,
 		"dynamodb:DeleteItem on " + tableARN,
+		"dynamodb:GetItem on " + tableARN,
+		"dynamodb:PutItem on " + tableARN,
+		"dynamodb:UpdateItem on " + tableARN,
 		"execute-api:ManageConnections on " + fmt.Sprintf(connectionsOf, "POST"),
 	},
 }
@@ -236,6 +247,8 @@ var envValues = map[string]string{
 	app.EnvJobDeadLetterQueueURL: "Ref(JobEventsDeadLetterQueue)",
 	app.EnvTokenSecretID:         "Ref(TokenSecretName)",
 	app.EnvTokenMaxTTL:           "Ref(TokenMaxTTL)",
+	app.EnvHistoryTTL:            "Ref(HistoryTTL)",
+	app.EnvHistoryMaxEvents:      "Ref(HistoryMaxEvents)",
 }
 
 // TestEachFunctionIsSetExactlyWhatItsMainReads compares the template with

@@ -49,7 +49,8 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger) (*notify.Notifier,
 		secrets := awssecrets.New(secretsmanager.NewFromConfig(awsCfg), cfg.TokenSecretID)
 		authn.WithTokens(auth.NewTokenVerifier(secrets, auth.TokenConfig{MaxTTL: cfg.TokenMaxTTL}))
 	}
-	return notify.New(authn, store, pusher, log, notify.Config{Concurrency: cfg.FanoutConcurrency}), nil
+	return notify.New(authn, store, pusher, log, notify.Config{Concurrency: cfg.FanoutConcurrency,
+		HistoryTTL: cfg.HistoryTTL, HistoryMaxEvents: cfg.HistoryMaxEvents}), nil
 }
 
 // loadAWSConfig is the runtime's AWS configuration over HTTPClient.
@@ -89,13 +90,6 @@ func Start(f Function, handlerFor func(n *notify.Notifier, cfg Config, log *slog
 		os.Exit(1)
 	}
 	lambda.Start(handlerFor(n, cfg, log))
-}
-
-// StartWithoutStore is the main of a function f that needs neither the
-// store nor the Management API — the $default route answers through its
-// route response — so its cold start builds no AWS clients.
-func StartWithoutStore(f Function, handlerFor func(log *slog.Logger) any) {
-	lambda.Start(handlerFor(Logger(mustConfig(f).LogLevel)))
 }
 
 func mustConfig(f Function) Config {

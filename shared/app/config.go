@@ -39,6 +39,10 @@ const (
 	// (empty: signed tokens off); EnvTokenMaxTTL bounds their lifetime.
 	EnvTokenSecretID = "TOKEN_SECRET_ID"
 	EnvTokenMaxTTL   = "TOKEN_MAX_TTL"
+	// EnvHistoryTTL and EnvHistoryMaxEvents bound each owner's history of
+	// events for resume: kept this long, and at most this many.
+	EnvHistoryTTL       = "HISTORY_TTL"
+	EnvHistoryMaxEvents = "HISTORY_MAX_EVENTS"
 )
 
 // Function is a Lambda function, named by its logical id in template.yaml.
@@ -135,6 +139,28 @@ var (
 		c.TokenMaxTTL = d
 		return nil
 	}}
+	historyTTL = setting{Var{EnvHistoryTTL, true}, func(c *Config, v string) error {
+		if v == "" {
+			return nil
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Minute || d > 30*24*time.Hour {
+			return fmt.Errorf("%s must be a duration from 1m to 720h such as 24h, got %q", EnvHistoryTTL, v)
+		}
+		c.HistoryTTL = d
+		return nil
+	}}
+	historyMaxEvents = setting{Var{EnvHistoryMaxEvents, true}, func(c *Config, v string) error {
+		if v == "" {
+			return nil
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000000 {
+			return fmt.Errorf("%s must be a whole number from 1 to 1000000, got %q", EnvHistoryMaxEvents, v)
+		}
+		c.HistoryMaxEvents = n
+		return nil
+	}}
 	logLevel = setting{Var{EnvLogLevel, true}, func(c *Config, v string) error {
 		if v != "" && c.LogLevel.UnmarshalText([]byte(v)) != nil {
 			return fmt.Errorf("%s must be debug, info, warn or error, got %q", EnvLogLevel, v)
@@ -147,10 +173,11 @@ var (
 var functions = map[Function][]setting{
 	ConnectFunction:    {tableName, managementEndpoint, dynamoDBEndpoint, allowedOrigins, tokenSecretID, tokenMaxTTL, logLevel},
 	DisconnectFunction: {tableName, managementEndpoint, dynamoDBEndpoint, logLevel},
-	// $default answers through its route response: no store, no Management API.
-	DefaultFunction:   {logLevel},
-	JobEventsFunction: {tableName, managementEndpoint, dynamoDBEndpoint, fanoutConcurrency, jobDeadLetterQueue, logLevel},
-	S3UploadFunction:  {tableName, managementEndpoint, dynamoDBEndpoint, fanoutConcurrency, uploadPrefix, logLevel},
+	// $default answers a ping through its route response; a resume reads
+	// the history and posts the replay through the Management API.
+	DefaultFunction:   {tableName, managementEndpoint, dynamoDBEndpoint, historyMaxEvents, logLevel},
+	JobEventsFunction: {tableName, managementEndpoint, dynamoDBEndpoint, fanoutConcurrency, jobDeadLetterQueue, historyTTL, historyMaxEvents, logLevel},
+	S3UploadFunction:  {tableName, managementEndpoint, dynamoDBEndpoint, fanoutConcurrency, uploadPrefix, historyTTL, historyMaxEvents, logLevel},
 }
 
 // Functions returns every function, sorted.
@@ -199,6 +226,9 @@ type Config struct {
 	// signed tokens (awssecrets); empty turns signed tokens off. Only the
 	// $connect function is given it.
 	TokenSecretID string
+	// HistoryTTL and HistoryMaxEvents bound each owner's history (0: notify's defaults).
+	HistoryTTL       time.Duration
+	HistoryMaxEvents int
 	// TokenMaxTTL is how far ahead a signed token's exp may lie (0: auth's default).
 	TokenMaxTTL time.Duration
 }

@@ -6,6 +6,7 @@ import (
 	"go/token"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -67,12 +68,25 @@ func TestFromEnv(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 	})
-	t.Run("DefaultFunction needs nothing but reads LOG_LEVEL", func(t *testing.T) {
-		if _, err := FromEnv(DefaultFunction, lookupFrom(nil)); err != nil {
-			t.Fatal(err)
+	t.Run("DefaultFunction reads the store, the Management API and the history bound for resume", func(t *testing.T) {
+		cfg, err := FromEnv(DefaultFunction, lookupFrom(map[string]string{EnvTableName: "t", EnvManagementEndpoint: full[EnvManagementEndpoint],
+			EnvHistoryMaxEvents: "500", EnvHistoryTTL: "1h"}))
+		if err != nil || cfg.TableName != "t" || cfg.HistoryMaxEvents != 500 || cfg.HistoryTTL != 0 {
+			t.Fatalf("cfg = %+v, %v (HISTORY_TTL is not its: it records nothing)", cfg, err)
 		}
-		if _, err := FromEnv(DefaultFunction, lookupFrom(map[string]string{EnvLogLevel: "loud"})); err == nil {
-			t.Fatal("a bad LOG_LEVEL passed")
+	})
+	t.Run("the history bounds are checked", func(t *testing.T) {
+		env := map[string]string{EnvTableName: "t", EnvManagementEndpoint: full[EnvManagementEndpoint], EnvHistoryTTL: "36h", EnvHistoryMaxEvents: "250"}
+		cfg, err := FromEnv(JobEventsFunction, lookupFrom(env))
+		if err != nil || cfg.HistoryTTL != 36*time.Hour || cfg.HistoryMaxEvents != 250 {
+			t.Fatalf("cfg = %+v, %v", cfg, err)
+		}
+		for name, bad := range map[string]string{EnvHistoryTTL: "30s", EnvHistoryMaxEvents: "0"} {
+			env := maps.Clone(env)
+			env[name] = bad
+			if _, err := FromEnv(JobEventsFunction, lookupFrom(env)); err == nil || !strings.Contains(err.Error(), name+" must be") {
+				t.Errorf("%s = %q: err = %v", name, bad, err)
+			}
 		}
 	})
 	t.Run("a bad origin pattern is refused by name", func(t *testing.T) {

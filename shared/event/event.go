@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -388,4 +389,63 @@ func Marshal(ev Event) ([]byte, error) {
 		return nil, err
 	}
 	return json.Marshal(ev)
+}
+
+// JobOf returns the job an event belongs to: its jobId, or "" for an event
+// of no job (file_uploaded, an error outside any job).
+func JobOf(ev Event) string {
+	switch e := ev.(type) {
+	case JobProgress:
+		return e.JobID
+	case JobComplete:
+		return e.JobID
+	case Error:
+		return e.JobID
+	}
+	return ""
+}
+
+// Stamp adds the fields that place a published event in its stream to
+// data, an event as Marshal encodes it: "id" always, and "seq" when it is
+// not 0 (owner-wide events). The fields are appended, so the event's own
+// fields and their order stay exactly as the client contract shows them.
+func Stamp(data []byte, id string, seq int64) []byte {
+	if len(data) < 2 || data[len(data)-1] != '}' {
+		panic("event.Stamp: not an encoded event")
+	}
+	idJSON, _ := json.Marshal(id) // a string always encodes
+	out := make([]byte, 0, len(data)+len(idJSON)+32)
+	out = append(out, data[:len(data)-1]...)
+	if len(data) > 2 {
+		out = append(out, ',')
+	}
+	out = append(out, `"id":`...)
+	out = append(out, idJSON...)
+	if seq != 0 {
+		out = append(out, `,"seq":`...)
+		out = strconv.AppendInt(out, seq, 10)
+	}
+	return append(out, '}')
+}
+
+// Resumed is the message that ends a replay: the client has every event up
+// to Seq (the head it caught up to), Replayed of them from the replay; the
+// live stream follows.
+type Resumed struct {
+	Type     string `json:"type"` // "resumed"
+	Seq      int64  `json:"seq"`
+	Replayed int    `json:"replayed"`
+}
+
+// CodeResumeGap is the code of the error sent when a resume asks for events
+// older than the history holds.
+const CodeResumeGap = "RESUME_GAP"
+
+// ResumeGap is the error sent before a replay that cannot start where the
+// client asked: OldestSeq is the oldest event still held, where it starts.
+type ResumeGap struct {
+	Type      Type   `json:"type"` // "error"
+	Error     string `json:"error"`
+	Code      string `json:"code"`
+	OldestSeq int64  `json:"oldestSeq"`
 }

@@ -245,3 +245,37 @@ func TestTheLargestValidEventFitsOneAPIGatewayMessage(t *testing.T) {
 		}
 	}
 }
+
+func TestStampAddsIDAndSeqAfterTheEventsOwnFields(t *testing.T) {
+	data, err := Marshal(JobComplete{Type: TypeJobComplete, JobID: "job_123", Status: StatusCompleted, Organized: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(Stamp(data, `evt_"1"`, 42))
+	want := `{"type":"job_complete","jobId":"job_123","status":"completed","organized":100,"failed":0,"id":"evt_\"1\"","seq":42}`
+	if got != want {
+		t.Fatalf("Stamp = %s\nwant    %s", got, want)
+	}
+	if got := string(Stamp(data, "evt_2", 0)); !strings.HasSuffix(got, `"failed":0,"id":"evt_2"}`) {
+		t.Fatalf("a client-addressed event carries an id and no seq: %s", got)
+	}
+	// The stamped event still parses as the event it was: the fields are only added.
+	var back map[string]any
+	if err := json.Unmarshal(Stamp(data, "evt_3", 7), &back); err != nil || back["jobId"] != "job_123" || back["seq"] != float64(7) {
+		t.Fatalf("stamped event decodes as %v, %v", back, err)
+	}
+}
+
+func TestJobOf(t *testing.T) {
+	for _, tt := range []struct {
+		ev   Event
+		want string
+	}{
+		{JobProgress{JobID: "a"}, "a"}, {JobComplete{JobID: "b"}, "b"}, {Error{JobID: "c"}, "c"},
+		{Error{}, ""}, {FileUploaded{FileID: "f"}, ""},
+	} {
+		if got := JobOf(tt.ev); got != tt.want {
+			t.Errorf("JobOf(%T) = %q, want %q", tt.ev, got, tt.want)
+		}
+	}
+}

@@ -2,6 +2,8 @@ package handler
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"time"
@@ -106,7 +108,7 @@ func (h *JobEvents) publish(ctx context.Context, rec events.SQSMessage) error {
 	if err != nil {
 		return notify.Errorf(notify.CodeInvalid, "%v", err)
 	}
-	res, err := h.n.Publish(ctx, env.OwnerID, env.ClientID, env.Event)
+	res, err := h.n.Publish(ctx, env.OwnerID, env.ClientID, RecordEventID(rec), env.Event)
 	if err != nil {
 		return fmt.Errorf("owner %s: %w", env.OwnerID, err)
 	}
@@ -114,6 +116,27 @@ func (h *JobEvents) publish(ctx context.Context, rec events.SQSMessage) error {
 		return fmt.Errorf("owner %s: %d of %d pushes failed", env.OwnerID, res.Failed, res.Failed+res.Delivered)
 	}
 	return nil
+}
+
+// RecordEventID is the id of the event a job queue record carries: derived
+// from the record's SQS message id, so that a redelivery of the record, which
+// keeps its message id, publishes the same event again rather than a new
+// one. A record without a message id (a hand-made invocation) gets a fresh id.
+func RecordEventID(rec events.SQSMessage) string {
+	if rec.MessageId == "" {
+		return ""
+	}
+	return derivedID("sqs", rec.MessageId)
+}
+
+// derivedID is an event id derived from what identifies its trigger.
+func derivedID(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return "evt_" + hex.EncodeToString(h.Sum(nil))[:24]
 }
 
 // deadLetter hands a record that can never succeed to the dead-letter queue

@@ -4,21 +4,30 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"strconv"
 
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/wsnotify/wsnotify/shared/notify"
 )
 
-// Default handles the $default route: every message a client sends. Its
-// answer's body goes back to the client as one message (the route has a
-// $default route response), so a reply costs no Management API call.
-type Default struct {
-	log *slog.Logger
+// Resumer replays what a connection missed: the Notifier.
+type Resumer interface {
+	Resume(ctx context.Context, req notify.ResumeRequest) (notify.ResumeResult, error)
 }
 
-// NewDefault returns the $default handler.
-func NewDefault(log *slog.Logger) *Default { return &Default{log: log} }
+// Default handles the $default route: every message a client sends. Its
+// answer's body goes back to the client as one message (the route has a
+// $default route response), so a reply costs no Management API call. A
+// resume is the exception: its events, and the resumed message that ends
+// them, go out through the pusher, in order with the live stream.
+type Default struct {
+	log     *slog.Logger
+	resumer Resumer // nil: resume is refused
+}
+
+// NewDefault returns the $default handler; r serves resume requests.
+func NewDefault(log *slog.Logger, r Resumer) *Default { return &Default{log: log, resumer: r} }
 
 // pong is the reply to {"action":"ping"}. Clients ping to keep the
 // connection alive: API Gateway's 10-minute idle timeout is reset only by
@@ -32,41 +41,98 @@ func (h *Default) Handle(ctx context.Context, req events.APIGatewayWebsocketProx
 		return events.APIGatewayProxyResponse{StatusCode: 200, Body: body}, nil
 	}
 	connID := req.RequestContext.ConnectionID
-	action, err := ParseAction(req.Body, req.IsBase64Encoded)
-	if err != nil {
+	refuse := func(err error) (events.APIGatewayProxyResponse, error) {
 		h.log.InfoContext(ctx, "bad client message", "connectionId", connID, "reason", notify.ErrorMessage(err))
 		return reply(ErrorJSON(err))
 	}
-	switch action {
+	msg, err := ParseMessage(req.Body, req.IsBase64Encoded)
+	if err != nil {
+		return refuse(err)
+	}
+	switch msg.Action {
 	case "ping":
 		return reply(pong)
+	case "resume":
+		if h.resumer == nil {
+			return refuse(notify.Errorf(notify.CodeInvalid, "resume is not available here"))
+		}
+		r := notify.ResumeRequest{ConnectionID: connID, Current: msg.Since == nil}
+		if msg.Since != nil {
+			r.Since = *msg.Since
+		}
+		if _, err := h.resumer.Resume(ctx, r); err != nil {
+			if notify.ErrorCode(err) == notify.CodeInvalid {
+				return refuse(err)
+			}
+			h.log.ErrorContext(ctx, "resume failed", "connectionId", connID, "err", err)
+			return reply(ErrorJSON(err))
+		}
+		return events.APIGatewayProxyResponse{StatusCode: 200}, nil // all went out through the pusher
 	default:
-		err := notify.Errorf(notify.CodeInvalid, "unknown action %q (supported: ping)", action)
-		h.log.InfoContext(ctx, "bad client message", "connectionId", connID, "reason", notify.ErrorMessage(err))
-		return reply(ErrorJSON(err))
+		return refuse(notify.Errorf(notify.CodeInvalid, "unknown action %q (supported: ping, resume)", msg.Action))
 	}
 }
 
 // maxActionLength bounds the action name echoed back in an error message.
 const maxActionLength = 64
 
-// ParseAction returns the action of a client message, a JSON object with a
-// string "action" field.
-func ParseAction(body string, binary bool) (string, error) {
+// Message is a client message: {"action":"ping"} or
+// {"action":"resume","since":N} (since left out: the current state).
+type Message struct {
+	Action string
+	Since  *int64
+}
+
+// ParseMessage decodes a client message, a JSON object with a string
+// "action" field. A resume is read strictly: "since", when present, must be
+// a whole number >= 0, and no other field is allowed.
+func ParseMessage(body string, binary bool) (Message, error) {
 	if binary {
-		return "", notify.Errorf(notify.CodeInvalid, "binary messages are not supported; send JSON text")
+		return Message{}, notify.Errorf(notify.CodeInvalid, "binary messages are not supported; send JSON text")
 	}
-	var msg struct {
-		Action *string `json:"action"`
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(body), &fields); err != nil || fields == nil {
+		return Message{}, notify.Errorf(notify.CodeInvalid, "message must be a JSON object like {\"action\":\"ping\"}")
 	}
-	if err := json.Unmarshal([]byte(body), &msg); err != nil {
-		return "", notify.Errorf(notify.CodeInvalid, "message must be a JSON object like {\"action\":\"ping\"}")
+	raw, ok := fields["action"]
+	if !ok {
+		return Message{}, notify.Errorf(notify.CodeInvalid, "message has no \"action\" field")
 	}
-	if msg.Action == nil {
-		return "", notify.Errorf(notify.CodeInvalid, "message has no \"action\" field")
+	var msg Message
+	if err := json.Unmarshal(raw, &msg.Action); err != nil {
+		return Message{}, notify.Errorf(notify.CodeInvalid, "\"action\" must be a string")
 	}
-	if len(*msg.Action) > maxActionLength {
-		return "", notify.Errorf(notify.CodeInvalid, "action is longer than %d bytes", maxActionLength)
+	if len(msg.Action) > maxActionLength {
+		return Message{}, notify.Errorf(notify.CodeInvalid, "action is longer than %d bytes", maxActionLength)
 	}
-	return *msg.Action, nil
+	if msg.Action != "resume" {
+		return msg, nil
+	}
+	for name := range fields {
+		if name != "action" && name != "since" {
+			return Message{}, notify.Errorf(notify.CodeInvalid, "resume takes only \"since\", not %q", clipName(name))
+		}
+	}
+	if raw, ok := fields["since"]; ok {
+		n, err := strconv.ParseInt(string(raw), 10, 64)
+		if err != nil || n < 0 {
+			return Message{}, notify.Errorf(notify.CodeInvalid, "since must be a whole number >= 0 (the last seq received), got %s", clipName(string(raw)))
+		}
+		msg.Since = &n
+	}
+	return msg, nil
+}
+
+// ParseAction returns the action of a client message (see ParseMessage).
+func ParseAction(body string, binary bool) (string, error) {
+	msg, err := ParseMessage(body, binary)
+	return msg.Action, err
+}
+
+// clipName bounds a client-chosen name echoed in an error message.
+func clipName(s string) string {
+	if len(s) > maxActionLength {
+		return s[:maxActionLength] + "…"
+	}
+	return s
 }

@@ -58,6 +58,9 @@ type S3Skipped struct {
 // skipped alone.
 type S3Event struct {
 	Records []S3Record `json:"Records"`
+	// Event is "s3:TestEvent" on the message S3 sends once when a bucket's
+	// notifications are set up; it carries no record.
+	Event string `json:"Event"`
 }
 
 // S3Record is one record of an S3Event.
@@ -142,6 +145,10 @@ func (h *S3Upload) Handle(ctx context.Context, ev S3Event) (S3Result, error) {
 		h.log.WarnContext(ctx, "skipped upload record", "bucket", rec.S3.Bucket.Name, "key", rec.S3.Object.Key, "reason", reason)
 		res.Skipped = append(res.Skipped, S3Skipped{Key: rec.S3.Object.Key, Reason: reason})
 	}
+	if ev.Event == "s3:TestEvent" {
+		h.log.InfoContext(ctx, "S3 test event ignored")
+		return res, nil
+	}
 	for _, rec := range ev.Records {
 		if rec.invalid != nil {
 			skip(rec, rec.invalid.Error())
@@ -161,7 +168,9 @@ func (h *S3Upload) Handle(ctx context.Context, ev S3Event) (S3Result, error) {
 			Name:   up.Name,
 			Size:   rec.S3.Object.Size,
 		}
-		pub, err := h.n.Publish(ctx, up.OwnerID, "", fu)
+		// One S3 object version, delivered twice, is one event: its id
+		// derives from the same values as its fileId.
+		pub, err := h.n.Publish(ctx, up.OwnerID, "", derivedID("s3", fu.FileID), fu)
 		if err == nil && pub.Failed > 0 {
 			err = fmt.Errorf("%d of %d pushes failed", pub.Failed, pub.Failed+pub.Delivered)
 		}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -98,6 +99,10 @@ type Config struct {
 	// MaxConnectionsPerOwner caps an owner's live connections (default
 	// DefaultMaxConnectionsPerOwner); a connect over it gets CodeForbidden.
 	MaxConnectionsPerOwner int
+	// HistoryTTL and HistoryMaxEvents bound each owner's history, the events
+	// a resume can replay (defaults DefaultHistoryTTL, DefaultHistoryMaxEvents).
+	HistoryTTL       time.Duration
+	HistoryMaxEvents int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -108,11 +113,14 @@ type Config struct {
 // publish or a duplicate connect must not treat the young record as stale.
 const DefaultConnectGrace = 30 * time.Second
 
-// Notifier is the core: Connect, Disconnect, Publish.
+// Notifier is the core: Connect, Disconnect, Publish, Resume.
 type Notifier struct {
 	auth    *auth.Authenticator
 	store   Store
+	history History // nil: the store keeps no history; events carry no seq
 	pusher  Pusher
+	ordered OrderedPusher // the pusher, when it keeps publish order (local mode)
+	owners  ownerLocks
 	log     *slog.Logger
 	cfg     Config
 	limiter *keyLimiter
@@ -142,11 +150,20 @@ func New(a *auth.Authenticator, s Store, p Pusher, log *slog.Logger, cfg Config)
 	if cfg.MaxConnectionsPerOwner <= 0 {
 		cfg.MaxConnectionsPerOwner = DefaultMaxConnectionsPerOwner
 	}
+	if cfg.HistoryTTL <= 0 {
+		cfg.HistoryTTL = DefaultHistoryTTL
+	}
+	if cfg.HistoryMaxEvents <= 0 {
+		cfg.HistoryMaxEvents = DefaultHistoryMaxEvents
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Notifier{auth: a, store: s, pusher: p, log: log, cfg: cfg,
+	n := &Notifier{auth: a, store: s, pusher: p, log: log, cfg: cfg,
 		limiter: newKeyLimiter(cfg.ConnectRate, cfg.ConnectBurst)}
+	n.history, _ = s.(History)
+	n.ordered, _ = p.(OrderedPusher)
+	return n
 }
 
 // ConnectRequest is what a $connect carries.
@@ -269,6 +286,14 @@ func (n *Notifier) Disconnect(ctx context.Context, connectionID string) error {
 
 // Result counts the outcome of one publish over the owner's connections.
 type Result struct {
+	// ID is the event's id; Seq its number among the owner's owner-wide
+	// events (0 for an event to one client, or without a history).
+	ID  string `json:"id"`
+	Seq int64  `json:"seq,omitempty"`
+	// Duplicate says the trigger record was published before (same id):
+	// the event went out again with its first seq, as no new event.
+	Duplicate bool `json:"duplicate,omitempty"`
+
 	Delivered int `json:"delivered"`
 	// Gone connections answered 410; their records were removed.
 	Gone int `json:"gone"`
@@ -281,16 +306,50 @@ type Result struct {
 }
 
 // Publish sends ev to every live connection of ownerID, or only to clientID's
-// when it is not empty. The event is encoded once, whatever the number of
-// connections. A connection that is gone has its record removed; one that
-// fails otherwise is counted and logged, and does not stop the others.
-// The returned error is for what stops the whole publish: an invalid or
-// oversized event, or a store failure.
-func (n *Notifier) Publish(ctx context.Context, ownerID, clientID string, ev event.Event) (Result, error) {
+// when it is not empty. id identifies the trigger record the event comes
+// from (the same on a redelivery of the record); empty gives a fresh id.
+//
+// An owner-wide event is numbered and kept in the owner's history first (the
+// store's, when it keeps one), so a client that reconnects can resume from
+// it; a redelivered record goes out again with its first number, never as a
+// second event. An event for one client carries an id but no number and is
+// not kept.
+//
+// The event is encoded once, whatever the number of connections. A
+// connection that is gone has its record removed; one that fails otherwise
+// is counted and logged, and does not stop the others. The returned error is
+// for what stops the whole publish: an invalid or oversized event, or a
+// store failure.
+func (n *Notifier) Publish(ctx context.Context, ownerID, clientID, id string, ev event.Event) (Result, error) {
 	data, err := event.Marshal(ev)
 	if err != nil {
 		return Result{}, Errorf(CodeInvalid, "%v", err)
 	}
+	if id == "" {
+		id = newEventID()
+	}
+	owned := clientID == "" && n.history != nil
+	if owned && n.ordered != nil {
+		// Local mode: numbering and queueing under the owner's lock, so
+		// every connection gets the owner's events in seq order, and a
+		// resume (which takes the same lock) sees exactly what each
+		// connection got live.
+		unlock := n.owners.lock(ownerID)
+		defer unlock()
+	}
+	res := Result{ID: id}
+	if owned {
+		now := n.cfg.Now()
+		rec, dup, err := n.history.RecordEvent(ctx, store.Event{
+			OwnerID: ownerID, ID: id, Type: string(ev.Kind()), JobID: event.JobOf(ev),
+			Body: data, ExpiresAt: now.Add(n.cfg.HistoryTTL),
+		}, n.cfg.HistoryMaxEvents, now)
+		if err != nil {
+			return Result{}, fmt.Errorf("record event %s of %s: %w", id, ownerID, err)
+		}
+		data, res.Seq, res.Duplicate = rec.Body, rec.Seq, dup
+	}
+	data = event.Stamp(data, id, res.Seq)
 	if len(data) > n.cfg.MaxMessageBytes {
 		return Result{}, Errorf(CodeInvalid, "event is %d bytes, over the %d-byte message limit", len(data), n.cfg.MaxMessageBytes)
 	}
@@ -298,15 +357,30 @@ func (n *Notifier) Publish(ctx context.Context, ownerID, clientID string, ev eve
 	if err != nil {
 		return Result{}, err // the store's error names the operation and the owner
 	}
+	if clientID != "" {
+		conns = slices.DeleteFunc(conns, func(c store.Connection) bool { return c.ClientID != clientID })
+	}
+	n.fanOut(ctx, conns, data, res.Seq, &res)
+	n.log.InfoContext(ctx, "published", "owner", ownerID, "clientId", clientID, "type", string(ev.Kind()),
+		"id", id, "seq", res.Seq, "duplicate", res.Duplicate,
+		"delivered", res.Delivered, "gone", res.Gone, "connecting", res.Connecting, "failed", res.Failed)
+	return res, nil
+}
+
+// fanOut posts data to conns, Concurrency at a time, and counts the outcome
+// in res. seq is the event's number (0: none), for an ordered pusher.
+func (n *Notifier) fanOut(ctx context.Context, conns []store.Connection, data []byte, seq int64, res *Result) {
 	var delivered, gone, connecting, failed atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(n.cfg.Concurrency)
 	for _, c := range conns {
-		if clientID != "" && c.ClientID != clientID {
-			continue
-		}
 		g.Go(func() error {
-			err := n.pusher.Post(gctx, c.ConnectionID, data)
+			var err error
+			if n.ordered != nil && seq != 0 {
+				err = n.ordered.PostEvent(gctx, c.ConnectionID, data, seq)
+			} else {
+				err = n.pusher.Post(gctx, c.ConnectionID, data)
+			}
 			switch {
 			case err == nil:
 				delivered.Add(1)
@@ -326,8 +400,6 @@ func (n *Notifier) Publish(ctx context.Context, ownerID, clientID string, ev eve
 		})
 	}
 	_ = g.Wait()
-	res := Result{Delivered: int(delivered.Load()), Gone: int(gone.Load()), Connecting: int(connecting.Load()), Failed: int(failed.Load())}
-	n.log.InfoContext(ctx, "published", "owner", ownerID, "clientId", clientID, "type", string(ev.Kind()),
-		"delivered", res.Delivered, "gone", res.Gone, "connecting", res.Connecting, "failed", res.Failed)
-	return res, nil
+	res.Delivered, res.Gone = int(delivered.Load()), int(gone.Load())
+	res.Connecting, res.Failed = int(connecting.Load()), int(failed.Load())
 }

@@ -162,15 +162,15 @@ func TestPublishReachesOnlyTheOwnersConnections(t *testing.T) {
 	f.connect(t, "key-a", "c2", "a2")
 	f.connect(t, "key-b", "c1", "b1")
 
-	res, err := f.n.Publish(ctx, "owner-a", "", progress)
+	res, err := f.n.Publish(ctx, "owner-a", "", "", progress)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res != (notify.Result{Delivered: 2}) {
-		t.Fatalf("result = %+v", res)
+	if res.Delivered != 2 || res.Gone+res.Connecting+res.Failed != 0 || res.Seq != 1 || !strings.HasPrefix(res.ID, "evt_") {
+		t.Fatalf("result = %+v, want 2 delivered as the owner's event 1", res)
 	}
 	for _, id := range []string{"a1", "a2"} {
-		if got := f.push.Sent(id); len(got) != 1 || got[0] != progressJSON {
+		if got := f.push.Sent(id); len(got) != 1 || got[0] != string(event.Stamp([]byte(progressJSON), res.ID, 1)) {
 			t.Errorf("%s got %q", id, got)
 		}
 	}
@@ -179,7 +179,7 @@ func TestPublishReachesOnlyTheOwnersConnections(t *testing.T) {
 	}
 
 	t.Run("a client id narrows it to that client", func(t *testing.T) {
-		res, err := f.n.Publish(ctx, "owner-a", "c2", progress)
+		res, err := f.n.Publish(ctx, "owner-a", "c2", "", progress)
 		if err != nil || res.Delivered != 1 {
 			t.Fatalf("Publish = %+v, %v", res, err)
 		}
@@ -188,8 +188,8 @@ func TestPublishReachesOnlyTheOwnersConnections(t *testing.T) {
 		}
 	})
 	t.Run("an owner with no connections is not an error", func(t *testing.T) {
-		res, err := f.n.Publish(ctx, "owner-nobody", "", progress)
-		if err != nil || res != (notify.Result{}) {
+		res, err := f.n.Publish(ctx, "owner-nobody", "", "", progress)
+		if err != nil || res.Delivered+res.Gone+res.Connecting+res.Failed != 0 {
 			t.Fatalf("Publish = %+v, %v", res, err)
 		}
 	})
@@ -212,11 +212,11 @@ func TestPublishCleansUpGoneConnectionsAndCountsFailures(t *testing.T) {
 		return nil
 	}
 
-	res, err := f.n.Publish(ctx, "owner-a", "", progress)
+	res, err := f.n.Publish(ctx, "owner-a", "", "", progress)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (notify.Result{Delivered: 1, Gone: 1, Connecting: 1, Failed: 1}); res != want {
+	if want := (notify.Result{ID: res.ID, Seq: res.Seq, Delivered: 1, Gone: 1, Connecting: 1, Failed: 1}); res != want {
 		t.Fatalf("result = %+v, want %+v", res, want)
 	}
 	conns, _ := f.store.ListConnections(ctx, "owner-a", f.clock.Now())
@@ -256,7 +256,7 @@ func TestPublishRefusesInvalidAndOversizedEvents(t *testing.T) {
 		"oversized": event.FileUploaded{Type: event.TypeFileUploaded, FileID: "f", Name: strings.Repeat("n", 200), Size: 1},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := f.n.Publish(context.Background(), "owner-a", "", ev)
+			_, err := f.n.Publish(context.Background(), "owner-a", "", "", ev)
 			if notify.ErrorCode(err) != notify.CodeInvalid {
 				t.Fatalf("err = %v, want BAD_REQUEST", err)
 			}
@@ -305,7 +305,7 @@ func TestPublishBoundsConcurrentPushes(t *testing.T) {
 	}
 	done := make(chan notify.Result)
 	go func() {
-		res, _ := n.Publish(ctx, "o", "", progress)
+		res, _ := n.Publish(ctx, "o", "", "", progress)
 		done <- res
 	}()
 	deadline := time.After(5 * time.Second)
@@ -349,7 +349,7 @@ func BenchmarkPublish(b *testing.B) {
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := nt.Publish(ctx, "o", "", progress); err != nil {
+				if _, err := nt.Publish(ctx, "o", "", "", progress); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -66,8 +66,8 @@ func TestTheCloudPusherWorksAgainstLocalMode(t *testing.T) {
 			t.Fatal(err)
 		}
 		ev := event.JobComplete{Type: event.TypeJobComplete, JobID: "job_9", Status: event.StatusCompleted, Organized: 3}
-		res, err := n.Publish(ctx, ownerA, "", ev)
-		if err != nil || res != (notify.Result{Delivered: 1, Gone: 1}) {
+		res, err := n.Publish(ctx, ownerA, "", "", ev)
+		if err != nil || res.Delivered != 1 || res.Gone != 1 || res.Connecting+res.Failed != 0 {
 			t.Fatalf("Publish = %+v, %v; want 1 delivered, 1 gone", res, err)
 		}
 		conns, _ := st.ListConnections(ctx, ownerA, time.Now())

@@ -62,8 +62,9 @@ func sqsBatch(bodies ...string) string {
 	var ev struct {
 		Records []record `json:"Records"`
 	}
+	batch := batches.Add(1)
 	for i, b := range bodies {
-		ev.Records = append(ev.Records, record{MessageID: fmt.Sprintf("m%d", i+1), Body: b})
+		ev.Records = append(ev.Records, record{MessageID: fmt.Sprintf("b%d-m%d", batch, i+1), Body: b})
 	}
 	out, _ := json.Marshal(ev)
 	return string(out)
@@ -227,9 +228,8 @@ func TestInvocationsEndAtTheirFunctionsTimeoutAsInLambda(t *testing.T) {
 		if took := time.Since(begin); took >= 4*time.Second {
 			t.Errorf("answered after %v, not before its 4 s deadline", took)
 		}
-		want := `{"batchItemFailures":[{"itemIdentifier":"m1"},{"itemIdentifier":"m2"},{"itemIdentifier":"m3"}]}`
-		if status != http.StatusOK || body != want {
-			t.Fatalf("got %d %s, want 200 %s", status, body, want)
+		if status != http.StatusOK || strings.Count(body, `"itemIdentifier"`) != 3 {
+			t.Fatalf("got %d %s, want 200 and the three records failed", status, body)
 		}
 	})
 	t.Run("an upload that runs past its timeout is answered as Lambda answers a timeout", func(t *testing.T) {

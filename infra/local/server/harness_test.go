@@ -12,7 +12,9 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -164,14 +166,20 @@ func (h *harness) invokeJSON(t *testing.T, function string, payload []byte, out 
 	}
 }
 
+// batches numbers publishJobs' batches: SQS gives every message an id of
+// its own, and a record with the id of an earlier one is a redelivery of it.
+var batches atomic.Int64
+
 // publishJobs sends SQS records through JobEventsFunction, each body an
-// envelope, and returns the ids of the failed records.
+// envelope, and returns the failed records as "m1", "m2", … by their place
+// in the batch.
 func (h *harness) publishJobs(t *testing.T, bodies ...string) []string {
 	t.Helper()
+	batch := batches.Add(1)
 	var ev events.SQSEvent
 	for i, body := range bodies {
 		ev.Records = append(ev.Records, events.SQSMessage{
-			MessageId:      fmt.Sprintf("m%d", i+1),
+			MessageId:      fmt.Sprintf("b%d-m%d", batch, i+1),
 			Body:           body,
 			EventSource:    "aws:sqs",
 			EventSourceARN: "arn:aws:sqs:local:000000000000:wsnotify-job-events.fifo",
@@ -185,7 +193,7 @@ func (h *harness) publishJobs(t *testing.T, bodies ...string) []string {
 	h.invokeJSON(t, "JobEventsFunction", payload, &resp)
 	var failed []string
 	for _, f := range resp.BatchItemFailures {
-		failed = append(failed, f.ItemIdentifier)
+		failed = append(failed, strings.TrimPrefix(f.ItemIdentifier, fmt.Sprintf("b%d-", batch)))
 	}
 	return failed
 }

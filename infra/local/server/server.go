@@ -200,7 +200,7 @@ func New(cfg Config) (*Server, error) {
 
 	connect := handler.NewConnect(notifier, log, origins)
 	disconnect := handler.NewDisconnect(notifier, log)
-	dflt := handler.NewDefault(log)
+	dflt := handler.NewDefault(log, notifier)
 	// No queue here: a record that can never succeed is logged and
 	// reported failed, as SQS would retry it before its redrive.
 	jobs := handler.NewJobEvents(notifier, log, nil)

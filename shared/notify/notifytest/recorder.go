@@ -4,6 +4,7 @@ package notifytest
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"sync"
 
 	"github.com/wsnotify/wsnotify/shared/notify"
@@ -77,3 +78,11 @@ func (r *Recorder) Total() int {
 	}
 	return n
 }
+
+// stamp matches the fields event.Stamp appends to a published event.
+var stamp = regexp.MustCompile(`,"id":"(?:[^"\\]|\\.)*"(?:,"seq":\d+)?}$`)
+
+// Unstamp returns a published event without the id and seq that
+// event.Stamp appended: the event as its producer gave it, for tests that
+// compare events with the client contract's examples.
+func Unstamp(msg string) string { return stamp.ReplaceAllString(msg, "}") }

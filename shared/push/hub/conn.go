@@ -34,6 +34,7 @@ type Conn struct {
 	peer        Peer
 	connectedAt time.Time
 	lastActive  atomic.Int64 // unix nanoseconds of the connect or the last client message
+	firstSeq    atomic.Int64 // the first owner-wide event it got live (PostEvent), 0 before
 	cfg         Config
 	log         *slog.Logger
 

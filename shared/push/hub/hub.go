@@ -147,7 +147,7 @@ type Hub struct {
 	wg sync.WaitGroup
 }
 
-var _ notify.Pusher = (*Hub)(nil)
+var _ notify.OrderedPusher = (*Hub)(nil)
 
 // New returns an empty Hub.
 func New(cfg Config) (*Hub, error) {
@@ -224,6 +224,27 @@ func (h *Hub) Post(ctx context.Context, connectionID string, data []byte) error 
 		return fmt.Errorf("post to %s: %w", connectionID, notify.ErrGone)
 	}
 	return c.enqueue(data)
+}
+
+// PostEvent implements notify.OrderedPusher: Post, and the connection
+// remembers the first owner-wide event it got live, so that a resume does
+// not send it again what it has.
+func (h *Hub) PostEvent(ctx context.Context, connectionID string, data []byte, seq int64) error {
+	if err := h.Post(ctx, connectionID, data); err != nil {
+		return err
+	}
+	if c := h.get(connectionID); c != nil {
+		c.firstSeq.CompareAndSwap(0, seq)
+	}
+	return nil
+}
+
+// FirstSeq implements notify.OrderedPusher.
+func (h *Hub) FirstSeq(connectionID string) int64 {
+	if c := h.get(connectionID); c != nil {
+		return c.firstSeq.Load()
+	}
+	return 0
 }
 
 // Alive implements notify.Pusher: only an open connection is alive.

@@ -73,7 +73,7 @@ func testRequestCounts(t *testing.T, endpoint string, plain *dynamodb.Client) {
 
 			counter.take()
 			for _, limit := range []int32{0, 100} {
-				res, err := notifier(limit).Publish(ctx, "acct_1", "", ev)
+				res, err := notifier(limit).Publish(ctx, "acct_1", "", "", ev)
 				if err != nil || res.Delivered != n {
 					t.Fatalf("Publish = %+v, %v; want %d delivered", res, err, n)
 				}
@@ -89,7 +89,7 @@ func testRequestCounts(t *testing.T, endpoint string, plain *dynamodb.Client) {
 
 			n1 := notifier(0)
 			rec.SetGone(conn(0, seeded).ConnectionID)
-			res, err := n1.Publish(ctx, "acct_1", "", ev)
+			res, err := n1.Publish(ctx, "acct_1", "", "", ev)
 			if err != nil || res.Delivered != n || res.Gone != 1 {
 				t.Fatalf("Publish = %+v, %v; want %d delivered, 1 gone", res, err, n)
 			}

@@ -510,11 +510,11 @@ func testNotifier(t *testing.T, newStore func(*testing.T) Store) {
 		}
 		mustPut(t, s, conn("acct_2", "tab-1", 20, epoch), epoch)
 		ev := event.JobProgress{Type: event.TypeJobProgress, JobID: "job_1", Progress: 50, ProcessedCount: 1, TotalCount: 2}
-		res, err := n.Publish(ctxT(t), "acct_1", "", ev)
+		res, err := n.Publish(ctxT(t), "acct_1", "", "", ev)
 		if err != nil {
 			t.Fatalf("Publish: %v", err)
 		}
-		if res != (notify.Result{Delivered: 2, Gone: 1}) {
+		if res.Delivered != 2 || res.Gone != 1 || res.Connecting != 0 || res.Failed != 0 {
 			t.Fatalf("Publish = %+v, want 2 delivered, 1 gone", res)
 		}
 		for _, c := range live {

@@ -1,0 +1,322 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/coder/websocket"
+
+	"github.com/wsnotify/wsnotify/infra/local/server"
+)
+
+// resumeScenarios are "never miss an event" end to end: real WebSocket
+// clients, events through the Invoke API, resume through $default. They run
+// on every store that keeps a history.
+var resumeScenarios = []struct {
+	name string
+	run  func(t *testing.T, store newStore)
+}{
+	{"a client that reconnects gets exactly what it missed, then the live stream", aReconnectingClientGetsExactlyWhatItMissed},
+	{"a resume while publishers run loses nothing and repeats nothing", aResumeWhilePublishersRunLosesAndRepeatsNothing},
+	{"a resume beyond the history says RESUME_GAP and replays what is held", aResumeBeyondTheHistoryReportsTheGap},
+	{"a resume without since gives the current state of running jobs", aResumeWithoutSinceGivesTheCurrentJobs},
+	{"a redelivered record keeps its id and seq", aRedeliveredRecordKeepsItsIDAndSeq},
+	{"a bad resume is answered and the connection stays usable", aBadResumeIsAnsweredAndTheConnectionStays},
+}
+
+func TestResumeOnEveryStore(t *testing.T) {
+	t.Parallel()
+	for _, setup := range storeSetups[:1] { // the DynamoDB history lands next
+		t.Run("on "+setup.name, func(t *testing.T) {
+			t.Parallel()
+			store := setup.start(t)
+			for _, sc := range resumeScenarios {
+				t.Run(sc.name, func(t *testing.T) { sc.run(t, store) })
+			}
+		})
+	}
+}
+
+// msg is one message a client received, decoded.
+type msg struct {
+	Type     string `json:"type"`
+	JobID    string `json:"jobId"`
+	ID       string `json:"id"`
+	Seq      int64  `json:"seq"`
+	Code     string `json:"code"`
+	Error    string `json:"error"`
+	Replayed int    `json:"replayed"`
+	Oldest   int64  `json:"oldestSeq"`
+	raw      string
+}
+
+func readMsg(t *testing.T, c *websocket.Conn) msg {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	_, data, err := c.Read(ctx)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	var m msg
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatalf("message %s: %v", data, err)
+	}
+	m.raw = string(data)
+	return m
+}
+
+func send(t *testing.T, c *websocket.Conn, text string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := c.Write(ctx, websocket.MessageText, []byte(text)); err != nil {
+		t.Fatalf("send %s: %v", text, err)
+	}
+}
+
+// progressEvent is an owner-wide job_progress of job, distinguishable by n.
+func progressEvent(job string, n int) string {
+	return fmt.Sprintf(`{"type":"job_progress","jobId":%q,"progress":1,"processedCount":%d,"totalCount":1000000}`, job, n)
+}
+
+// expectSeqs reads one message per seq and checks it is that event, in order.
+func expectSeqs(t *testing.T, c *websocket.Conn, from, to int64) {
+	t.Helper()
+	for want := from; want <= to; want++ {
+		if m := readMsg(t, c); m.Seq != want || m.ID == "" {
+			t.Fatalf("got %s, want the event of seq %d", m.raw, want)
+		}
+	}
+}
+
+func expectResumed(t *testing.T, c *websocket.Conn, seq int64, replayed int) {
+	t.Helper()
+	if m := readMsg(t, c); m.Type != "resumed" || m.Seq != seq || m.Replayed != replayed || m.ID != "" {
+		t.Fatalf("got %s, want resumed at seq %d after %d replayed", m.raw, seq, replayed)
+	}
+}
+
+func aReconnectingClientGetsExactlyWhatItMissed(t *testing.T, store newStore) {
+	h := start(t, onStore(twoOwners(), store(t)))
+	c := h.connect(t, "tab", keyA)
+	b := h.connect(t, "other-owner", keyB)
+	h.publishJobs(t, envelope(ownerA, "", progressEvent("j", 1)), envelope(ownerA, "", progressEvent("j", 2)), envelope(ownerA, "", progressEvent("j", 3)))
+	expectSeqs(t, c, 1, 3)
+	if err := c.Close(websocket.StatusNormalClosure, "network change"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the disconnect", func() bool { return !h.hasRecord(t, ownerA, "tab") })
+
+	// Missed while away: five owner-wide events, one for another client,
+	// and one of another owner.
+	for i := 4; i <= 8; i++ {
+		h.publishJobs(t, envelope(ownerA, "", progressEvent("j", i)))
+	}
+	h.publishJobs(t, envelope(ownerA, "someone-else", seedError), envelope(ownerB, "", seedJobComplete))
+
+	c = h.connect(t, "tab", keyA)
+	send(t, c, `{"action":"resume","since":3}`)
+	expectSeqs(t, c, 4, 8)
+	expectResumed(t, c, 8, 5)
+	h.publishJobs(t, envelope(ownerA, "", progressEvent("j", 9)))
+	expectSeqs(t, c, 9, 9)
+	// Owner B's own numbering is untouched by A's.
+	if m := readMsg(t, b); m.Type != "job_complete" || m.Seq != 1 {
+		t.Fatalf("owner B got %s, want its own event 1", m.raw)
+	}
+}
+
+func aResumeWhilePublishersRunLosesAndRepeatsNothing(t *testing.T, store newStore) {
+	h := start(t, onStore(twoOwners(), store(t)))
+	const publishers, each, early = 4, 600, 200
+	const total = early + publishers*each
+	// Events the client will have missed: published before it connects.
+	for i := range early {
+		h.publishJobs(t, envelope(ownerA, "", progressEvent("early", i)))
+	}
+	c := h.connect(t, "resumer", keyA)
+	var wg sync.WaitGroup
+	startPublishing := make(chan struct{})
+	for p := range publishers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-startPublishing
+			for i := range each / 3 {
+				// Three records per batch, as SQS delivers up to ten.
+				var bodies []string
+				for k := range 3 {
+					bodies = append(bodies, envelope(ownerA, "", progressEvent(fmt.Sprintf("p%d", p), i*3+k)))
+				}
+				h.publishJobs(t, bodies...)
+			}
+		}()
+	}
+	// Half the events are out before the client asks to resume from 0.
+	close(startPublishing)
+	eventually(t, "some events published", func() bool { return h.srv.Hub().FirstSeq(h.connectionID(t, ownerA, "resumer")) > 0 })
+	send(t, c, `{"action":"resume","since":0}`)
+	wg.Wait()
+
+	var before []int64 // everything before "resumed": live first, then the replay
+	var resumed msg
+	for {
+		m := readMsg(t, c)
+		if m.Type == "resumed" {
+			resumed = m
+			break
+		}
+		before = append(before, m.Seq)
+	}
+	// The replay is the last resumed.Replayed of them; before it came the
+	// live events published after the client connected.
+	if resumed.Replayed > len(before) {
+		t.Fatalf("resumed %s after only %d events", resumed.raw, len(before))
+	}
+	live, replay := before[:len(before)-resumed.Replayed], before[len(before)-resumed.Replayed:]
+	consecutive := func(name string, s []int64, from int64) {
+		for i, v := range s {
+			if v != from+int64(i) {
+				t.Fatalf("%s %v is not consecutive from %d", name, s, from)
+			}
+		}
+	}
+	consecutive("the replay", replay, 1)
+	consecutive("the live events before the replay", live, int64(len(replay))+1)
+	if len(replay) < early {
+		t.Fatalf("only %d replayed: the %d events before the connect were not all replayed", len(replay), early)
+	}
+	if int64(len(before)) != resumed.Seq {
+		t.Fatalf("resumed %s after %d events (%d replayed)", resumed.raw, len(before), len(replay))
+	}
+	// Then the live stream goes on from the head, in order, to the end.
+	var after []int64
+	for next := resumed.Seq + 1; next <= total; next++ {
+		after = append(after, readMsg(t, c).Seq)
+	}
+	consecutive("the live events after resumed", after, resumed.Seq+1)
+	t.Logf("%d live before the replay, %d replayed, %d live after", len(live), len(replay), len(after))
+}
+
+func aResumeBeyondTheHistoryReportsTheGap(t *testing.T, store newStore) {
+	cfg := onStore(twoOwners(), store(t))
+	cfg.Notify.HistoryMaxEvents = 5
+	h := start(t, cfg)
+	for i := 1; i <= 10; i++ {
+		h.publishJobs(t, envelope(ownerA, "", progressEvent("j", i)))
+	}
+	c := h.connect(t, "late", keyA)
+	send(t, c, `{"action":"resume","since":2}`)
+	if m := readMsg(t, c); m.Type != "error" || m.Code != "RESUME_GAP" || m.Oldest != 6 || !strings.Contains(m.raw, `"error":"`) {
+		t.Fatalf("got %s, want RESUME_GAP with oldestSeq 6", m.raw)
+	}
+	expectSeqs(t, c, 6, 10)
+	expectResumed(t, c, 10, 5)
+
+	t.Run("a client ahead of the history (it was reset) is told so and starts over", func(t *testing.T) {
+		c := h.connect(t, "ahead", keyA)
+		send(t, c, `{"action":"resume","since":500}`)
+		if m := readMsg(t, c); m.Code != "RESUME_GAP" || m.Oldest != 6 {
+			t.Fatalf("got %s, want RESUME_GAP from 6", m.raw)
+		}
+		expectSeqs(t, c, 6, 10)
+		expectResumed(t, c, 10, 5)
+	})
+}
+
+func aResumeWithoutSinceGivesTheCurrentJobs(t *testing.T, store newStore) {
+	h := start(t, onStore(twoOwners(), store(t)))
+	h.publishJobs(t,
+		envelope(ownerA, "", progressEvent("A", 1)),
+		envelope(ownerA, "", progressEvent("B", 2)),
+		envelope(ownerA, "", `{"type":"job_complete","jobId":"A","status":"completed","organized":1,"failed":0}`),
+		envelope(ownerA, "", seedFileUploadedEvent),
+		envelope(ownerA, "", progressEvent("C", 5)),
+		envelope(ownerA, "", progressEvent("B", 6)),
+	)
+	c := h.connect(t, "fresh-page", keyA)
+	send(t, c, `{"action":"resume"}`)
+	for _, want := range []struct {
+		job string
+		seq int64
+	}{{"C", 5}, {"B", 6}} {
+		if m := readMsg(t, c); m.Type != "job_progress" || m.JobID != want.job || m.Seq != want.seq {
+			t.Fatalf("got %s, want job %s's latest progress (seq %d)", m.raw, want.job, want.seq)
+		}
+	}
+	expectResumed(t, c, 6, 2)
+}
+
+// seedFileUploadedEvent stands for an event of no job in a job stream.
+const seedFileUploadedEvent = `{"type":"error","error":"quota low","code":"QUOTA"}`
+
+func aRedeliveredRecordKeepsItsIDAndSeq(t *testing.T, store newStore) {
+	h := start(t, onStore(twoOwners(), store(t)))
+	c := h.connect(t, "tab", keyA)
+	batch := sqsBatch(envelope(ownerA, "", progressEvent("j", 1)))
+	for range 2 { // SQS delivers at least once
+		if status, _, body := h.post(t, "POST", "/2015-03-31/functions/JobEventsFunction/invocations", batch, "", nil); status != 200 {
+			t.Fatalf("invoke: %d %s", status, body)
+		}
+	}
+	first, again := readMsg(t, c), readMsg(t, c)
+	if first.raw != again.raw || first.Seq != 1 {
+		t.Fatalf("a redelivery came as %s after %s; want the same event, seq 1", again.raw, first.raw)
+	}
+	upload := `{"Records":[{"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"b"},"object":{"key":"uploads/acct_A/r.pdf","size":3,"eTag":"e1","sequencer":"0A"}}}]}`
+	for range 2 {
+		h.invoke(t, server.S3UploadFunction, []byte(upload), nil)
+	}
+	u1, u2 := readMsg(t, c), readMsg(t, c)
+	if u1.raw != u2.raw || u1.Seq != 2 {
+		t.Fatalf("a redelivered upload came as %s after %s; want the same event, seq 2", u2.raw, u1.raw)
+	}
+	h.publishJobs(t, envelope(ownerA, "", progressEvent("j", 2)))
+	expectSeqs(t, c, 3, 3) // no second event was counted
+	h.invoke(t, server.S3UploadFunction, []byte(`{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"2026-11-30T10:00:00.000Z","Bucket":"b","RequestId":"r","HostId":"h"}`), nil)
+	h.publishJobs(t, envelope(ownerA, "", progressEvent("j", 3)))
+	expectSeqs(t, c, 4, 4) // S3's test message published nothing
+
+	t.Run("an event for one client has an id, no seq, and is not replayed", func(t *testing.T) {
+		h.publishJobs(t, envelope(ownerA, "tab", seedError))
+		if m := readMsg(t, c); m.Type != "error" || m.ID == "" || m.Seq != 0 || strings.Contains(m.raw, `"seq"`) {
+			t.Fatalf("got %s", m.raw)
+		}
+		late := h.connect(t, "late", keyA)
+		send(t, late, `{"action":"resume","since":3}`)
+		expectSeqs(t, late, 4, 4)
+		expectResumed(t, late, 4, 1)
+	})
+}
+
+func aBadResumeIsAnsweredAndTheConnectionStays(t *testing.T, store newStore) {
+	h := start(t, onStore(twoOwners(), store(t)))
+	c := h.connect(t, "tab", keyA)
+	for _, tt := range []struct{ body, says string }{
+		{`{"action":"resume","since":-1}`, "since must be a whole number"},
+		{`{"action":"resume","since":"5"}`, "since must be a whole number"},
+		{`{"action":"resume","since":1.5}`, "since must be a whole number"},
+		{`{"action":"resume","since":1e3}`, "since must be a whole number"},
+		{`{"action":"resume","since":null}`, "since must be a whole number"},
+		{`{"action":"resume","since":3,"from":"start"}`, `resume takes only "since", not "from"`},
+		{`{"action":"resume","action":"ping"}`, "duplicate"},
+	} {
+		send(t, c, tt.body)
+		m := readMsg(t, c)
+		if m.Type != "error" || m.Code != "BAD_REQUEST" || !strings.Contains(m.Error, tt.says) {
+			if tt.says == "duplicate" && m.Type == "pong" {
+				continue // encoding/json keeps the last key: a ping it is
+			}
+			t.Errorf("%s: got %s, want BAD_REQUEST saying %s", tt.body, m.raw, tt.says)
+		}
+	}
+	send(t, c, `{"action":"ping"}`)
+	if m := readMsg(t, c); m.Type != "pong" {
+		t.Fatalf("after the bad resumes, a ping got %s", m.raw)
+	}
+}
