@@ -2,6 +2,8 @@ package template
 
 import (
 	"fmt"
+	"regexp"
+	"strings"
 	"time"
 )
 
@@ -9,33 +11,108 @@ import (
 // function for which neither it nor Globals sets one.
 const DefaultFunctionTimeout = 3 * time.Second
 
-// FunctionTimeouts returns the Timeout of each AWS::Serverless::Function by
-// logical id: its own, else Globals.Function's, else Lambda's default.
-// Local mode runs each invocation with it as the deadline, as Lambda does.
-func (t *Template) FunctionTimeouts() (map[string]time.Duration, error) {
-	global := DefaultFunctionTimeout
-	if v, ok := t.Globals["Function"]["Timeout"]; ok {
-		d, err := seconds(v)
-		if err != nil {
-			return nil, fmt.Errorf("Globals.Function.Timeout: %w", err)
-		}
-		global = d
+// Function is one AWS::Serverless::Function of the template, as the
+// repository's programs need it: local mode serves the functions by these
+// names, runs each with its Timeout, and lets only the WebSocket endpoint
+// run a route's function; the tests build each from its Dir.
+type Function struct {
+	// LogicalID names the function, as the Invoke API takes it.
+	LogicalID string
+	// Dir is the folder of its main under functions/: the logical id
+	// without "Function", in lower case (JobEventsFunction: jobevents). The
+	// template checks hold every function and every folder to it.
+	Dir string
+	// Timeout is its own Timeout, else Globals.Function's, else Lambda's
+	// default. Lambda ends an invocation at it, and so does local mode.
+	Timeout time.Duration
+	// Route is the WebSocket route whose integration invokes it ($connect,
+	// $disconnect, $default), or "" for a function triggered otherwise.
+	Route string
+}
+
+// Functions returns the template's functions, in logical-id order.
+func (t *Template) Functions() ([]Function, error) {
+	routes, err := t.routeFunctions()
+	if err != nil {
+		return nil, err
 	}
-	timeouts := map[string]time.Duration{}
-	for id, r := range t.Resources {
-		if r.Type != "AWS::Serverless::Function" {
-			continue
+	var out []Function
+	for _, id := range t.OfType(FunctionType) {
+		props, err := t.FunctionProperties(id)
+		if err != nil {
+			return nil, err
 		}
-		timeouts[id] = global
-		if v, ok := r.Properties["Timeout"]; ok {
-			d, err := seconds(v)
-			if err != nil {
+		timeout := DefaultFunctionTimeout
+		if v, ok := props["Timeout"]; ok {
+			if timeout, err = seconds(v); err != nil {
 				return nil, fmt.Errorf("%s.Timeout: %w", id, err)
 			}
-			timeouts[id] = d
 		}
+		out = append(out, Function{
+			LogicalID: id,
+			Dir:       strings.ToLower(strings.TrimSuffix(id, "Function")),
+			Timeout:   timeout,
+			Route:     routes[id],
+		})
+	}
+	return out, nil
+}
+
+// FunctionTimeouts returns each function's Timeout by logical id.
+func (t *Template) FunctionTimeouts() (map[string]time.Duration, error) {
+	fns, err := t.Functions()
+	if err != nil {
+		return nil, err
+	}
+	timeouts := make(map[string]time.Duration, len(fns))
+	for _, f := range fns {
+		timeouts[f.LogicalID] = f.Timeout
 	}
 	return timeouts, nil
+}
+
+// subRef matches "${Name}" and "${Name.Attribute}" in an Fn::Sub string.
+var subRef = regexp.MustCompile(`\$\{([A-Za-z0-9]+)(?:\.[A-Za-z0-9]+)?\}`)
+
+// routeFunctions maps each function that a WebSocket route integrates with
+// to the route's key, following Route.Target ("integrations/${Integration}")
+// to Integration.IntegrationUri ("…/functions/${Function.Arn}/invocations").
+func (t *Template) routeFunctions() (map[string]string, error) {
+	out := map[string]string{}
+	for _, id := range t.OfType("AWS::ApiGatewayV2::Route") {
+		props := t.Resources[id].Properties
+		key, _ := props["RouteKey"].(string)
+		integration := subTarget(props["Target"], "integrations/")
+		if integration == "" {
+			continue // a route without a Lambda integration
+		}
+		r, ok := t.Resources[integration]
+		if !ok {
+			return nil, fmt.Errorf("route %s: no integration %s", id, integration)
+		}
+		fn := subTarget(r.Properties["IntegrationUri"], "/functions/")
+		if fn == "" {
+			return nil, fmt.Errorf("integration %s: its IntegrationUri names no function", integration)
+		}
+		out[fn] = key
+	}
+	return out, nil
+}
+
+// subTarget returns the resource an Fn::Sub string v refers to right after
+// prefix, or "".
+func subTarget(v any, prefix string) string {
+	m, _ := v.(map[string]any)
+	s, _ := m["Fn::Sub"].(string)
+	_, after, ok := strings.Cut(s, prefix)
+	if !ok {
+		return ""
+	}
+	match := subRef.FindStringSubmatch(after)
+	if match == nil || !strings.HasPrefix(after, match[0]) {
+		return ""
+	}
+	return match[1]
 }
 
 // seconds reads a Timeout: a whole number of seconds, 1 to 900 (Lambda's range).

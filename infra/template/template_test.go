@@ -1,7 +1,6 @@
 package template
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,8 +12,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-
-	"github.com/wsnotify/wsnotify/shared/testenv"
 )
 
 const intrinsics = `
@@ -143,18 +140,6 @@ func TestLoadFile(t *testing.T) {
 	if _, err := LoadFile(path + ".missing"); err == nil {
 		t.Fatal("LoadFile of a missing file succeeded")
 	}
-	// The embedded copy is the repository's file.
-	repo, err := LoadFile(filepath.Join(testenv.RepoRoot(t), "template.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	embedded, err := Repo()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(repo.Resources[ConnectionsTable].Properties, embedded.Resources[ConnectionsTable].Properties) {
-		t.Fatal("the embedded template differs from template.yaml")
-	}
 }
 
 func TestConnectionsTableInput(t *testing.T) {
@@ -223,24 +208,6 @@ func TestTableErrors(t *testing.T) {
 				t.Fatalf("CreateTableInput = %v, want %q", err, tc.want)
 			}
 		})
-	}
-}
-
-func TestCreateTableOnDynalite(t *testing.T) {
-	client := testenv.DynamoDB(testenv.Dynalite(t))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for i := range 2 {
-		if err := CreateTable(ctx, client, "conns"); err != nil {
-			t.Fatalf("CreateTable, call %d: %v", i+1, err)
-		}
-	}
-	out, err := client.DescribeTable(ctx, &dynamodb.DescribeTableInput{TableName: aws.String("conns")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if out.Table.TableStatus != types.TableStatusActive || len(out.Table.GlobalSecondaryIndexes) != 1 {
-		t.Fatalf("table %s with %d indexes, want ACTIVE with 1", out.Table.TableStatus, len(out.Table.GlobalSecondaryIndexes))
 	}
 }
 
@@ -378,6 +345,38 @@ Resources:
 		}
 		if got["JobEventsFunction"] != 120*time.Second || got["ConnectFunction"] != 10*time.Second || len(got) != 5 {
 			t.Fatalf("got %v", got)
+		}
+	})
+}
+
+func TestTheFunctionTableComesFromTheTemplate(t *testing.T) {
+	tpl, err := Repo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fns, err := tpl.Functions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range fns {
+		got = append(got, fmt.Sprintf("%s dir=%s timeout=%v route=%q", f.LogicalID, f.Dir, f.Timeout, f.Route))
+	}
+	want := []string{
+		`ConnectFunction dir=connect timeout=10s route="$connect"`,
+		`DefaultFunction dir=default timeout=10s route="$default"`,
+		`DisconnectFunction dir=disconnect timeout=10s route="$disconnect"`,
+		`JobEventsFunction dir=jobevents timeout=2m0s route=""`,
+		`S3UploadFunction dir=s3upload timeout=30s route=""`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("functions:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	t.Run("a route to an integration that does not exist is an error", func(t *testing.T) {
+		tpl, _ := Load([]byte("Resources:\n  R:\n    Type: AWS::ApiGatewayV2::Route\n    Properties:\n      RouteKey: $connect\n      Target: !Sub \"integrations/${Nope}\"\n"))
+		if _, err := tpl.Functions(); err == nil || !strings.Contains(err.Error(), "no integration Nope") {
+			t.Fatalf("err = %v", err)
 		}
 	})
 }

@@ -6,17 +6,28 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/wsnotify/wsnotify/infra/template"
 )
 
 // Functions maps each Lambda function's logical id in template.yaml to the
-// directory of its main under functions/.
-var Functions = map[string]string{
-	"ConnectFunction":    "connect",
-	"DisconnectFunction": "disconnect",
-	"DefaultFunction":    "default",
-	"JobEventsFunction":  "jobevents",
-	"S3UploadFunction":   "s3upload",
-}
+// directory of its main under functions/, as the template's function table
+// (infra/template) gives them.
+var Functions = func() map[string]string {
+	tpl, err := template.Repo()
+	if err != nil {
+		panic(err)
+	}
+	fns, err := tpl.Functions()
+	if err != nil {
+		panic(err)
+	}
+	dirs := make(map[string]string, len(fns))
+	for _, f := range fns {
+		dirs[f.LogicalID] = f.Dir
+	}
+	return dirs
+}()
 
 // DynamoDB returns a client for a local DynamoDB-compatible endpoint, with
 // the dummy credentials and region such a server accepts.

@@ -9,14 +9,19 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/wsnotify/wsnotify/infra/template"
 )
 
-// The functions of template.yaml, by logical id: the names the Invoke API
-// serves and Config.FunctionEndpoints takes.
+// The functions local mode wires by name: their handlers in-process and
+// the WebSocket routes. Everything else about a function (which exist, their
+// timeouts, which a route invokes) comes from template.yaml (functionTable).
 const (
 	ConnectFunction    = "ConnectFunction"
 	DisconnectFunction = "DisconnectFunction"
@@ -25,9 +30,37 @@ const (
 	S3UploadFunction   = "S3UploadFunction"
 )
 
+// functionTable is template.yaml's functions by logical id, read once.
+var functionTable = sync.OnceValues(func() (map[string]template.Function, error) {
+	tpl, err := template.Repo()
+	if err != nil {
+		return nil, err
+	}
+	fns, err := tpl.Functions()
+	if err != nil {
+		return nil, fmt.Errorf("template.yaml: %w", err)
+	}
+	table := make(map[string]template.Function, len(fns))
+	for _, f := range fns {
+		table[f.LogicalID] = f
+	}
+	for _, name := range []string{ConnectFunction, DisconnectFunction, DefaultFunction, JobEventsFunction, S3UploadFunction} {
+		if _, ok := table[name]; !ok {
+			return nil, fmt.Errorf("template.yaml has no function %s, which local mode serves", name)
+		}
+	}
+	return table, nil
+})
+
 // FunctionNames returns the logical ids of the template's functions, sorted.
 func FunctionNames() []string {
-	return []string{ConnectFunction, DefaultFunction, DisconnectFunction, JobEventsFunction, S3UploadFunction}
+	table, _ := functionTable()
+	names := make([]string, 0, len(table))
+	for name := range table {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
 }
 
 // CheckFunctionEndpoint reports whether name is a function of the template
@@ -46,16 +79,14 @@ func CheckFunctionEndpoint(name, rawURL string) error {
 // isRouteFunction reports whether name is the function of a WebSocket
 // route, which only API Gateway (here: the WebSocket endpoint) invokes.
 func isRouteFunction(name string) bool {
-	return name == ConnectFunction || name == DisconnectFunction || name == DefaultFunction
+	table, _ := functionTable()
+	return table[name].Route != ""
 }
 
 func isFunctionName(name string) bool {
-	for _, n := range FunctionNames() {
-		if n == name {
-			return true
-		}
-	}
-	return false
+	table, _ := functionTable()
+	_, ok := table[name]
+	return ok
 }
 
 // endpoint is a Lambda function's Invoke API served by another process:

@@ -14,7 +14,6 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/wsnotify/wsnotify/infra/template"
 	"github.com/wsnotify/wsnotify/shared/auth"
 	"github.com/wsnotify/wsnotify/shared/event"
 	"github.com/wsnotify/wsnotify/shared/handler"
@@ -362,18 +361,13 @@ func (s *Server) logRequests(next http.Handler) http.Handler {
 // functionTimeouts is template.yaml's Timeout of each function, with the
 // overrides applied.
 func functionTimeouts(overrides map[string]time.Duration) (map[string]time.Duration, error) {
-	tpl, err := template.Repo()
+	table, err := functionTable()
 	if err != nil {
 		return nil, err
 	}
-	timeouts, err := tpl.FunctionTimeouts()
-	if err != nil {
-		return nil, fmt.Errorf("template.yaml: %w", err)
-	}
-	for _, name := range FunctionNames() {
-		if _, ok := timeouts[name]; !ok {
-			return nil, fmt.Errorf("template.yaml has no function %s", name)
-		}
+	timeouts := make(map[string]time.Duration, len(table))
+	for name, f := range table {
+		timeouts[name] = f.Timeout
 	}
 	for name, d := range overrides {
 		if !isFunctionName(name) || d <= 0 {
