@@ -73,18 +73,36 @@ type config struct {
 // then shuts down gracefully. stdout receives the start-up banner, whose
 // first line names the address; log receives everything else.
 func run(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout io.Writer, log *slog.Logger) error {
-	cfg, err := parseConfig(args, lookupEnv)
+	m, err := start(ctx, args, lookupEnv, stdout, log)
 	if err != nil {
 		return err
 	}
+	return m.wait(ctx)
+}
+
+// localMode is local mode started: its server serving on its listener.
+type localMode struct {
+	srv  *server.Server
+	addr string     // host:port it listens on
+	errc chan error // Serve's result
+	log  *slog.Logger
+}
+
+// start configures local mode, listens, prints the banner and starts
+// serving; wait runs it to its end.
+func start(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout io.Writer, log *slog.Logger) (*localMode, error) {
+	cfg, err := parseConfig(args, lookupEnv)
+	if err != nil {
+		return nil, err
+	}
 	if err := cfg.backend.open(ctx, log); err != nil {
-		return err
+		return nil, err
 	}
 	generated := ""
 	if len(cfg.apiKeys) == 0 {
 		key, err := auth.NewKey()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		generated = key
 		cfg.apiKeys = map[string]string{key: devOwner}
@@ -94,12 +112,11 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	srv, err := server.New(cfg.tokens.apply(cfg.backend.apply(cfg.limits.apply(server.Config{
 		APIKeys: cfg.apiKeys, ControlToken: string(cfg.controlToken), Logger: log}))))
 	if err != nil {
-		return fmt.Errorf("configure local mode: %w", err)
+		return nil, fmt.Errorf("configure local mode: %w", err)
 	}
-	observeServer(ctx, srv)
 	l, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return nil, fmt.Errorf("listen: %w", err)
 	}
 	if !server.IsLoopbackAddr(cfg.addr) {
 		log.Warn("listening beyond loopback: the WebSocket endpoint is reachable from the network; the Invoke and Management APIs require the control token",
@@ -109,18 +126,23 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 	cfg.backend.printBanner(stdout)
 	cfg.tokens.printBanner(stdout)
 
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(l) }()
+	m := &localMode{srv: srv, addr: l.Addr().String(), errc: make(chan error, 1), log: log}
+	go func() { m.errc <- srv.Serve(l) }()
+	return m, nil
+}
+
+// wait serves until ctx ends or serving fails, then shuts down gracefully.
+func (m *localMode) wait(ctx context.Context) error {
 	select {
-	case err := <-errc:
+	case err := <-m.errc:
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down")
+	m.log.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
-	err = srv.Shutdown(shutdownCtx)
-	return errors.Join(err, <-errc)
+	err := m.srv.Shutdown(shutdownCtx)
+	return errors.Join(err, <-m.errc)
 }
 
 // parseConfig reads the flags, each defaulting to its environment variable.

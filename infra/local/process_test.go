@@ -122,18 +122,22 @@ type localModeRun struct {
 	stop   func() error        // cancels run's context and returns run's error
 }
 
-// runLocalMode starts run with args (after --addr 127.0.0.1:0) and env as
-// its only environment, logging at debug level as text into logs.
+// runLocalMode starts local mode as run does, with args (after --addr
+// 127.0.0.1:0) and env as its only environment, logging at debug level as
+// text into logs; stop ends it as a signal would.
 func runLocalMode(t *testing.T, env map[string]string, args ...string) *localModeRun {
 	t.Helper()
 	r := &localModeRun{stdout: &testenv.SyncBuffer{}, logs: &testenv.SyncBuffer{}}
 	log := slog.New(slog.NewTextHandler(io.MultiWriter(r.logs, verboseLog()), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	started := make(chan *server.Server, 1)
-	ctx, cancel := context.WithCancel(withServerObserver(context.Background(), func(s *server.Server) { started <- s }))
+	ctx, cancel := context.WithCancel(context.Background())
+	m, err := start(ctx, append([]string{"--addr", "127.0.0.1:0"}, args...), envOf(env), r.stdout, log)
+	if err != nil {
+		cancel()
+		t.Fatalf("start local mode: %v", err)
+	}
+	r.srv, r.addr = m.srv, m.addr
 	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, append([]string{"--addr", "127.0.0.1:0"}, args...), envOf(env), r.stdout, log)
-	}()
+	go func() { done <- m.wait(ctx) }()
 	var result error
 	stopped := false
 	r.stop = func() error {
@@ -148,28 +152,6 @@ func runLocalMode(t *testing.T, env map[string]string, args ...string) *localMod
 			t.Errorf("run: %v", err)
 		}
 	})
-
-	deadline := time.After(processWait)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for r.addr == "" {
-		select {
-		case r.srv = <-started:
-		case err := <-done:
-			stopped, result = true, err
-			t.Fatalf("run ended before serving: %v", err)
-		case <-deadline:
-			t.Fatal("run printed no banner")
-		case <-tick.C:
-			line, _, _ := strings.Cut(r.stdout.String(), "\n")
-			if addr, ok := strings.CutPrefix(line, bannerPrefix); ok && strings.Contains(r.stdout.String(), "\n") {
-				r.addr = addr
-			}
-		}
-	}
-	if r.srv == nil {
-		r.srv = <-started // handed over before the listener opened
-	}
 	return r
 }
 
