@@ -162,6 +162,7 @@ func TestDynalite(t *testing.T) {
 	})
 
 	t.Run("requests per publish and per connect", func(t *testing.T) { testRequestCounts(t, endpoint, client) })
+	t.Run("history", func(t *testing.T) { testHistory(t, endpoint, client) })
 }
 
 // conn returns the record of acct_1's client number i.
