@@ -163,6 +163,7 @@ func TestDynalite(t *testing.T) {
 
 	t.Run("requests per publish and per connect", func(t *testing.T) { testRequestCounts(t, endpoint, client) })
 	t.Run("history", func(t *testing.T) { testHistory(t, endpoint, client) })
+	t.Run("requests per record, replay page and snapshot", func(t *testing.T) { testHistoryRequestCounts(t, endpoint, client) })
 }
 
 // conn returns the record of acct_1's client number i.
