@@ -377,35 +377,49 @@ func (s *Store) RemoveClient(ctx context.Context, ownerID, clientID, connectionI
 // the owner's partition, page after page, so a client that connected just
 // before the call is never missed. Records come in client id order.
 func (s *Store) ListConnections(ctx context.Context, ownerID string, now time.Time) ([]store.Connection, error) {
-	in := &dynamodb.QueryInput{
+	var out []store.Connection
+	err := s.queryAll(ctx, &dynamodb.QueryInput{
 		TableName:                 &s.table,
 		KeyConditionExpression:    aws.String("pk = :pk"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(ownerPrefix + ownerID)},
 		ConsistentRead:            aws.Bool(true),
+	}, func(it map[string]types.AttributeValue) error {
+		c, err := parseConnection(it)
+		if err != nil {
+			return err
+		}
+		// Expired items are filtered here rather than by a FilterExpression:
+		// a filter saves no read capacity, and this keeps one expiry rule.
+		if !c.Expired(now) {
+			out = append(out, c)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("query connections of %s: %w", ownerID, err)
 	}
+	return out, nil
+}
+
+// queryAll runs in page after page (of the store's page limit, if set) and
+// hands each item to each, stopping at the first error.
+func (s *Store) queryAll(ctx context.Context, in *dynamodb.QueryInput, each func(map[string]types.AttributeValue) error) error {
 	if s.pageLimit > 0 {
 		in.Limit = aws.Int32(s.pageLimit)
 	}
-	var out []store.Connection
 	pages := dynamodb.NewQueryPaginator(s.db, in)
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("query connections of %s: %w", ownerID, err)
+			return err
 		}
 		for _, it := range page.Items {
-			c, err := parseConnection(it)
-			if err != nil {
-				return nil, fmt.Errorf("query connections of %s: %w", ownerID, err)
-			}
-			// Expired items are filtered here rather than by a FilterExpression:
-			// a filter saves no read capacity, and this keeps one expiry rule.
-			if !c.Expired(now) {
-				out = append(out, c)
+			if err := each(it); err != nil {
+				return err
 			}
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // LookupKey implements auth.KeyStore. The read is strongly consistent so

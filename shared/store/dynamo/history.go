@@ -60,8 +60,8 @@ const maxRecordAttempts = 4
 
 var errEmptyID = errors.New("event has no owner or no id")
 
-// RecordEvent implements notify.History with single-item writes only. Each
-// event has three items (four for a job event) beside the owner's counter,
+// RecordEvent implements notify.History with single-item writes only. An
+// event has two items (three for a job event) beside the owner's counter,
 // written in this order:
 //
 //  1. Claim: PutItem of the id marker id#<id> (the event's content, a random
@@ -357,11 +357,17 @@ func (s *Store) writeEvent(ctx context.Context, e store.Event) error {
 	return nil
 }
 
-// EventsSince implements notify.History: a consistent read of the counter,
-// then a consistent Query of the seq range (since, head], past the events
-// retention by count no longer holds, skipping expired ones. When since lies
-// above the oldest seq retention allows, one more Query finds the oldest
-// event still held, for the window (usually its first item).
+// EventsSince implements notify.History: a consistent GetItem of the
+// counter, then a consistent Query of the event items from since+1 (or from
+// the oldest seq retention by count keeps) up to the head, skipping expired
+// ones. When that range starts above the oldest seq retention by count
+// keeps, one more Query finds the oldest event still held, for the window
+// (its first item, unless expired ones lie before it).
+//
+// An event whose seq is taken but whose item is not written yet (its
+// publisher between steps 3 and 4 of RecordEvent) is missing from the
+// answer though below the head, while events above it may be there: its
+// publisher pushes it live once written, and a later replay has it.
 func (s *Store) EventsSince(ctx context.Context, owner string, since int64, limit, keep int, now time.Time) ([]store.Event, store.Window, error) {
 	head, err := s.head(ctx, owner)
 	if err != nil {
@@ -406,35 +412,28 @@ func (s *Store) CurrentJobs(ctx context.Context, owner string, keep int, now tim
 		return nil, store.Window{}, fmt.Errorf("current jobs of %s: %w", owner, err)
 	}
 	floor := heldFloor(head, keep)
-	in := &dynamodb.QueryInput{
+	var jobs []store.Event
+	err = s.queryAll(ctx, &dynamodb.QueryInput{
 		TableName:              &s.table,
 		KeyConditionExpression: aws.String("pk = :pk AND begins_with(sk, :job)"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":pk": str(historyPrefix + owner), ":job": str(jobPrefix),
 		},
 		ConsistentRead: aws.Bool(true),
-	}
-	if s.pageLimit > 0 {
-		in.Limit = aws.Int32(s.pageLimit)
-	}
-	var jobs []store.Event
-	pages := dynamodb.NewQueryPaginator(s.db, in)
-	for pages.HasMorePages() {
-		page, err := pages.NextPage(ctx)
+	}, func(it map[string]types.AttributeValue) error {
+		e, err := parseJob(owner, it)
 		if err != nil {
-			return nil, store.Window{}, fmt.Errorf("query jobs of %s: %w", owner, err)
+			return err
 		}
-		for _, it := range page.Items {
-			e, err := parseJob(owner, it)
-			if err != nil {
-				return nil, store.Window{}, fmt.Errorf("query jobs of %s: %w", owner, err)
-			}
-			// A job item newer than the head read above is left out, so
-			// the answer is the state as of that head.
-			if e.Type == string(event.TypeJobProgress) && e.Seq >= floor && e.Seq <= head && now.Before(e.ExpiresAt) {
-				jobs = append(jobs, e)
-			}
+		// A job item newer than the head read above is left out, so the
+		// answer is the state as of that head.
+		if e.Type == string(event.TypeJobProgress) && e.Seq >= floor && e.Seq <= head && now.Before(e.ExpiresAt) {
+			jobs = append(jobs, e)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, store.Window{}, fmt.Errorf("query jobs of %s: %w", owner, err)
 	}
 	sort.Slice(jobs, func(i, j int) bool { return jobs[i].Seq < jobs[j].Seq })
 	w := store.Window{Head: head, Oldest: head + 1}
