@@ -103,9 +103,9 @@ type Store struct {
 	// pageLimit, when positive, caps the items of one Query or Scan page, so
 	// tests can paginate with a few items. Zero leaves DynamoDB's 1 MB pages.
 	pageLimit int32
-	// inFlightWait, when positive, replaces the package's inFlightWait, so
-	// tests can see store.ErrEventInFlight without waiting seconds.
-	inFlightWait time.Duration
+	// inFlightWait and claimLease, when positive, replace the package's
+	// constants, so tests can see a wait or a lease run out in milliseconds.
+	inFlightWait, claimLease time.Duration
 }
 
 var (

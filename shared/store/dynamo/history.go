@@ -38,13 +38,15 @@ const (
 )
 
 // claimLease is how long an event's id stays with the publisher that claimed
-// it before that publisher numbers it. Past it, a redelivery takes the claim
-// over: the first publisher is taken for dead. It must stay above the
-// functions' Timeout in template.yaml (10 s), since a live publisher that
-// loses its claim loses the seq it took (a gap). It is short enough that an
-// S3 event's first asynchronous retry (about a minute later) or an SQS
-// redelivery (after the 12-minute visibility timeout) finds a dead
-// publisher's claim lapsed rather than failing on it.
+// it and has not numbered it yet. Past it, a redelivery takes the claim over:
+// the first publisher is taken for dead. RecordEvent gives up numbering after
+// half of it (and releases its claim), so a claim older than the lease is a
+// dead publisher's whatever the functions' timeouts (the job events
+// function's is 2 minutes), with half a minute to spare for a last request
+// still on its way. It is short enough that an S3 event's first
+// asynchronous retry (about a minute later) or an SQS redelivery (after the
+// 12-minute visibility timeout) finds a dead publisher's claim lapsed or
+// nearly so, rather than failing on it until its retries run out.
 const claimLease = time.Minute
 
 // inFlightWait bounds how long RecordEvent waits for another publisher that
@@ -87,20 +89,22 @@ var errEmptyID = errors.New("event has no owner or no id")
 // Every path that numbers an event goes through steps 2 and 3 in that order,
 // so an id never gets two seqs (no duplicate), and a seq taken at step 2
 // whose step 3 never happens is the only gap: the publisher dies or fails
-// between the two (a Lambda timeout, an error at step 3), or step 2's answer
-// is lost for good (every SDK attempt failed) or lost while another
-// publisher of the same owner took the next number, or the publisher
-// stalled past claimLease between the two and a redelivery took its claim
-// over. A gap is a seq that no event has: replay skips it. On an error
-// before step 3 the claim is released, so a redelivery need not wait for
-// the lease.
+// between the two (a Lambda timeout, an error at step 3, half the lease
+// spent), or step 2's answer is lost for good (every SDK attempt failed) or
+// lost while another publisher of the same owner took the next number. A
+// gap is a seq that no event has: replay skips it. On an error before step
+// 3 the claim is released, so a redelivery need not wait for the lease.
 func (s *Store) RecordEvent(ctx context.Context, e store.Event, keep int, now time.Time) (store.Event, bool, error) {
 	if e.OwnerID == "" || e.ID == "" {
 		return store.Event{}, false, fmt.Errorf("record event %q of %q: %w", e.ID, e.OwnerID, errEmptyID)
 	}
 	claim := rand.Text()
+	// Steps 1 to 3 end well within the lease (see claimLease); 4 and 5 are
+	// idempotent and need no claim.
+	numbering, cancel := context.WithTimeout(ctx, s.lease()/2)
+	defer cancel()
 	for range maxRecordAttempts {
-		m, mine, err := s.claimEvent(ctx, e, claim, now)
+		m, mine, err := s.claimEvent(numbering, e, claim, now)
 		if err != nil {
 			return store.Event{}, false, fmt.Errorf("record event %s of %s: %w", e.ID, e.OwnerID, err)
 		}
@@ -110,7 +114,7 @@ func (s *Store) RecordEvent(ctx context.Context, e store.Event, keep int, now ti
 			}
 			return m, true, nil
 		}
-		seq, committed, err := s.numberEvent(ctx, m.OwnerID, m.ID, claim)
+		seq, committed, err := s.numberEvent(numbering, m.OwnerID, m.ID, claim)
 		if err != nil {
 			return store.Event{}, false, fmt.Errorf("record event %s of %s: %w", e.ID, e.OwnerID, err)
 		}
@@ -177,7 +181,7 @@ claiming:
 			case m.claim == claim:
 				// Our own put, resent by the SDK after its answer was lost.
 				return m.event, true, nil
-			case !now.Before(m.claimedAt.Add(claimLease)):
+			case !now.Before(m.claimedAt.Add(s.lease())):
 				took, err := s.takeOver(ctx, e.OwnerID, e.ID, m.claim, claim, now)
 				if err != nil {
 					return store.Event{}, false, err
@@ -548,6 +552,13 @@ func (s *Store) getItem(ctx context.Context, key map[string]types.AttributeValue
 		return nil, err
 	}
 	return out.Item, nil
+}
+
+func (s *Store) lease() time.Duration {
+	if s.claimLease > 0 {
+		return s.claimLease
+	}
+	return claimLease
 }
 
 func (s *Store) waitInFlight() time.Duration {

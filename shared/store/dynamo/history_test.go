@@ -80,7 +80,7 @@ func shape(it map[string]types.AttributeValue) map[string]string {
 type faultyDB struct {
 	api
 	beforeGet  func(in *dynamodb.GetItemInput)
-	failUpdate func(in *dynamodb.UpdateItemInput) error
+	failUpdate func(ctx context.Context, in *dynamodb.UpdateItemInput) error
 }
 
 func (f faultyDB) GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
@@ -92,7 +92,7 @@ func (f faultyDB) GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns
 
 func (f faultyDB) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
 	if f.failUpdate != nil {
-		if err := f.failUpdate(in); err != nil {
+		if err := f.failUpdate(ctx, in); err != nil {
 			return nil, err
 		}
 	}
@@ -320,7 +320,7 @@ func testHistory(t *testing.T, endpoint string, client *dynamodb.Client) {
 			s := New(client, newTable(t, client))
 			plain := s.db
 			throttled := errors.New("throttled")
-			s.db = faultyDB{api: plain, failUpdate: func(in *dynamodb.UpdateItemInput) error {
+			s.db = faultyDB{api: plain, failUpdate: func(_ context.Context, in *dynamodb.UpdateItemInput) error {
 				if *in.UpdateExpression == x.expr {
 					return throttled
 				}
@@ -339,6 +339,26 @@ func testHistory(t *testing.T, endpoint string, client *dynamodb.Client) {
 			}
 		})
 	}
+
+	t.Run("a publisher that cannot number within half the lease gives up and releases its claim", func(t *testing.T) {
+		s := New(client, newTable(t, client))
+		s.claimLease = 200 * time.Millisecond
+		plain := s.db
+		s.db = faultyDB{api: plain, failUpdate: func(ctx context.Context, in *dynamodb.UpdateItemInput) error {
+			if strings.HasPrefix(*in.UpdateExpression, "ADD") {
+				<-ctx.Done() // DynamoDB throttling, retried until the deadline
+				return ctx.Err()
+			}
+			return nil
+		}}
+		e := historyEvent("msg-1", "file_uploaded", "")
+		if _, _, err := s.RecordEvent(testCtx(t), e, 10, at); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("RecordEvent = %v, want the deadline exceeded", err)
+		}
+		if it, err := s.getItem(testCtx(t), markerKey("acct_1", e.ID)); err != nil || len(it) != 0 {
+			t.Fatalf("marker = %v, %v; want it released", shape(it), err)
+		}
+	})
 
 	for _, x := range []struct{ step, op, match string }{
 		{"claiming the id", "PutItem", `"S":"id#`},
