@@ -31,6 +31,13 @@ var ErrNotFound = errors.New("connection not found")
 // record it was conditioned on is no longer there as it was.
 var ErrConditionFailed = errors.New("connection record changed concurrently")
 
+// ErrEventInFlight is returned by a history's RecordEvent when another
+// publisher holds the event's id and has not numbered it yet: a redelivery
+// racing its first delivery for longer than the store waits, or a publisher
+// that died mid-way, until the store takes its claim over. It is transient:
+// retry the record later (a trigger's redelivery does).
+var ErrEventInFlight = errors.New("event is being recorded by another publisher")
+
 // ClientTakenError is returned by Put when a live record already holds the
 // owner's client id. Existing is that record, so the caller can decide whether
 // it is stale (its connection gone) and replace it.

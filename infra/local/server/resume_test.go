@@ -30,7 +30,7 @@ var resumeScenarios = []struct {
 
 func TestResumeOnEveryStore(t *testing.T) {
 	t.Parallel()
-	for _, setup := range storeSetups[:1] { // the DynamoDB history lands next
+	for _, setup := range storeSetups {
 		t.Run("on "+setup.name, func(t *testing.T) {
 			t.Parallel()
 			store := setup.start(t)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/wsnotify/wsnotify/infra/template"
 	"github.com/wsnotify/wsnotify/shared/auth"
+	"github.com/wsnotify/wsnotify/shared/notify"
 	"github.com/wsnotify/wsnotify/shared/store"
 	"github.com/wsnotify/wsnotify/shared/store/storetest"
 	"github.com/wsnotify/wsnotify/shared/testenv"
@@ -66,6 +67,15 @@ func TestDynalite(t *testing.T) {
 		storetest.Run(t, func(t *testing.T) storetest.Store {
 			s := New(client, newTable(t, client))
 			s.pageLimit = testPageLimit
+			return s
+		})
+	})
+
+	t.Run("the history contract suite passes", func(t *testing.T) {
+		storetest.RunHistory(t, func(t *testing.T) notify.History {
+			s := New(client, newTable(t, client))
+			// Small pages, so replays and the jobs' Query cross pages.
+			s.pageLimit = 4
 			return s
 		})
 	})
@@ -152,6 +162,8 @@ func TestDynalite(t *testing.T) {
 	})
 
 	t.Run("requests per publish and per connect", func(t *testing.T) { testRequestCounts(t, endpoint, client) })
+	t.Run("history", func(t *testing.T) { testHistory(t, endpoint, client) })
+	t.Run("requests per record, replay page and snapshot", func(t *testing.T) { testHistoryRequestCounts(t, endpoint, client) })
 }
 
 // conn returns the record of acct_1's client number i.

@@ -1,13 +1,39 @@
-// Package dynamo is the DynamoDB store of connection records and API keys:
-// one table, single-item conditional writes only (no transactions, no
-// PartiQL), as DESIGN.md's "DynamoDB model" describes.
+// Package dynamo is the DynamoDB store of connection records, API keys and
+// each owner's event history: one table, single-item conditional writes only
+// (no transactions, no PartiQL), as DESIGN.md's "DynamoDB model" describes.
 //
-//	pk = "owner#<ownerId>"  sk = "client#<clientId>"  connectionId, connectedAt, expiresAt
-//	pk = "key#<sha256hex>"  sk = "key"                ownerId, name, createdAt, revoked
+//	pk = "owner#<ownerId>"    sk = "client#<clientId>"  connectionId, connectedAt, expiresAt
+//	pk = "key#<sha256hex>"    sk = "key"                ownerId, name, createdAt, revoked
+//	pk = "history#<ownerId>"  sk = "head"               head, ticket
+//	                          sk = "seq#<seq, 20 digits>"  id, type, jobId, body, expiresAt
+//	                          sk = "id#<eventId>"       seq, type, jobId, body, claim, claimedAt, expiresAt
+//	                          sk = "job#<jobId>"        seq, id, type, body, expiresAt
 //	GSI "byConnection": hash key connectionId
 //
 // expiresAt is the table's TTL attribute, in epoch seconds. TTL deletion lags
 // by hours, so every read also treats an item past its expiresAt as absent.
+//
+// The history (history.go) has a partition of its own per owner, so the
+// fan-out's and the connection cap's Query of owner#<ownerId> never reads
+// it, and no history item has a connectionId, so none enters the index.
+// Its items:
+//
+//   - head: the owner's counter, the last seq given (ADD head 1 per event),
+//     with the ticket of the last update (see nextSeq). It never expires: a
+//     counter that started again at 1 would reuse seqs clients hold.
+//   - seq#: one event, its body (binary) as published; a Query of a seq
+//     range replays events in order (the zero padding makes string order
+//     seq order).
+//   - id#: the event's id marker, for redeliveries: written first, with the
+//     event's content and the claim of the publisher numbering it, then its
+//     seq. A redelivery finds it and gets the same event back.
+//   - job#: the seq, type and id of the job's latest event, with its body
+//     while the job runs (job_progress), for CurrentJobs.
+//
+// Every history item but the counter carries its event's expiresAt, so TTL
+// deletes an event, its marker and (unless a newer event moved it) its job
+// item together. Retention by count is applied on reads only: seqs at or
+// below head-keep are not read, and leave with their TTL.
 package dynamo
 
 import (
@@ -69,19 +95,23 @@ type api interface {
 	Scan(ctx context.Context, in *dynamodb.ScanInput, optFns ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
 }
 
-// Store keeps connection records and API keys in one DynamoDB table. It is
-// safe for concurrent use.
+// Store keeps connection records, API keys and event histories in one
+// DynamoDB table. It is safe for concurrent use.
 type Store struct {
 	db    api
 	table string
 	// pageLimit, when positive, caps the items of one Query or Scan page, so
 	// tests can paginate with a few items. Zero leaves DynamoDB's 1 MB pages.
 	pageLimit int32
+	// inFlightWait and claimLease, when positive, replace the package's
+	// constants, so tests can see a wait or a lease run out in milliseconds.
+	inFlightWait, claimLease time.Duration
 }
 
 var (
-	_ notify.Store  = (*Store)(nil)
-	_ auth.KeyStore = (*Store)(nil)
+	_ notify.Store   = (*Store)(nil)
+	_ notify.History = (*Store)(nil)
+	_ auth.KeyStore  = (*Store)(nil)
 )
 
 // New returns a Store over the table named table, created from
@@ -347,35 +377,49 @@ func (s *Store) RemoveClient(ctx context.Context, ownerID, clientID, connectionI
 // the owner's partition, page after page, so a client that connected just
 // before the call is never missed. Records come in client id order.
 func (s *Store) ListConnections(ctx context.Context, ownerID string, now time.Time) ([]store.Connection, error) {
-	in := &dynamodb.QueryInput{
+	var out []store.Connection
+	err := s.queryAll(ctx, &dynamodb.QueryInput{
 		TableName:                 &s.table,
 		KeyConditionExpression:    aws.String("pk = :pk"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(ownerPrefix + ownerID)},
 		ConsistentRead:            aws.Bool(true),
+	}, func(it map[string]types.AttributeValue) error {
+		c, err := parseConnection(it)
+		if err != nil {
+			return err
+		}
+		// Expired items are filtered here rather than by a FilterExpression:
+		// a filter saves no read capacity, and this keeps one expiry rule.
+		if !c.Expired(now) {
+			out = append(out, c)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("query connections of %s: %w", ownerID, err)
 	}
+	return out, nil
+}
+
+// queryAll runs in page after page (of the store's page limit, if set) and
+// hands each item to each, stopping at the first error.
+func (s *Store) queryAll(ctx context.Context, in *dynamodb.QueryInput, each func(map[string]types.AttributeValue) error) error {
 	if s.pageLimit > 0 {
 		in.Limit = aws.Int32(s.pageLimit)
 	}
-	var out []store.Connection
 	pages := dynamodb.NewQueryPaginator(s.db, in)
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("query connections of %s: %w", ownerID, err)
+			return err
 		}
 		for _, it := range page.Items {
-			c, err := parseConnection(it)
-			if err != nil {
-				return nil, fmt.Errorf("query connections of %s: %w", ownerID, err)
-			}
-			// Expired items are filtered here rather than by a FilterExpression:
-			// a filter saves no read capacity, and this keeps one expiry rule.
-			if !c.Expired(now) {
-				out = append(out, c)
+			if err := each(it); err != nil {
+				return err
 			}
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // LookupKey implements auth.KeyStore. The read is strongly consistent so

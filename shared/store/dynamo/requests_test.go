@@ -25,7 +25,11 @@ import (
 // follows, on DynamoDB and dynalite alike; Q(n) = 1 with DynamoDB's own 1 MB
 // pages, which hold some 9,000 of our items with short client ids):
 //
-//   - publish: Q(n) Queries, plus 1 DeleteItem per gone connection.
+//   - publish: Q(n) Queries, plus 1 DeleteItem per gone connection, plus
+//     the history's record of an owner-wide event: 2 PutItem (its id
+//     marker, the event) and 2 UpdateItem (the owner's counter, the seq on
+//     the marker), and 1 UpdateItem more for a job event (the job's state).
+//     The history's cost is the same whatever the number of connections.
 //   - connect: GetItem of the key, Q(n) Queries for notify's per-owner
 //     connection cap, PutItem.
 //   - refused connect: the same plus a consistent GetItem of the holder
@@ -77,7 +81,7 @@ func testRequestCounts(t *testing.T, endpoint string, plain *dynamodb.Client) {
 				if err != nil || res.Delivered != n {
 					t.Fatalf("Publish = %+v, %v; want %d delivered", res, err, n)
 				}
-				check("publish, "+pagesOf(limit), map[string]int{"Query": queries(n, limit)})
+				check("publish, "+pagesOf(limit), map[string]int{"Query": queries(n, limit), "PutItem": 2, "UpdateItem": 3})
 			}
 
 			// notify checks the owner's connection cap on connect with the
@@ -93,7 +97,7 @@ func testRequestCounts(t *testing.T, endpoint string, plain *dynamodb.Client) {
 			if err != nil || res.Delivered != n || res.Gone != 1 {
 				t.Fatalf("Publish = %+v, %v; want %d delivered, 1 gone", res, err, n)
 			}
-			check("publish, one connection gone", map[string]int{"Query": 1, "DeleteItem": 1})
+			check("publish, one connection gone", map[string]int{"Query": 1, "DeleteItem": 1, "PutItem": 2, "UpdateItem": 3})
 
 			_, err = n1.Connect(ctx, notify.ConnectRequest{Token: key, ClientID: "fresh", ConnectionID: "Fresh0000000002="})
 			if notify.ErrorCode(err) != notify.CodeConflict {
