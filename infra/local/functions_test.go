@@ -13,17 +13,13 @@ import (
 	"github.com/wsnotify/wsnotify/shared/testenv"
 )
 
-// TestTheSeedsNodeClientThroughTheLambdaBinaries runs the cloud's code
-// path on one machine: the five Lambda binaries under the Runtime Interface
-// Emulator on one dynalite table, pushing through local mode's Management
-// API, and local mode in front of them with --function-endpoint, serving the
-// seed's Node client and forwarding its Invoke API to the binaries.
-func TestTheSeedsNodeClientThroughTheLambdaBinaries(t *testing.T) {
-	t.Parallel()
-	const key, owner, table = "wsn_lambda_test_key", "acct_lambda", "wsnotify-functions"
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-
+// startBinaries runs the five Lambda binaries under the Runtime Interface
+// Emulator on a fresh dynalite table holding key for owner, pushing through
+// local mode's Management API, and local mode in front of them with
+// --function-endpoint. It returns local mode's address, the table's store
+// and the emulators.
+func startBinaries(ctx context.Context, t *testing.T, key, owner, table string) (string, *dynamo.Store, map[string]*testenv.Lambda) {
+	t.Helper()
 	dynamoEndpoint := testenv.Dynalite(t)
 	db := testenv.DynamoDB(dynamoEndpoint)
 	if err := template.CreateTable(ctx, db, table); err != nil {
@@ -33,7 +29,6 @@ func TestTheSeedsNodeClientThroughTheLambdaBinaries(t *testing.T) {
 	if err := st.PutKey(ctx, auth.Key{Hash: auth.Hash(key), OwnerID: owner, Name: "test", CreatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-
 	// The functions push to local mode's stage URL, so its port is chosen
 	// before they start, and local mode after them, on that port.
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
@@ -47,6 +42,21 @@ func TestTheSeedsNodeClientThroughTheLambdaBinaries(t *testing.T) {
 	if got := startLocalMode(t, args...); got != addr {
 		t.Fatalf("local mode listens on %s, want %s", got, addr)
 	}
+	return addr, st, lambdas
+}
+
+// TestTheSeedsNodeClientThroughTheLambdaBinaries runs the cloud's code
+// path on one machine: the five Lambda binaries under the Runtime Interface
+// Emulator on one dynalite table, pushing through local mode's Management
+// API, and local mode in front of them with --function-endpoint, serving the
+// seed's Node client and forwarding its Invoke API to the binaries.
+func TestTheSeedsNodeClientThroughTheLambdaBinaries(t *testing.T) {
+	t.Parallel()
+	const key, owner, table = "wsn_lambda_test_key", "acct_lambda", "wsnotify-functions"
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	addr, st, lambdas := startBinaries(ctx, t, key, owner, table)
 
 	client := startSeedClient(t, addr, key)
 	t.Run("the jobevents and s3upload binaries deliver every event type", func(t *testing.T) {
