@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -113,13 +114,38 @@ func TestTheDemoPageShowsJobsErrorsUploadsAndTheConnectionInChromium(t *testing.
 	p.screenshot(t, out)
 	t.Logf("screenshot: %s", out)
 
-	t.Run("the connection state, as the client reconnects", func(t *testing.T) {
-		conns, err := d.srv.Store().ListConnections(ctx, owner, time.Now())
-		if err != nil || len(conns) != 1 {
-			t.Fatalf("connections of the demo owner: %v %v", conns, err)
-		}
-		if err := d.srv.Hub().Close(conns[0].ConnectionID); err != nil {
+	t.Run("a page opened during the run shows the jobs still running at once", func(t *testing.T) {
+		var footer string
+		if err := p.eval(t, q("#footer"), &footer); err != nil {
 			t.Fatal(err)
+		}
+		if strings.HasSuffix(footer, "seq –") {
+			t.Skipf("NEEDS RESUME (issue 10): the server numbers no events (the page shows %q); this test runs once it does", footer)
+		}
+		late := b.newPage(t, 1100, 600)
+		late.navigate(t, d.pageURL())
+		late.waitFor(t, "the running job", q(`[data-job-id="job_2_photos"] .pct`)+` === '58%' && `+
+			q(`[data-job-id="job_2_photos"] .current`)+` === 'Photos/2024/IMG_4106.jpg (7/12)'`)
+		late.waitFor(t, "no finished job", `document.querySelectorAll('.job').length === 1`)
+	})
+	t.Run("the connection state, as the client reconnects", func(t *testing.T) {
+		var footer string
+		if err := p.eval(t, q("#footer"), &footer); err != nil {
+			t.Fatal(err)
+		}
+		clientID, _, _ := strings.Cut(strings.TrimPrefix(footer, "client "), " ")
+		conns, err := d.srv.Store().ListConnections(ctx, owner, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		closed := false
+		for _, c := range conns {
+			if c.ClientID == clientID {
+				closed = d.srv.Hub().Close(c.ConnectionID) == nil
+			}
+		}
+		if !closed {
+			t.Fatalf("no connection of the page's client %q among %v", clientID, conns)
 		}
 		p.waitFor(t, "connecting, then open again", `shownStates.join(' ') === 'connecting open'`)
 	})
