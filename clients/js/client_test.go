@@ -559,3 +559,16 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		}
 	}
 }
+
+func TestTheTypeDeclarationsFitTheModulesUse(t *testing.T) {
+	tsc := filepath.Join(testenv.NodeModules(t), "typescript", "bin", "tsc")
+	if _, err := os.Stat(tsc); err != nil {
+		t.Fatalf("the TypeScript compiler is not installed at %s: run `make test` (it runs `npm ci` in infra/node)", tsc)
+	}
+	cmd := exec.Command(testenv.Node(t), tsc, "--noEmit", "--strict", "--target", "es2022", "--lib", "es2022,dom",
+		"--module", "nodenext", "--moduleResolution", "nodenext", "test/types.ts")
+	cmd.Dir = dir(t)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("tsc test/types.ts: %v\n%s", err, out)
+	}
+}

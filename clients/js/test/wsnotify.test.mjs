@@ -105,7 +105,7 @@ async function socket(Socket, n) {
 
 const ev = (seq, extra = {}) => ({ type: 'job_progress', jobId: 'j', progress: seq, processedCount: seq, totalCount: 100, currentFile: `f${seq}`, id: `e${seq}`, seq, ...extra });
 
-test('connects to the seed path with the token, asks for the current state, then delivers it in seq order', async () => {
+test('connects to /api/v1/ws/{clientId} with the token, asks for the current state, then delivers it in seq order', async () => {
   const { client, Socket, seen, states } = setup({ clientId: 'tab-1' });
   const s = await socket(Socket, 0);
   assert.equal(s.url.pathname, '/api/v1/ws/tab-1');
