@@ -74,7 +74,7 @@ func TestTheDemoPageShowsJobsErrorsUploadsAndTheConnectionInChromium(t *testing.
 		p.waitFor(t, "its current file", q(card+" .current")+` === 'document.pdf (65/100)'`)
 	})
 	t.Run("an upload: its name and size", func(t *testing.T) {
-		if err := sim.upload(ctx, "newfile.pdf", 512000, "seed"); err != nil {
+		if err := sim.upload(ctx, "newfile.pdf", 512000, "example"); err != nil {
 			t.Fatal(err)
 		}
 		p.waitFor(t, "the file's row", q("#files tr .name")+` === 'newfile.pdf' && `+q("#files tr .size")+` === '512 kB'`)
