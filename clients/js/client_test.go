@@ -146,7 +146,9 @@ func (l *logCounter) Handle(ctx context.Context, r slog.Record) error {
 
 // Enabled takes every line from Info up: the request lines are counted
 // even when the log itself is discarded.
-func (l *logCounter) Enabled(_ context.Context, level slog.Level) bool { return level >= slog.LevelInfo }
+func (l *logCounter) Enabled(_ context.Context, level slog.Level) bool {
+	return level >= slog.LevelInfo
+}
 
 func (l *logCounter) WithGroup(name string) slog.Handler {
 	return &logCounter{Handler: l.Handler.WithGroup(name), mu: l.mu, refused: l.refused}
@@ -261,7 +263,6 @@ type nodeClient struct {
 	lines    <-chan string
 	stdin    io.WriteCloser
 	stderr   *testenv.SyncBuffer
-	exited   chan struct{}
 	events   []map[string]any
 	states   []string
 	deadline <-chan time.Time
@@ -276,28 +277,9 @@ func startClient(t *testing.T, m *localMode, options map[string]any) *nodeClient
 		opts[k] = v
 	}
 	js, _ := json.Marshal(opts)
-	cmd := exec.Command(testenv.Node(t), filepath.Join(dir(t), "test", "harness.mjs"))
-	cmd.Env = append(os.Environ(), "WSNOTIFY_NODE_MODULES="+testenv.NodeModules(t), "WSNOTIFY_OPTIONS="+string(js))
-	c := &nodeClient{stderr: &testenv.SyncBuffer{}, exited: make(chan struct{}), deadline: time.After(2 * wait)}
-	cmd.Stderr = c.stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.stdin, err = cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start node: %v", err)
-	}
-	c.lines = testenv.Lines(stdout)
-	go func() { _ = cmd.Wait(); close(c.exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		for range c.lines {
-		}
-		<-c.exited
-	})
+	p := testenv.StartNode(t, []string{"WSNOTIFY_NODE_MODULES=" + testenv.NodeModules(t), "WSNOTIFY_OPTIONS=" + string(js)},
+		filepath.Join(dir(t), "test", "harness.mjs"))
+	c := &nodeClient{lines: p.Lines, stdin: p.Stdin, stderr: p.Stderr, deadline: time.After(2 * wait)}
 	return c
 }
 
@@ -493,7 +475,7 @@ func TestA409MakesTheClientRetryWithAFreshClientID(t *testing.T) {
 
 	c := startClient(t, m, map[string]any{"clientId": "tab-1"})
 	c.until(t, "open", func() bool { return c.opens() == 1 })
-	eventually(t, "the 409 in the request log", func() bool { return m.log.count(http.StatusConflict) == 1 })
+	testenv.Eventually(t, wait, "the 409 in the request log", func() bool { return m.log.count(http.StatusConflict) == 1 })
 	m.publish(t, "job_409", 1, 1, 1)
 	c.until(t, "the event", func() bool { return len(c.progressOf("job_409")) == 1 })
 	conns, err := m.store.ListConnections(ctx, owner, time.Now())
@@ -523,7 +505,7 @@ func TestA401StopsTheClientWithoutAReconnectLoop(t *testing.T) {
 	if len(c.events) != 1 || c.events[0]["code"] != "UNAUTHORIZED" {
 		t.Fatalf("events %v, want one UNAUTHORIZED error", c.events)
 	}
-	eventually(t, "the 401 in the request log", func() bool { return m.log.count(http.StatusUnauthorized) >= 1 })
+	testenv.Eventually(t, wait, "the 401 in the request log", func() bool { return m.log.count(http.StatusUnauthorized) >= 1 })
 	if got := m.log.count(http.StatusUnauthorized); got != 1 {
 		t.Fatalf("%d handshakes refused with 401, want 1", got)
 	}
@@ -542,22 +524,7 @@ func TestCloseEndsTheClient(t *testing.T) {
 	if got := strings.Join(c.states, " "); got != "open closed" {
 		t.Fatalf("states %s", got)
 	}
-	eventually(t, "the server to let the connection go", func() bool { return m.srv.Hub().Len() == 0 })
-}
-
-// eventually polls cond until it holds, failing the test after wait.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.After(wait)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline:
-			t.Fatalf("timed out waiting for %s", what)
-		case <-tick.C:
-		}
-	}
+	testenv.Eventually(t, wait, "the server to let the connection go", func() bool { return m.srv.Hub().Len() == 0 })
 }
 
 func TestTheTypeDeclarationsFitTheModulesUse(t *testing.T) {
