@@ -184,7 +184,9 @@ class Client {
     this.#dropConn();
     if (this.#stopped) return;
     if (!conn.opened) {
-      this.#failures++;
+      // Only where the status is unknown does a run of failures mean
+      // anything, and not while the browser knows it is offline.
+      if (!conn.canSeeStatus && !offline()) this.#failures++;
       if (conn.status === 401 || conn.status === 403) {
         this.#stop();
         this.#emitError(conn.status === 401 ? 'UNAUTHORIZED' : 'FORBIDDEN',
@@ -198,7 +200,7 @@ class Client {
       if (conn.status === 409 || !conn.canSeeStatus) {
         this.#clientId = randomId();
       }
-      if (!conn.canSeeStatus && this.#failures >= this.#opts.maxFailures && !offline()) {
+      if (this.#failures >= this.#opts.maxFailures) {
         this.#stop();
         this.#emitError('CONNECT_FAILED',
           `${this.#failures} connection attempts failed before opening: the token may be refused, or the server unreachable`);
@@ -207,6 +209,7 @@ class Client {
       }
     }
     this.#setState('connecting');
+    if (this.#stopped) return; // a state listener closed the client
     const cap = Math.min(this.#opts.maxDelay, this.#opts.minDelay * 2 ** Math.min(this.#attempt, 30));
     this.#attempt++;
     // Equal jitter: at least half the step, so a crowd of clients that lost

@@ -261,11 +261,14 @@ test('in a browser, stops after maxFailures failed handshakes in a row, with CON
 
 test('in a browser that is offline, failed handshakes do not count toward maxFailures', async () => {
   const had = Object.getOwnPropertyDescriptor(globalThis, 'navigator');
-  Object.defineProperty(globalThis, 'navigator', { value: { onLine: false }, configurable: true });
+  Object.defineProperty(globalThis, 'navigator', { value: { onLine: false }, configurable: true, writable: true });
   try {
     const { client, Socket } = setup({ maxFailures: 2 });
     for (let i = 0; i < 4; i++) (await socket(Socket, i)).fail();
-    await socket(Socket, 4);
+    // Back online: the count starts from nothing.
+    globalThis.navigator.onLine = true;
+    (await socket(Socket, 4)).fail();
+    await socket(Socket, 5);
     assert.equal(client.state, 'connecting');
     client.close();
   } finally {
@@ -298,6 +301,19 @@ test('with ws, a 409 retries with a fresh client id; other failures keep the id 
   s3.open();
   assert.equal(client.state, 'open');
   client.close();
+});
+
+test('a state listener that closes the client leaves no reconnect behind', async () => {
+  const { client, Socket } = setup();
+  client.on('state', (s) => {
+    if (s === 'connecting') client.close();
+  });
+  const s = await socket(Socket, 0);
+  s.open();
+  s.drop();
+  assert.equal(client.state, 'closed');
+  await new Promise((r) => setTimeout(r, 20)); // longer than maxDelay: no retry may come
+  assert.equal(Socket.made.length, 1);
 });
 
 test('calls a token function before every attempt', async () => {
