@@ -13,12 +13,16 @@ TOOLS_BIN   := $(CURDIR)/.tools/bin
 RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d
 RIE         := $(TOOLS_BIN)/aws-lambda-rie
 
-.PHONY: run test build clean tools vet fuzz fuzz-short load
+.PHONY: run demo test build clean tools vet fuzz fuzz-short load
 .PHONY: build-ConnectFunction build-DisconnectFunction build-DefaultFunction build-JobEventsFunction build-S3UploadFunction
 
 ## run: local mode on 127.0.0.1:8000 with the embedded store
 run:
 	$(GO) run ./infra/local
+
+## demo: local mode with a simulated organization run; prints the live demo page's URL with a key
+demo:
+	$(GO) run ./infra/demo
 
 ## test: every test, with the tools it needs installed first, then each fuzz target briefly
 test: tools vet

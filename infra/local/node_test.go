@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -149,27 +148,9 @@ type seedClient struct {
 // messages (send), and closing stdin closes the connection (close).
 func startSeedClient(t *testing.T, addr, key string) *seedClient {
 	t.Helper()
-	cmd := exec.Command(testenv.Node(t), seedClientPath(t))
-	cmd.Env = append(os.Environ(), "NODE_PATH="+testenv.NodeModules(t), "WSNOTIFY_HOST="+addr, "WSNOTIFY_TOKEN="+key, "WSNOTIFY_SEND_STDIN=1")
-	c := &seedClient{stderr: &testenv.SyncBuffer{}, deadline: time.After(30 * time.Second)}
-	cmd.Stderr = c.stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.stdin, err = cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start node: %v", err)
-	}
-	c.out = testenv.Lines(stdout)
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		for range c.out { // read to EOF before Wait closes the pipe
-		}
-		_ = cmd.Wait()
-	})
+	p := testenv.StartNode(t, []string{"NODE_PATH=" + testenv.NodeModules(t), "WSNOTIFY_HOST=" + addr, "WSNOTIFY_TOKEN=" + key, "WSNOTIFY_SEND_STDIN=1"},
+		seedClientPath(t))
+	c := &seedClient{out: p.Lines, stdin: p.Stdin, stderr: p.Stderr, deadline: time.After(30 * time.Second)}
 	for c.next(t, `"Connected"`) != "Connected" {
 	}
 	return c

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/wsnotify/wsnotify/shared/testenv"
 )
 
 const (
@@ -94,20 +96,7 @@ func TestRunShutsDownGracefullyWhenItsContextEndsAndLeavesTheStoreEmpty(t *testi
 	r := runLocalMode(t, nil,
 		"--api-key", shutdownKeyA+"="+shutdownOwnerA, "--api-key", shutdownKeyB+"="+shutdownOwnerB)
 	ended := closeStatuses(t, r.addr)
-	eventually := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.After(processWait)
-		tick := time.NewTicker(5 * time.Millisecond)
-		defer tick.Stop()
-		for !cond() {
-			select {
-			case <-deadline:
-				t.Fatalf("timed out waiting for %s", what)
-			case <-tick.C:
-			}
-		}
-	}
-	eventually("every client to be registered", func() bool { return r.srv.Hub().Len() == len(shutdownClients) })
+	testenv.Eventually(t, processWait, "every client to be registered", func() bool { return r.srv.Hub().Len() == len(shutdownClients) })
 
 	if err := r.stop(); err != nil {
 		t.Fatalf("run returned %v, want nil (exit code 0)", err)

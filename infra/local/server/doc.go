@@ -19,6 +19,8 @@
 //	invoke.go      the Lambda Invoke API (/2015-03-31/functions/…/invocations)
 //	               as `sam local start-lambda` serves it, for job and upload
 //	               events
+//	demo.go        GET / (the live demo page, demo/index.html) and
+//	               GET /wsnotify.js (the JavaScript client, clients/js)
 //	server.go      Config, New, Serve, Shutdown, request logging
 //	dynamo.go      OpenDynamoDB: the functions' DynamoDB store (dynalite or
 //	               AWS), its table checked or created from template.yaml

@@ -22,6 +22,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/wsnotify/wsnotify/infra/local/server"
+	"github.com/wsnotify/wsnotify/shared/testenv"
 )
 
 // wait bounds every wait for something the server does in the background.
@@ -305,13 +306,5 @@ func contains(list []string, s string) bool {
 // eventually polls cond until it holds, failing the test after wait.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
+	testenv.Eventually(t, wait, what, cond)
 }

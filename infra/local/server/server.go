@@ -234,6 +234,8 @@ func New(cfg Config) (*Server, error) {
 	mux.HandleFunc("GET /api/v1/ws/{client_id...}", s.webSocket(true))
 	// The raw API Gateway URL: client_id and token in the query string.
 	mux.HandleFunc("GET /"+cfg.Stage, s.webSocket(false))
+	mux.HandleFunc("GET /{$}", serveDemoPage)             // the live demo page (demo.go)
+	mux.HandleFunc("GET /wsnotify.js", serveClientModule) // the JavaScript client (clients/js)
 	// The control plane: only callers on this machine that are no web page.
 	mux.HandleFunc("POST /2015-03-31/functions/{function}/invocations", s.controlPlane(s.invoke, refuseInvoke))
 	for _, prefix := range []string{"", "/{stage}"} {

@@ -1,0 +1,359 @@
+// Unit tests of wsnotify.js against scripted WebSockets: the resume
+// protocol's corner cases, which a live server shows only by chance.
+// Run with `node --test clients/js/test/` (clients/js's Go test runs them
+// in `make test`); the end-to-end tests against local mode are in
+// clients/js/client_test.go.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect, defaults } from '../wsnotify.js';
+
+// FakeSocket is a browser-like WebSocket the test plays the server for.
+class FakeSocket {
+  constructor(url) {
+    this.url = new URL(url);
+    this.readyState = 0;
+    this.sent = [];
+    this.listeners = {};
+    this.closedByClient = false;
+    this.constructor.made.push(this);
+  }
+  addEventListener(type, fn) {
+    (this.listeners[type] ??= []).push(fn);
+  }
+  fire(type, ev = {}) {
+    for (const fn of this.listeners[type] ?? []) fn(ev);
+  }
+  send(data) {
+    assert.equal(this.readyState, 1, 'send on a socket that is not open');
+    this.sent.push(JSON.parse(data));
+  }
+  close() {
+    if (this.readyState >= 2) return;
+    this.readyState = 2;
+    this.closedByClient = true;
+  }
+  // The server's side.
+  open() {
+    this.readyState = 1;
+    this.fire('open');
+  }
+  push(...msgs) {
+    for (const m of msgs) this.fire('message', { data: JSON.stringify(m) });
+  }
+  drop(code = 1001) {
+    this.readyState = 3;
+    this.fire('close', { code });
+  }
+  // fail ends a handshake before 'open', as a browser reports any refusal.
+  fail() {
+    this.readyState = 3;
+    this.fire('error');
+    this.fire('close', { code: 1006 });
+  }
+}
+
+// NodeSocket is ws-like: it reports a refused handshake's status.
+class NodeSocket extends FakeSocket {
+  on(type, fn) {
+    this.addEventListener(type, fn);
+  }
+  terminate() {
+    this.readyState = 3;
+    this.fire('error');
+    this.fire('close', { code: 1006 });
+  }
+  refuse(statusCode) {
+    this.fire('unexpected-response', [{}, { statusCode, resume() {} }]);
+  }
+  fire(type, ev = {}) {
+    if (type === 'unexpected-response') {
+      for (const fn of this.listeners[type] ?? []) fn(...ev);
+      return;
+    }
+    super.fire(type, ev);
+  }
+}
+
+// setup connects a client over a fresh socket class and records what the
+// application sees.
+function setup(opts = {}, Base = FakeSocket) {
+  const Socket = class extends Base {};
+  Socket.made = [];
+  const client = connect({ url: 'ws://server.test/', token: 'k y', minDelay: 1, maxDelay: 4, WebSocket: Socket, ...opts });
+  const seen = [];
+  const states = [];
+  client.on('*', (ev) => seen.push(ev));
+  client.on('state', (s) => states.push(s));
+  return { client, Socket, seen, states, ids: () => seen.map((e) => e.id ?? e.code) };
+}
+
+// until waits for cond to hold, failing after a deadline.
+async function until(cond, what, ms = 3000) {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 1));
+  }
+}
+
+// socket waits for the n-th connection attempt (0-based).
+async function socket(Socket, n) {
+  await until(() => Socket.made.length > n, `connection attempt ${n + 1}`);
+  return Socket.made[n];
+}
+
+const ev = (seq, extra = {}) => ({ type: 'job_progress', jobId: 'j', progress: seq, processedCount: seq, totalCount: 100, currentFile: `f${seq}`, id: `e${seq}`, seq, ...extra });
+
+test('connects to /api/v1/ws/{clientId} with the token, asks for the current state, then delivers it in seq order', async () => {
+  const { client, Socket, seen, states } = setup({ clientId: 'tab-1' });
+  const s = await socket(Socket, 0);
+  assert.equal(s.url.pathname, '/api/v1/ws/tab-1');
+  assert.equal(s.url.searchParams.get('token'), 'k y');
+  s.open();
+  assert.deepEqual(s.sent, [{ action: 'resume' }]);
+  // The latest event of each unfinished job, then where that leaves us.
+  s.push(ev(4, { jobId: 'a' }), ev(9, { jobId: 'b' }), { type: 'resumed', seq: 10, replayed: 2 });
+  assert.deepEqual(seen.map((e) => e.seq), [4, 9]);
+  assert.equal(client.seq, 10);
+  s.push(ev(11));
+  assert.deepEqual(seen.map((e) => e.seq), [4, 9, 11]);
+  assert.deepEqual(states, ['open']);
+  client.close();
+  assert.deepEqual(states, ['open', 'closed']);
+  assert.ok(s.closedByClient);
+});
+
+test('resumes from the last delivered seq after a reconnect, dropping what it already had and holding back early events', async () => {
+  const { client, Socket, seen } = setup();
+  const s1 = await socket(Socket, 0);
+  s1.open();
+  s1.push({ type: 'resumed', seq: 0, replayed: 0 }, ev(1), ev(2));
+  s1.drop(1001);
+  const s2 = await socket(Socket, 1);
+  assert.equal(s2.url.pathname, s1.url.pathname, 'a reconnect keeps its client id');
+  s2.open();
+  assert.deepEqual(s2.sent, [{ action: 'resume', since: 2 }]);
+  // A live event overtakes the replay (possible in the cloud), and the
+  // replay repeats one the client had.
+  s2.push(ev(5), ev(2), ev(3), ev(4), ev(5), { type: 'resumed', seq: 5, replayed: 3 }, ev(6));
+  assert.deepEqual(seen.map((e) => e.seq), [1, 2, 3, 4, 5, 6]);
+  client.close();
+});
+
+test('delivers an event redelivered under a new seq once, keeping the order', async () => {
+  const { client, Socket, ids } = setup();
+  const s = await socket(Socket, 0);
+  s.open();
+  s.push({ type: 'resumed', seq: 0, replayed: 0 }, ev(1), ev(2, { id: 'e1' }), ev(3));
+  assert.deepEqual(ids(), ['e1', 'e3']);
+  assert.equal(client.seq, 3);
+  client.close();
+});
+
+test('delivers events addressed to this client at once, once per id', async () => {
+  const { client, Socket, ids } = setup();
+  const s = await socket(Socket, 0);
+  s.open();
+  s.push({ type: 'resumed', seq: 0, replayed: 0 });
+  const mine = { type: 'error', error: 'no', code: 'X', id: 'mine' };
+  s.push(ev(2), mine, mine, ev(1));
+  assert.deepEqual(ids(), ['mine', 'e1', 'e2']);
+  client.close();
+});
+
+test('reports RESUME_GAP to the application and continues from the oldest event the server holds', async () => {
+  const { client, Socket, seen } = setup();
+  const s1 = await socket(Socket, 0);
+  s1.open();
+  s1.push({ type: 'resumed', seq: 3, replayed: 0 });
+  s1.drop();
+  const s2 = await socket(Socket, 1);
+  s2.open();
+  assert.deepEqual(s2.sent, [{ action: 'resume', since: 3 }]);
+  const gap = { type: 'error', error: 'events before 8 are gone', code: 'RESUME_GAP', oldestSeq: 8 };
+  s2.push(gap, ev(8), ev(9), { type: 'resumed', seq: 9, replayed: 2 });
+  assert.deepEqual(seen.map((e) => e.code ?? e.seq), ['RESUME_GAP', 8, 9]);
+  assert.equal(seen[0].oldestSeq, 8);
+  client.close();
+});
+
+test('follows a server whose numbering restarted, telling the application', async () => {
+  const { client, Socket, seen } = setup();
+  const s1 = await socket(Socket, 0);
+  s1.open();
+  s1.push({ type: 'resumed', seq: 40, replayed: 0 });
+  s1.drop();
+  const s2 = await socket(Socket, 1);
+  s2.open();
+  s2.push({ type: 'resumed', seq: 0, replayed: 0 }, ev(1));
+  assert.deepEqual(seen.map((e) => e.code ?? e.seq), ['RESUME_GAP', 1]);
+  client.close();
+});
+
+test('asks again for a missing event, then skips it and says so', async () => {
+  const { client, Socket, seen } = setup({ gapTimeout: 5 });
+  const s = await socket(Socket, 0);
+  s.open();
+  s.push({ type: 'resumed', seq: 1, replayed: 0 }, ev(3));
+  await until(() => s.sent.length === 2, 'a second resume');
+  assert.deepEqual(s.sent[1], { action: 'resume', since: 1 });
+  s.push({ type: 'resumed', seq: 3, replayed: 0 });
+  await until(() => seen.length === 2, 'the gap skipped');
+  assert.deepEqual(seen.map((e) => e.code ?? e.seq), ['RESUME_GAP', 3]);
+  assert.equal(seen[0].oldestSeq, 3);
+  client.close();
+});
+
+test('against a server without resume, delivers events in arrival order and hides the refused resume', async () => {
+  const { client, Socket, seen } = setup();
+  const s = await socket(Socket, 0);
+  s.open();
+  s.push({ type: 'error', error: 'unknown action "resume" (supported: ping)', code: 'BAD_REQUEST' });
+  const progress = { type: 'job_progress', jobId: 'j', progress: 1, processedCount: 1, totalCount: 2, currentFile: 'a' };
+  const failed = { type: 'error', jobId: 'j', error: 'Permission denied', code: 'PERMISSION_ERROR' };
+  s.push(progress, failed, { ...progress, id: 'x' }, { ...progress, id: 'x' });
+  assert.deepEqual(seen, [progress, failed, { ...progress, id: 'x' }]);
+  assert.equal(client.seq, null);
+  client.close();
+});
+
+test('pings at pingInterval, and replaces a connection that stops answering', async () => {
+  const { client, Socket, states } = setup({ pingInterval: 5, pongTimeout: 20 });
+  const s1 = await socket(Socket, 0);
+  s1.open();
+  s1.push({ type: 'resumed', seq: 0, replayed: 0 });
+  await until(() => s1.sent.some((m) => m.action === 'ping'), 'a ping');
+  s1.push({ type: 'pong' });
+  // s1 now stays silent: the client gives up on it after pongTimeout.
+  const s2 = await socket(Socket, 1);
+  assert.ok(s1.closedByClient);
+  assert.deepEqual(states, ['open', 'connecting']);
+  s2.open();
+  assert.equal(client.state, 'open');
+  client.close();
+});
+
+test('reconnects with growing, jittered delays while the handshake fails, with a fresh client id each time in a browser', async () => {
+  const { client, Socket } = setup({ minDelay: 2, maxDelay: 16, maxFailures: 100 });
+  const started = [];
+  for (let i = 0; i < 6; i++) {
+    const s = await socket(Socket, i);
+    started.push(Date.now());
+    s.fail();
+  }
+  const paths = new Set(Socket.made.slice(0, 6).map((s) => s.url.pathname));
+  assert.equal(paths.size, 6, 'a browser cannot tell a 409 apart: every retry takes a fresh id');
+  // Delays 1-2, 2-4, 4-8, 8-16, 8-16 ms (equal jitter, capped at maxDelay).
+  const gaps = started.slice(1).map((t, i) => t - started[i]);
+  assert.ok(gaps[3] >= 8, `delays grow: ${gaps}`);
+  client.close();
+});
+
+test('in a browser, stops after maxFailures failed handshakes in a row, with CONNECT_FAILED', async () => {
+  const { client, Socket, seen, states } = setup({ maxFailures: 3 });
+  for (let i = 0; i < 3; i++) (await socket(Socket, i)).fail();
+  await until(() => client.state === 'closed', 'the client to stop');
+  assert.equal(seen.at(-1).code, 'CONNECT_FAILED');
+  assert.equal(states.at(-1), 'closed');
+  assert.equal(Socket.made.length, 3);
+});
+
+test('in a browser that is offline, failed handshakes do not count toward maxFailures', async () => {
+  const had = Object.getOwnPropertyDescriptor(globalThis, 'navigator');
+  Object.defineProperty(globalThis, 'navigator', { value: { onLine: false }, configurable: true, writable: true });
+  try {
+    const { client, Socket } = setup({ maxFailures: 2 });
+    for (let i = 0; i < 4; i++) (await socket(Socket, i)).fail();
+    // Back online: the count starts from nothing.
+    globalThis.navigator.onLine = true;
+    (await socket(Socket, 4)).fail();
+    await socket(Socket, 5);
+    assert.equal(client.state, 'connecting');
+    client.close();
+  } finally {
+    if (had) Object.defineProperty(globalThis, 'navigator', had);
+    else delete globalThis.navigator;
+  }
+});
+
+for (const [status, code] of [[401, 'UNAUTHORIZED'], [403, 'FORBIDDEN']]) {
+  test(`with ws, a ${status} stops the client at once with ${code}`, async () => {
+    const { client, Socket, seen } = setup({}, NodeSocket);
+    (await socket(Socket, 0)).refuse(status);
+    assert.equal(client.state, 'closed');
+    assert.equal(seen.at(-1).code, code);
+    await new Promise((r) => setTimeout(r, 20)); // longer than maxDelay: no retry may come
+    assert.equal(Socket.made.length, 1);
+  });
+}
+
+test('with ws, a 409 retries with a fresh client id; other failures keep the id and never give up', async () => {
+  const { client, Socket } = setup({ clientId: 'mine', maxFailures: 1 }, NodeSocket);
+  (await socket(Socket, 0)).refuse(409);
+  const s1 = await socket(Socket, 1);
+  assert.notEqual(s1.url.pathname, '/api/v1/ws/mine');
+  s1.refuse(503);
+  const s2 = await socket(Socket, 2);
+  assert.equal(s2.url.pathname, s1.url.pathname);
+  s2.fail(); // a network error: no status
+  const s3 = await socket(Socket, 3);
+  s3.open();
+  assert.equal(client.state, 'open');
+  client.close();
+});
+
+test('a state listener that closes the client leaves no reconnect behind', async () => {
+  const { client, Socket } = setup();
+  client.on('state', (s) => {
+    if (s === 'connecting') client.close();
+  });
+  const s = await socket(Socket, 0);
+  s.open();
+  s.drop();
+  assert.equal(client.state, 'closed');
+  await new Promise((r) => setTimeout(r, 20)); // longer than maxDelay: no retry may come
+  assert.equal(Socket.made.length, 1);
+});
+
+test('calls a token function before every attempt', async () => {
+  let n = 0;
+  const { client, Socket } = setup({ token: async () => `t${++n}` });
+  (await socket(Socket, 0)).fail();
+  const s = await socket(Socket, 1);
+  assert.equal(s.url.searchParams.get('token'), 't2');
+  client.close();
+});
+
+test('a listener that throws does not keep the event from the others', async () => {
+  const thrown = [];
+  const onUncaught = (err) => thrown.push(err.message);
+  process.prependListener('uncaughtException', onUncaught);
+  const listeners = process.listeners('uncaughtException').filter((l) => l !== onUncaught);
+  process.removeAllListeners('uncaughtException');
+  process.on('uncaughtException', onUncaught);
+  try {
+    const { client, Socket, seen } = setup();
+    client.on('job_progress', () => {
+      throw new Error('app bug');
+    });
+    const s = await socket(Socket, 0);
+    s.open();
+    s.push({ type: 'resumed', seq: 0, replayed: 0 }, ev(1), ev(2));
+    assert.deepEqual(seen.map((e) => e.seq), [1, 2]);
+    await until(() => thrown.length === 2, 'the listener errors reported');
+    assert.deepEqual(thrown, ['app bug', 'app bug']);
+    client.close();
+  } finally {
+    process.removeListener('uncaughtException', onUncaught);
+    for (const l of listeners) process.on('uncaughtException', l);
+  }
+});
+
+test('refuses options it cannot work with', () => {
+  assert.throws(() => connect({ token: 'k' }), /url is required/);
+  assert.throws(() => connect({ url: 'ws://x' }), /token is required/);
+  assert.throws(() => connect({ url: 'ws://x', token: 'k', WebSocket: null, pingInterval: -1 }), /WebSocket|pingInterval/);
+  assert.throws(() => connect({ url: 'ws://x', token: 'k', WebSocket: FakeSocket, pingInterval: 'soon' }), /pingInterval/);
+  assert.equal(defaults.pingInterval, 5 * 60 * 1000);
+});
