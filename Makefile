@@ -50,7 +50,9 @@ $(RIE):
 
 $(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
 	@command -v node >/dev/null || { echo "node not found: install Node.js 20 (see README)"; exit 1; }
-	cd $(NODE_DIR) && npm ci --no-audit --no-fund
+	@# --ignore-scripts: no package here needs its install script (dynalite runs
+	@# in memory), and @asyncapi/parser's dependencies carry a telemetry one.
+	cd $(NODE_DIR) && npm ci --no-audit --no-fund --ignore-scripts
 	touch $@
 
 ## load: the load test at full size (10,000 connections over 100 owners) against local mode
