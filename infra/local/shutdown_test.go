@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/wsnotify/wsnotify/infra/asyncapi"
 )
 
 const (
@@ -81,7 +83,7 @@ func TestASignalClosesEveryConnectionWith1001RunsEachDisconnectAndExitsZero(t *t
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), processWait)
 			defer cancel()
-			if c, _, err := websocket.Dial(ctx, "ws://"+p.addr+"/api/v1/ws/late?token="+shutdownKeyA, nil); err == nil {
+			if c, _, err := asyncapi.Dial(ctx, "ws://"+p.addr+"/api/v1/ws/late?token="+shutdownKeyA, nil); err == nil {
 				c.CloseNow()
 				t.Fatal("a connection was accepted after the shutdown")
 			}
