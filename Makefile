@@ -16,9 +16,12 @@ RIE         := $(TOOLS_BIN)/aws-lambda-rie
 .PHONY: run test build clean tools vet fuzz fuzz-short load
 .PHONY: build-ConnectFunction build-DisconnectFunction build-DefaultFunction build-JobEventsFunction build-S3UploadFunction
 
-## run: local mode on 127.0.0.1:8000 with the embedded store
+## run: local mode on 127.0.0.1:8000 with the embedded store. The binary is
+## built, then run by make itself: `go run` would turn Ctrl-C into exit
+## status 1, and make would report that as an error.
 run:
-	$(GO) run ./infra/local
+	$(GO) build -o build/local ./infra/local
+	build/local
 
 ## test: every test, with the tools it needs installed first, then each fuzz target briefly
 test: tools vet
