@@ -197,6 +197,16 @@ func TestEveryEventsFileOnItsBinary(t *testing.T) {
 				t.Fatalf("mixed keys answered %s", out)
 			}
 		}},
+		{"sqs-job-one-client.json", "JobEventsFunction", func(t *testing.T, out []byte) {
+			if string(out) != `{"batchItemFailures":[]}` {
+				t.Fatalf("one-client batch answered %s", out)
+			}
+			// connect.json's client is the one the message names.
+			got := st.mgmt.sent(t, connID)
+			if len(got) != 8 || !strings.Contains(got[7], "FILE_LOCKED") {
+				t.Fatalf("pushed %d messages in all, the last %q; want 8, the last FILE_LOCKED", len(got), got[len(got)-1])
+			}
+		}},
 		{"disconnect.json", "DisconnectFunction", func(t *testing.T, out []byte) {
 			if !bytes.Contains(out, []byte(`"statusCode":200`)) {
 				t.Fatalf("disconnect answered %s", out)
