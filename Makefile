@@ -6,6 +6,7 @@ NODE_DIR    := infra/node
 NODE_STAMP  := $(NODE_DIR)/node_modules/.installed
 FUNCTIONS   := connect disconnect default jobevents s3upload
 LAMBDA_ARCH ?= arm64
+BUILD_DIR   ?= build
 GOBUILD     := CGO_ENABLED=0 $(GO) build -trimpath -tags lambda.norpc -ldflags='-s -w'
 TOOLS_BIN   := $(CURDIR)/.tools/bin
 # The Lambda Runtime Interface Emulator: serves the Invoke API in front of a
@@ -62,10 +63,10 @@ $(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
 load:
 	$(GO) run ./infra/loadtest -connections 10000 -owners 100 -events 300 -rate 50
 
-## build: every Lambda bootstrap, for linux/$(LAMBDA_ARCH), under build/<function>/
-build: $(FUNCTIONS:%=build/%/bootstrap)
+## build: every Lambda bootstrap, for linux/$(LAMBDA_ARCH), under $(BUILD_DIR)/<function>/
+build: $(FUNCTIONS:%=$(BUILD_DIR)/%/bootstrap)
 
-build/%/bootstrap: FORCE
+$(BUILD_DIR)/%/bootstrap: FORCE
 	GOOS=linux GOARCH=$(LAMBDA_ARCH) $(GOBUILD) -o $@ ./functions/$*
 
 # sam build (BuildMethod: makefile) calls build-<LogicalId> with ARTIFACTS_DIR set.
