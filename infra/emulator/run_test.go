@@ -43,14 +43,7 @@ func startScript(t *testing.T, args ...string) *script {
 	}
 	s := &script{out: output(filepath.Join(t.TempDir(), "output")), tmp: t.TempDir(), addr: "127.0.0.1:" + ports[0], done: make(chan struct{})}
 	s.cmd = exec.Command(filepath.Join(testenv.RepoRoot(t), "infra", "emulator", "run.sh"), args...)
-	for _, kv := range os.Environ() {
-		// A make running this test passes its jobserver on: a user's shell has none.
-		name, _, _ := strings.Cut(kv, "=")
-		if !strings.HasPrefix(name, "WSNOTIFY_") && name != "MAKEFLAGS" && name != "MFLAGS" && name != "MAKELEVEL" && name != "TMPDIR" {
-			s.cmd.Env = append(s.cmd.Env, kv)
-		}
-	}
-	s.cmd.Env = append(s.cmd.Env, "TMPDIR="+s.tmp, "WSNOTIFY_ADDR="+s.addr, "DYNALITE_PORT="+ports[1],
+	s.cmd.Env = testenv.UserEnv("TMPDIR="+s.tmp, "WSNOTIFY_ADDR="+s.addr, "DYNALITE_PORT="+ports[1],
 		"FUNCTION_PORTS="+strings.Join(ports[2:7], " "), "RUNTIME_PORTS="+strings.Join(ports[7:12], " "))
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// A file, not a pipe: Wait then returns when the script ends, not when

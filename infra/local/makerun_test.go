@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -36,15 +35,7 @@ func TestMakeRunEndsCleanlyOnInterrupt(t *testing.T) {
 				cmd = exec.Command("sh", "-c", "trap '' INT; exec make --no-print-directory run")
 			}
 			cmd.Dir = testenv.RepoRoot(t)
-			for _, kv := range os.Environ() {
-				// A make running this test passes its jobserver on: the
-				// user's make has none.
-				name, _, _ := strings.Cut(kv, "=")
-				if !strings.HasPrefix(name, "WSNOTIFY_") && name != "MAKEFLAGS" && name != "MFLAGS" && name != "MAKELEVEL" {
-					cmd.Env = append(cmd.Env, kv)
-				}
-			}
-			cmd.Env = append(cmd.Env, "WSNOTIFY_ADDR=127.0.0.1:0")
+			cmd.Env = testenv.UserEnv("WSNOTIFY_ADDR=127.0.0.1:0")
 			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 			out := &testenv.SyncBuffer{}
 			cmd.Stdout, cmd.Stderr = out, out
