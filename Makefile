@@ -6,6 +6,7 @@ NODE_DIR    := infra/node
 NODE_STAMP  := $(NODE_DIR)/node_modules/.installed
 FUNCTIONS   := connect disconnect default jobevents s3upload
 LAMBDA_ARCH ?= arm64
+BUILD_DIR   ?= build
 GOBUILD     := CGO_ENABLED=0 $(GO) build -trimpath -tags lambda.norpc -ldflags='-s -w'
 TOOLS_BIN   := $(CURDIR)/.tools/bin
 # The Lambda Runtime Interface Emulator: serves the Invoke API in front of a
@@ -16,9 +17,12 @@ RIE         := $(TOOLS_BIN)/aws-lambda-rie
 .PHONY: run demo test build clean tools vet fuzz fuzz-short load
 .PHONY: build-ConnectFunction build-DisconnectFunction build-DefaultFunction build-JobEventsFunction build-S3UploadFunction
 
-## run: local mode on 127.0.0.1:8000 with the embedded store
+## run: local mode on 127.0.0.1:8000 with the embedded store. The binary is
+## built, then run by make itself: `go run` would turn Ctrl-C into exit
+## status 1, and make would report that as an error.
 run:
-	$(GO) run ./infra/local
+	$(GO) build -o build/local ./infra/local
+	build/local
 
 ## demo: local mode with a simulated organization run; prints the live demo page's URL with a key
 demo:
@@ -54,17 +58,19 @@ $(RIE):
 
 $(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
 	@command -v node >/dev/null || { echo "node not found: install Node.js 20 (see README)"; exit 1; }
-	cd $(NODE_DIR) && npm ci --no-audit --no-fund
+	@# --ignore-scripts: no package here needs its install script (dynalite runs
+	@# in memory), and @asyncapi/parser's dependencies carry a telemetry one.
+	cd $(NODE_DIR) && npm ci --no-audit --no-fund --ignore-scripts
 	touch $@
 
 ## load: the load test at full size (10,000 connections over 100 owners) against local mode
 load:
 	$(GO) run ./infra/loadtest -connections 10000 -owners 100 -events 300 -rate 50
 
-## build: every Lambda bootstrap, for linux/$(LAMBDA_ARCH), under build/<function>/
-build: $(FUNCTIONS:%=build/%/bootstrap)
+## build: every Lambda bootstrap, for linux/$(LAMBDA_ARCH), under $(BUILD_DIR)/<function>/
+build: $(FUNCTIONS:%=$(BUILD_DIR)/%/bootstrap)
 
-build/%/bootstrap: FORCE
+$(BUILD_DIR)/%/bootstrap: FORCE
 	GOOS=linux GOARCH=$(LAMBDA_ARCH) $(GOBUILD) -o $@ ./functions/$*
 
 # sam build (BuildMethod: makefile) calls build-<LogicalId> with ARTIFACTS_DIR set.

@@ -1,6 +1,7 @@
-// Package wsnotify holds what belongs to the repository as a whole: the SAM
-// template, embedded so that programs and tests build the DynamoDB table from
-// the one definition the cloud stack deploys.
+// Package wsnotify holds what belongs to the repository as a whole, embedded:
+// the SAM template, so that programs and tests build the DynamoDB table from
+// the one definition the cloud stack deploys, and the AsyncAPI document, so
+// that tests hold every message to the published contract.
 package wsnotify
 
 import _ "embed"

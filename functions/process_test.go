@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsnotify/wsnotify/infra/asyncapi"
 	"github.com/wsnotify/wsnotify/infra/template"
 	"github.com/wsnotify/wsnotify/shared/auth"
 	"github.com/wsnotify/wsnotify/shared/store/dynamo"
@@ -58,10 +59,19 @@ func (m *managementAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (m *managementAPI) sent(id string) []string {
+// sent returns the bodies posted to connection id so far. Each is what the
+// client would receive, so each is held to docs/asyncapi.yaml.
+func (m *managementAPI) sent(t *testing.T, id string) []string {
+	t.Helper()
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	return append([]string(nil), m.posts[id]...)
+	posts := append([]string(nil), m.posts[id]...)
+	m.mu.Unlock()
+	for _, p := range posts {
+		if err := asyncapi.CheckReceived([]byte(p)); err != nil {
+			t.Errorf("pushed to %s: %v", id, err)
+		}
+	}
+	return posts
 }
 
 // stack is the five functions under the emulator, sharing one table.
@@ -178,7 +188,7 @@ func TestEveryEventsFileOnItsBinary(t *testing.T) {
 			}
 			// The connection is younger than the connect grace, but the
 			// recording Management API accepts it, so all three arrive in order.
-			got := st.mgmt.sent(connID)
+			got := st.mgmt.sent(t, connID)
 			if len(got) != 3 || !strings.Contains(got[0], "job_progress") || !strings.Contains(got[1], "job_complete") || !strings.Contains(got[2], "PERMISSION_ERROR") {
 				t.Fatalf("pushed %q", got)
 			}
@@ -187,7 +197,7 @@ func TestEveryEventsFileOnItsBinary(t *testing.T) {
 			if !strings.Contains(string(out), `"itemIdentifier":"0b6c2f5e-9d1a-4c7b-8e3f-000000000012"`) || strings.Count(string(out), "itemIdentifier") != 1 {
 				t.Fatalf("partial batch answered %s", out)
 			}
-			if got := st.mgmt.sent(connID); len(got) != 5 {
+			if got := st.mgmt.sent(t, connID); len(got) != 5 {
 				t.Fatalf("pushed %d messages in all, want 5", len(got))
 			}
 		}},
@@ -195,7 +205,7 @@ func TestEveryEventsFileOnItsBinary(t *testing.T) {
 			if string(out) != `{"published":1}` {
 				t.Fatalf("upload answered %s", out)
 			}
-			got := st.mgmt.sent(connID)
+			got := st.mgmt.sent(t, connID)
 			if len(got) != 6 || !strings.Contains(got[5], `"name":"Quarterly Report (2026).pdf"`) {
 				t.Fatalf("last push %q", got[len(got)-1])
 			}
@@ -207,6 +217,16 @@ func TestEveryEventsFileOnItsBinary(t *testing.T) {
 			}
 			if json.Unmarshal(out, &res) != nil || res.Published != 1 || len(res.Skipped) != 3 {
 				t.Fatalf("mixed keys answered %s", out)
+			}
+		}},
+		{"sqs-job-one-client.json", "JobEventsFunction", nil, func(t *testing.T, out []byte) {
+			if string(out) != `{"batchItemFailures":[]}` {
+				t.Fatalf("one-client batch answered %s", out)
+			}
+			// connect.json's client is the one the message names.
+			got := st.mgmt.sent(t, connID)
+			if len(got) != 8 || !strings.Contains(got[7], "FILE_LOCKED") {
+				t.Fatalf("pushed %d messages in all, the last %q; want 8, the last FILE_LOCKED", len(got), got[len(got)-1])
 			}
 		}},
 		{"disconnect.json", "DisconnectFunction", nil, func(t *testing.T, out []byte) {

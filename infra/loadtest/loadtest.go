@@ -45,7 +45,8 @@ type Config struct {
 	Rate        float64       // events per second
 	Dialers     int           // connections opened in parallel
 	Settle      time.Duration // how long to wait for the last deliveries
-	Log         io.Writer     // the server's output goes here
+	Log         io.Writer     // the build's output and the server's warnings and errors go here
+	ServerInfo  bool          // also pass on the server's INFO and DEBUG log lines
 }
 
 // Report is what one run measured.
@@ -104,6 +105,7 @@ func main() {
 	flag.Float64Var(&cfg.Rate, "rate", 50, "events per second")
 	flag.IntVar(&cfg.Dialers, "dialers", 64, "connections opened in parallel")
 	flag.DurationVar(&cfg.Settle, "settle", 30*time.Second, "longest wait for the last deliveries")
+	flag.BoolVar(&cfg.ServerInfo, "server-info", false, "print the server's INFO log lines too, not only its warnings and errors")
 	jsonOut := flag.Bool("json", false, "print the report as JSON")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -156,7 +158,13 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	base := fmt.Sprintf("127.0.0.1:%d", cfg.Port)
 	srv := exec.Command(cfg.Server, "--addr", base)
 	srv.Env = append(os.Environ(), "WSNOTIFY_API_KEYS="+strings.Join(pairs, ","))
-	srv.Stdout, srv.Stderr = cfg.Log, cfg.Log
+	// The banner is of no use here, and the server's INFO lines (one per
+	// connect, disconnect and publish: tens of thousands in a run) would
+	// bury the report; warnings, errors and anything unexpected still show.
+	srv.Stdout, srv.Stderr = io.Discard, cfg.Log
+	if !cfg.ServerInfo {
+		srv.Stderr = &dropInfo{w: cfg.Log}
+	}
 	if err := srv.Start(); err != nil {
 		return Report{}, fmt.Errorf("start local mode: %w", err)
 	}
@@ -442,4 +450,29 @@ func raiseFileLimit() error {
 		}
 	}
 	return nil
+}
+
+// dropInfo passes on what local mode writes to its log, less the lines at
+// INFO or DEBUG level. It is written to by one goroutine (os/exec's copy of
+// the server's stderr).
+type dropInfo struct {
+	w       io.Writer
+	partial []byte // the start of a line whose end has not arrived yet
+}
+
+func (d *dropInfo) Write(p []byte) (int, error) {
+	d.partial = append(d.partial, p...)
+	for {
+		i := bytes.IndexByte(d.partial, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		line := d.partial[:i+1]
+		if !bytes.Contains(line, []byte(" level=INFO ")) && !bytes.Contains(line, []byte(" level=DEBUG ")) {
+			if _, err := d.w.Write(line); err != nil {
+				return len(p), err
+			}
+		}
+		d.partial = d.partial[i+1:]
+	}
 }

@@ -33,12 +33,37 @@ func TestSmallLoadLosesNothing(t *testing.T) {
 		t.Fatalf("load run: %v\nserver output:\n%s", err, tail(log.String(), 40))
 	}
 	t.Logf("\n%s", rep)
+	if strings.Contains(log.String(), "level=INFO") {
+		t.Errorf("the server's INFO lines were passed on:\n%s", tail(log.String(), 10))
+	}
 	if rep.EventsAccepted != 100 || rep.DeliveriesExpected != 100*100 {
 		t.Fatalf("accepted %d events, expected %d deliveries; want 100 and 10000", rep.EventsAccepted, rep.DeliveriesExpected)
 	}
 	if rep.Lost != 0 || rep.Duplicated != 0 || rep.Unexpected != 0 || rep.DeliveriesReceived != rep.DeliveriesExpected {
 		t.Fatalf("lost %d, duplicated %d, to the wrong owner %d, received %d of %d",
 			rep.Lost, rep.Duplicated, rep.Unexpected, rep.DeliveriesReceived, rep.DeliveriesExpected)
+	}
+}
+
+func TestDropInfoPassesOnAllButInfoAndDebugLines(t *testing.T) {
+	var out strings.Builder
+	d := &dropInfo{w: &out}
+	input := "time=1 level=INFO msg=connected connectionId=abc\n" +
+		"time=2 level=WARN msg=\"push failed\"\n" +
+		"time=3 level=DEBUG msg=x\n" +
+		"time=4 level=ERROR msg=\"$connect integration failed\"\n" +
+		"panic: something\n\ngoroutine 1 [running]:\n"
+	// Written in pieces that cut lines anywhere, as a pipe delivers them.
+	for i := 0; i < len(input); i += 7 {
+		if _, err := d.Write([]byte(input[i:min(i+7, len(input))])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := "time=2 level=WARN msg=\"push failed\"\n" +
+		"time=4 level=ERROR msg=\"$connect integration failed\"\n" +
+		"panic: something\n\ngoroutine 1 [running]:\n"
+	if out.String() != want {
+		t.Fatalf("passed on:\n%s\nwant:\n%s", out.String(), want)
 	}
 }
 

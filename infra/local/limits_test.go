@@ -11,6 +11,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/wsnotify/wsnotify/infra/asyncapi"
 	"github.com/wsnotify/wsnotify/infra/local/server"
 	"github.com/wsnotify/wsnotify/shared/notify"
 	"github.com/wsnotify/wsnotify/shared/push/hub"
@@ -113,7 +114,7 @@ func refusedWith(t *testing.T, addr, clientID, token, origin string) (int, strin
 	if origin != "" {
 		opts.HTTPHeader.Set("Origin", origin)
 	}
-	c, resp, err := websocket.Dial(ctx, "ws://"+addr+"/api/v1/ws/"+clientID+"?token="+token, opts)
+	c, resp, err := asyncapi.Dial(ctx, "ws://"+addr+"/api/v1/ws/"+clientID+"?token="+token, opts)
 	if err == nil {
 		c.CloseNow()
 		t.Fatalf("%s connected, want a refusal", clientID)

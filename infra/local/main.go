@@ -12,6 +12,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -27,6 +29,7 @@ import (
 
 	"github.com/wsnotify/wsnotify/infra/local/server"
 	"github.com/wsnotify/wsnotify/shared/auth"
+	"github.com/wsnotify/wsnotify/shared/event"
 )
 
 // Environment variables, one per flag.
@@ -122,7 +125,7 @@ func start(ctx context.Context, args []string, lookupEnv func(string) (string, b
 		log.Warn("listening beyond loopback: the WebSocket endpoint is reachable from the network; the Invoke and Management APIs require the control token",
 			"addr", l.Addr().String())
 	}
-	printBanner(stdout, l.Addr().String(), generated, cfg.apiKeys)
+	printBanner(stdout, l.Addr().String(), generated, cfg.apiKeys, cfg.limits.origins.values)
 	cfg.backend.printBanner(stdout)
 	cfg.tokens.printBanner(stdout)
 
@@ -270,26 +273,60 @@ func (f *keyFlag) add(pair string) error {
 	return nil
 }
 
-// printBanner tells the user where local mode listens. A generated key is
-// printed here, once, on stdout: it is the user's own development key and
-// they need it to connect. It never goes to the log.
-func printBanner(w io.Writer, addr, generatedKey string, keys map[string]string) {
+// printBanner tells the user where local mode listens, how to connect, how
+// to fire an event at a connected client, and which browser origins may
+// connect. A generated key is printed here, once, on stdout: it is the user's
+// own development key and they need it to connect. It never goes to the log.
+// A key the user gave is never printed: a placeholder stands for it.
+func printBanner(w io.Writer, addr, generatedKey string, keys map[string]string, origins []string) {
 	fmt.Fprintf(w, "wsnotify local mode on http://%s\n", addr)
+	token, owner := generatedKey, devOwner
 	if generatedKey == "" {
 		owners := make([]string, 0, len(keys))
-		for _, owner := range keys {
-			owners = append(owners, owner)
+		for _, o := range keys {
+			if !slices.Contains(owners, o) {
+				owners = append(owners, o)
+			}
 		}
 		sort.Strings(owners)
+		token, owner = "<API key>", owners[0]
 		fmt.Fprintf(w, "  API keys for: %s\n", strings.Join(owners, ", "))
-		fmt.Fprintf(w, "  Connect:      ws://%s/api/v1/ws/<client_id>?token=<API key>\n", addr)
-		return
+	} else {
+		fmt.Fprintf(w, "  No --api-key given: generated a development key.\n")
+		fmt.Fprintf(w, "  Owner:    %s\n", devOwner)
 	}
-	body := fmt.Sprintf(`{"Records":[{"messageId":"1","body":"{\"ownerId\":\"%s\",\"event\":{\"type\":\"job_progress\",\"jobId\":\"job_123\",\"progress\":65,\"processedCount\":65,\"totalCount\":100,\"currentFile\":\"document.pdf\"}}"}]}`, devOwner)
-	fmt.Fprintf(w, "  No --api-key given: generated a development key.\n")
-	fmt.Fprintf(w, "  Owner:    %s\n", devOwner)
-	fmt.Fprintf(w, "  Connect:  ws://%s/api/v1/ws/%s?token=%s\n", addr, newUUID(), generatedKey)
-	fmt.Fprintf(w, "  Fire an event:\n    curl -s http://%s/2015-03-31/functions/JobEventsFunction/invocations -d '%s'\n", addr, body)
+	fmt.Fprintf(w, "  Connect:  ws://%s/api/v1/ws/%s?token=%s\n", addr, newUUID(), token)
+	fmt.Fprintf(w, "  Fire an event at %s's connections:\n    %s\n", owner, fireCommand(addr, owner))
+	fmt.Fprintf(w, "  One client: curl -s --data '<message>' http://%s/@connections/<connectionId> (ids: the log's \"connected\" lines)\n", addr)
+	if len(origins) == 0 {
+		fmt.Fprintf(w, "  Origins:  any origin (restrict with --allowed-origin)\n")
+	} else {
+		fmt.Fprintf(w, "  Origins:  %s, and clients that send no Origin (not browsers)\n", strings.Join(origins, ", "))
+	}
+}
+
+// fireCommand is a curl line that publishes a job_progress event to owner
+// through the Invoke API, as an SQS batch of one message, the shape the job
+// events function receives from its queue in the cloud.
+func fireCommand(addr, owner string) string {
+	envelope, _ := json.Marshal(struct {
+		OwnerID string      `json:"ownerId"`
+		Event   event.Event `json:"event"`
+	}{owner, event.JobProgress{Type: event.TypeJobProgress, JobID: "job_123", Progress: 65,
+		ProcessedCount: 65, TotalCount: 100, CurrentFile: "document.pdf"}})
+	type record struct {
+		MessageID string `json:"messageId"`
+		Body      string `json:"body"`
+	}
+	batch, _ := json.Marshal(struct {
+		Records []record `json:"Records"`
+	}{[]record{{MessageID: "1", Body: string(envelope)}}})
+	return fmt.Sprintf("curl -s http://%s/2015-03-31/functions/JobEventsFunction/invocations -d %s", addr, shellQuote(string(batch)))
+}
+
+// shellQuote quotes s as one word for a POSIX shell.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // newUUID returns a random (version 4) UUID, the kind of client id the

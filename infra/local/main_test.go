@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"maps"
+	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -71,16 +72,37 @@ func TestParseConfig(t *testing.T) {
 
 func TestTheBannerOfAGeneratedKeyIsReadyToUse(t *testing.T) {
 	var out bytes.Buffer
-	printBanner(&out, "127.0.0.1:8000", "wsn_generated", map[string]string{"wsn_generated": devOwner})
+	printBanner(&out, "127.0.0.1:8000", "wsn_generated", map[string]string{"wsn_generated": devOwner}, nil)
 	text := out.String()
 	url := regexp.MustCompile(`ws://127\.0\.0\.1:8000/api/v1/ws/[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\?token=wsn_generated`)
 	if !url.MatchString(text) || !strings.Contains(text, "Owner:    "+devOwner) ||
-		!strings.Contains(text, "curl -s http://127.0.0.1:8000/2015-03-31/functions/JobEventsFunction/invocations -d '") {
+		!strings.Contains(text, "curl -s http://127.0.0.1:8000/2015-03-31/functions/JobEventsFunction/invocations -d '") ||
+		!strings.Contains(text, `\"ownerId\":\"`+devOwner+`\"`) || !strings.Contains(text, "Origins:  any origin") {
 		t.Fatalf("banner:\n%s", text)
 	}
-	var given bytes.Buffer
-	printBanner(io.Writer(&given), "127.0.0.1:8000", "", map[string]string{"k-secret": "o1"})
-	if strings.Contains(given.String(), "k-secret") {
-		t.Fatalf("a given key was printed:\n%s", given.String())
+}
+
+func TestTheBannerOfGivenKeysNeverShowsThem(t *testing.T) {
+	var out bytes.Buffer
+	printBanner(io.Writer(&out), "127.0.0.1:8000", "", map[string]string{"k-secret": "o2", "k-other-secret": "o1", "k-third": "o1"},
+		[]string{"https://app.example.com", "*.example.com"})
+	text := out.String()
+	if strings.Contains(text, "k-secret") || strings.Contains(text, "k-other") || strings.Contains(text, "k-third") {
+		t.Fatalf("a given key was printed:\n%s", text)
+	}
+	for _, want := range []string{"API keys for: o1, o2\n", "?token=<API key>\n", "Fire an event at o1's connections:", `\"ownerId\":\"o1\"`,
+		"Origins:  https://app.example.com, *.example.com, and clients that send no Origin"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("banner lacks %q:\n%s", want, text)
+		}
+	}
+}
+
+func TestShellQuoteMakesOneWord(t *testing.T) {
+	for _, s := range []string{"", "plain", "it's", `a "b" $HOME \n 'x'`} {
+		out, err := exec.Command("sh", "-c", `printf '%s' `+shellQuote(s)).Output()
+		if err != nil || string(out) != s {
+			t.Errorf("sh read %s as %q (%v), want %q", shellQuote(s), out, err, s)
+		}
 	}
 }

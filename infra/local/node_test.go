@@ -16,6 +16,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/wsnotify/wsnotify/infra/asyncapi"
 	"github.com/wsnotify/wsnotify/shared/testenv"
 )
 
@@ -172,15 +173,19 @@ func (c *seedClient) next(t *testing.T, what string) string {
 }
 
 // event returns the next event the client received, skipping the seed's
-// own multi-line console.log output.
+// own multi-line console.log output. Each one is held to docs/asyncapi.yaml.
 func (c *seedClient) event(t *testing.T, what string) map[string]any {
 	t.Helper()
 	line := c.next(t, what)
 	for !strings.HasPrefix(line, "EVENT ") {
 		line = c.next(t, what)
 	}
+	data := []byte(strings.TrimPrefix(line, "EVENT "))
+	if err := asyncapi.CheckReceived(data); err != nil {
+		t.Fatalf("the Node client received: %v", err)
+	}
 	var ev map[string]any
-	if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "EVENT ")), &ev); err != nil {
+	if err := json.Unmarshal(data, &ev); err != nil {
 		t.Fatalf("line %q: %v", line, err)
 	}
 	return ev

@@ -15,6 +15,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/wsnotify/wsnotify/infra/asyncapi"
 	"github.com/wsnotify/wsnotify/infra/local/server"
 	"github.com/wsnotify/wsnotify/shared/testenv"
 )
@@ -205,11 +206,11 @@ func waitLogged(t *testing.T, log func() string, parts ...string) string {
 }
 
 // dialLocal connects to local mode at addr as client clientID with token.
-func dialLocal(t *testing.T, addr, clientID, token string) *websocket.Conn {
+func dialLocal(t *testing.T, addr, clientID, token string) *asyncapi.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), processWait)
 	defer cancel()
-	c, resp, err := websocket.Dial(ctx, "ws://"+addr+"/api/v1/ws/"+clientID+"?token="+token, nil)
+	c, resp, err := asyncapi.Dial(ctx, "ws://"+addr+"/api/v1/ws/"+clientID+"?token="+token, nil)
 	if err != nil {
 		status := 0
 		if resp != nil {
@@ -222,7 +223,7 @@ func dialLocal(t *testing.T, addr, clientID, token string) *websocket.Conn {
 }
 
 // closeCode reads c until it closes and returns the close status it got.
-func closeCode(ctx context.Context, c *websocket.Conn) (websocket.CloseError, error) {
+func closeCode(ctx context.Context, c *asyncapi.Conn) (websocket.CloseError, error) {
 	for {
 		_, _, err := c.Read(ctx)
 		if err == nil {

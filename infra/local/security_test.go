@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/coder/websocket"
+
+	"github.com/wsnotify/wsnotify/infra/asyncapi"
 )
 
 // The secrets of the log test: the key local mode runs with and a wrong one
@@ -58,12 +60,12 @@ func secretSession(t *testing.T, addr string, logs func() string) {
 	}
 
 	tab := dialLocal(t, addr, "tab-1", url.QueryEscape(secretKey))
-	raw, _, err := websocket.Dial(ctx, "ws://"+addr+"/local?client_id=raw-1&token="+url.QueryEscape(secretKey), nil)
+	raw, _, err := asyncapi.Dial(ctx, "ws://"+addr+"/local?client_id=raw-1&token="+url.QueryEscape(secretKey), nil)
 	if err != nil {
 		t.Fatalf("raw URL: %v", err)
 	}
 	defer raw.CloseNow()
-	if c, resp, err := websocket.Dial(ctx, "ws://"+addr+"/api/v1/ws/tab-2?token="+wrongToken, nil); err == nil {
+	if c, resp, err := asyncapi.Dial(ctx, "ws://"+addr+"/api/v1/ws/tab-2?token="+wrongToken, nil); err == nil {
 		c.CloseNow()
 		t.Fatal("a wrong token connected")
 	} else if resp == nil || resp.StatusCode != http.StatusUnauthorized {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/wsnotify/wsnotify/infra/asyncapi"
 	"github.com/wsnotify/wsnotify/shared/testenv"
 )
 
@@ -83,7 +84,7 @@ func TestASignalClosesEveryConnectionWith1001RunsEachDisconnectAndExitsZero(t *t
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), processWait)
 			defer cancel()
-			if c, _, err := websocket.Dial(ctx, "ws://"+p.addr+"/api/v1/ws/late?token="+shutdownKeyA, nil); err == nil {
+			if c, _, err := asyncapi.Dial(ctx, "ws://"+p.addr+"/api/v1/ws/late?token="+shutdownKeyA, nil); err == nil {
 				c.CloseNow()
 				t.Fatal("a connection was accepted after the shutdown")
 			}

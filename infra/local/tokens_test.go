@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/wsnotify/wsnotify/infra/asyncapi"
 	"github.com/wsnotify/wsnotify/shared/auth"
 	"github.com/wsnotify/wsnotify/shared/testenv"
 )
@@ -106,7 +106,7 @@ func fireJob(t *testing.T, addr, owner, jobID string) {
 }
 
 // nextJob reads the next event of c and returns its jobId.
-func nextJob(t *testing.T, c *websocket.Conn) string {
+func nextJob(t *testing.T, c *asyncapi.Conn) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), processWait)
 	defer cancel()
@@ -148,12 +148,12 @@ func TestSignedTokensThroughRealWebSocketClients(t *testing.T) {
 		// order, so A's first event being its own proves B's never came.
 		fireJob(t, r.addr, "acct_b", "job_of_b")
 		fireJob(t, r.addr, "acct_a", "job_of_a")
-		for name, c := range map[string]*websocket.Conn{"a-tab-1": a1, "a-tab-2": a2} {
+		for name, c := range map[string]*asyncapi.Conn{"a-tab-1": a1, "a-tab-2": a2} {
 			if got := nextJob(t, c); got != "job_of_a" {
 				t.Errorf("%s received %s first, want job_of_a", name, got)
 			}
 		}
-		for name, c := range map[string]*websocket.Conn{"b-tab-1 (token)": bToken, "b-tab-2 (API key)": bKey} {
+		for name, c := range map[string]*asyncapi.Conn{"b-tab-1 (token)": bToken, "b-tab-2 (API key)": bKey} {
 			if got := nextJob(t, c); got != "job_of_b" {
 				t.Errorf("%s received %s, want job_of_b", name, got)
 			}

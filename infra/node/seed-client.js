@@ -1,8 +1,8 @@
-// The seed's Node.js client (websocket-api.txt, "Standard approach for both
-// browser and Node.js"), run against local mode by infra/local's tests and
-// usable by hand:
+// The client contract's original Node.js example (the "standard approach for
+// both browser and Node.js"), run against local mode by infra/local's tests
+// and usable by hand, with local mode running (make run):
 //
-//   WSNOTIFY_TOKEN=<API key> [WSNOTIFY_HOST=127.0.0.1:8000] node infra/node/seed-client.js
+//   WSNOTIFY_TOKEN=<API key> WSNOTIFY_HOST=127.0.0.1:8000 node infra/node/seed-client.js
 //
 // The block between the two marker comments is the seed's code verbatim,
 // except for two substitutions, both taken from the environment:

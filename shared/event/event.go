@@ -1,7 +1,8 @@
 // Package event defines the notifications clients receive, the rules that make
 // one valid, and the envelope that job-event triggers carry.
 //
-// The JSON shapes are the client contract (the seed API page): fields may be
+// The JSON shapes are the client contract (docs/protocol.md, and the schemas
+// of docs/asyncapi.yaml, which a test holds to these rules): fields may be
 // added, never removed or renamed. The package has no AWS imports.
 package event
 

@@ -132,8 +132,18 @@ func TestEveryEventsFileRunsThroughItsHandler(t *testing.T) {
 			complete := `{"type":"job_complete","jobId":"job_123","status":"completed","organized":100,"failed":0}`
 			errEv := `{"type":"error","jobId":"job_124","error":"Permission denied","code":"PERMISSION_ERROR"}`
 			assertSent(t, e, "conn-a", progress, complete, errEv)
-			assertSent(t, e, "conn-b", progress, complete) // the error was for the other client only
+			assertSent(t, e, "conn-b", progress, complete, errEv) // every client of the owner
 			assertSent(t, e, "conn-other-owner")
+		},
+		"sqs-job-one-client.json": func(t *testing.T, e *env) {
+			e.register(t, "acct_42", "3f0c9a52-6c1e-4e7b-9a43-1d2f6b8e7c10", "conn-a")
+			e.register(t, "acct_42", "other-tab", "conn-b")
+			resp, err := handler.NewJobEvents(e.n, e.log, nil).Handle(ctx, load[events.SQSEvent](t, "sqs-job-one-client.json"))
+			if err != nil || len(resp.BatchItemFailures) != 0 {
+				t.Fatalf("failures = %+v, %v", resp.BatchItemFailures, err)
+			}
+			assertSent(t, e, "conn-a", `{"type":"error","jobId":"job_126","error":"File is locked by another process","code":"FILE_LOCKED"}`)
+			assertSent(t, e, "conn-b") // the message names the other client
 		},
 		"sqs-job-batch-partial-failure.json": func(t *testing.T, e *env) {
 			e.register(t, "acct_42", "tab", "conn-a")

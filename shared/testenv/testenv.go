@@ -220,6 +220,24 @@ func StartLambda(t testing.TB, bootstrap string, env ...string) *Lambda {
 	return &Lambda{URL: base + "/2015-03-31/functions/function/invocations", Output: out}
 }
 
+// UserEnv returns this process's environment as a user's shell would have
+// it, followed by extra: without WSNOTIFY_ variables, which would configure
+// local mode behind the test's back, and without the variables through which
+// a make running the tests hands its jobserver to the makes below it. An
+// entry of extra overrides one of the environment (os/exec keeps the last).
+func UserEnv(extra ...string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		switch {
+		case strings.HasPrefix(name, "WSNOTIFY_"), name == "MAKEFLAGS", name == "MFLAGS", name == "MAKELEVEL":
+		default:
+			env = append(env, kv)
+		}
+	}
+	return append(env, extra...)
+}
+
 // SyncBuffer is a strings.Builder safe for concurrent writes and reads.
 type SyncBuffer struct {
 	mu sync.Mutex

@@ -16,6 +16,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/wsnotify/wsnotify/infra/asyncapi"
 	"github.com/wsnotify/wsnotify/infra/local/server"
 	"github.com/wsnotify/wsnotify/shared/notify"
 	"github.com/wsnotify/wsnotify/shared/testenv"
@@ -49,7 +50,7 @@ func (h *harness) post(t *testing.T, method, path, body, host string, header htt
 
 // nextIs reads c's next message and fails unless it is the event want:
 // whatever a refused request might have pushed would arrive before it.
-func nextIs(t *testing.T, c *websocket.Conn, want string) {
+func nextIs(t *testing.T, c *asyncapi.Conn, want string) {
 	t.Helper()
 	sameShape(t, read(t, c), want)
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/coder/websocket"
 
+	"github.com/wsnotify/wsnotify/infra/asyncapi"
 	"github.com/wsnotify/wsnotify/infra/local/server"
 	"github.com/wsnotify/wsnotify/shared/testenv"
 )
@@ -85,16 +86,16 @@ func start(t *testing.T, cfg server.Config) *harness {
 
 // dial opens the seed's endpoint with a raw (already escaped as wanted)
 // client id path segment and token.
-func (h *harness) dial(ctx context.Context, rawClientID, token string) (*websocket.Conn, *http.Response, error) {
+func (h *harness) dial(ctx context.Context, rawClientID, token string) (*asyncapi.Conn, *http.Response, error) {
 	u := "ws://" + h.host + "/api/v1/ws/" + rawClientID
 	if token != "" {
 		u += "?token=" + url.QueryEscape(token)
 	}
-	return websocket.Dial(ctx, u, nil)
+	return asyncapi.Dial(ctx, u, nil)
 }
 
 // connect opens a client that the test closes at its end.
-func (h *harness) connect(t *testing.T, clientID, token string) *websocket.Conn {
+func (h *harness) connect(t *testing.T, clientID, token string) *asyncapi.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
@@ -226,12 +227,25 @@ func envelope(owner, client, event string) string {
 }
 
 // read returns the next message of c as a JSON object, failing the test if
-// none arrives in time.
-func read(t *testing.T, c *websocket.Conn) map[string]any {
+// none arrives in time or if it breaks docs/asyncapi.yaml.
+func read(t *testing.T, c *asyncapi.Conn) map[string]any {
+	t.Helper()
+	return readWith(t, c.Read)
+}
+
+// readUnchecked is read for bytes the test itself had delivered, through
+// the Management API or a route of its own: they need not be a message of
+// docs/asyncapi.yaml.
+func readUnchecked(t *testing.T, c *asyncapi.Conn) map[string]any {
+	t.Helper()
+	return readWith(t, c.ReadUnchecked)
+}
+
+func readWith(t *testing.T, readMessage func(context.Context) (websocket.MessageType, []byte, error)) map[string]any {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	typ, data, err := c.Read(ctx)
+	typ, data, err := readMessage(ctx)
 	if err != nil {
 		t.Fatalf("read: %v", err)
 	}
@@ -246,7 +260,7 @@ func read(t *testing.T, c *websocket.Conn) map[string]any {
 }
 
 // readClose reads until c is closed and returns the close status.
-func readClose(t *testing.T, c *websocket.Conn) websocket.CloseError {
+func readClose(t *testing.T, c *asyncapi.Conn) websocket.CloseError {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()

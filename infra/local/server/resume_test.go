@@ -10,6 +10,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/wsnotify/wsnotify/infra/asyncapi"
 	"github.com/wsnotify/wsnotify/infra/local/server"
 )
 
@@ -54,7 +55,7 @@ type msg struct {
 	raw      string
 }
 
-func readMsg(t *testing.T, c *websocket.Conn) msg {
+func readMsg(t *testing.T, c *asyncapi.Conn) msg {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
@@ -70,7 +71,7 @@ func readMsg(t *testing.T, c *websocket.Conn) msg {
 	return m
 }
 
-func send(t *testing.T, c *websocket.Conn, text string) {
+func send(t *testing.T, c *asyncapi.Conn, text string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
@@ -85,7 +86,7 @@ func progressEvent(job string, n int) string {
 }
 
 // expectSeqs reads one message per seq and checks it is that event, in order.
-func expectSeqs(t *testing.T, c *websocket.Conn, from, to int64) {
+func expectSeqs(t *testing.T, c *asyncapi.Conn, from, to int64) {
 	t.Helper()
 	for want := from; want <= to; want++ {
 		if m := readMsg(t, c); m.Seq != want || m.ID == "" {
@@ -94,7 +95,7 @@ func expectSeqs(t *testing.T, c *websocket.Conn, from, to int64) {
 	}
 }
 
-func expectResumed(t *testing.T, c *websocket.Conn, seq int64, replayed int) {
+func expectResumed(t *testing.T, c *asyncapi.Conn, seq int64, replayed int) {
 	t.Helper()
 	if m := readMsg(t, c); m.Type != "resumed" || m.Seq != seq || m.Replayed != replayed || m.ID != "" {
 		t.Fatalf("got %s, want resumed at seq %d after %d replayed", m.raw, seq, replayed)

@@ -8,20 +8,21 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/wsnotify/wsnotify/infra/asyncapi"
 	"github.com/wsnotify/wsnotify/infra/local/server"
 	"github.com/wsnotify/wsnotify/shared/store/memory"
 )
 
 // dialFrom dials the seed's endpoint as a page of origin would; an empty
 // origin sends no Origin header, as a non-browser client does.
-func (h *harness) dialFrom(clientID, token, origin string) (*websocket.Conn, *http.Response, error) {
+func (h *harness) dialFrom(clientID, token, origin string) (*asyncapi.Conn, *http.Response, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	header := http.Header{}
 	if origin != "" {
 		header.Set("Origin", origin)
 	}
-	return websocket.Dial(ctx, "ws://"+h.host+"/api/v1/ws/"+clientID+"?token="+token, &websocket.DialOptions{HTTPHeader: header})
+	return asyncapi.Dial(ctx, "ws://"+h.host+"/api/v1/ws/"+clientID+"?token="+token, &websocket.DialOptions{HTTPHeader: header})
 }
 
 // TestTheOriginAllowListRefusesOtherSitesBeforeConnect runs the $connect

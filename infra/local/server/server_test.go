@@ -12,6 +12,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/wsnotify/wsnotify/infra/asyncapi"
 	"github.com/wsnotify/wsnotify/infra/local/server"
 )
 
@@ -186,7 +187,7 @@ func theRawAPIGatewayURLTakesTheClientIDFromTheQuery(t *testing.T, store newStor
 	h := start(t, onStore(server.Config{APIKeys: map[string]string{keyA: ownerA}, Stage: "dev"}, store(t)))
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws://"+h.host+"/dev?client_id=raw&token="+url.QueryEscape(keyA), nil)
+	c, _, err := asyncapi.Dial(ctx, "ws://"+h.host+"/dev?client_id=raw&token="+url.QueryEscape(keyA), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +210,7 @@ func shutdownClosesEveryConnectionWithGoingAwayAndRunsItsDisconnect(t *testing.T
 		read []string
 	}
 	closed := make(chan outcome, 2)
-	for _, c := range []*websocket.Conn{a, b} {
+	for _, c := range []*asyncapi.Conn{a, b} {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), wait)
 			defer cancel()

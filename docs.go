@@ -1,0 +1,9 @@
+package wsnotify
+
+import _ "embed"
+
+// AsyncAPI is the content of docs/asyncapi.yaml, the AsyncAPI description of
+// the WebSocket API. infra/asyncapi parses it and checks messages against it.
+//
+//go:embed docs/asyncapi.yaml
+var AsyncAPI []byte

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Local mode in front of the Lambda binaries: dynalite as DynamoDB, each
+# function's bootstrap (built for this machine) under the Lambda Runtime
+# Interface Emulator, and local mode invoking them for the WebSocket routes
+# and forwarding its Invoke API to them; they push back through local mode's
+# Management API. What the cloud runs, on one machine.
+#
+#   infra/emulator/run.sh --api-key mykey=acct_42      # Ctrl-C stops it all
+#
+# Arguments go to local mode. Ports, all on 127.0.0.1: WSNOTIFY_ADDR
+# (127.0.0.1:8000), DYNALITE_PORT (4567), FUNCTION_PORTS (9001-9005, one per
+# function) and RUNTIME_PORTS (9101-9105, the emulators' runtime APIs).
+# Whatever it started is stopped when it ends, however it ends: a failed
+# start, a stopped local mode, Ctrl-C or SIGTERM.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+addr=${WSNOTIFY_ADDR:-127.0.0.1:8000}
+dynalite_port=${DYNALITE_PORT:-4567}
+read -r -a function_ports <<< "${FUNCTION_PORTS:-9001 9002 9003 9004 9005}"
+read -r -a runtime_ports <<< "${RUNTIME_PORTS:-9101 9102 9103 9104 9105}"
+functions=(connect:ConnectFunction disconnect:DisconnectFunction default:DefaultFunction
+           jobevents:JobEventsFunction s3upload:S3UploadFunction)
+if [ "${#function_ports[@]}" -ne 5 ] || [ "${#runtime_ports[@]}" -ne 5 ]; then
+  echo "FUNCTION_PORTS and RUNTIME_PORTS need five ports each" >&2
+  exit 2
+fi
+
+# The binaries go to a folder of this run's own, so that neither make build's
+# linux/arm64 bootstraps nor another run's are overwritten.
+bin=$(mktemp -d)
+cleanup() {
+  local pids
+  pids=$(jobs -p)
+  if [ -n "$pids" ]; then
+    kill $pids 2>/dev/null || true
+    wait $pids 2>/dev/null || true
+  fi
+  rm -rf "$bin"
+}
+trap cleanup EXIT
+# Exiting from these traps runs the EXIT trap; without them SIGTERM would end
+# the shell at once and leave its background jobs running.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# wait_port waits until something accepts connections on a loopback port.
+wait_port() {
+  for _ in $(seq 200); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+      return 0
+    fi
+    sleep 0.05
+  done
+  echo "nothing listens on 127.0.0.1:$1" >&2
+  return 1
+}
+
+make --no-print-directory tools build LAMBDA_ARCH="$(go env GOARCH)" BUILD_DIR="$bin"
+go build -o "$bin/local" ./infra/local
+
+node infra/node/node_modules/dynalite/cli.js --host 127.0.0.1 --port "$dynalite_port" \
+  --createTableMs 0 --deleteTableMs 0 --updateTableMs 0 &
+wait_port "$dynalite_port"
+
+export TABLE_NAME=wsnotify DYNAMODB_ENDPOINT="http://127.0.0.1:$dynalite_port" \
+  MANAGEMENT_API_ENDPOINT="http://$addr/local" AWS_REGION=us-east-1 \
+  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local
+endpoints=()
+for i in "${!functions[@]}"; do
+  dir=${functions[$i]%%:*} name=${functions[$i]#*:} port=${function_ports[$i]}
+  .tools/bin/aws-lambda-rie --runtime-interface-emulator-address "127.0.0.1:$port" \
+    --runtime-api-address "127.0.0.1:${runtime_ports[$i]}" "$bin/$dir/bootstrap" &
+  endpoints+=("--function-endpoint" "$name=http://127.0.0.1:$port/2015-03-31/functions/function/invocations")
+done
+for port in "${function_ports[@]}"; do
+  wait_port "$port"
+done
+
+# In the background, so that a signal reaches the traps above at once.
+"$bin/local" --addr "$addr" --dynamodb-endpoint "http://127.0.0.1:$dynalite_port" \
+  --table wsnotify --create-table "${endpoints[@]}" "$@" &
+wait $!

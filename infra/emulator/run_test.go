@@ -1,0 +1,158 @@
+// Package emulator_test runs infra/emulator/run.sh, local mode in front of
+// the Lambda binaries, as a user would, and checks that it leaves nothing
+// running behind it, however it ends.
+package emulator_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/wsnotify/wsnotify/infra/asyncapi"
+	"github.com/wsnotify/wsnotify/shared/testenv"
+)
+
+// script is run.sh going in a process group of its own, as a terminal's
+// foreground job is.
+type script struct {
+	cmd  *exec.Cmd
+	out  output
+	tmp  string // its TMPDIR: its binaries go in a folder there
+	addr string // local mode's address
+	done chan struct{}
+	err  error // cmd.Wait's, set before done closes
+}
+
+// startScript runs run.sh with args on free loopback ports.
+func startScript(t *testing.T, args ...string) *script {
+	t.Helper()
+	testenv.NodeModules(t)
+	testenv.LambdaEmulator(t)
+	ports := make([]string, 12)
+	for i := range ports {
+		ports[i] = fmt.Sprint(testenv.FreePort(t))
+	}
+	s := &script{out: output(filepath.Join(t.TempDir(), "output")), tmp: t.TempDir(), addr: "127.0.0.1:" + ports[0], done: make(chan struct{})}
+	s.cmd = exec.Command(filepath.Join(testenv.RepoRoot(t), "infra", "emulator", "run.sh"), args...)
+	s.cmd.Env = testenv.UserEnv("TMPDIR="+s.tmp, "WSNOTIFY_ADDR="+s.addr, "DYNALITE_PORT="+ports[1],
+		"FUNCTION_PORTS="+strings.Join(ports[2:7], " "), "RUNTIME_PORTS="+strings.Join(ports[7:12], " "))
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// A file, not a pipe: Wait then returns when the script ends, not when
+	// the last process holding its output does, which is what is tested.
+	f, err := os.Create(string(s.out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	s.cmd.Stdout, s.cmd.Stderr = f, f
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.err = s.cmd.Wait(); close(s.done) }()
+	t.Cleanup(func() {
+		// Whatever the test found, nothing of the script's may outlive it.
+		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+		<-s.done
+	})
+	return s
+}
+
+// output is the file the script writes to.
+type output string
+
+// String returns what the script wrote so far.
+func (o output) String() string {
+	b, _ := os.ReadFile(string(o))
+	return string(b)
+}
+
+// wait waits for the script to end, failing the test after timeout.
+func (s *script) wait(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	select {
+	case <-s.done:
+	case <-time.After(timeout):
+		t.Fatalf("run.sh did not end; output:\n%s", s.out)
+	}
+}
+
+// checkNothingLeft fails the test if a process of the script's group still
+// runs, or its binaries folder is still there.
+func (s *script) checkNothingLeft(t *testing.T) {
+	t.Helper()
+	// The emulators and dynalite, started in the background, share the
+	// script's process group: signal 0 finds any of them left.
+	if err := syscall.Kill(-s.cmd.Process.Pid, 0); !errors.Is(err, syscall.ESRCH) {
+		out, _ := exec.Command("pgrep", "-a", "-g", fmt.Sprint(s.cmd.Process.Pid)).CombinedOutput()
+		t.Errorf("processes of run.sh outlived it (kill: %v):\n%s", err, out)
+	}
+	if left, _ := os.ReadDir(s.tmp); len(left) > 0 {
+		t.Errorf("run.sh left %d entries in its TMPDIR, e.g. %s", len(left), left[0].Name())
+	}
+}
+
+func TestRunStopsWhatItStartedWhenLocalModeFails(t *testing.T) {
+	s := startScript(t, "--no-such-flag")
+	s.wait(t, 5*time.Minute) // the first run builds the binaries
+	if s.err == nil || !strings.Contains(s.out.String(), "no-such-flag") {
+		t.Fatalf("run.sh with a bad flag ended with %v:\n%s", s.err, s.out)
+	}
+	if !strings.Contains(s.out.String(), "(rapid)") {
+		t.Fatalf("the emulators never started, so the test shows nothing:\n%s", s.out)
+	}
+	s.checkNothingLeft(t)
+}
+
+func TestRunServesThroughTheFunctionsAndStopsEverythingOnCtrlC(t *testing.T) {
+	s := startScript(t, "--api-key", "wsn_emulator_key=acct_emulator")
+	deadline := time.After(5 * time.Minute) // the first run builds the binaries
+	tick := time.NewTicker(20 * time.Millisecond)
+	for !strings.Contains(s.out.String(), "  Store:") {
+		select {
+		case <-s.done:
+			t.Fatalf("run.sh ended before local mode's banner (%v):\n%s", s.err, s.out)
+		case <-deadline:
+			t.Fatalf("no banner from local mode:\n%s", s.out)
+		case <-tick.C:
+		}
+	}
+	tick.Stop()
+
+	// A ping goes through ConnectFunction and DefaultFunction, each a
+	// bootstrap under its emulator, on the table in dynalite.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, resp, err := asyncapi.Dial(ctx, "ws://"+s.addr+"/api/v1/ws/emulated-tab?token=wsn_emulator_key", nil)
+	if err != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		t.Fatalf("connect: %d %v\n%s", status, err, s.out)
+	}
+	defer c.CloseNow()
+	if err := c.Write(ctx, websocket.MessageText, []byte(`{"action":"ping"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, data, err := c.Read(ctx); err != nil || string(data) != `{"type":"pong"}` {
+		t.Fatalf("ping answered %s, %v", data, err)
+	}
+
+	if err := syscall.Kill(-s.cmd.Process.Pid, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	s.wait(t, time.Minute)
+	if !strings.Contains(s.out.String(), `msg="shutting down"`) {
+		t.Fatalf("local mode did not shut down:\n%s", s.out)
+	}
+	s.checkNothingLeft(t)
+}
