@@ -3,12 +3,10 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -35,45 +33,36 @@ type backend struct {
 	dynamoEndpoint string
 	table          string // empty: the embedded store
 	createTable    bool
-	functions      functionFlag
+	functions      listFlag // NAME=URL
 
 	store server.Store // set by open; nil: the embedded store
 }
 
-// register defines the backend flags on fs, each defaulting to its
-// environment variable. A malformed environment value is an error naming
-// the variable.
-func (b *backend) register(fs *flag.FlagSet, lookupEnv func(string) (string, bool)) error {
-	env := func(name string) string {
-		v, _ := lookupEnv(name)
-		return strings.TrimSpace(v)
-	}
-	b.dynamoEndpoint, b.table = env(envDynamoDBEndpoint), env(envTable)
-	if v := env(envCreateTable); v != "" {
-		on, err := strconv.ParseBool(v)
-		if err != nil {
-			return fmt.Errorf("%s: %q is not true or false", envCreateTable, v)
-		}
-		b.createTable = on
-	}
-	if v := env(envFunctionEndpoints); v != "" {
-		for _, pair := range strings.Split(v, ",") {
-			if err := b.functions.add(strings.TrimSpace(pair)); err != nil {
-				return fmt.Errorf("%s: %w", envFunctionEndpoints, err)
-			}
-		}
-	}
+// define binds the backend flags to b.
+func (b *backend) define(fs *flags) {
 	fs.StringVar(&b.table, "table", b.table,
 		"keep connections and keys in this DynamoDB table, the Lambda functions' store, instead of the embedded one; "+
-			"without --dynamodb-endpoint it is a table on AWS, reached with the default AWS configuration (env "+envTable+")")
+			"without --dynamodb-endpoint it is a table on AWS, reached with the default AWS configuration")
+	fs.env("table", envTable)
 	fs.StringVar(&b.dynamoEndpoint, "dynamodb-endpoint", b.dynamoEndpoint,
-		"URL of a local DynamoDB holding --table, e.g. dynalite's http://127.0.0.1:4567; local credentials and region us-east-1 unless AWS_* configure others (env "+envDynamoDBEndpoint+")")
+		"URL of a local DynamoDB holding --table, e.g. dynalite's http://127.0.0.1:4567; local credentials and region us-east-1 unless AWS_* configure others")
+	fs.env("dynamodb-endpoint", envDynamoDBEndpoint)
 	fs.BoolVar(&b.createTable, "create-table", b.createTable,
-		"create --table from template.yaml's ConnectionsTable when it is missing; for a local DynamoDB (env "+envCreateTable+")")
+		"create --table from template.yaml's ConnectionsTable when it is missing; for a local DynamoDB")
+	fs.env("create-table", envCreateTable)
+	b.functions.check = pair("NAME=URL", func(name, url string) error {
+		if err := server.CheckFunctionEndpoint(name, url); err != nil {
+			return err
+		}
+		if _, dup := b.functions.pairs()[name]; dup {
+			return fmt.Errorf("%s is given twice", name)
+		}
+		return nil
+	})
 	fs.Var(&b.functions, "function-endpoint",
 		"run a function on a Lambda endpoint instead of in-process, NAME=URL, NAME a template logical id ("+strings.Join(server.FunctionNames(), ", ")+
-			"), URL its Invoke API (aws-lambda-rie, sam local start-lambda); repeatable; replaces "+envFunctionEndpoints+` ("N1=U1,N2=U2")`)
-	return nil
+			"), URL its Invoke API (aws-lambda-rie, sam local start-lambda); repeatable")
+	fs.env("function-endpoint", envFunctionEndpoints)
 }
 
 // check refuses combinations that cannot work, after the flags are parsed.
@@ -100,7 +89,7 @@ func (b *backend) check(keysGiven bool) error {
 // function endpoint that cannot see the embedded store.
 func (b *backend) open(ctx context.Context, log *slog.Logger) error {
 	if b.table == "" {
-		if len(b.functions.urls) > 0 {
+		if len(b.functions.values) > 0 {
 			log.Warn("functions run on endpoints while local mode keeps the embedded store: they do not share keys or connections; give --table (and --dynamodb-endpoint) naming the functions' table")
 		}
 		return nil
@@ -116,12 +105,11 @@ func (b *backend) open(ctx context.Context, log *slog.Logger) error {
 }
 
 // apply sets the store and the function endpoints in cfg.
-func (b *backend) apply(cfg server.Config) server.Config {
+func (b *backend) apply(cfg *server.Config) {
 	if b.store != nil {
 		cfg.Store = b.store
 	}
-	cfg.FunctionEndpoints = b.functions.urls
-	return cfg
+	cfg.FunctionEndpoints = b.functions.pairs()
 }
 
 // printBanner adds the store and the function endpoints to the start-up banner.
@@ -134,57 +122,13 @@ func (b *backend) printBanner(w io.Writer) {
 	default:
 		fmt.Fprintf(w, "  Store:    DynamoDB table %s at %s\n", b.table, b.dynamoEndpoint)
 	}
-	names := make([]string, 0, len(b.functions.urls))
-	for name := range b.functions.urls {
+	urls := b.functions.pairs()
+	names := make([]string, 0, len(urls))
+	for name := range urls {
 		names = append(names, name)
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		fmt.Fprintf(w, "  Function: %s at %s\n", name, b.functions.urls[name])
+		fmt.Fprintf(w, "  Function: %s at %s\n", name, urls[name])
 	}
-}
-
-// functionFlag collects --function-endpoint NAME=URL. As with --api-key, the
-// first flag replaces the endpoints from the environment.
-type functionFlag struct {
-	urls    map[string]string // logical id → Invoke API URL
-	fromCLI bool
-}
-
-func (f *functionFlag) String() string {
-	if f == nil || len(f.urls) == 0 {
-		return ""
-	}
-	pairs := make([]string, 0, len(f.urls))
-	for name, u := range f.urls {
-		pairs = append(pairs, name+"="+u)
-	}
-	sort.Strings(pairs)
-	return strings.Join(pairs, ",")
-}
-
-func (f *functionFlag) Set(v string) error {
-	if !f.fromCLI {
-		f.urls, f.fromCLI = nil, true
-	}
-	return f.add(v)
-}
-
-func (f *functionFlag) add(pair string) error {
-	name, u, ok := strings.Cut(pair, "=")
-	name, u = strings.TrimSpace(name), strings.TrimSpace(u)
-	if !ok || name == "" || u == "" {
-		return fmt.Errorf("%q: want NAME=URL", pair)
-	}
-	if err := server.CheckFunctionEndpoint(name, u); err != nil {
-		return err
-	}
-	if _, dup := f.urls[name]; dup {
-		return fmt.Errorf("%s is given twice", name)
-	}
-	if f.urls == nil {
-		f.urls = map[string]string{}
-	}
-	f.urls[name] = u
-	return nil
 }

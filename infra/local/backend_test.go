@@ -16,22 +16,25 @@ const rie = "http://127.0.0.1:9001/2015-03-31/functions/function/invocations"
 
 func TestParseBackendConfig(t *testing.T) {
 	tests := []struct {
-		name string
-		args []string
-		env  map[string]string
-		want backend // the parsed fields; store is never set by parsing
-		err  string
+		name          string
+		args          []string
+		env           map[string]string
+		want          backend // the parsed fields (functions as wantFunctions); store is never set by parsing
+		wantFunctions map[string]string
+		err           string
 	}{
 		{name: "the default is the embedded store and in-process functions"},
 		{name: "the environment selects a local table and function endpoints",
 			env: map[string]string{envDynamoDBEndpoint: "http://127.0.0.1:4567", envTable: "t1", envCreateTable: "true",
 				envFunctionEndpoints: "ConnectFunction=" + rie + ", JobEventsFunction=http://127.0.0.1:3001/2015-03-31/functions/JobEventsFunction/invocations"},
-			want: backend{dynamoEndpoint: "http://127.0.0.1:4567", table: "t1", createTable: true, functions: functionFlag{urls: map[string]string{
-				"ConnectFunction": rie, "JobEventsFunction": "http://127.0.0.1:3001/2015-03-31/functions/JobEventsFunction/invocations"}}}},
+			want: backend{dynamoEndpoint: "http://127.0.0.1:4567", table: "t1", createTable: true},
+			wantFunctions: map[string]string{
+				"ConnectFunction": rie, "JobEventsFunction": "http://127.0.0.1:3001/2015-03-31/functions/JobEventsFunction/invocations"}},
 		{name: "flags win over the environment, and --function-endpoint replaces its variable",
-			args: []string{"--table", "t2", "--create-table=false", "--function-endpoint", "DefaultFunction=" + rie},
-			env:  map[string]string{envDynamoDBEndpoint: "http://127.0.0.1:4567", envTable: "t1", envCreateTable: "1", envFunctionEndpoints: "ConnectFunction=" + rie},
-			want: backend{dynamoEndpoint: "http://127.0.0.1:4567", table: "t2", functions: functionFlag{urls: map[string]string{"DefaultFunction": rie}}}},
+			args:          []string{"--table", "t2", "--create-table=false", "--function-endpoint", "DefaultFunction=" + rie},
+			env:           map[string]string{envDynamoDBEndpoint: "http://127.0.0.1:4567", envTable: "t1", envCreateTable: "1", envFunctionEndpoints: "ConnectFunction=" + rie},
+			want:          backend{dynamoEndpoint: "http://127.0.0.1:4567", table: "t2"},
+			wantFunctions: map[string]string{"DefaultFunction": rie}},
 		{name: "a table on AWS with keys given is accepted", args: []string{"--table", "prod", "--api-key", "k=o"},
 			want: backend{table: "prod"}},
 		{name: "a table on AWS without keys is refused: no key is generated there", args: []string{"--table", "prod"},
@@ -67,7 +70,7 @@ func TestParseBackendConfig(t *testing.T) {
 			}
 			got := cfg.backend
 			if got.dynamoEndpoint != tt.want.dynamoEndpoint || got.table != tt.want.table || got.createTable != tt.want.createTable ||
-				!maps.Equal(got.functions.urls, tt.want.functions.urls) {
+				!maps.Equal(got.functions.pairs(), tt.wantFunctions) {
 				t.Fatalf("backend = %+v, want %+v", got, tt.want)
 			}
 		})

@@ -12,15 +12,28 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/wsnotify/wsnotify/infra/asyncapi"
-	"github.com/wsnotify/wsnotify/infra/local/server"
 	"github.com/wsnotify/wsnotify/shared/notify"
 	"github.com/wsnotify/wsnotify/shared/push/hub"
 )
 
+// limitsOf is what the limit flags set: the parts of the server
+// configuration they are bound to, and the origins.
+type limitsOf struct {
+	Connections hub.Config
+	Notify      notify.Config
+	Origins     []string
+}
+
 func TestParseConfigReadsTheLimits(t *testing.T) {
-	defaults := defaultLimits()
-	with := func(change func(*limits)) limits {
-		l := defaultLimits()
+	defaults := limitsOf{
+		Connections: hub.Config{IdleTimeout: hub.DefaultIdleTimeout, MaxAge: hub.DefaultMaxAge,
+			QueueMessages: hub.DefaultQueueMessages, QueueBytes: hub.DefaultQueueBytes},
+		Notify: notify.Config{ConnectRate: notify.DefaultConnectRate, ConnectBurst: notify.DefaultConnectBurst,
+			MaxConnectionsPerOwner: notify.DefaultMaxConnectionsPerOwner,
+			HistoryTTL:             notify.DefaultHistoryTTL, HistoryMaxEvents: notify.DefaultHistoryMaxEvents},
+	}
+	with := func(change func(*limitsOf)) limitsOf {
+		l := defaults
 		change(&l)
 		return l
 	}
@@ -28,7 +41,7 @@ func TestParseConfigReadsTheLimits(t *testing.T) {
 		name string
 		args []string
 		env  map[string]string
-		want limits
+		want limitsOf
 		err  string
 	}{
 		{name: "defaults are API Gateway's limits and the core's", want: defaults},
@@ -38,30 +51,31 @@ func TestParseConfigReadsTheLimits(t *testing.T) {
 				envConnectRate: "2.5", envConnectBurst: "7", envMaxPerOwner: "3",
 				envAllowedOrigins: "https://a.example.com, *.b.example.com", envHistoryTTL: "2h", envHistoryMax: "500",
 			},
-			want: limits{idleTimeout: 90 * time.Second, maxConnection: 30 * time.Minute, queueMessages: 50, queueBytes: 1 << 20,
-				connectRate: 2.5, connectBurst: 7, maxPerOwner: 3,
-				origins:    listFlag{values: []string{"https://a.example.com", "*.b.example.com"}},
-				historyTTL: 2 * time.Hour, historyMax: 500}},
+			want: limitsOf{
+				Connections: hub.Config{IdleTimeout: 90 * time.Second, MaxAge: 30 * time.Minute, QueueMessages: 50, QueueBytes: 1 << 20},
+				Notify:      notify.Config{ConnectRate: 2.5, ConnectBurst: 7, MaxConnectionsPerOwner: 3, HistoryTTL: 2 * time.Hour, HistoryMaxEvents: 500},
+				Origins:     []string{"https://a.example.com", "*.b.example.com"}}},
 		{name: "flags win over the environment, and --allowed-origin replaces its list",
 			args: []string{"--idle-timeout", "1m", "--max-connection", "1h", "--queue-messages", "9", "--queue-bytes", "512KiB",
 				"--connect-rate", "1", "--connect-burst", "2", "--max-connections-per-owner", "4",
 				"--allowed-origin", "https://c.example.com", "--allowed-origin", "localhost:*",
 				"--history-ttl", "30m", "--history-max-events", "20"},
 			env: map[string]string{envIdleTimeout: "90s", envQueueBytes: "1MB", envAllowedOrigins: "https://a.example.com", envHistoryMax: "500"},
-			want: limits{idleTimeout: time.Minute, maxConnection: time.Hour, queueMessages: 9, queueBytes: 512 << 10,
-				connectRate: 1, connectBurst: 2, maxPerOwner: 4,
-				origins:    listFlag{values: []string{"https://c.example.com", "localhost:*"}, fromCLI: true},
-				historyTTL: 30 * time.Minute, historyMax: 20}},
-		{name: "0 turns the idle timeout and the connection age off",
-			args: []string{"--idle-timeout", "0", "--max-connection", "0"},
-			want: with(func(l *limits) { l.idleTimeout, l.maxConnection = 0, 0 })},
+			want: limitsOf{
+				Connections: hub.Config{IdleTimeout: time.Minute, MaxAge: time.Hour, QueueMessages: 9, QueueBytes: 512 << 10},
+				Notify:      notify.Config{ConnectRate: 1, ConnectBurst: 2, MaxConnectionsPerOwner: 4, HistoryTTL: 30 * time.Minute, HistoryMaxEvents: 20},
+				Origins:     []string{"https://c.example.com", "localhost:*"}}},
+		{name: "never turns the idle timeout and the connection age off",
+			args: []string{"--idle-timeout", "never"}, env: map[string]string{envMaxConnection: "never"},
+			want: with(func(l *limitsOf) { l.Connections.IdleTimeout, l.Connections.MaxAge = hub.Never, hub.Never })},
+		{name: "0 is refused, not taken for never nor for the default", args: []string{"--idle-timeout", "0"}, err: "or never"},
 		{name: "queue bytes take a plain number", args: []string{"--queue-bytes", "200000"},
-			want: with(func(l *limits) { l.queueBytes = 200000 })},
+			want: with(func(l *limitsOf) { l.Connections.QueueBytes = 200000 })},
 		{name: "a malformed environment duration names its variable",
 			env: map[string]string{envIdleTimeout: "ten minutes"}, err: envIdleTimeout},
 		{name: "a malformed environment number names its variable",
 			env: map[string]string{envConnectBurst: "many"}, err: envConnectBurst},
-		{name: "a negative duration is refused", args: []string{"--max-connection", "-1s"}, err: "--max-connection"},
+		{name: "a negative duration is refused", args: []string{"--max-connection", "-1s"}, err: "-max-connection"},
 		{name: "a queue that cannot hold one message of 128 KB is refused", args: []string{"--queue-bytes", "64KB"}, err: "--queue-bytes"},
 		{name: "a size that is not one is refused", args: []string{"--queue-bytes", "lots"}, err: "queue-bytes"},
 		{name: "an empty queue is refused", args: []string{"--queue-messages", "0"}, err: "--queue-messages"},
@@ -84,23 +98,11 @@ func TestParseConfigReadsTheLimits(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(cfg.limits, tt.want) {
-				t.Fatalf("limits = %+v\nwant     %+v", cfg.limits, tt.want)
+			got := limitsOf{Connections: cfg.server.Connections, Notify: cfg.server.Notify, Origins: cfg.origins.values}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("limits = %+v\nwant     %+v", got, tt.want)
 			}
 		})
-	}
-}
-
-func TestLimitsSetTheServerConfig(t *testing.T) {
-	l := limits{idleTimeout: 0, maxConnection: time.Hour, queueMessages: 9, queueBytes: 1 << 20,
-		connectRate: 1.5, connectBurst: 2, maxPerOwner: 4, origins: listFlag{values: []string{"localhost:*"}},
-		historyTTL: time.Hour, historyMax: 77}
-	got := l.apply(server.Config{Stage: "kept"})
-	want := server.Config{Stage: "kept", Connections: hub.Config{IdleTimeout: hub.Never, MaxAge: time.Hour, QueueMessages: 9, QueueBytes: 1 << 20},
-		OriginPatterns: []string{"localhost:*"},
-		Notify:         notify.Config{ConnectRate: 1.5, ConnectBurst: 2, MaxConnectionsPerOwner: 4, HistoryTTL: time.Hour, HistoryMaxEvents: 77}}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("apply = %+v\nwant    %+v", got, want)
 	}
 }
 

@@ -65,12 +65,18 @@ func main() {
 // config is what the command line and the environment configure.
 type config struct {
 	addr         string
-	apiKeys      map[string]string // key → owner
-	controlToken secret            // the control plane's credential (control.go in server)
-	limits       limits            // connection limits and guards (limits.go)
-	backend      backend           // store and function endpoints (backend.go)
-	tokens       tokens            // signed tokens (tokens.go)
+	controlToken secretValue // the control plane's credential (control.go in server)
+	apiKeys      listFlag    // KEY=OWNER
+	origins      listFlag    // --allowed-origin
+	// server is local mode's configuration, the limit flags bound straight
+	// to its fields (limits.go); the rest is set from the fields below.
+	server  server.Config
+	backend backend // store and function endpoints (backend.go)
+	tokens  tokens  // signed tokens (tokens.go)
 }
+
+// keys returns the API keys given, key → owner.
+func (c *config) keys() map[string]string { return c.apiKeys.pairs() }
 
 // run parses the configuration, serves until ctx ends (SIGINT or SIGTERM),
 // then shuts down gracefully. stdout receives the start-up banner, whose
@@ -101,19 +107,22 @@ func start(ctx context.Context, args []string, lookupEnv func(string) (string, b
 	if err := cfg.backend.open(ctx, log); err != nil {
 		return nil, err
 	}
-	generated := ""
-	if len(cfg.apiKeys) == 0 {
+	generated, keys := "", cfg.keys()
+	if len(keys) == 0 {
 		key, err := auth.NewKey()
 		if err != nil {
 			return nil, err
 		}
 		generated = key
-		cfg.apiKeys = map[string]string{key: devOwner}
+		keys = map[string]string{key: devOwner}
 	}
 
-	cfg.tokens.warnEndpoint(log, cfg.backend.functions.urls)
-	srv, err := server.New(cfg.tokens.apply(cfg.backend.apply(cfg.limits.apply(server.Config{
-		APIKeys: cfg.apiKeys, ControlToken: string(cfg.controlToken), Logger: log}))))
+	cfg.tokens.warnEndpoint(log, cfg.backend.functions.pairs())
+	cfg.server.APIKeys, cfg.server.ControlToken, cfg.server.Logger = keys, string(cfg.controlToken), log
+	cfg.server.OriginPatterns = cfg.origins.values
+	cfg.backend.apply(&cfg.server)
+	cfg.tokens.apply(&cfg.server)
+	srv, err := server.New(cfg.server)
 	if err != nil {
 		return nil, fmt.Errorf("configure local mode: %w", err)
 	}
@@ -125,7 +134,7 @@ func start(ctx context.Context, args []string, lookupEnv func(string) (string, b
 		log.Warn("listening beyond loopback: the WebSocket endpoint is reachable from the network; the Invoke and Management APIs require the control token",
 			"addr", l.Addr().String())
 	}
-	printBanner(stdout, l.Addr().String(), generated, cfg.apiKeys, cfg.limits.origins.values)
+	printBanner(stdout, l.Addr().String(), generated, keys, cfg.origins.values)
 	cfg.backend.printBanner(stdout)
 	cfg.tokens.printBanner(stdout)
 
@@ -150,127 +159,46 @@ func (m *localMode) wait(ctx context.Context) error {
 
 // parseConfig reads the flags, each defaulting to its environment variable.
 func parseConfig(args []string, lookupEnv func(string) (string, bool)) (config, error) {
-	fs := flag.NewFlagSet("local", flag.ContinueOnError)
-	addr := "127.0.0.1:8000"
-	if v, ok := lookupEnv(envAddr); ok && v != "" {
-		addr = v
-	}
-	keys := &keyFlag{}
-	if v, ok := lookupEnv(envAPIKeys); ok && v != "" {
-		for _, pair := range strings.Split(v, ",") {
-			if err := keys.add(strings.TrimSpace(pair)); err != nil {
-				return config{}, fmt.Errorf("%s: %w", envAPIKeys, err)
-			}
+	cfg := config{addr: "127.0.0.1:8000"}
+	fs := newFlags()
+	fs.StringVar(&cfg.addr, "addr", cfg.addr, "listen address")
+	fs.env("addr", envAddr)
+	fs.Var(&cfg.controlToken, "control-token", "the credential the Invoke and Management APIs require as \"Authorization: Bearer …\"; needed when --addr is not loopback")
+	fs.env("control-token", envControlToken)
+	cfg.apiKeys = listFlag{secret: true, check: pair("KEY=OWNER", func(key, _ string) error {
+		if auth.IsSignedToken(key) {
+			// The service would check it as a signed token and never find it.
+			return errors.New("an API key must not have a signed token's shape (three dot-separated base64url parts)")
 		}
-	}
-	fs.StringVar(&addr, "addr", addr, "listen address (env "+envAddr+")")
-	var token secret
-	if v, ok := lookupEnv(envControlToken); ok {
-		token = secret(v)
-	}
-	fs.Var(&token, "control-token", "the credential the Invoke and Management APIs require as \"Authorization: Bearer …\"; needed when --addr is not loopback (env "+envControlToken+")")
-	fs.Var(keys, "api-key", "an API key and its owner, KEY=OWNER; repeatable; replaces "+envAPIKeys+` ("k1=o1,k2=o2"). None: one is generated for owner `+devOwner)
-	var lim limits
-	if err := lim.register(fs, lookupEnv); err != nil {
+		return nil
+	})}
+	fs.Var(&cfg.apiKeys, "api-key", "an API key and its owner, KEY=OWNER; repeatable. None: one is generated for owner "+devOwner)
+	fs.env("api-key", envAPIKeys)
+	defineLimits(fs, &cfg.server, &cfg.origins)
+	cfg.backend.define(fs)
+	cfg.tokens.define(fs)
+	if err := fs.parse(args, lookupEnv); err != nil {
 		return config{}, err
 	}
-	var be backend
-	if err := be.register(fs, lookupEnv); err != nil {
+	if err := checkLimits(cfg.server); err != nil {
 		return config{}, err
 	}
-	var tk tokens
-	if err := tk.register(fs, lookupEnv); err != nil {
+	if err := cfg.backend.check(len(cfg.apiKeys.values) > 0); err != nil {
 		return config{}, err
 	}
-	if err := fs.Parse(args); err != nil {
-		return config{}, err
-	}
-	if keys.err != nil {
-		return config{}, fmt.Errorf("--api-key: %w", keys.err)
-	}
-	if fs.NArg() > 0 {
-		return config{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
-	}
-	if err := lim.check(); err != nil {
-		return config{}, err
-	}
-	if err := be.check(len(keys.keys) > 0); err != nil {
-		return config{}, err
-	}
+	token := cfg.controlToken
 	if token != "" {
 		if err := server.CheckControlToken(string(token)); err != nil {
 			return config{}, fmt.Errorf("--control-token: %w", err)
 		}
 	}
-	if !server.IsLoopbackAddr(addr) && token == "" {
-		return config{}, fmt.Errorf("--addr %s is not a loopback address: anyone who reaches it could publish to any owner through the Invoke and Management APIs, so give them a credential with --control-token (or %s)", addr, envControlToken)
+	if !server.IsLoopbackAddr(cfg.addr) && token == "" {
+		return config{}, fmt.Errorf("--addr %s is not a loopback address: anyone who reaches it could publish to any owner through the Invoke and Management APIs, so give them a credential with --control-token (or %s)", cfg.addr, envControlToken)
 	}
-	if err := tk.check(); err != nil {
+	if err := cfg.tokens.check(); err != nil {
 		return config{}, err
 	}
-	return config{addr: addr, apiKeys: keys.keys, controlToken: token, limits: lim, backend: be, tokens: tk}, nil
-}
-
-// secret is a flag value that is never echoed: flag prints a flag's default
-// with String, and that default may come from the environment.
-type secret string
-
-func (s *secret) String() string {
-	if s == nil || *s == "" {
-		return ""
-	}
-	return "(set)"
-}
-
-func (s *secret) Set(v string) error {
-	*s = secret(v)
-	return nil
-}
-
-// keyFlag collects --api-key KEY=OWNER. The first flag replaces the keys
-// from the environment, so the command line wins as for every other flag.
-// A key must never be echoed: String shows only a count (flag prints
-// defaults with it), and Set keeps its error for parseConfig instead of
-// returning it, because the flag package would quote the value in its message.
-type keyFlag struct {
-	keys    map[string]string
-	fromCLI bool
-	err     error
-}
-
-func (f *keyFlag) String() string {
-	if f == nil || len(f.keys) == 0 {
-		return ""
-	}
-	return fmt.Sprintf("%d key(s)", len(f.keys))
-}
-
-func (f *keyFlag) Set(v string) error {
-	if !f.fromCLI {
-		f.keys, f.fromCLI = nil, true
-	}
-	if err := f.add(v); err != nil && f.err == nil {
-		f.err = err
-	}
-	return nil
-}
-
-func (f *keyFlag) add(pair string) error {
-	key, owner, ok := strings.Cut(pair, "=")
-	key, owner = strings.TrimSpace(key), strings.TrimSpace(owner)
-	if !ok || key == "" || owner == "" {
-		// The value is not echoed: it may be a key.
-		return errors.New("an API key must be given as KEY=OWNER")
-	}
-	if auth.IsSignedToken(key) {
-		// The service would check it as a signed token and never find it.
-		return errors.New("an API key must not have a signed token's shape (three dot-separated base64url parts)")
-	}
-	if f.keys == nil {
-		f.keys = map[string]string{}
-	}
-	f.keys[key] = owner
-	return nil
+	return cfg, nil
 }
 
 // printBanner tells the user where local mode listens, how to connect, how

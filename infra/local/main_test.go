@@ -63,7 +63,7 @@ func TestParseConfig(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if cfg.addr != tt.addr || !maps.Equal(cfg.apiKeys, tt.keys) {
+			if cfg.addr != tt.addr || !maps.Equal(cfg.keys(), tt.keys) {
 				t.Fatalf("config = %+v", cfg)
 			}
 		})

@@ -2,11 +2,9 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/wsnotify/wsnotify/infra/local/server"
@@ -23,37 +21,35 @@ const (
 // tokens are the flags of signed tokens: the secrets that verify them (the
 // first also signs, for infra/keys mint) and how far ahead their exp may lie.
 type tokens struct {
-	secrets secretFlag
+	secrets listFlag
 	maxTTL  time.Duration
 }
 
-// register defines the token flags on fs, each defaulting to its
-// environment variable.
-func (tk *tokens) register(fs *flag.FlagSet, lookupEnv func(string) (string, bool)) error {
+// define binds the token flags to tk.
+func (tk *tokens) define(fs *flags) {
 	tk.maxTTL = auth.DefaultTokenMaxTTL
-	if v, ok := lookupEnv(envTokenSecrets); ok {
-		tk.secrets.values = auth.SplitSecrets(v)
-	}
-	if v, ok := lookupEnv(envTokenMaxTTL); ok && strings.TrimSpace(v) != "" {
-		d, err := time.ParseDuration(strings.TrimSpace(v))
-		if err != nil {
-			return fmt.Errorf("%s: %q is not a duration such as 24h or 30m", envTokenMaxTTL, v)
-		}
-		tk.maxTTL = d
-	}
+	tk.secrets.secret = true
 	fs.Var(&tk.secrets, "token-secret",
-		"a `secret` of signed tokens (HS256 JWTs in ?token=, besides API keys), at least 32 bytes; repeatable for a rotation, the first signs (infra/keys mint); replaces "+
-			envTokenSecrets+` ("s1,s2"). None: signed tokens are refused`)
-	fs.DurationVar(&tk.maxTTL, "token-max-ttl", tk.maxTTL,
-		"refuse signed tokens whose exp lies further ahead (env "+envTokenMaxTTL+")")
-	return nil
+		"a `secret` of signed tokens (HS256 JWTs in ?token=, besides API keys), at least 32 bytes; repeatable for a rotation, the first signs (infra/keys mint). None: signed tokens are refused")
+	fs.env("token-secret", envTokenSecrets)
+	fs.DurationVar(&tk.maxTTL, "token-max-ttl", tk.maxTTL, "refuse signed tokens whose exp lies further ahead")
+	fs.env("token-max-ttl", envTokenMaxTTL)
+}
+
+// secretBytes returns the secrets as auth takes them.
+func (tk *tokens) secretBytes() [][]byte {
+	out := make([][]byte, len(tk.secrets.values))
+	for i, s := range tk.secrets.values {
+		out[i] = []byte(s)
+	}
+	return out
 }
 
 // check refuses short secrets at start-up, naming them by position only.
 func (tk *tokens) check() error {
 	var errs []error
 	if len(tk.secrets.values) > 0 {
-		if err := auth.CheckSecrets(tk.secrets.values); err != nil {
+		if err := auth.CheckSecrets(tk.secretBytes()); err != nil {
 			errs = append(errs, fmt.Errorf("--token-secret / %s: %w", envTokenSecrets, err))
 		}
 	}
@@ -64,11 +60,10 @@ func (tk *tokens) check() error {
 }
 
 // apply turns signed tokens on in cfg when secrets are given.
-func (tk tokens) apply(cfg server.Config) server.Config {
+func (tk *tokens) apply(cfg *server.Config) {
 	if len(tk.secrets.values) > 0 {
-		cfg.Tokens = auth.NewTokenVerifier(auth.StaticSecrets(tk.secrets.values), auth.TokenConfig{MaxTTL: tk.maxTTL})
+		cfg.Tokens = auth.NewTokenVerifier(auth.StaticSecrets(tk.secretBytes()), auth.TokenConfig{MaxTTL: tk.maxTTL})
 	}
-	return cfg
 }
 
 // printBanner says whether signed tokens are on, and how to mint one.
@@ -86,30 +81,4 @@ func (tk tokens) warnEndpoint(log *slog.Logger, functions map[string]string) {
 	if _, ok := functions[server.ConnectFunction]; ok && len(tk.secrets.values) > 0 {
 		log.Warn("ConnectFunction runs on an endpoint: it checks signed tokens with its own TOKEN_SECRET_ID, not --token-secret")
 	}
-}
-
-// secretFlag collects --token-secret. As with --api-key, the first flag
-// replaces the environment's secrets, and a secret is never echoed: String
-// shows a count, and no error quotes a value.
-type secretFlag struct {
-	values  [][]byte
-	fromCLI bool
-}
-
-func (f *secretFlag) String() string {
-	if f == nil || len(f.values) == 0 {
-		return ""
-	}
-	return fmt.Sprintf("%d secret(s)", len(f.values))
-}
-
-func (f *secretFlag) Set(v string) error {
-	if !f.fromCLI {
-		f.values, f.fromCLI = nil, true
-	}
-	if v = strings.TrimSpace(v); v == "" {
-		return errors.New("must not be empty")
-	}
-	f.values = append(f.values, []byte(v))
-	return nil
 }
