@@ -96,7 +96,7 @@ type endpoint struct {
 	client *http.Client
 	// slot lets one invocation at a time through: aws-lambda-rie serves a
 	// single invocation and crashes when a second arrives while one runs
-	// (DESIGN.md). Concurrent connects, messages and disconnects therefore
+	// (seen with the version the Makefile pins). Concurrent connects, messages and disconnects therefore
 	// queue here, as they would for a function with reserved concurrency 1.
 	// A channel rather than a mutex, so that a caller whose context ends
 	// stops waiting.

@@ -1,6 +1,6 @@
 // Package dynamo is the DynamoDB store of connection records, API keys and
 // each owner's event history: one table, single-item conditional writes only
-// (no transactions, no PartiQL), as DESIGN.md's "DynamoDB model" describes.
+// (no transactions, no PartiQL), as docs/architecture.md's "Data model" describes.
 //
 //	pk = "owner#<ownerId>"    sk = "client#<clientId>"  connectionId, connectedAt, expiresAt
 //	pk = "key#<sha256hex>"    sk = "key"                ownerId, name, createdAt, revoked
