@@ -41,7 +41,7 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger) (*notify.Notifier,
 		}
 	})
 	store := dynamo.New(db, cfg.TableName)
-	pusher := apigw.New(apigw.NewClient(awsCfg, cfg.ManagementEndpoint, pushAttempts), log)
+	pusher := apigw.New(apigw.NewClient(awsCfg, cfg.ManagementEndpoint, pushAttempts, nil), log)
 	authn := auth.NewAuthenticator(store)
 	if cfg.TokenSecretID != "" {
 		// The client is cheap to build; the secret itself is read on the
