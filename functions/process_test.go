@@ -23,6 +23,7 @@ import (
 
 	"github.com/wsnotify/wsnotify/infra/template"
 	"github.com/wsnotify/wsnotify/shared/auth"
+	"github.com/wsnotify/wsnotify/shared/metrics/emf/emftest"
 	"github.com/wsnotify/wsnotify/shared/store/dynamo"
 	"github.com/wsnotify/wsnotify/shared/testenv"
 )
@@ -30,11 +31,16 @@ import (
 // sampleKey is the token in events/connect.json.
 const sampleKey = "wsn_sample_key_for_events_folder_only"
 
+// metricsNamespace is the functions' METRICS_NAMESPACE in these tests.
+const metricsNamespace = "wsnotify-functions-test"
+
 // managementAPI records the posts it gets, like API Gateway's Management API
-// for connections that all exist.
+// for connections that all exist. A connection in throttle has its first
+// post refused with 429, as API Gateway throttles.
 type managementAPI struct {
-	mu    sync.Mutex
-	posts map[string][]string // connection id -> bodies
+	mu       sync.Mutex
+	posts    map[string][]string // connection id -> bodies
+	throttle map[string]bool
 }
 
 func (m *managementAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -48,8 +54,15 @@ func (m *managementAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case http.MethodPost:
 		body, _ := io.ReadAll(r.Body)
 		m.mu.Lock()
+		defer m.mu.Unlock()
+		if m.throttle[id] {
+			delete(m.throttle, id)
+			w.Header().Set("x-amzn-ErrorType", "LimitExceededException")
+			w.WriteHeader(http.StatusTooManyRequests)
+			fmt.Fprint(w, `{"message":"Rate exceeded"}`)
+			return
+		}
 		m.posts[id] = append(m.posts[id], string(body))
-		m.mu.Unlock()
 	case http.MethodGet:
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprint(w, `{"connectedAt":"2026-11-26T10:15:30.000Z","identity":{"sourceIp":"203.0.113.7","userAgent":"test"},"lastActiveAt":"2026-11-26T10:15:30.000Z"}`)
@@ -88,7 +101,7 @@ func startStack(t *testing.T) *stack {
 	mgmt := httptest.NewServer(st.mgmt)
 	t.Cleanup(mgmt.Close)
 	st.lambdas = testenv.StartFunctions(t, append(testenv.FunctionEnv(table, endpoint, mgmt.URL+"/prod"),
-		"LOG_LEVEL=debug", "ALLOWED_ORIGINS=https://app.example.com")...)
+		"LOG_LEVEL=debug", "ALLOWED_ORIGINS=https://app.example.com", "METRICS_NAMESPACE="+metricsNamespace)...)
 	return st
 }
 
@@ -125,6 +138,7 @@ func (st *stack) invoke(t *testing.T, function, file string, edit func([]byte) [
 func TestEveryEventsFileOnItsBinary(t *testing.T) {
 	st := startStack(t)
 	const connID = "TWegAcC4EowCHnA="
+	st.mgmt.throttle = map[string]bool{connID: true} // the first push to it: 429, then retried
 	steps := []struct {
 		file, function string
 		edit           func([]byte) []byte
@@ -244,6 +258,44 @@ func TestEveryEventsFileOnItsBinary(t *testing.T) {
 		if !t.Run(name, func(t *testing.T) { s.check(t, st.invoke(t, s.function, s.file, s.edit)) }) {
 			t.FailNow() // later steps build on this one
 		}
+	}
+
+	// Each binary wrote the figures of its invocations on stdout, as EMF.
+	figures := []struct {
+		function, figure, value string
+		want                    float64
+	}{
+		{"ConnectFunction", "ConnectsAccepted", "", 1},
+		{"ConnectFunction", "ConnectsRefused", "forbidden", 1}, // the other site's page
+		{"ConnectFunction", "ConnectsRefused", "", 1},
+		{"JobEventsFunction", "EventsPublished", "job_progress", 2},
+		{"JobEventsFunction", "EventsPublished", "job_complete", 2},
+		{"JobEventsFunction", "EventsPublished", "error", 1},
+		{"JobEventsFunction", "Deliveries", "", 5},
+		{"JobEventsFunction", "PushesThrottled", "", 1},
+		{"JobEventsFunction", "PushRetries", "", 1},
+		{"JobEventsFunction", "PushesFailed", "", 0},
+		{"S3UploadFunction", "EventsPublished", "file_uploaded", 2},
+		{"S3UploadFunction", "Deliveries", "", 2},
+		{"DisconnectFunction", "Disconnects", "", 1},
+	}
+	for _, f := range figures {
+		docs := emftest.Parse(t, st.lambdas[f.function].Output.String())
+		if len(docs) == 0 {
+			t.Errorf("%s wrote no metrics:\n%s", f.function, st.lambdas[f.function].Output)
+			continue
+		}
+		// Under the emulator the function's name is the emulator's.
+		s := emftest.Series{Name: f.figure, Dims: map[string]string{"FunctionName": docs[0].Dims["FunctionName"]}}
+		if f.value != "" {
+			s.Dims[map[string]string{"ConnectsRefused": "Reason", "EventsPublished": "Type"}[f.figure]] = f.value
+		}
+		if got := emftest.Sum(docs, s); got != f.want || docs[0].Namespace != metricsNamespace {
+			t.Errorf("%s: %s %v = %v in %q, want %v in %q", f.function, f.figure, s.Dims, got, docs[0].Namespace, f.want, metricsNamespace)
+		}
+	}
+	if docs := emftest.Parse(t, st.lambdas["DefaultFunction"].Output.String()); len(docs) != 0 {
+		t.Errorf("DefaultFunction wrote %d metric lines for pings, which move no figure", len(docs))
 	}
 }
 

@@ -7,8 +7,8 @@
 // A Recorder adds up one invocation's figures in memory; the function's main
 // calls Flush when the invocation ends (shared/app does), which writes one
 // line per dimension value seen. aws-lambda-go has no writer for the format
-// and the Go libraries for it are unmaintained, so this one follows the
-// specification itself (CloudWatch_Embedded_Metric_Format_Specification):
+// and AWS's own libraries for it are for other languages, so this one
+// follows the specification itself (CloudWatch_Embedded_Metric_Format_Specification):
 //
 //	{"_aws":{"Timestamp":1764151530123,"CloudWatchMetrics":[{"Namespace":"wsnotify",
 //	  "Dimensions":[["FunctionName","Type"],["FunctionName"]],
@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -35,8 +36,6 @@ const (
 	MaxMetrics = 100
 	// MaxValues is the most values one metric's array may hold.
 	MaxValues = 100
-	// MaxNamespace is the longest namespace.
-	MaxNamespace = 1024
 	// MaxDimensionValue is the longest dimension value.
 	MaxDimensionValue = 1024
 )
@@ -71,11 +70,24 @@ type Recorder struct {
 
 var _ notify.Metrics = (*Recorder)(nil)
 
+// namespacePattern is CloudWatch's rule for a namespace: 1-255 of letters,
+// digits, . - _ / # : and space, not starting with a space.
+var namespacePattern = regexp.MustCompile(`^[A-Za-z0-9._/#:-][A-Za-z0-9 ._/#:-]{0,254}$`)
+
+// CheckNamespace refuses a namespace CloudWatch would not take: see
+// namespacePattern; "AWS/" is reserved for AWS's own services.
+func CheckNamespace(namespace string) error {
+	if !namespacePattern.MatchString(namespace) || strings.HasPrefix(namespace, "AWS/") {
+		return fmt.Errorf("metrics namespace %q: want 1-255 of A-Z a-z 0-9 . - _ / # : and space, not starting with AWS/", namespace)
+	}
+	return nil
+}
+
 // New returns a Recorder that writes to w (the function's stdout) under
 // namespace, every metric with the dimension FunctionName = function.
 func New(w io.Writer, namespace, function string) (*Recorder, error) {
-	if namespace == "" || len(namespace) > MaxNamespace {
-		return nil, fmt.Errorf("metrics namespace %q: must be 1-%d characters", namespace, MaxNamespace)
+	if err := CheckNamespace(namespace); err != nil {
+		return nil, err
 	}
 	if strings.TrimSpace(function) == "" || len(function) > MaxDimensionValue {
 		return nil, fmt.Errorf("function name %q: must be 1-%d characters", function, MaxDimensionValue)

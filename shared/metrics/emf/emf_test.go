@@ -222,7 +222,7 @@ func TestCheckRefusesWhatTheSpecificationForbids(t *testing.T) {
 }
 
 func TestNewRefusesAnUnusableNamespaceOrFunction(t *testing.T) {
-	for _, c := range []struct{ ns, fn string }{{"", "f"}, {strings.Repeat("n", 1025), "f"}, {"ns", ""}, {"ns", " "}} {
+	for _, c := range []struct{ ns, fn string }{{"", "f"}, {strings.Repeat("n", 256), "f"}, {"AWS/Lambda", "f"}, {" ns", "f"}, {"ns\n", "f"}, {"ns", ""}, {"ns", " "}} {
 		if _, err := emf.New(&bytes.Buffer{}, c.ns, c.fn); err == nil {
 			t.Errorf("New(%.20q, %q) accepted", c.ns, c.fn)
 		}
