@@ -23,6 +23,7 @@ import (
 
 	"github.com/wsnotify/wsnotify/infra/template"
 	"github.com/wsnotify/wsnotify/shared/auth"
+	"github.com/wsnotify/wsnotify/shared/metrics"
 	"github.com/wsnotify/wsnotify/shared/metrics/emf/emftest"
 	"github.com/wsnotify/wsnotify/shared/store/dynamo"
 	"github.com/wsnotify/wsnotify/shared/testenv"
@@ -262,22 +263,24 @@ func TestEveryEventsFileOnItsBinary(t *testing.T) {
 
 	// Each binary wrote the figures of its invocations on stdout, as EMF.
 	figures := []struct {
-		function, figure, value string
-		want                    float64
+		function string
+		figure   metrics.Figure
+		value    []string // of its dimension
+		want     float64
 	}{
-		{"ConnectFunction", "ConnectsAccepted", "", 1},
-		{"ConnectFunction", "ConnectsRefused", "forbidden", 1}, // the other site's page
-		{"ConnectFunction", "ConnectsRefused", "", 1},
-		{"JobEventsFunction", "EventsPublished", "job_progress", 2},
-		{"JobEventsFunction", "EventsPublished", "job_complete", 2},
-		{"JobEventsFunction", "EventsPublished", "error", 1},
-		{"JobEventsFunction", "Deliveries", "", 5},
-		{"JobEventsFunction", "PushesThrottled", "", 1},
-		{"JobEventsFunction", "PushRetries", "", 1},
-		{"JobEventsFunction", "PushesFailed", "", 0},
-		{"S3UploadFunction", "EventsPublished", "file_uploaded", 2},
-		{"S3UploadFunction", "Deliveries", "", 2},
-		{"DisconnectFunction", "Disconnects", "", 1},
+		{"ConnectFunction", metrics.ConnectsAccepted, nil, 1},
+		{"ConnectFunction", metrics.ConnectsRefused, []string{"forbidden"}, 1}, // the other site's page
+		{"ConnectFunction", metrics.ConnectsRefused, nil, 1},
+		{"JobEventsFunction", metrics.EventsPublished, []string{"job_progress"}, 2},
+		{"JobEventsFunction", metrics.EventsPublished, []string{"job_complete"}, 2},
+		{"JobEventsFunction", metrics.EventsPublished, []string{"error"}, 1},
+		{"JobEventsFunction", metrics.Deliveries, nil, 5},
+		{"JobEventsFunction", metrics.PushesThrottled, nil, 1},
+		{"JobEventsFunction", metrics.PushRetries, nil, 1},
+		{"JobEventsFunction", metrics.PushesFailed, nil, 0},
+		{"S3UploadFunction", metrics.EventsPublished, []string{"file_uploaded"}, 2},
+		{"S3UploadFunction", metrics.Deliveries, nil, 2},
+		{"DisconnectFunction", metrics.Disconnects, nil, 1},
 	}
 	for _, f := range figures {
 		docs := emftest.Parse(t, st.lambdas[f.function].Output.String())
@@ -285,14 +288,11 @@ func TestEveryEventsFileOnItsBinary(t *testing.T) {
 			t.Errorf("%s wrote no metrics:\n%s", f.function, st.lambdas[f.function].Output)
 			continue
 		}
+		if docs[0].Namespace != metricsNamespace {
+			t.Errorf("%s: namespace %q, want %q", f.function, docs[0].Namespace, metricsNamespace)
+		}
 		// Under the emulator the function's name is the emulator's.
-		s := emftest.Series{Name: f.figure, Dims: map[string]string{"FunctionName": docs[0].Dims["FunctionName"]}}
-		if f.value != "" {
-			s.Dims[map[string]string{"ConnectsRefused": "Reason", "EventsPublished": "Type"}[f.figure]] = f.value
-		}
-		if got := emftest.Sum(docs, s); got != f.want || docs[0].Namespace != metricsNamespace {
-			t.Errorf("%s: %s %v = %v in %q, want %v in %q", f.function, f.figure, s.Dims, got, docs[0].Namespace, f.want, metricsNamespace)
-		}
+		emftest.ExpectSums(t, docs, emftest.Want{Series: emftest.Of(docs[0].Dims[metrics.DimFunction], f.figure, f.value...), Sum: f.want})
 	}
 	if docs := emftest.Parse(t, st.lambdas["DefaultFunction"].Output.String()); len(docs) != 0 {
 		t.Errorf("DefaultFunction wrote %d metric lines for pings, which move no figure", len(docs))

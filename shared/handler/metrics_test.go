@@ -156,26 +156,17 @@ func TestHandlersWriteEveryFigureOfTheirInvocation(t *testing.T) {
 	connectWith("key-7", "tab", "d4", site, 200)
 	connectWith("key-7", "tab", "d5", site, 409) // conflict: tab is connected
 
-	byConnect := func(f metrics.Figure, value ...string) emftest.Series {
-		return series(connectName, f, value...)
-	}
-	for _, c := range []struct {
-		s    emftest.Series
-		want float64
-	}{
-		{byConnect(metrics.ConnectsAccepted), 7},
-		{byConnect(metrics.ConnectsRefused), 7},
-		{byConnect(metrics.ConnectsRefused, "forbidden"), 3},
-		{byConnect(metrics.ConnectsRefused, "rate_limited"), 1},
-		{byConnect(metrics.ConnectsRefused, "invalid"), 1},
-		{byConnect(metrics.ConnectsRefused, "unauthorized"), 1},
-		{byConnect(metrics.ConnectsRefused, "conflict"), 1},
-		{byConnect(metrics.ConnectsRefused, "internal"), 0},
-	} {
-		if got := emftest.Sum(docs, c.s); got != c.want {
-			t.Errorf("%s %v = %v, want %v", c.s.Name, c.s.Dims, got, c.want)
-		}
-	}
+	byConnect := func(f metrics.Figure, value ...string) emftest.Series { return emftest.Of(connectName, f, value...) }
+	emftest.ExpectSums(t, docs,
+		emftest.Want{Series: byConnect(metrics.ConnectsAccepted), Sum: 7},
+		emftest.Want{Series: byConnect(metrics.ConnectsRefused), Sum: 7},
+		emftest.Want{Series: byConnect(metrics.ConnectsRefused, "forbidden"), Sum: 3},
+		emftest.Want{Series: byConnect(metrics.ConnectsRefused, "rate_limited"), Sum: 1},
+		emftest.Want{Series: byConnect(metrics.ConnectsRefused, "invalid"), Sum: 1},
+		emftest.Want{Series: byConnect(metrics.ConnectsRefused, "unauthorized"), Sum: 1},
+		emftest.Want{Series: byConnect(metrics.ConnectsRefused, "conflict"), Sum: 1},
+		emftest.Want{Series: byConnect(metrics.ConnectsRefused, "internal"), Sum: 0},
+	)
 	if got := fmt.Sprint(emftest.Values(docs, byConnect(metrics.OwnerConnections))); got != "[0 1 2 3 4 5 0]" {
 		t.Errorf("OwnerConnections %s, want each connect's count of the owner's records [0 1 2 3 4 5 0]", got)
 	}
@@ -188,9 +179,8 @@ func TestHandlersWriteEveryFigureOfTheirInvocation(t *testing.T) {
 	dreq.RequestContext.ConnectionID = "never-connected"
 	_, more := disconnectFn.invoke(t, disconnect, dreq)
 	docs = append(docs, more...)
-	if got := emftest.Sum(docs, series(disconnectName, metrics.Disconnects)); got != 1 {
-		t.Errorf("Disconnects = %v, want 1 (the unknown connection removed nothing)", got)
-	}
+	// The unknown connection removed nothing.
+	emftest.ExpectSums(t, docs, emftest.Want{Series: emftest.Of(disconnectName, metrics.Disconnects), Sum: 1})
 
 	mu.Lock()
 	now = now.Add(time.Minute) // past the connect grace: a 410 is a gone connection
@@ -205,29 +195,22 @@ func TestHandlersWriteEveryFigureOfTheirInvocation(t *testing.T) {
 	if !strings.Contains(string(answer), `"itemIdentifier":"m1"`) {
 		t.Errorf("answer %s: m1 failed a push, it must be retried", answer)
 	}
-	byJobs := func(f metrics.Figure, value ...string) emftest.Series { return series(jobsName, f, value...) }
+	byJobs := func(f metrics.Figure, value ...string) emftest.Series { return emftest.Of(jobsName, f, value...) }
 	api.mu.Lock()
 	delivered := api.bytes
 	api.mu.Unlock()
-	for _, c := range []struct {
-		s    emftest.Series
-		want float64
-	}{
-		{byJobs(metrics.EventsPublished), 2},
-		{byJobs(metrics.EventsPublished, "job_progress"), 1},
-		{byJobs(metrics.EventsPublished, "job_complete"), 1},
+	emftest.ExpectSums(t, docs,
+		emftest.Want{Series: byJobs(metrics.EventsPublished), Sum: 2},
+		emftest.Want{Series: byJobs(metrics.EventsPublished, "job_progress"), Sum: 1},
+		emftest.Want{Series: byJobs(metrics.EventsPublished, "job_complete"), Sum: 1},
 		// ok-1, ok-2 and busy-1, twice; gone-1 once, then its record is gone.
-		{byJobs(metrics.Deliveries), 6},
-		{byJobs(metrics.PushesGone), 1},
-		{byJobs(metrics.PushesFailed), 2},    // broken-1, twice
-		{byJobs(metrics.PushesThrottled), 1}, // busy-1's first attempt
-		{byJobs(metrics.PushRetries), 3},     // busy-1 once, broken-1 once a publish
-		{byJobs(metrics.BytesPushed), float64(delivered)},
-	} {
-		if got := emftest.Sum(docs, c.s); got != c.want {
-			t.Errorf("%s %v = %v, want %v", c.s.Name, c.s.Dims, got, c.want)
-		}
-	}
+		emftest.Want{Series: byJobs(metrics.Deliveries), Sum: 6},
+		emftest.Want{Series: byJobs(metrics.PushesGone), Sum: 1},
+		emftest.Want{Series: byJobs(metrics.PushesFailed), Sum: 2},    // broken-1, twice
+		emftest.Want{Series: byJobs(metrics.PushesThrottled), Sum: 1}, // busy-1's first attempt
+		emftest.Want{Series: byJobs(metrics.PushRetries), Sum: 3},     // busy-1 once, broken-1 once a publish
+		emftest.Want{Series: byJobs(metrics.BytesPushed), Sum: float64(delivered)},
+	)
 	if got := emftest.Values(docs, byJobs(metrics.FanoutDuration)); len(got) != 2 || got[0] <= 0 || got[1] <= 0 {
 		t.Errorf("FanoutDuration %v, want one positive duration a publish", got)
 	}
@@ -238,12 +221,4 @@ func TestHandlersWriteEveryFigureOfTheirInvocation(t *testing.T) {
 			}
 		}
 	}
-}
-
-func series(function string, f metrics.Figure, value ...string) emftest.Series {
-	s := emftest.Series{Name: f.Name, Dims: map[string]string{metrics.DimFunction: function}}
-	if len(value) > 0 {
-		s.Dims[f.Dimension] = value[0]
-	}
-	return s
 }

@@ -7,10 +7,8 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/wsnotify/wsnotify/shared/auth"
-	"github.com/wsnotify/wsnotify/shared/event"
 	"github.com/wsnotify/wsnotify/shared/notify"
 	"github.com/wsnotify/wsnotify/shared/store/memory"
 )
@@ -97,43 +95,5 @@ func TestDisconnectsAreCountedWhenTheyRemoveARecord(t *testing.T) {
 	}
 	if m.gone != 1 {
 		t.Fatalf("%d disconnects counted, want 1: a second $disconnect, or one of an unknown id, removes nothing", m.gone)
-	}
-}
-
-func TestEachPublishIsCountedOnceWithItsOutcome(t *testing.T) {
-	ctx := context.Background()
-	m := &metricsLog{}
-	f := newFixture(t, notify.Config{Metrics: m})
-	f.connect(t, "key-a", "old-gone", "g1")
-	f.clock.Advance(time.Minute)
-	f.connect(t, "key-a", "young-gone", "g2")
-	f.connect(t, "key-a", "broken", "x1")
-	f.connect(t, "key-a", "fine", "ok1")
-	f.connect(t, "key-a", "fine2", "ok2")
-	f.push.SetGone("g1")
-	f.push.SetGone("g2")
-	f.push.Fail = func(id string) error {
-		if id == "x1" {
-			return errors.New("throttled after retries")
-		}
-		return nil
-	}
-	res, err := f.n.Publish(ctx, "owner-a", "", "", progress)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.n.Publish(ctx, "owner-a", "", "", event.JobProgress{Type: event.TypeJobProgress, JobID: "j", Progress: 200}); err == nil {
-		t.Fatal("an invalid event was published")
-	}
-	if len(m.published) != 1 {
-		t.Fatalf("%d publishes counted, want 1 (a refused event reaches no fan-out)", len(m.published))
-	}
-	p := m.published[0]
-	size := int64(len(f.push.Sent("ok1")[0]))
-	if p.Type != event.TypeJobProgress || p.Result != res || p.Bytes != 2*size || p.Duration <= 0 {
-		t.Fatalf("counted %+v, want job_progress, the result %+v, %d bytes (2 deliveries of %d) and a duration", p, res, 2*size, size)
-	}
-	if res.Delivered != 2 || res.Gone != 1 || res.Connecting != 1 || res.Failed != 1 {
-		t.Fatalf("result %+v", res)
 	}
 }

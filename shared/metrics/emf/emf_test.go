@@ -30,14 +30,8 @@ func newRecorder(t *testing.T) (*emf.Recorder, *bytes.Buffer) {
 	return r, out
 }
 
-// fn is the series of a figure by function; with a dimension value, split by it.
-func fn(f metrics.Figure, value ...string) emftest.Series {
-	s := emftest.Series{Name: f.Name, Dims: map[string]string{metrics.DimFunction: function}}
-	if len(value) > 0 {
-		s.Dims[f.Dimension] = value[0]
-	}
-	return s
-}
+// fn is the series of a figure of the function (see emftest.Of).
+func fn(f metrics.Figure, value ...string) emftest.Series { return emftest.Of(function, f, value...) }
 
 func TestFlushWritesEachFigureAsCloudWatchWouldCountIt(t *testing.T) {
 	r, out := newRecorder(t)
@@ -78,34 +72,26 @@ func TestFlushWritesEachFigureAsCloudWatchWouldCountIt(t *testing.T) {
 			}
 		}
 	}
-	sums := []struct {
-		series emftest.Series
-		want   float64
-	}{
-		{fn(metrics.ConnectsAccepted), 2},
-		{fn(metrics.ConnectsRefused), 7},
-		{fn(metrics.ConnectsRefused, "unauthorized"), 2},
-		{fn(metrics.ConnectsRefused, "conflict"), 1},
-		{fn(metrics.ConnectsRefused, "rate_limited"), 1},
-		{fn(metrics.ConnectsRefused, "forbidden"), 1},
-		{fn(metrics.ConnectsRefused, "invalid"), 1},
-		{fn(metrics.ConnectsRefused, "internal"), 1},
-		{fn(metrics.Disconnects), 1},
-		{fn(metrics.EventsPublished), 3},
-		{fn(metrics.EventsPublished, "job_progress"), 2},
-		{fn(metrics.EventsPublished, "file_uploaded"), 1},
-		{fn(metrics.Deliveries), 4},
-		{fn(metrics.PushesGone), 1},
-		{fn(metrics.PushesFailed), 2},
-		{fn(metrics.BytesPushed), 400},
-		{fn(metrics.PushesThrottled), 2},
-		{fn(metrics.PushRetries), 3},
-	}
-	for _, s := range sums {
-		if got := emftest.Sum(docs, s.series); got != s.want {
-			t.Errorf("%s %v = %v, want %v", s.series.Name, s.series.Dims, got, s.want)
-		}
-	}
+	emftest.ExpectSums(t, docs,
+		emftest.Want{Series: fn(metrics.ConnectsAccepted), Sum: 2},
+		emftest.Want{Series: fn(metrics.ConnectsRefused), Sum: 7},
+		emftest.Want{Series: fn(metrics.ConnectsRefused, "unauthorized"), Sum: 2},
+		emftest.Want{Series: fn(metrics.ConnectsRefused, "conflict"), Sum: 1},
+		emftest.Want{Series: fn(metrics.ConnectsRefused, "rate_limited"), Sum: 1},
+		emftest.Want{Series: fn(metrics.ConnectsRefused, "forbidden"), Sum: 1},
+		emftest.Want{Series: fn(metrics.ConnectsRefused, "invalid"), Sum: 1},
+		emftest.Want{Series: fn(metrics.ConnectsRefused, "internal"), Sum: 1},
+		emftest.Want{Series: fn(metrics.Disconnects), Sum: 1},
+		emftest.Want{Series: fn(metrics.EventsPublished), Sum: 3},
+		emftest.Want{Series: fn(metrics.EventsPublished, "job_progress"), Sum: 2},
+		emftest.Want{Series: fn(metrics.EventsPublished, "file_uploaded"), Sum: 1},
+		emftest.Want{Series: fn(metrics.Deliveries), Sum: 4},
+		emftest.Want{Series: fn(metrics.PushesGone), Sum: 1},
+		emftest.Want{Series: fn(metrics.PushesFailed), Sum: 2},
+		emftest.Want{Series: fn(metrics.BytesPushed), Sum: 400},
+		emftest.Want{Series: fn(metrics.PushesThrottled), Sum: 2},
+		emftest.Want{Series: fn(metrics.PushRetries), Sum: 3},
+	)
 	if got := emftest.Values(docs, fn(metrics.FanoutDuration)); fmt.Sprint(got) != "[1.5 2 1]" {
 		t.Errorf("FanoutDuration values %v, want [1.5 2 1] (milliseconds, one per publish)", got)
 	}

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wsnotify/wsnotify/shared/metrics"
 )
 
 // Doc is one EMF document: a log line with an "_aws" member. Its one
@@ -202,6 +204,33 @@ func onlyMembers(obj map[string]any, what string, allowed ...string) error {
 type Series struct {
 	Name string
 	Dims map[string]string
+}
+
+// Of is the series of figure f of a function: by the function alone, or,
+// with value, by the function and that value of f's dimension (a reason,
+// an event type).
+func Of(function string, f metrics.Figure, value ...string) Series {
+	s := Series{Name: f.Name, Dims: map[string]string{metrics.DimFunction: function}}
+	if len(value) > 0 {
+		s.Dims[f.Dimension] = value[0]
+	}
+	return s
+}
+
+// Want is the sum a series must add up to.
+type Want struct {
+	Series Series
+	Sum    float64
+}
+
+// ExpectSums fails t for each series whose Sum over docs is not the one wanted.
+func ExpectSums(t testing.TB, docs []Doc, wants ...Want) {
+	t.Helper()
+	for _, w := range wants {
+		if got := Sum(docs, w.Series); got != w.Sum {
+			t.Errorf("%s %v = %v, want %v", w.Series.Name, w.Series.Dims, got, w.Sum)
+		}
+	}
 }
 
 // Sum adds up the values docs give the metric s, as CloudWatch's Sum
