@@ -1,8 +1,8 @@
 // Package emf writes the service's figures (package metrics) as CloudWatch
 // metrics in the Embedded Metric Format: JSON log lines that CloudWatch Logs
 // turns into metrics as it ingests a Lambda function's output. A function
-// pays no API call and no extra latency for its metrics, only the bytes of a
-// few log lines per invocation.
+// makes no API call for its metrics: it pays a few log lines and some
+// microseconds per invocation.
 //
 // A Recorder adds up one invocation's figures in memory; the function's main
 // calls Flush when the invocation ends (shared/app does), which writes one
