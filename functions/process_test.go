@@ -24,6 +24,8 @@ import (
 	"github.com/wsnotify/wsnotify/infra/asyncapi"
 	"github.com/wsnotify/wsnotify/infra/template"
 	"github.com/wsnotify/wsnotify/shared/auth"
+	"github.com/wsnotify/wsnotify/shared/metrics"
+	"github.com/wsnotify/wsnotify/shared/metrics/emf/emftest"
 	"github.com/wsnotify/wsnotify/shared/store/dynamo"
 	"github.com/wsnotify/wsnotify/shared/testenv"
 )
@@ -31,11 +33,16 @@ import (
 // sampleKey is the token in events/connect.json.
 const sampleKey = "wsn_sample_key_for_events_folder_only"
 
+// metricsNamespace is the functions' METRICS_NAMESPACE in these tests.
+const metricsNamespace = "wsnotify-functions-test"
+
 // managementAPI records the posts it gets, like API Gateway's Management API
-// for connections that all exist.
+// for connections that all exist. A connection in throttle has its first
+// post refused with 429, as API Gateway throttles.
 type managementAPI struct {
-	mu    sync.Mutex
-	posts map[string][]string // connection id -> bodies
+	mu       sync.Mutex
+	posts    map[string][]string // connection id -> bodies
+	throttle map[string]bool
 }
 
 func (m *managementAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -49,8 +56,15 @@ func (m *managementAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case http.MethodPost:
 		body, _ := io.ReadAll(r.Body)
 		m.mu.Lock()
+		defer m.mu.Unlock()
+		if m.throttle[id] {
+			delete(m.throttle, id)
+			w.Header().Set("x-amzn-ErrorType", "LimitExceededException")
+			w.WriteHeader(http.StatusTooManyRequests)
+			fmt.Fprint(w, `{"message":"Rate exceeded"}`)
+			return
+		}
 		m.posts[id] = append(m.posts[id], string(body))
-		m.mu.Unlock()
 	case http.MethodGet:
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprint(w, `{"connectedAt":"2026-11-26T10:15:30.000Z","identity":{"sourceIp":"203.0.113.7","userAgent":"test"},"lastActiveAt":"2026-11-26T10:15:30.000Z"}`)
@@ -98,7 +112,7 @@ func startStack(t *testing.T) *stack {
 	mgmt := httptest.NewServer(st.mgmt)
 	t.Cleanup(mgmt.Close)
 	st.lambdas = testenv.StartFunctions(t, append(testenv.FunctionEnv(table, endpoint, mgmt.URL+"/prod"),
-		"LOG_LEVEL=debug", "ALLOWED_ORIGINS=https://app.example.com")...)
+		"LOG_LEVEL=debug", "ALLOWED_ORIGINS=https://app.example.com", "METRICS_NAMESPACE="+metricsNamespace)...)
 	return st
 }
 
@@ -135,6 +149,7 @@ func (st *stack) invoke(t *testing.T, function, file string, edit func([]byte) [
 func TestEveryEventsFileOnItsBinary(t *testing.T) {
 	st := startStack(t)
 	const connID = "TWegAcC4EowCHnA="
+	st.mgmt.throttle = map[string]bool{connID: true} // the first push to it: 429, then retried
 	steps := []struct {
 		file, function string
 		edit           func([]byte) []byte
@@ -264,6 +279,43 @@ func TestEveryEventsFileOnItsBinary(t *testing.T) {
 		if !t.Run(name, func(t *testing.T) { s.check(t, st.invoke(t, s.function, s.file, s.edit)) }) {
 			t.FailNow() // later steps build on this one
 		}
+	}
+
+	// Each binary wrote the figures of its invocations on stdout, as EMF.
+	figures := []struct {
+		function string
+		figure   metrics.Figure
+		value    []string // of its dimension
+		want     float64
+	}{
+		{"ConnectFunction", metrics.ConnectsAccepted, nil, 1},
+		{"ConnectFunction", metrics.ConnectsRefused, []string{"forbidden"}, 1}, // the other site's page
+		{"ConnectFunction", metrics.ConnectsRefused, nil, 1},
+		{"JobEventsFunction", metrics.EventsPublished, []string{"job_progress"}, 2},
+		{"JobEventsFunction", metrics.EventsPublished, []string{"job_complete"}, 2},
+		{"JobEventsFunction", metrics.EventsPublished, []string{"error"}, 2}, // the batch's, and sqs-job-one-client.json's
+		{"JobEventsFunction", metrics.Deliveries, nil, 6},
+		{"JobEventsFunction", metrics.PushesThrottled, nil, 1},
+		{"JobEventsFunction", metrics.PushRetries, nil, 1},
+		{"JobEventsFunction", metrics.PushesFailed, nil, 0},
+		{"S3UploadFunction", metrics.EventsPublished, []string{"file_uploaded"}, 2},
+		{"S3UploadFunction", metrics.Deliveries, nil, 2},
+		{"DisconnectFunction", metrics.Disconnects, nil, 1},
+	}
+	for _, f := range figures {
+		docs := emftest.Parse(t, st.lambdas[f.function].Output.String())
+		if len(docs) == 0 {
+			t.Errorf("%s wrote no metrics:\n%s", f.function, st.lambdas[f.function].Output)
+			continue
+		}
+		if docs[0].Namespace != metricsNamespace {
+			t.Errorf("%s: namespace %q, want %q", f.function, docs[0].Namespace, metricsNamespace)
+		}
+		// Under the emulator the function's name is the emulator's.
+		emftest.ExpectSums(t, docs, emftest.Want{Series: emftest.Of(docs[0].Dims[metrics.DimFunction], f.figure, f.value...), Sum: f.want})
+	}
+	if docs := emftest.Parse(t, st.lambdas["DefaultFunction"].Output.String()); len(docs) != 0 {
+		t.Errorf("DefaultFunction wrote %d metric lines for pings, which move no figure", len(docs))
 	}
 }
 

@@ -2,7 +2,9 @@
 // local mode binary as its own process, opens N WebSocket connections across
 // several owners, publishes job events through the Lambda Invoke API at a
 // given rate, and reports what arrived: lost (must be 0), duplicated,
-// publish-to-receipt latency and the server's memory per connection.
+// publish-to-receipt latency and the server's memory per connection. At the
+// end it reads local mode's /metrics and sets the server's figures beside
+// its own counts: they must agree.
 //
 //	go run ./infra/loadtest -connections 10000 -owners 100 -events 300 -rate 50
 //
@@ -33,6 +35,11 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/coder/websocket"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/wsnotify/wsnotify/shared/event"
+	"github.com/wsnotify/wsnotify/shared/metrics"
+	"github.com/wsnotify/wsnotify/shared/metrics/prom"
+	"github.com/wsnotify/wsnotify/shared/notify"
 )
 
 // Config is one load run.
@@ -67,9 +74,54 @@ type Report struct {
 	ServerRSSIdle      int64         `json:"serverRssIdleBytes"`
 	ServerRSSLoaded    int64         `json:"serverRssLoadedBytes"`
 	RSSPerConnection   int64         `json:"rssPerConnectionBytes"`
+	// RateLimited counts the connects local mode answered 429 (retried).
+	RateLimited int `json:"rateLimited"`
+	// Server is what local mode's /metrics said once the deliveries were in.
+	Server ServerFigures `json:"server"`
+}
+
+// ServerFigures are the figures of local mode's /metrics the load test
+// checks against its own counts.
+type ServerFigures struct {
+	ConnectsAccepted   int `json:"connectsAccepted"`
+	RateLimited        int `json:"connectsRateLimited"`
+	LiveConnections    int `json:"liveConnections"`
+	EventsPublished    int `json:"eventsPublished"`
+	Deliveries         int `json:"deliveries"`
+	PushesGone         int `json:"pushesGone"`
+	PushesFailed       int `json:"pushesFailed"`
+	SlowConsumerCloses int `json:"slowConsumerCloses"`
+}
+
+// Disagreements lists where the server's figures and the load test's own
+// counts differ; none on a good run. Every accepted event was published to
+// every connection of its owner and read there: the server's deliveries are
+// the reads, gone, failed and slow consumers none.
+func (r Report) Disagreements() []string {
+	var out []string
+	check := func(what string, server, own int) {
+		if server != own {
+			out = append(out, fmt.Sprintf("%s: /metrics says %d, the load test counted %d", what, server, own))
+		}
+	}
+	check("connects accepted", r.Server.ConnectsAccepted, r.Connections)
+	check("connects refused 429", r.Server.RateLimited, r.RateLimited)
+	check("live connections", r.Server.LiveConnections, r.Connections)
+	check("events published", r.Server.EventsPublished, r.EventsAccepted)
+	check("deliveries", r.Server.Deliveries, r.DeliveriesReceived)
+	check("deliveries expected", r.Server.Deliveries, r.DeliveriesExpected)
+	check("lost", r.Lost, 0)
+	check("pushes gone", r.Server.PushesGone, 0)
+	check("pushes failed", r.Server.PushesFailed, 0)
+	check("slow consumer closes", r.Server.SlowConsumerCloses, 0)
+	return out
 }
 
 func (r Report) String() string {
+	agreement := "they agree"
+	if d := r.Disagreements(); len(d) > 0 {
+		agreement = "THEY DISAGREE:\n  " + strings.Join(d, "\n  ")
+	}
 	return fmt.Sprintf(`connections           %d over %d owners (opened in %v)
 events accepted       %d of %d published
 deliveries expected   %d
@@ -78,12 +130,26 @@ lost                  %d
 duplicated            %d
 to the wrong owner    %d
 latency p50/p99/max   %v / %v / %v
-server RSS            %.1f MiB idle, %.1f MiB loaded: %.1f KiB per connection`,
+server RSS            %.1f MiB idle, %.1f MiB loaded: %.1f KiB per connection
+
+                      load test   local mode's /metrics
+connects accepted     %-11d %d
+connects refused 429  %-11d %d
+live connections      %-11d %d
+events published      %-11d %d
+deliveries            %-11d %d
+gone / failed         -           %d / %d
+slow consumer closes  -           %d
+%s`,
 		r.Connections, r.Owners, r.ConnectTime.Round(time.Millisecond),
 		r.EventsAccepted, r.EventsPublished, r.DeliveriesExpected, r.DeliveriesReceived,
 		r.Lost, r.Duplicated, r.Unexpected,
 		r.LatencyP50.Round(10*time.Microsecond), r.LatencyP99.Round(10*time.Microsecond), r.LatencyMax.Round(10*time.Microsecond),
-		float64(r.ServerRSSIdle)/(1<<20), float64(r.ServerRSSLoaded)/(1<<20), float64(r.RSSPerConnection)/1024)
+		float64(r.ServerRSSIdle)/(1<<20), float64(r.ServerRSSLoaded)/(1<<20), float64(r.RSSPerConnection)/1024,
+		r.Connections, r.Server.ConnectsAccepted, r.RateLimited, r.Server.RateLimited,
+		r.Connections, r.Server.LiveConnections, r.EventsAccepted, r.Server.EventsPublished,
+		r.DeliveriesReceived, r.Server.Deliveries, r.Server.PushesGone, r.Server.PushesFailed,
+		r.Server.SlowConsumerCloses, agreement)
 }
 
 // client is one WebSocket connection and what it received.
@@ -120,7 +186,7 @@ func main() {
 	} else {
 		fmt.Println(rep)
 	}
-	if rep.Lost > 0 || rep.Unexpected > 0 {
+	if rep.Lost > 0 || rep.Unexpected > 0 || len(rep.Disagreements()) > 0 {
 		os.Exit(1)
 	}
 }
@@ -241,6 +307,11 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	for int(received.Load()) < rep.DeliveriesExpected && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(10 * time.Millisecond)
 	}
+	// Read the server's figures while every connection is still open:
+	// stopping the readers closes them.
+	if rep.Server, err = serverFigures(ctx, "http://"+base+"/metrics"); err != nil {
+		return rep, err
+	}
 	stopReading()
 	_ = readers.Wait()
 	close(latencies)
@@ -279,6 +350,8 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 // a short pause, bounded by the context.
 func connectAll(ctx context.Context, cfg Config, base string, keys []string, rep *Report) ([]*client, error) {
 	clients := make([]*client, cfg.Connections)
+	var rateLimited atomic.Int64
+	defer func() { rep.RateLimited = int(rateLimited.Load()) }()
 	start := time.Now()
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(cfg.Dialers)
@@ -296,6 +369,7 @@ func connectAll(ctx context.Context, cfg Config, base string, keys []string, rep
 					return nil
 				}
 				if resp != nil && resp.StatusCode == http.StatusTooManyRequests && attempt < 100 {
+					rateLimited.Add(1)
 					select {
 					case <-gctx.Done():
 						return gctx.Err()
@@ -401,6 +475,38 @@ func publish(ctx context.Context, cfg Config, base string, perOwner []int, publi
 		}
 	}
 	return accepted, nil
+}
+
+// serverFigures reads local mode's /metrics (from this machine: no
+// credential needed on loopback).
+func serverFigures(ctx context.Context, url string) (ServerFigures, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return ServerFigures{}, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return ServerFigures{}, fmt.Errorf("read /metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return ServerFigures{}, fmt.Errorf("read /metrics: status %d", resp.StatusCode)
+	}
+	s, err := prom.ParseText(resp.Body)
+	if err != nil {
+		return ServerFigures{}, err
+	}
+	n := func(f metrics.Figure, value ...string) int { return int(s.Get(f, value...)) }
+	return ServerFigures{
+		ConnectsAccepted:   n(metrics.ConnectsAccepted),
+		RateLimited:        n(metrics.ConnectsRefused, metrics.Reason(notify.CodeRateLimited)),
+		LiveConnections:    n(metrics.LiveConnections),
+		EventsPublished:    n(metrics.EventsPublished, string(event.TypeJobProgress)),
+		Deliveries:         n(metrics.Deliveries),
+		PushesGone:         n(metrics.PushesGone),
+		PushesFailed:       n(metrics.PushesFailed),
+		SlowConsumerCloses: n(metrics.SlowConsumerCloses),
+	}, nil
 }
 
 func waitReady(ctx context.Context, url string, exited <-chan error) error {

@@ -43,6 +43,32 @@ func TestSmallLoadLosesNothing(t *testing.T) {
 		t.Fatalf("lost %d, duplicated %d, to the wrong owner %d, received %d of %d",
 			rep.Lost, rep.Duplicated, rep.Unexpected, rep.DeliveriesReceived, rep.DeliveriesExpected)
 	}
+	// The server's own figures, read from /metrics, tell the same story.
+	if d := rep.Disagreements(); len(d) > 0 || rep.Server.Deliveries != 100*100 {
+		t.Fatalf("/metrics disagrees with the load test: %v (server deliveries %d)", d, rep.Server.Deliveries)
+	}
+}
+
+func TestDisagreementsNameEachFigureThatDiffers(t *testing.T) {
+	good := Report{Connections: 10, EventsAccepted: 2, DeliveriesExpected: 20, DeliveriesReceived: 20, RateLimited: 1,
+		Server: ServerFigures{ConnectsAccepted: 10, RateLimited: 1, LiveConnections: 10, EventsPublished: 2, Deliveries: 20}}
+	if d := good.Disagreements(); len(d) != 0 {
+		t.Fatalf("a run that agrees: %v", d)
+	}
+	bad := good
+	bad.Lost = 1
+	bad.DeliveriesReceived = 19
+	bad.Server.PushesGone = 1
+	bad.Server.LiveConnections = 9
+	d := strings.Join(bad.Disagreements(), "\n")
+	for _, want := range []string{"lost", "deliveries: /metrics says 20, the load test counted 19", "pushes gone", "live connections"} {
+		if !strings.Contains(d, want) {
+			t.Errorf("disagreements %q do not name %q", d, want)
+		}
+	}
+	if !strings.Contains(bad.String(), "THEY DISAGREE") {
+		t.Errorf("the report does not say it:\n%s", bad)
+	}
 }
 
 func TestDropInfoPassesOnAllButInfoAndDebugLines(t *testing.T) {

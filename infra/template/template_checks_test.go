@@ -249,6 +249,7 @@ var envValues = map[string]string{
 	app.EnvTokenMaxTTL:           "Ref(TokenMaxTTL)",
 	app.EnvHistoryTTL:            "Ref(HistoryTTL)",
 	app.EnvHistoryMaxEvents:      "Ref(HistoryMaxEvents)",
+	app.EnvMetricsNamespace:      "Ref(MetricsNamespace)",
 }
 
 // TestEachFunctionIsSetExactlyWhatItsMainReads compares the template with

@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -17,6 +18,7 @@ import (
 	"github.com/wsnotify/wsnotify/shared/auth/awssecrets"
 	"github.com/wsnotify/wsnotify/shared/deadletter"
 	"github.com/wsnotify/wsnotify/shared/handler"
+	"github.com/wsnotify/wsnotify/shared/metrics/emf"
 	"github.com/wsnotify/wsnotify/shared/notify"
 	"github.com/wsnotify/wsnotify/shared/push/apigw"
 	"github.com/wsnotify/wsnotify/shared/store/dynamo"
@@ -27,10 +29,18 @@ import (
 // fan-out worker for long.
 const pushAttempts = 4
 
+// Metrics receives the figures of the Notifier and of its pushes' retries:
+// emf.Recorder in the functions.
+type Metrics interface {
+	notify.Metrics
+	apigw.Metrics
+}
+
 // Build makes the Notifier the functions share: DynamoDB store and keys,
-// Management API pusher, and signed tokens when a token secret is named. Mains call it once, at cold start, so SDK clients
-// and their connection pools live across invocations.
-func Build(ctx context.Context, cfg Config, log *slog.Logger) (*notify.Notifier, error) {
+// Management API pusher, and signed tokens when a token secret is named,
+// reporting to m (nil: nowhere). Mains call it once, at cold start, so SDK
+// clients and their connection pools live across invocations.
+func Build(ctx context.Context, cfg Config, log *slog.Logger, m Metrics) (*notify.Notifier, error) {
 	awsCfg, err := loadAWSConfig(ctx)
 	if err != nil {
 		return nil, err
@@ -41,7 +51,12 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger) (*notify.Notifier,
 		}
 	})
 	store := dynamo.New(db, cfg.TableName)
-	pusher := apigw.New(apigw.NewClient(awsCfg, cfg.ManagementEndpoint, pushAttempts), log)
+	ncfg := notify.Config{Concurrency: cfg.FanoutConcurrency, HistoryTTL: cfg.HistoryTTL, HistoryMaxEvents: cfg.HistoryMaxEvents}
+	var pushMetrics apigw.Metrics
+	if m != nil { // a nil Metrics in an interface would be called
+		ncfg.Metrics, pushMetrics = m, m
+	}
+	pusher := apigw.New(apigw.NewClient(awsCfg, cfg.ManagementEndpoint, pushAttempts, pushMetrics), log)
 	authn := auth.NewAuthenticator(store)
 	if cfg.TokenSecretID != "" {
 		// The client is cheap to build; the secret itself is read on the
@@ -49,8 +64,7 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger) (*notify.Notifier,
 		secrets := awssecrets.New(secretsmanager.NewFromConfig(awsCfg), cfg.TokenSecretID)
 		authn.WithTokens(auth.NewTokenVerifier(secrets, auth.TokenConfig{MaxTTL: cfg.TokenMaxTTL}))
 	}
-	return notify.New(authn, store, pusher, log, notify.Config{Concurrency: cfg.FanoutConcurrency,
-		HistoryTTL: cfg.HistoryTTL, HistoryMaxEvents: cfg.HistoryMaxEvents}), nil
+	return notify.New(authn, store, pusher, log, ncfg), nil
 }
 
 // loadAWSConfig is the runtime's AWS configuration over HTTPClient.
@@ -79,17 +93,58 @@ func JobDeadLetters(ctx context.Context, cfg Config, log *slog.Logger) handler.D
 
 // Start is the main of function f: it reads f's configuration, builds the
 // Notifier and starts the runtime with the handler that handlerFor returns.
+// Each invocation's figures go to stdout as CloudWatch metrics when it ends.
 // A bad configuration ends the process during init, which Lambda reports as
 // an init error carrying the message that names the variable.
 func Start(f Function, handlerFor func(n *notify.Notifier, cfg Config, log *slog.Logger) any) {
 	cfg := mustConfig(f)
 	log := Logger(cfg.LogLevel)
-	n, err := Build(context.Background(), cfg, log)
+	rec, err := emf.New(os.Stdout, cfg.MetricsNamespace, functionName(f))
 	if err != nil {
 		log.Error("init", "err", err)
 		os.Exit(1)
 	}
-	lambda.Start(handlerFor(n, cfg, log))
+	n, err := Build(context.Background(), cfg, log, rec)
+	if err != nil {
+		log.Error("init", "err", err)
+		os.Exit(1)
+	}
+	lambda.Start(FlushAfter(lambda.NewHandler(handlerFor(n, cfg, log)), rec, log))
+}
+
+// functionName is the function's name in Lambda, the metrics' FunctionName
+// dimension: the name the template gives it, also in Lambda's own metrics.
+// Outside Lambda (tests) it is f's logical id.
+func functionName(f Function) string {
+	if lambdacontext.FunctionName != "" {
+		return lambdacontext.FunctionName
+	}
+	return string(f)
+}
+
+// Flusher writes what was recorded since its last Flush: emf.Recorder.
+type Flusher interface{ Flush() error }
+
+// FlushAfter returns h, writing m's figures after each invocation, whatever
+// its outcome: they belong to that invocation, and Lambda may freeze the
+// process as soon as it answers.
+func FlushAfter(h lambda.Handler, m Flusher, log *slog.Logger) lambda.Handler {
+	return flushing{h: h, m: m, log: log}
+}
+
+type flushing struct {
+	h   lambda.Handler
+	m   Flusher
+	log *slog.Logger
+}
+
+func (f flushing) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	defer func() {
+		if err := f.m.Flush(); err != nil {
+			f.log.ErrorContext(ctx, "write metrics", "err", err)
+		}
+	}()
+	return f.h.Invoke(ctx, payload)
 }
 
 func mustConfig(f Function) Config {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/wsnotify/wsnotify/shared/handler"
+	"github.com/wsnotify/wsnotify/shared/metrics/emf"
 )
 
 // Environment variables the functions read.
@@ -43,7 +44,13 @@ const (
 	// events for resume: kept this long, and at most this many.
 	EnvHistoryTTL       = "HISTORY_TTL"
 	EnvHistoryMaxEvents = "HISTORY_MAX_EVENTS"
+	// EnvMetricsNamespace is the CloudWatch namespace of the functions'
+	// metrics (default DefaultMetricsNamespace).
+	EnvMetricsNamespace = "METRICS_NAMESPACE"
 )
+
+// DefaultMetricsNamespace is the metrics' namespace when none is set.
+const DefaultMetricsNamespace = "wsnotify"
 
 // Function is a Lambda function, named by its logical id in template.yaml.
 type Function string
@@ -161,6 +168,17 @@ var (
 		c.HistoryMaxEvents = n
 		return nil
 	}}
+	metricsNamespace = setting{Var{EnvMetricsNamespace, true}, func(c *Config, v string) error {
+		c.MetricsNamespace = DefaultMetricsNamespace
+		if v == "" {
+			return nil
+		}
+		if err := emf.CheckNamespace(v); err != nil {
+			return fmt.Errorf("%s: %w", EnvMetricsNamespace, err)
+		}
+		c.MetricsNamespace = v
+		return nil
+	}}
 	logLevel = setting{Var{EnvLogLevel, true}, func(c *Config, v string) error {
 		if v != "" && c.LogLevel.UnmarshalText([]byte(v)) != nil {
 			return fmt.Errorf("%s must be debug, info, warn or error, got %q", EnvLogLevel, v)
@@ -171,13 +189,13 @@ var (
 
 // functions is the table: the variables each function's main reads.
 var functions = map[Function][]setting{
-	ConnectFunction:    {tableName, managementEndpoint, dynamoDBEndpoint, allowedOrigins, tokenSecretID, tokenMaxTTL, logLevel},
-	DisconnectFunction: {tableName, managementEndpoint, dynamoDBEndpoint, logLevel},
+	ConnectFunction:    {tableName, managementEndpoint, dynamoDBEndpoint, allowedOrigins, tokenSecretID, tokenMaxTTL, metricsNamespace, logLevel},
+	DisconnectFunction: {tableName, managementEndpoint, dynamoDBEndpoint, metricsNamespace, logLevel},
 	// $default answers a ping through its route response; a resume reads
 	// the history and posts the replay through the Management API.
-	DefaultFunction:   {tableName, managementEndpoint, dynamoDBEndpoint, historyMaxEvents, logLevel},
-	JobEventsFunction: {tableName, managementEndpoint, dynamoDBEndpoint, fanoutConcurrency, jobDeadLetterQueue, historyTTL, historyMaxEvents, logLevel},
-	S3UploadFunction:  {tableName, managementEndpoint, dynamoDBEndpoint, fanoutConcurrency, uploadPrefix, historyTTL, historyMaxEvents, logLevel},
+	DefaultFunction:   {tableName, managementEndpoint, dynamoDBEndpoint, historyMaxEvents, metricsNamespace, logLevel},
+	JobEventsFunction: {tableName, managementEndpoint, dynamoDBEndpoint, fanoutConcurrency, jobDeadLetterQueue, historyTTL, historyMaxEvents, metricsNamespace, logLevel},
+	S3UploadFunction:  {tableName, managementEndpoint, dynamoDBEndpoint, fanoutConcurrency, uploadPrefix, historyTTL, historyMaxEvents, metricsNamespace, logLevel},
 }
 
 // Functions returns every function, sorted.
@@ -231,6 +249,9 @@ type Config struct {
 	HistoryMaxEvents int
 	// TokenMaxTTL is how far ahead a signed token's exp may lie (0: auth's default).
 	TokenMaxTTL time.Duration
+	// MetricsNamespace is the CloudWatch namespace the function's metrics
+	// go to (DefaultMetricsNamespace when the variable is unset).
+	MetricsNamespace string
 }
 
 // FromEnv reads f's Config from lookup (os.LookupEnv in the mains): the

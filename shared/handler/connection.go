@@ -35,6 +35,7 @@ var errOriginRefused = notify.Errorf(notify.CodeForbidden, "this page's origin i
 func (h *Connect) Handle(ctx context.Context, req events.APIGatewayWebsocketProxyRequest) (events.APIGatewayProxyResponse, error) {
 	connID := req.RequestContext.ConnectionID
 	if origin, refused := h.origins.refused(req); refused {
+		h.n.Metrics().ConnectRefused(notify.ErrorCode(errOriginRefused))
 		return errorResponse(ctx, h.log, errOriginRefused, "route", "$connect", "connectionId", connID, "origin", originForLog(origin)), nil
 	}
 	clientID, ok := req.PathParameters["client_id"]

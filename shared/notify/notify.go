@@ -103,6 +103,9 @@ type Config struct {
 	// a resume can replay (defaults DefaultHistoryTTL, DefaultHistoryMaxEvents).
 	HistoryTTL       time.Duration
 	HistoryMaxEvents int
+	// Metrics receives the figures of connects, disconnects and publishes
+	// (default: none).
+	Metrics Metrics
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -159,12 +162,20 @@ func New(a *auth.Authenticator, s Store, p Pusher, log *slog.Logger, cfg Config)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = noMetrics{}
+	}
 	n := &Notifier{auth: a, store: s, pusher: p, log: log, cfg: cfg,
 		limiter: newKeyLimiter(cfg.ConnectRate, cfg.ConnectBurst)}
 	n.history, _ = s.(History)
 	n.ordered, _ = p.(OrderedPusher)
 	return n
 }
+
+// Metrics returns what the Notifier reports its figures to, for an adapter
+// that refuses a request before it reaches the Notifier (the $connect
+// handler's origin check), so the refusal is counted with the others.
+func (n *Notifier) Metrics() Metrics { return n.cfg.Metrics }
 
 // ConnectRequest is what a $connect carries.
 type ConnectRequest struct {
@@ -177,11 +188,22 @@ type ConnectRequest struct {
 // token's owner. A client id held by a live connection of the same owner is
 // refused (CodeConflict); one held by a gone or expired connection is taken over.
 func (n *Notifier) Connect(ctx context.Context, req ConnectRequest) (store.Connection, error) {
+	c, held, err := n.connect(ctx, req)
+	if err != nil {
+		n.cfg.Metrics.ConnectRefused(ErrorCode(err))
+		return store.Connection{}, err
+	}
+	n.cfg.Metrics.ConnectAccepted(held)
+	return c, nil
+}
+
+// connect is Connect; held is how many live connections the owner had.
+func (n *Notifier) connect(ctx context.Context, req ConnectRequest) (c store.Connection, held int, err error) {
 	if !event.ValidClientID(req.ClientID) {
-		return store.Connection{}, Errorf(CodeInvalid, "client_id must be 1-%d characters of A-Z a-z 0-9 . _ : -", event.MaxClientIDLength)
+		return c, 0, Errorf(CodeInvalid, "client_id must be 1-%d characters of A-Z a-z 0-9 . _ : -", event.MaxClientIDLength)
 	}
 	if req.ConnectionID == "" {
-		return store.Connection{}, Errorf(CodeInvalid, "missing connection id")
+		return c, 0, Errorf(CodeInvalid, "missing connection id")
 	}
 	id, err := n.auth.Identify(ctx, req.Token)
 	if errors.Is(err, auth.ErrUnauthorized) {
@@ -190,20 +212,20 @@ func (n *Notifier) Connect(ctx context.Context, req ConnectRequest) (store.Conne
 		if errors.As(err, &refusal) {
 			n.log.InfoContext(ctx, "token refused", "reason", refusal.Reason, "clientId", req.ClientID, "connectionId", req.ConnectionID)
 		}
-		return store.Connection{}, Errorf(CodeUnauthorized, "missing, unknown or revoked API key")
+		return c, 0, Errorf(CodeUnauthorized, "missing, unknown or revoked API key")
 	}
 	if err != nil {
-		return store.Connection{}, err
+		return c, 0, err
 	}
 	owner := id.OwnerID
 	now := n.cfg.Now()
 	if !n.limiter.allow(id.RateKey, now) {
-		return store.Connection{}, Errorf(CodeRateLimited, "too many connects with this API key or for this owner's signed tokens: at most %g per second, %d at once", n.cfg.ConnectRate, n.cfg.ConnectBurst)
+		return c, 0, Errorf(CodeRateLimited, "too many connects with this API key or for this owner's signed tokens: at most %g per second, %d at once", n.cfg.ConnectRate, n.cfg.ConnectBurst)
 	}
-	if err := n.checkOwnerLimit(ctx, owner, now); err != nil {
-		return store.Connection{}, err
+	if held, err = n.checkOwnerLimit(ctx, owner, now); err != nil {
+		return c, held, err
 	}
-	c := store.Connection{
+	c = store.Connection{
 		OwnerID:      owner,
 		ClientID:     req.ClientID,
 		ConnectionID: req.ConnectionID,
@@ -216,26 +238,27 @@ func (n *Notifier) Connect(ctx context.Context, req ConnectRequest) (store.Conne
 		err = n.takeOver(ctx, c, taken.Existing)
 	}
 	if err != nil {
-		return store.Connection{}, err
+		return store.Connection{}, held, err
 	}
 	n.log.InfoContext(ctx, "connected", "owner", owner, "clientId", c.ClientID, "connectionId", c.ConnectionID)
-	return c, nil
+	return c, held, nil
 }
 
 // checkOwnerLimit refuses a connect that would take the owner past its cap.
 // It counts with the fan-out's own Query: an owner near the cap pays for
 // reading its records once per connect, a small owner almost nothing. The
 // check and the write are not atomic, so concurrent connects can overshoot
-// the cap by at most their number; the cap is a guard, not a quota.
-func (n *Notifier) checkOwnerLimit(ctx context.Context, owner string, now time.Time) error {
+// the cap by at most their number; the cap is a guard, not a quota. It
+// returns the owner's count of live connections.
+func (n *Notifier) checkOwnerLimit(ctx context.Context, owner string, now time.Time) (int, error) {
 	conns, err := n.store.ListConnections(ctx, owner, now)
 	if err != nil {
-		return fmt.Errorf("count connections of %s: %w", owner, err)
+		return 0, fmt.Errorf("count connections of %s: %w", owner, err)
 	}
 	if len(conns) >= n.cfg.MaxConnectionsPerOwner {
-		return Errorf(CodeForbidden, "this account has reached its limit of %d live connections", n.cfg.MaxConnectionsPerOwner)
+		return len(conns), Errorf(CodeForbidden, "this account has reached its limit of %d live connections", n.cfg.MaxConnectionsPerOwner)
 	}
-	return nil
+	return len(conns), nil
 }
 
 // takeOver replaces old with c if old's connection is gone. $disconnect is
@@ -280,6 +303,7 @@ func (n *Notifier) Disconnect(ctx context.Context, connectionID string) error {
 	if err != nil {
 		return err // the store's error names the operation and the connection
 	}
+	n.cfg.Metrics.Disconnected()
 	n.log.InfoContext(ctx, "disconnected", "owner", c.OwnerID, "clientId", c.ClientID, "connectionId", connectionID)
 	return nil
 }
@@ -321,6 +345,7 @@ type Result struct {
 // for what stops the whole publish: an invalid or oversized event, or a
 // store failure.
 func (n *Notifier) Publish(ctx context.Context, ownerID, clientID, id string, ev event.Event) (Result, error) {
+	start := time.Now()
 	data, err := event.Marshal(ev)
 	if err != nil {
 		return Result{}, Errorf(CodeInvalid, "%v", err)
@@ -361,6 +386,8 @@ func (n *Notifier) Publish(ctx context.Context, ownerID, clientID, id string, ev
 		conns = slices.DeleteFunc(conns, func(c store.Connection) bool { return c.ClientID != clientID })
 	}
 	n.fanOut(ctx, conns, data, res.Seq, &res)
+	n.cfg.Metrics.Published(Publication{Type: ev.Kind(), Result: res,
+		Bytes: int64(len(data)) * int64(res.Delivered), Duration: time.Since(start)})
 	n.log.InfoContext(ctx, "published", "owner", ownerID, "clientId", clientID, "type", string(ev.Kind()),
 		"id", id, "seq", res.Seq, "duplicate", res.Duplicate,
 		"delivered", res.Delivered, "gone", res.Gone, "connecting", res.Connecting, "failed", res.Failed)

@@ -197,7 +197,8 @@ func TestPublishReachesOnlyTheOwnersConnections(t *testing.T) {
 
 func TestPublishCleansUpGoneConnectionsAndCountsFailures(t *testing.T) {
 	ctx := context.Background()
-	f := newFixture(t, notify.Config{})
+	m := &metricsLog{}
+	f := newFixture(t, notify.Config{Metrics: m})
 	f.connect(t, "key-a", "old-gone", "g1")
 	f.clock.Advance(time.Minute)
 	f.connect(t, "key-a", "young-gone", "g2")
@@ -218,6 +219,14 @@ func TestPublishCleansUpGoneConnectionsAndCountsFailures(t *testing.T) {
 	}
 	if want := (notify.Result{ID: res.ID, Seq: res.Seq, Delivered: 1, Gone: 1, Connecting: 1, Failed: 1}); res != want {
 		t.Fatalf("result = %+v, want %+v", res, want)
+	}
+	// Counted once, with its outcome and the bytes delivered.
+	size := int64(len(f.push.Sent("ok1")[0]))
+	if len(m.published) != 1 {
+		t.Fatalf("%d publishes counted, want 1", len(m.published))
+	}
+	if p := m.published[0]; p.Type != event.TypeJobProgress || p.Result != res || p.Bytes != size || p.Duration <= 0 {
+		t.Fatalf("counted %+v, want job_progress, the result %+v, %d bytes (one delivery) and a duration", p, res, size)
 	}
 	conns, _ := f.store.ListConnections(ctx, "owner-a", f.clock.Now())
 	var ids []string
@@ -249,7 +258,8 @@ func sameSet(a, b []string) bool {
 }
 
 func TestPublishRefusesInvalidAndOversizedEvents(t *testing.T) {
-	f := newFixture(t, notify.Config{MaxMessageBytes: 200})
+	m := &metricsLog{}
+	f := newFixture(t, notify.Config{MaxMessageBytes: 200, Metrics: m})
 	f.connect(t, "key-a", "c1", "a1")
 	for name, ev := range map[string]event.Event{
 		"invalid":   event.JobProgress{Type: event.TypeJobProgress, JobID: "j", Progress: 200},
@@ -262,8 +272,8 @@ func TestPublishRefusesInvalidAndOversizedEvents(t *testing.T) {
 			}
 		})
 	}
-	if f.push.Total() != 0 {
-		t.Fatal("a refused event was sent")
+	if f.push.Total() != 0 || len(m.published) != 0 {
+		t.Fatalf("a refused event was sent (%d) or counted as published (%d)", f.push.Total(), len(m.published))
 	}
 }
 

@@ -30,7 +30,7 @@ func TestTheCloudPusherWorksAgainstLocalMode(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	cfg := aws.Config{Region: "eu-west-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDLOCAL", "local-secret", "")}
-	pusher := apigw.New(apigw.NewClient(cfg, h.base+"/local", 3), testLogger())
+	pusher := apigw.New(apigw.NewClient(cfg, h.base+"/local", 3, nil), testLogger())
 
 	live := h.connect(t, "live", keyA)
 	liveID := h.connectionID(t, ownerA, "live")
@@ -90,7 +90,7 @@ func TestTheCloudPusherKeepsThePusherContract(t *testing.T) {
 		cfg := aws.Config{Region: "eu-west-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDLOCAL", "local-secret", "")}
 		n := 0
 		return pushertest.Target{
-			Pusher: apigw.New(apigw.NewClient(cfg, h.base+"/local", 3), testLogger()),
+			Pusher: apigw.New(apigw.NewClient(cfg, h.base+"/local", 3, nil), testLogger()),
 			Connect: func(t *testing.T) pushertest.Connection {
 				n++
 				client := fmt.Sprintf("contract-%d", n)

@@ -130,6 +130,7 @@ type Server struct {
 	timeouts  map[string]time.Duration // each function's Timeout
 	running   sync.WaitGroup           // in-process invocations (run)
 	handler   http.Handler
+	metrics   http.Handler // /metrics (metrics.go)
 	http      *http.Server
 	// listenAddr is the net.Addr Serve listens on, for the control plane's
 	// Host check.
@@ -195,7 +196,11 @@ func New(cfg Config) (*Server, error) {
 	if s.hub, err = hub.New(hubCfg); err != nil {
 		return nil, fmt.Errorf("connections: %w", err)
 	}
-	notifier := notify.New(auth.NewAuthenticator(cfg.Store).WithTokens(cfg.Tokens), cfg.Store, s.hub, log, cfg.Notify)
+	notifyCfg, err := s.instrument(cfg.Notify)
+	if err != nil {
+		return nil, err
+	}
+	notifier := notify.New(auth.NewAuthenticator(cfg.Store).WithTokens(cfg.Tokens), cfg.Store, s.hub, log, notifyCfg)
 
 	connect := handler.NewConnect(notifier, log, origins)
 	disconnect := handler.NewDisconnect(notifier, log)
@@ -243,6 +248,7 @@ func New(cfg Config) (*Server, error) {
 		mux.HandleFunc("GET "+prefix+"/@connections/{id}", s.controlPlane(s.getConnection, refuseManagement))
 		mux.HandleFunc("DELETE "+prefix+"/@connections/{id}", s.controlPlane(s.deleteConnection, refuseManagement))
 	}
+	mux.HandleFunc("GET /metrics", s.controlPlane(s.serveMetrics, refuseMetrics))
 	s.handler = s.logRequests(mux)
 	s.http = &http.Server{
 		Handler:           s.handler,

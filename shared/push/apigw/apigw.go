@@ -15,12 +15,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
+	"github.com/aws/smithy-go/middleware"
 
 	"github.com/wsnotify/wsnotify/shared/notify"
 )
@@ -40,13 +43,68 @@ import (
 //
 // maxAttempts is authoritative: AWS_MAX_ATTEMPTS or AWS_RETRY_MODE in cfg do
 // not change it, so one push cannot outlast the bound a fan-out is sized for.
-func NewClient(cfg aws.Config, endpoint string, maxAttempts int, retryOpts ...func(*retry.StandardOptions)) *apigatewaymanagementapi.Client {
+//
+// m, if not nil, is told of every push whose attempts were throttled or
+// retried (see Metrics).
+func NewClient(cfg aws.Config, endpoint string, maxAttempts int, m Metrics, retryOpts ...func(*retry.StandardOptions)) *apigatewaymanagementapi.Client {
 	return apigatewaymanagementapi.NewFromConfig(cfg, func(o *apigatewaymanagementapi.Options) {
 		o.BaseEndpoint = aws.String(endpoint)
 		o.Retryer = newRetryer(maxAttempts, retryOpts...)
 		// Non-zero, the client would wrap Retryer with cfg's attempt count.
 		o.RetryMaxAttempts = 0
+		if m != nil {
+			o.APIOptions = append(o.APIOptions, countAttempts(m))
+		}
 	})
+}
+
+// Metrics counts what the SDK's retries keep from the Pusher, which sees
+// only a push's final answer: implemented by shared/metrics/emf and
+// shared/metrics/prom.
+type Metrics interface {
+	// PushAttempts reports one push (PostToConnection) whose attempts the
+	// Management API answered 429 throttled times, and that was attempted
+	// again retried times. It is called only when either is above zero.
+	PushAttempts(throttled, retried int)
+}
+
+// countAttempts adds a step that reads each push's attempts once the retry
+// loop is over, from the results the SDK's retry middleware records: it
+// sits outside that loop, so it sees every attempt and costs one check per
+// push, not per attempt.
+func countAttempts(m Metrics) func(*middleware.Stack) error {
+	step := middleware.FinalizeMiddlewareFunc("wsnotify.PushAttempts", func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+		out, md, err := next.HandleFinalize(ctx, in)
+		if awsmiddleware.GetOperationName(ctx) != "PostToConnection" {
+			return out, md, err // GetConnection: a connect's check, not a push
+		}
+		results, _ := retry.GetAttemptResults(md)
+		throttled, retried := 0, 0
+		for _, r := range results.Results {
+			if throttle(r.Err) {
+				throttled++
+			}
+			if r.Retried {
+				retried++
+			}
+		}
+		if throttled > 0 || retried > 0 {
+			m.PushAttempts(throttled, retried)
+		}
+		return out, md, err
+	})
+	return func(s *middleware.Stack) error {
+		return s.Finalize.Insert(step, "Retry", middleware.Before)
+	}
+}
+
+// throttle reports whether an attempt was refused with 429: API Gateway's
+// LimitExceededException (its account throttle, or a client whose send
+// buffer is full), or any other 429.
+func throttle(err error) bool {
+	var limit *types.LimitExceededException
+	var status interface{ HTTPStatusCode() int }
+	return errors.As(err, &limit) || (errors.As(err, &status) && status.HTTPStatusCode() == http.StatusTooManyRequests)
 }
 
 // newRetryer returns the SDK's standard retryer bounded to maxAttempts,

@@ -104,9 +104,35 @@ func (m *managementAPI) requests(id string) []request {
 	return m.seen[id]
 }
 
+// attempts is an apigw.Metrics that adds up what it is told.
+type attempts struct {
+	mu                         sync.Mutex
+	pushes, throttled, retried int
+}
+
+func (a *attempts) PushAttempts(throttled, retried int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.pushes++
+	a.throttled += throttled
+	a.retried += retried
+}
+
+func (a *attempts) counts() (pushes, throttled, retried int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.pushes, a.throttled, a.retried
+}
+
 // newPusher starts a Management API answering scripts and returns a Pusher
 // over a NewClient client pointed at it. cfgFns adjust the aws.Config.
 func newPusher(t *testing.T, scripts map[string][]reply, cfgFns ...func(*aws.Config)) (*apigw.Pusher, *managementAPI) {
+	p, api, _ := newCountingPusher(t, scripts, cfgFns...)
+	return p, api
+}
+
+// newCountingPusher is newPusher, with the attempts its client reports.
+func newCountingPusher(t *testing.T, scripts map[string][]reply, cfgFns ...func(*aws.Config)) (*apigw.Pusher, *managementAPI, *attempts) {
 	t.Helper()
 	api := &managementAPI{t: t, scripts: scripts, seen: map[string][]request{}}
 	srv := httptest.NewServer(api)
@@ -118,12 +144,13 @@ func newPusher(t *testing.T, scripts map[string][]reply, cfgFns ...func(*aws.Con
 	for _, fn := range cfgFns {
 		fn(&cfg)
 	}
-	client := apigw.NewClient(cfg, srv.URL+"/"+stage, maxAttempts, func(o *retry.StandardOptions) {
+	counted := &attempts{}
+	client := apigw.NewClient(cfg, srv.URL+"/"+stage, maxAttempts, counted, func(o *retry.StandardOptions) {
 		// The real backoff path, capped so that retries take microseconds.
 		o.MaxBackoff = time.Millisecond
 	})
 	log, _ := testLogger()
-	return apigw.New(client, log), api
+	return apigw.New(client, log), api, counted
 }
 
 func TestClientPostRequest(t *testing.T) {
@@ -157,20 +184,22 @@ func TestClientPostRetries(t *testing.T) {
 		script   []reply // nil: the id is unknown
 		attempts int
 		check    func(t *testing.T, err error)
+		// throttled and retried are what the client reports to Metrics.
+		throttled, retried int
 	}{
-		{"delivers to a live connection in one attempt", []reply{ok200}, 1, noError},
-		{"answers an unknown connection with ErrGone and does not retry", nil, 1, isErr(notify.ErrGone)},
-		{"takes a 410 with an empty body for gone too", []reply{{status: http.StatusGone, errorType: "GoneException"}}, 1, isErr(notify.ErrGone)},
-		{"does not retry a 413", []reply{large413}, 1, isErr(notify.ErrPayloadTooLarge)},
-		{"does not retry a 403", []reply{forbid403}, 1, isSDK[*types.ForbiddenException]},
-		{"retries a 429 LimitExceededException up to maxAttempts", []reply{limit429}, maxAttempts, isSDK[*types.LimitExceededException]},
-		{"retries a 429 TooManyRequestsException up to maxAttempts", []reply{{http.StatusTooManyRequests, "TooManyRequestsException", `{"message":"Too Many Requests"}`}}, maxAttempts, isNotSentinel},
-		{"retries a 429 without an error type up to maxAttempts", []reply{{status: http.StatusTooManyRequests, body: `{"message":"Too Many Requests"}`}}, maxAttempts, isNotSentinel},
-		{"delivers after a throttled attempt", []reply{limit429, ok200}, 2, noError},
-		{"retries a 500 up to maxAttempts", []reply{error500}, maxAttempts, isNotSentinel},
-		{"retries a 502 with a non-JSON body", []reply{{status: http.StatusBadGateway, body: "Bad Gateway"}, ok200}, 2, noError},
-		{"delivers after a 500", []reply{error500, ok200}, 2, noError},
-		{"answers gone after a 500", []reply{error500, gone410}, 2, isErr(notify.ErrGone)},
+		{"delivers to a live connection in one attempt", []reply{ok200}, 1, noError, 0, 0},
+		{"answers an unknown connection with ErrGone and does not retry", nil, 1, isErr(notify.ErrGone), 0, 0},
+		{"takes a 410 with an empty body for gone too", []reply{{status: http.StatusGone, errorType: "GoneException"}}, 1, isErr(notify.ErrGone), 0, 0},
+		{"does not retry a 413", []reply{large413}, 1, isErr(notify.ErrPayloadTooLarge), 0, 0},
+		{"does not retry a 403", []reply{forbid403}, 1, isSDK[*types.ForbiddenException], 0, 0},
+		{"retries a 429 LimitExceededException up to maxAttempts", []reply{limit429}, maxAttempts, isSDK[*types.LimitExceededException], maxAttempts, maxAttempts - 1},
+		{"retries a 429 TooManyRequestsException up to maxAttempts", []reply{{http.StatusTooManyRequests, "TooManyRequestsException", `{"message":"Too Many Requests"}`}}, maxAttempts, isNotSentinel, maxAttempts, maxAttempts - 1},
+		{"retries a 429 without an error type up to maxAttempts", []reply{{status: http.StatusTooManyRequests, body: `{"message":"Too Many Requests"}`}}, maxAttempts, isNotSentinel, maxAttempts, maxAttempts - 1},
+		{"delivers after a throttled attempt", []reply{limit429, ok200}, 2, noError, 1, 1},
+		{"retries a 500 up to maxAttempts", []reply{error500}, maxAttempts, isNotSentinel, 0, maxAttempts - 1},
+		{"retries a 502 with a non-JSON body", []reply{{status: http.StatusBadGateway, body: "Bad Gateway"}, ok200}, 2, noError, 0, 1},
+		{"delivers after a 500", []reply{error500, ok200}, 2, noError, 0, 1},
+		{"answers gone after a 500", []reply{error500, gone410}, 2, isErr(notify.ErrGone), 0, 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -179,13 +208,20 @@ func TestClientPostRetries(t *testing.T) {
 			if tc.script != nil {
 				scripts[connID] = tc.script
 			}
-			p, api := newPusher(t, scripts)
+			p, api, counted := newCountingPusher(t, scripts)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			err := p.Post(ctx, connID, []byte(`{"type":"pong"}`))
 			tc.check(t, err)
 			if got := len(api.requests(connID)); got != tc.attempts {
 				t.Errorf("server saw %d attempts, want %d", got, tc.attempts)
+			}
+			pushes, throttled, retried := counted.counts()
+			if throttled != tc.throttled || retried != tc.retried {
+				t.Errorf("reported %d throttled and %d retried attempts, want %d and %d", throttled, retried, tc.throttled, tc.retried)
+			}
+			if want := min(1, tc.throttled+tc.retried); pushes != want {
+				t.Errorf("reported %d pushes, want %d (only a push with a throttled or retried attempt)", pushes, want)
 			}
 		})
 	}
@@ -248,7 +284,13 @@ func TestClientAlive(t *testing.T) {
 			if tc.script != nil {
 				scripts[connID] = tc.script
 			}
-			p, api := newPusher(t, scripts)
+			p, api, counted := newCountingPusher(t, scripts)
+			defer func() {
+				// A connect's check is no push: its attempts are not counted.
+				if pushes, _, _ := counted.counts(); pushes != 0 {
+					t.Errorf("GetConnection reported as %d pushes", pushes)
+				}
+			}()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			alive, err := p.Alive(ctx, connID)

@@ -37,6 +37,7 @@ type Conn struct {
 	firstSeq    atomic.Int64 // the first owner-wide event it got live (PostEvent), 0 before
 	cfg         Config
 	log         *slog.Logger
+	counts      *counts // the Hub's
 
 	// wake tells the writer that the queue is not empty (capacity 1: one
 	// pending signal covers any number of posts).
@@ -56,13 +57,14 @@ type Conn struct {
 	cutoff *time.Timer // drops a slow consumer's socket after slowConsumerGrace
 }
 
-func newConn(id string, peer Peer, now time.Time, cfg Config, log *slog.Logger) *Conn {
+func newConn(id string, peer Peer, now time.Time, cfg Config, log *slog.Logger, counts *counts) *Conn {
 	c := &Conn{
 		id:          id,
 		peer:        peer,
 		connectedAt: now,
 		cfg:         cfg,
 		log:         log,
+		counts:      counts,
 		queue:       NewQueue(cfg.QueueMessages, cfg.QueueBytes),
 		wake:        make(chan struct{}, 1),
 		closing:     make(chan struct{}),
@@ -90,6 +92,7 @@ func (c *Conn) Open() {
 	defer c.mu.Unlock()
 	if c.state == connecting {
 		c.state = open
+		c.counts.open.Add(1)
 	}
 }
 
@@ -189,16 +192,25 @@ func (c *Conn) closeLocked(code websocket.StatusCode, reason string, drain bool)
 	if c.state == closing {
 		return false
 	}
-	c.state = closing
+	c.leave()
 	c.code, c.reason, c.drain = code, reason, drain
 	close(c.closing)
 	return true
 }
 
+// leave moves the connection to closing, counting it out of the open ones
+// if it was open. The caller holds c.mu.
+func (c *Conn) leave() {
+	if c.state == open {
+		c.counts.open.Add(-1)
+	}
+	c.state = closing
+}
+
 func (c *Conn) stopTimers() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.state = closing
+	c.leave()
 	for _, t := range []*time.Timer{c.idle, c.maxAge, c.cutoff} {
 		if t != nil {
 			t.Stop()
@@ -223,6 +235,7 @@ func (c *Conn) enqueue(data []byte) error {
 	if !c.queue.Push(data) {
 		n, size := c.queue.Len(), c.queue.Size()
 		c.closeLocked(StatusSlowConsumer, ReasonSlowConsumer, false)
+		c.counts.slowConsumer.Add(1)
 		c.cutoff = time.AfterFunc(slowConsumerGrace, c.abort)
 		c.mu.Unlock()
 		return fmt.Errorf("post to %s: outgoing queue full (%d messages, %d bytes), closing slow consumer: %w", c.id, n, size, notify.ErrGone)

@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -139,6 +140,8 @@ type Hub struct {
 	cfg Config
 	log *slog.Logger
 
+	counts counts // for Stats
+
 	mu       sync.Mutex
 	conns    map[string]*Conn
 	shutdown bool
@@ -184,7 +187,7 @@ func (h *Hub) Reserve(id string, peer Peer, now time.Time) (*Conn, error) {
 		// Random ids make this practically impossible; refuse rather than mix two clients.
 		return nil, fmt.Errorf("connection id %s is already in use", id)
 	}
-	c := newConn(id, peer, now, h.cfg, h.log)
+	c := newConn(id, peer, now, h.cfg, h.log, &h.counts)
 	h.conns[id] = c
 	h.wg.Add(1)
 	return c, nil
@@ -281,6 +284,27 @@ func (h *Hub) Len() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.conns)
+}
+
+// Stats is what the Hub counts, for local mode's /metrics.
+type Stats struct {
+	// Open is the number of connections open now: accepted (Open) and not
+	// closing. Connections still in their $connect, or closing, are not.
+	Open int64
+	// SlowConsumerCloses counts the connections closed with 1013 because
+	// their queue filled.
+	SlowConsumerCloses uint64
+}
+
+// counts are the Hub's Stats, kept by its connections as their state changes.
+type counts struct {
+	open         atomic.Int64
+	slowConsumer atomic.Uint64
+}
+
+// Stats returns the Hub's counts, exact at the moment of the call.
+func (h *Hub) Stats() Stats {
+	return Stats{Open: h.counts.open.Load(), SlowConsumerCloses: h.counts.slowConsumer.Load()}
 }
 
 // Shutdown refuses new connections, closes every connection with 1001

@@ -125,3 +125,42 @@ func TestConfigTakesDefaultsAndRefusesWhatCannotWork(t *testing.T) {
 		}
 	}
 }
+
+func TestStatsCountOpenConnectionsAndSlowConsumersExactly(t *testing.T) {
+	h := quietHub(t, 1)
+	ctx := context.Background()
+	stats := func(open int64, slow uint64) {
+		t.Helper()
+		if got := h.Stats(); got != (Stats{Open: open, SlowConsumerCloses: slow}) {
+			t.Fatalf("Stats = %+v, want %d open, %d slow consumer closes", got, open, slow)
+		}
+	}
+	a, _ := h.Reserve("a", Peer{}, time.Now())
+	b, _ := h.Reserve("b", Peer{}, time.Now())
+	c, _ := h.Reserve("c", Peer{}, time.Now())
+	stats(0, 0) // in their $connect: not open yet
+	a.Open()
+	b.Open()
+	c.Open()
+	a.Open() // opening twice counts once
+	stats(3, 0)
+	if err := h.Close("a"); err != nil { // DELETE @connections: closing
+		t.Fatal(err)
+	}
+	stats(2, 0)
+	_ = h.Post(ctx, "b", []byte("1"))
+	if err := h.Post(ctx, "b", []byte("2")); !errors.Is(err, notify.ErrGone) { // the queue of one overflows
+		t.Fatalf("overflow: %v", err)
+	}
+	_ = h.Post(ctx, "b", []byte("3")) // already closing: not a second close
+	stats(1, 1)
+	h.Release(a)
+	h.Release(b)
+	stats(1, 1)
+	h.Release(c) // released without a close: it leaves the open ones too
+	stats(0, 1)
+	abandoned, _ := h.Reserve("d", Peer{}, time.Now())
+	abandoned.Abandon("handshake failed")
+	h.Release(abandoned)
+	stats(0, 1)
+}
