@@ -12,11 +12,19 @@ import (
 // the keep count given with each call (oldest dropped first), the seq of
 // each held event by id, for redeliveries, and the latest event of each job.
 type ownerHistory struct {
-	head   int64
-	events []store.Event // ascending seq; events[i].Seq == events[0].Seq+i
+	head int64
+	// events[off:] are the held events, in ascending seq, consecutive.
+	// Dropping from the front only advances off; the slice is compacted
+	// when more than half of it is dropped, so a full history costs no copy
+	// per event.
+	events []store.Event
+	off    int
 	byID   map[string]int64
 	jobs   map[string]int64 // job id -> seq of its latest event
 }
+
+// held returns the held events.
+func (h *ownerHistory) held() []store.Event { return h.events[h.off:] }
 
 func (s *Store) ownerHistory(owner string) *ownerHistory {
 	h := s.history[owner]
@@ -29,34 +37,37 @@ func (s *Store) ownerHistory(owner string) *ownerHistory {
 
 // get returns the held event seq, if it is held (not dropped, not expired).
 func (h *ownerHistory) get(seq int64, now time.Time) (store.Event, bool) {
-	if len(h.events) == 0 || seq < h.events[0].Seq || seq > h.head {
+	held := h.held()
+	if len(held) == 0 || seq < held[0].Seq || seq > h.head {
 		return store.Event{}, false
 	}
-	e := h.events[seq-h.events[0].Seq]
+	e := held[seq-held[0].Seq]
 	return e, now.Before(e.ExpiresAt)
 }
 
 // trim drops what keep and the clock no longer allow, with its ids and jobs.
 func (h *ownerHistory) trim(keep int, now time.Time) {
-	drop := 0
-	for drop < len(h.events) && (len(h.events)-drop > keep || !now.Before(h.events[drop].ExpiresAt)) {
-		e := h.events[drop]
+	for h.off < len(h.events) && (len(h.events)-h.off > keep || !now.Before(h.events[h.off].ExpiresAt)) {
+		e := h.events[h.off]
 		delete(h.byID, e.ID)
 		if h.jobs[e.JobID] == e.Seq {
 			delete(h.jobs, e.JobID)
 		}
-		drop++
+		h.events[h.off] = store.Event{} // let its body go
+		h.off++
 	}
-	if drop > 0 {
-		h.events = append([]store.Event(nil), h.events[drop:]...)
+	if h.off > 0 && h.off >= len(h.events)/2 {
+		h.events = append([]store.Event(nil), h.held()...)
+		h.off = 0
 	}
 }
 
 func (h *ownerHistory) window() store.Window {
-	if len(h.events) == 0 {
+	held := h.held()
+	if len(held) == 0 {
 		return store.Window{Head: h.head, Oldest: h.head + 1}
 	}
-	return store.Window{Head: h.head, Oldest: h.events[0].Seq}
+	return store.Window{Head: h.head, Oldest: held[0].Seq}
 }
 
 // RecordEvent implements notify.History.
