@@ -16,30 +16,14 @@ import (
 
 // resumeScenarios are "never miss an event" end to end: real WebSocket
 // clients, events through the Invoke API, resume through $default. They run
-// on every store that keeps a history.
-var resumeScenarios = []struct {
-	name string
-	run  func(t *testing.T, store newStore)
-}{
+// on every store, with the walking skeleton's (TestEndToEndOnEveryStore).
+var resumeScenarios = []scenario{
 	{"a client that reconnects gets exactly what it missed, then the live stream", aReconnectingClientGetsExactlyWhatItMissed},
 	{"a resume while publishers run loses nothing and repeats nothing", aResumeWhilePublishersRunLosesAndRepeatsNothing},
 	{"a resume beyond the history says RESUME_GAP and replays what is held", aResumeBeyondTheHistoryReportsTheGap},
 	{"a resume without since gives the current state of running jobs", aResumeWithoutSinceGivesTheCurrentJobs},
 	{"a redelivered record keeps its id and seq", aRedeliveredRecordKeepsItsIDAndSeq},
 	{"a bad resume is answered and the connection stays usable", aBadResumeIsAnsweredAndTheConnectionStays},
-}
-
-func TestResumeOnEveryStore(t *testing.T) {
-	t.Parallel()
-	for _, setup := range storeSetups {
-		t.Run("on "+setup.name, func(t *testing.T) {
-			t.Parallel()
-			store := setup.start(t)
-			for _, sc := range resumeScenarios {
-				t.Run(sc.name, func(t *testing.T) { sc.run(t, store) })
-			}
-		})
-	}
 }
 
 // msg is one message a client received, decoded.

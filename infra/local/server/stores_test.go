@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -61,13 +62,16 @@ func onStore(cfg server.Config, st server.Store) server.Config {
 	return cfg
 }
 
+// scenario is one end-to-end test, run on each store.
+type scenario struct {
+	name string
+	run  func(t *testing.T, store newStore)
+}
+
 // endToEnd are the walking skeleton's scenarios: clients connect through the
 // seed's path, events reach them through the Invoke API, messages go through
 // $default, and closes and shutdowns run $disconnect.
-var endToEnd = []struct {
-	name string
-	run  func(t *testing.T, store newStore)
-}{
+var endToEnd = []scenario{
 	{"events reach their owner only, in order and in the seed's shape", eventsReachTheirOwnerOnlyInOrderAndInTheSeedShape},
 	{"connect is refused as API Gateway refuses it", connectIsRefusedAsAPIGatewayRefusesIt},
 	{"client messages go through the $default route", clientMessagesGoThroughTheDefaultRoute},
@@ -82,7 +86,7 @@ func TestEndToEndOnEveryStore(t *testing.T) {
 		t.Run("on "+setup.name, func(t *testing.T) {
 			t.Parallel()
 			store := setup.start(t)
-			for _, sc := range endToEnd {
+			for _, sc := range slices.Concat(endToEnd, resumeScenarios) {
 				t.Run(sc.name, func(t *testing.T) {
 					t.Parallel()
 					sc.run(t, store)

@@ -291,19 +291,14 @@ func (s *Store) ReplaceConnection(ctx context.Context, c store.Connection, oldCo
 // find nothing and return store.ErrNotFound, leaving the record to the 410
 // cleanup of the next publish, the next connect of the client, or TTL.
 func (s *Store) DeleteConnection(ctx context.Context, connectionID string) (store.Connection, error) {
-	out, err := s.db.Query(ctx, &dynamodb.QueryInput{
-		TableName:                 &s.table,
-		IndexName:                 aws.String(ConnectionIndex),
-		KeyConditionExpression:    aws.String("connectionId = :id"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":id": str(connectionID)},
-	})
+	items, err := s.byConnection(ctx, connectionID)
 	if err != nil {
-		return store.Connection{}, fmt.Errorf("find connection %s: %w", connectionID, err)
+		return store.Connection{}, err
 	}
 	// API Gateway never reuses a connection id, so there is at most one item;
 	// the loop only makes sure no stray one survives.
 	var deleted *store.Connection
-	for _, it := range out.Items {
+	for _, it := range items {
 		del, err := s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
 			TableName:                 &s.table,
 			Key:                       map[string]types.AttributeValue{attrPK: it[attrPK], attrSK: it[attrSK]},
@@ -336,6 +331,23 @@ func (s *Store) DeleteConnection(ctx context.Context, connectionID string) (stor
 // (which projects every attribute). Like DeleteConnection it can miss a
 // record written a moment ago: the index is eventually consistent.
 func (s *Store) FindConnection(ctx context.Context, connectionID string) (store.Connection, error) {
+	items, err := s.byConnection(ctx, connectionID)
+	if err != nil {
+		return store.Connection{}, err
+	}
+	if len(items) == 0 {
+		return store.Connection{}, store.ErrNotFound
+	}
+	c, err := parseConnection(items[0])
+	if err != nil {
+		return store.Connection{}, fmt.Errorf("find connection %s: %w", connectionID, err)
+	}
+	return c, nil
+}
+
+// byConnection returns the items the byConnection index holds for a
+// connection id: one, or none.
+func (s *Store) byConnection(ctx context.Context, connectionID string) ([]map[string]types.AttributeValue, error) {
 	out, err := s.db.Query(ctx, &dynamodb.QueryInput{
 		TableName:                 &s.table,
 		IndexName:                 aws.String(ConnectionIndex),
@@ -343,16 +355,9 @@ func (s *Store) FindConnection(ctx context.Context, connectionID string) (store.
 		ExpressionAttributeValues: map[string]types.AttributeValue{":id": str(connectionID)},
 	})
 	if err != nil {
-		return store.Connection{}, fmt.Errorf("find connection %s: %w", connectionID, err)
+		return nil, fmt.Errorf("find connection %s: %w", connectionID, err)
 	}
-	if len(out.Items) == 0 {
-		return store.Connection{}, store.ErrNotFound
-	}
-	c, err := parseConnection(out.Items[0])
-	if err != nil {
-		return store.Connection{}, fmt.Errorf("find connection %s: %w", connectionID, err)
-	}
-	return c, nil
+	return out.Items, nil
 }
 
 // RemoveClient implements notify.Store.

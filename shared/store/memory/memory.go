@@ -99,25 +99,31 @@ func (s *Store) remove(k clientKey, connectionID string) {
 func (s *Store) DeleteConnection(_ context.Context, connectionID string) (store.Connection, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	k, ok := s.byConn[connectionID]
+	c, ok := s.find(connectionID)
 	if !ok {
 		return store.Connection{}, store.ErrNotFound
 	}
-	c, _ := s.get(k.owner, k.client)
-	s.remove(k, connectionID)
+	s.remove(clientKey{c.OwnerID, c.ClientID}, connectionID)
 	return c, nil
+}
+
+// find returns the record naming connectionID. s.mu must be held.
+func (s *Store) find(connectionID string) (store.Connection, bool) {
+	k, ok := s.byConn[connectionID]
+	if !ok {
+		return store.Connection{}, false
+	}
+	return s.get(k.owner, k.client)
 }
 
 // FindConnection implements notify.Store.
 func (s *Store) FindConnection(_ context.Context, connectionID string) (store.Connection, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	k, ok := s.byConn[connectionID]
-	if !ok {
-		return store.Connection{}, store.ErrNotFound
+	if c, ok := s.find(connectionID); ok {
+		return c, nil
 	}
-	c, _ := s.get(k.owner, k.client)
-	return c, nil
+	return store.Connection{}, store.ErrNotFound
 }
 
 // RemoveClient implements notify.Store.
