@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -29,9 +29,13 @@ func startBinaries(ctx context.Context, t *testing.T, key, owner, table string) 
 	if err := st.PutKey(ctx, auth.Key{Hash: auth.Hash(key), OwnerID: owner, Name: "test", CreatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	// The functions push to local mode's stage URL, so its port is chosen
-	// before they start, and local mode after them, on that port.
-	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	// The functions push to local mode's stage URL, so its listener is
+	// opened before they start, and local mode served on it after them.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
 	lambdas := testenv.StartFunctions(t, testenv.FunctionEnv(table, dynamoEndpoint, "http://"+addr+"/local")...)
 	// Local mode on the functions' table, with the key the table already
 	// holds: a restart with the same --api-key must work.
@@ -39,7 +43,7 @@ func startBinaries(ctx context.Context, t *testing.T, key, owner, table string) 
 	for name, l := range lambdas {
 		args = append(args, "--function-endpoint", name+"="+l.URL)
 	}
-	if got := startLocalMode(t, args...); got != addr {
+	if got := startLocalModeOn(t, l, args...); got != addr {
 		t.Fatalf("local mode listens on %s, want %s", got, addr)
 	}
 	return addr, st, lambdas

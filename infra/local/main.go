@@ -100,6 +100,14 @@ type localMode struct {
 // start configures local mode, listens, prints the banner and starts
 // serving; wait runs it to its end.
 func start(ctx context.Context, args []string, lookupEnv func(string) (string, bool), stdout io.Writer, log *slog.Logger) (*localMode, error) {
+	return startOn(ctx, nil, args, lookupEnv, stdout, log)
+}
+
+// startOn is start on l, a listener already open on --addr's address, or on
+// a listener of its own when l is nil. A test that must tell other
+// processes local mode's address before it starts opens l first, so that
+// nothing can take the port in between.
+func startOn(ctx context.Context, l net.Listener, args []string, lookupEnv func(string) (string, bool), stdout io.Writer, log *slog.Logger) (*localMode, error) {
 	cfg, err := parseConfig(args, lookupEnv)
 	if err != nil {
 		return nil, err
@@ -126,9 +134,10 @@ func start(ctx context.Context, args []string, lookupEnv func(string) (string, b
 	if err != nil {
 		return nil, fmt.Errorf("configure local mode: %w", err)
 	}
-	l, err := net.Listen("tcp", cfg.addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen: %w", err)
+	if l == nil {
+		if l, err = net.Listen("tcp", cfg.addr); err != nil {
+			return nil, fmt.Errorf("listen: %w", err)
+		}
 	}
 	if !server.IsLoopbackAddr(cfg.addr) {
 		log.Warn("listening beyond loopback: the WebSocket endpoint is reachable from the network; the Invoke and Management APIs require the control token",

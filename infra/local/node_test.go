@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -104,35 +105,36 @@ var storeSetups = []storeSetup{
 // until the test ends, and returns the address it listens on.
 func startLocalMode(t *testing.T, args ...string) string {
 	t.Helper()
+	return startLocalModeOn(t, nil, args...)
+}
+
+// startLocalModeOn is startLocalMode on l, open on --addr's address (nil:
+// local mode listens itself).
+func startLocalModeOn(t *testing.T, l net.Listener, args ...string) string {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	banner, bannerW := io.Pipe()
-	done := make(chan error, 1)
 	log := slog.New(slog.DiscardHandler)
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	go func() {
-		done <- run(ctx, args, noEnv, bannerW, log)
-		bannerW.Close()
-	}()
-	lines := testenv.Lines(banner)
+	var banner strings.Builder
+	m, err := startOn(ctx, l, args, noEnv, &banner, log)
+	if err != nil {
+		cancel()
+		if l != nil {
+			l.Close()
+		}
+		t.Fatalf("local mode did not start: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- m.wait(ctx) }()
 	t.Cleanup(func() {
 		cancel()
-		for range lines { // let the reader finish
-		}
 		if err := <-done; err != nil {
 			t.Errorf("run: %v", err)
 		}
 	})
-	select {
-	case line := <-lines:
-		return strings.TrimPrefix(line, "wsnotify local mode on http://")
-	case err := <-done:
-		t.Fatalf("local mode stopped: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("local mode did not start")
-	}
-	return ""
+	return m.addr
 }
 
 // seedClient is the seed's Node client (infra/node/seed-client.js)
