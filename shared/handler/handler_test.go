@@ -271,6 +271,8 @@ func (failingStore) DeleteConnection(context.Context, string) (store.Connection,
 func (failingStore) ListConnections(context.Context, string, time.Time) ([]store.Connection, error) {
 	return nil, errDown
 }
+func (failingStore) ReserveConnection(context.Context, string, int) error { return errDown }
+func (failingStore) ConnectionCount(context.Context, string) (int, error) { return 0, errDown }
 
 func TestStoreFailuresAreInternalAndRetried(t *testing.T) {
 	ctx := context.Background()

@@ -51,12 +51,32 @@ type Store interface {
 	// index, so a record written a moment ago may not be found yet.)
 	FindConnection(ctx context.Context, connectionID string) (store.Connection, error)
 	// RemoveClient removes the record of ownerID's clientID only if it still
-	// names connectionID; a missing or newer record is left alone and is not
-	// an error.
-	RemoveClient(ctx context.Context, ownerID, clientID, connectionID string) error
+	// names connectionID, and reports whether it did; a missing or newer
+	// record is left alone and is not an error.
+	RemoveClient(ctx context.Context, ownerID, clientID, connectionID string) (bool, error)
 	// ListConnections returns every record of ownerID not expired at now,
 	// including one written just before the call.
 	ListConnections(ctx context.Context, ownerID string, now time.Time) ([]store.Connection, error)
+	ConnectionCounter
+}
+
+// ConnectionCounter keeps a count of each owner's connections, so that a
+// connect enforces the per-owner cap with one write of one item instead of
+// reading the owner's records. The Notifier counts a connection before its
+// record is written and releases it when the record goes (or was never
+// written); a publish, which lists the records anyway, corrects a count that
+// has drifted from them.
+type ConnectionCounter interface {
+	// ReserveConnection adds one to ownerID's count, unless max are counted
+	// already: then it changes nothing and returns store.ErrOwnerFull.
+	ReserveConnection(ctx context.Context, ownerID string, max int) error
+	// ReleaseConnection takes one from ownerID's count, never below zero.
+	ReleaseConnection(ctx context.Context, ownerID string) error
+	// ConnectionCount returns ownerID's count, 0 if it has none.
+	ConnectionCount(ctx context.Context, ownerID string) (int, error)
+	// CorrectConnectionCount sets ownerID's count to n if it is still was
+	// (a missing count is 0); else it returns store.ErrConditionFailed.
+	CorrectConnectionCount(ctx context.Context, ownerID string, was, n int) error
 }
 
 // Pusher sends messages to connections: the API Gateway Management API in
@@ -200,7 +220,7 @@ func (n *Notifier) Connect(ctx context.Context, req ConnectRequest) (store.Conne
 	if !n.limiter.allow(id.RateKey, now) {
 		return store.Connection{}, Errorf(CodeRateLimited, "too many connects with this API key or for this owner's signed tokens: at most %g per second, %d at once", n.cfg.ConnectRate, n.cfg.ConnectBurst)
 	}
-	if err := n.checkOwnerLimit(ctx, owner, now); err != nil {
+	if err := n.reserve(ctx, owner); err != nil {
 		return store.Connection{}, err
 	}
 	c := store.Connection{
@@ -216,26 +236,66 @@ func (n *Notifier) Connect(ctx context.Context, req ConnectRequest) (store.Conne
 		err = n.takeOver(ctx, c, taken.Existing)
 	}
 	if err != nil {
+		n.release(ctx, owner) // no record of this connect was written
 		return store.Connection{}, err
 	}
 	n.log.InfoContext(ctx, "connected", "owner", owner, "clientId", c.ClientID, "connectionId", c.ConnectionID)
 	return c, nil
 }
 
-// checkOwnerLimit refuses a connect that would take the owner past its cap.
-// It counts with the fan-out's own Query: an owner near the cap pays for
-// reading its records once per connect, a small owner almost nothing. The
-// check and the write are not atomic, so concurrent connects can overshoot
-// the cap by at most their number; the cap is a guard, not a quota.
-func (n *Notifier) checkOwnerLimit(ctx context.Context, owner string, now time.Time) error {
-	conns, err := n.store.ListConnections(ctx, owner, now)
-	if err != nil {
-		return fmt.Errorf("count connections of %s: %w", owner, err)
-	}
-	if len(conns) >= n.cfg.MaxConnectionsPerOwner {
+// reserve counts a connection of owner before its record is written,
+// refusing one that would take the owner past its cap. It is one conditional
+// write of the owner's counter, whatever the owner's size: a reconnect storm
+// of a large owner costs no more per connect than a small owner's connect.
+// Concurrent connects cannot overshoot the cap together, as each one's
+// write is conditioned on the count it finds.
+func (n *Notifier) reserve(ctx context.Context, owner string) error {
+	err := n.store.ReserveConnection(ctx, owner, n.cfg.MaxConnectionsPerOwner)
+	if errors.Is(err, store.ErrOwnerFull) {
 		return Errorf(CodeForbidden, "this account has reached its limit of %d live connections", n.cfg.MaxConnectionsPerOwner)
 	}
+	if err != nil {
+		return fmt.Errorf("count connection of %s: %w", owner, err)
+	}
 	return nil
+}
+
+// release takes back the count of a connection of owner whose record is
+// gone or was never written. A failure only leaves the count high, which
+// the owner's next publish corrects, so it is logged, not returned.
+func (n *Notifier) release(ctx context.Context, owner string) {
+	if err := n.store.ReleaseConnection(ctx, owner); err != nil {
+		n.log.WarnContext(ctx, "release connection count", "owner", owner, "err", err)
+	}
+}
+
+// listConnections lists ownerID's live records for a publish and corrects
+// the owner's connection count when it has drifted from them: $disconnect is
+// best effort, so connections that ended without one stay counted until a
+// publish meets their records gone, expired or answering 410.
+//
+// The count is read before the list and rewritten only if it is still what
+// was read, so a connect or disconnect that counts after the read is never
+// undone. One that counted just before the read and writes its record after
+// the list leaves the count one low until the next publish: the cap is then
+// off by at most the connects in flight at that moment.
+func (n *Notifier) listConnections(ctx context.Context, ownerID string) ([]store.Connection, error) {
+	counted, countErr := n.store.ConnectionCount(ctx, ownerID)
+	conns, err := n.store.ListConnections(ctx, ownerID, n.cfg.Now())
+	if err != nil || countErr != nil || counted == len(conns) {
+		if countErr != nil {
+			n.log.WarnContext(ctx, "read connection count", "owner", ownerID, "err", countErr)
+		}
+		return conns, err
+	}
+	err = n.store.CorrectConnectionCount(ctx, ownerID, counted, len(conns))
+	switch {
+	case err == nil:
+		n.log.InfoContext(ctx, "corrected connection count", "owner", ownerID, "counted", counted, "live", len(conns))
+	case !errors.Is(err, store.ErrConditionFailed): // a changed count is left to the next publish
+		n.log.WarnContext(ctx, "correct connection count", "owner", ownerID, "err", err)
+	}
+	return conns, nil
 }
 
 // takeOver replaces old with c if old's connection is gone. $disconnect is
@@ -260,6 +320,9 @@ func (n *Notifier) takeOver(ctx context.Context, c, old store.Connection) error 
 	if err != nil {
 		return err
 	}
+	// The stale record was counted when it connected, and this connect
+	// counted its own: one record stands where two were counted.
+	n.release(ctx, c.OwnerID)
 	n.log.InfoContext(ctx, "replaced stale connection", "owner", c.OwnerID, "clientId", c.ClientID, "staleConnectionId", old.ConnectionID)
 	return nil
 }
@@ -280,6 +343,7 @@ func (n *Notifier) Disconnect(ctx context.Context, connectionID string) error {
 	if err != nil {
 		return err // the store's error names the operation and the connection
 	}
+	n.release(ctx, c.OwnerID)
 	n.log.InfoContext(ctx, "disconnected", "owner", c.OwnerID, "clientId", c.ClientID, "connectionId", connectionID)
 	return nil
 }
@@ -353,7 +417,7 @@ func (n *Notifier) Publish(ctx context.Context, ownerID, clientID, id string, ev
 	if len(data) > n.cfg.MaxMessageBytes {
 		return Result{}, Errorf(CodeInvalid, "event is %d bytes, over the %d-byte message limit", len(data), n.cfg.MaxMessageBytes)
 	}
-	conns, err := n.store.ListConnections(ctx, ownerID, n.cfg.Now())
+	conns, err := n.listConnections(ctx, ownerID)
 	if err != nil {
 		return Result{}, err // the store's error names the operation and the owner
 	}
@@ -389,8 +453,10 @@ func (n *Notifier) fanOut(ctx context.Context, conns []store.Connection, data []
 				n.log.InfoContext(gctx, "push to connection still connecting", "owner", c.OwnerID, "clientId", c.ClientID, "connectionId", c.ConnectionID)
 			case errors.Is(err, ErrGone):
 				gone.Add(1)
-				if err := n.store.RemoveClient(gctx, c.OwnerID, c.ClientID, c.ConnectionID); err != nil {
+				if removed, err := n.store.RemoveClient(gctx, c.OwnerID, c.ClientID, c.ConnectionID); err != nil {
 					n.log.WarnContext(gctx, "remove gone connection", "owner", c.OwnerID, "clientId", c.ClientID, "connectionId", c.ConnectionID, "err", err)
+				} else if removed {
+					n.release(gctx, c.OwnerID)
 				}
 			default:
 				failed.Add(1)

@@ -51,8 +51,10 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("DeleteConnection", func(t *testing.T) { t.Parallel(); testDelete(t, newStore) })
 	t.Run("RemoveClient", func(t *testing.T) { t.Parallel(); testRemove(t, newStore) })
 	t.Run("ListConnections", func(t *testing.T) { t.Parallel(); testList(t, newStore) })
+	t.Run("ConnectionCount", func(t *testing.T) { t.Parallel(); testCount(t, newStore) })
 	t.Run("Keys", func(t *testing.T) { t.Parallel(); testKeys(t, newStore) })
 	t.Run("Notifier", func(t *testing.T) { t.Parallel(); testNotifier(t, newStore) })
+	t.Run("NotifierCount", func(t *testing.T) { t.Parallel(); testNotifierCount(t, newStore) })
 	t.Run("Concurrency", func(t *testing.T) { t.Parallel(); testConcurrency(t, newStore) })
 }
 
@@ -285,8 +287,8 @@ func testRemove(t *testing.T, newStore func(*testing.T) Store) {
 		s := newStore(t)
 		c := conn("acct_1", "tab-1", 1, epoch)
 		mustPut(t, s, c, epoch)
-		if err := s.RemoveClient(ctxT(t), c.OwnerID, c.ClientID, c.ConnectionID); err != nil {
-			t.Fatalf("RemoveClient: %v", err)
+		if removed, err := s.RemoveClient(ctxT(t), c.OwnerID, c.ClientID, c.ConnectionID); err != nil || !removed {
+			t.Fatalf("RemoveClient = %v, %v; want true (removed)", removed, err)
 		}
 		wantList(t, s, "acct_1", epoch)
 		// The client id is free again.
@@ -299,23 +301,23 @@ func testRemove(t *testing.T, newStore func(*testing.T) Store) {
 		if err := s.ReplaceConnection(ctxT(t), next, old.ConnectionID); err != nil {
 			t.Fatalf("ReplaceConnection: %v", err)
 		}
-		if err := s.RemoveClient(ctxT(t), old.OwnerID, old.ClientID, old.ConnectionID); err != nil {
-			t.Fatalf("RemoveClient(old) = %v, want nil", err)
+		if removed, err := s.RemoveClient(ctxT(t), old.OwnerID, old.ClientID, old.ConnectionID); err != nil || removed {
+			t.Fatalf("RemoveClient(old) = %v, %v; want false (nothing removed), nil", removed, err)
 		}
 		wantList(t, s, "acct_1", epoch, next)
 	})
 	t.Run("a missing record is not an error", func(t *testing.T) {
 		s := newStore(t)
-		if err := s.RemoveClient(ctxT(t), "acct_1", "tab-1", connectionID(1)); err != nil {
-			t.Fatalf("RemoveClient = %v, want nil", err)
+		if removed, err := s.RemoveClient(ctxT(t), "acct_1", "tab-1", connectionID(1)); err != nil || removed {
+			t.Fatalf("RemoveClient = %v, %v; want false, nil", removed, err)
 		}
 	})
 	t.Run("another owner's client of the same id is left alone", func(t *testing.T) {
 		s := newStore(t)
 		c := conn("acct_2", "tab-1", 1, epoch)
 		mustPut(t, s, c, epoch)
-		if err := s.RemoveClient(ctxT(t), "acct_1", c.ClientID, c.ConnectionID); err != nil {
-			t.Fatalf("RemoveClient = %v, want nil", err)
+		if removed, err := s.RemoveClient(ctxT(t), "acct_1", c.ClientID, c.ConnectionID); err != nil || removed {
+			t.Fatalf("RemoveClient = %v, %v; want false, nil", removed, err)
 		}
 		wantList(t, s, "acct_2", epoch, c)
 	})
