@@ -8,6 +8,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -31,7 +32,11 @@ const pushAttempts = 4
 // Management API pusher, and signed tokens when a token secret is named. Mains call it once, at cold start, so SDK clients
 // and their connection pools live across invocations.
 func Build(ctx context.Context, cfg Config, log *slog.Logger) (*notify.Notifier, error) {
-	awsCfg, err := loadAWSConfig(ctx)
+	concurrency := cfg.FanoutConcurrency
+	if concurrency <= 0 {
+		concurrency = notify.DefaultConcurrency
+	}
+	awsCfg, err := loadAWSConfig(ctx, pooledHTTPClient(concurrency))
 	if err != nil {
 		return nil, err
 	}
@@ -41,7 +46,7 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger) (*notify.Notifier,
 		}
 	})
 	store := dynamo.New(db, cfg.TableName)
-	pusher := apigw.New(apigw.NewClient(awsCfg, cfg.ManagementEndpoint, pushAttempts), log)
+	pusher := newPusher(awsCfg, cfg.ManagementEndpoint, log)
 	authn := auth.NewAuthenticator(store)
 	if cfg.TokenSecretID != "" {
 		// The client is cheap to build; the secret itself is read on the
@@ -49,13 +54,18 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger) (*notify.Notifier,
 		secrets := awssecrets.New(secretsmanager.NewFromConfig(awsCfg), cfg.TokenSecretID)
 		authn.WithTokens(auth.NewTokenVerifier(secrets, auth.TokenConfig{MaxTTL: cfg.TokenMaxTTL}))
 	}
-	return notify.New(authn, store, pusher, log, notify.Config{Concurrency: cfg.FanoutConcurrency,
+	return notify.New(authn, store, pusher, log, notify.Config{Concurrency: concurrency,
 		HistoryTTL: cfg.HistoryTTL, HistoryMaxEvents: cfg.HistoryMaxEvents}), nil
 }
 
-// loadAWSConfig is the runtime's AWS configuration over HTTPClient.
-func loadAWSConfig(ctx context.Context) (aws.Config, error) {
-	awsCfg, err := config.LoadDefaultConfig(ctx, config.WithHTTPClient(HTTPClient()))
+// newPusher is the Management API pusher over awsCfg's HTTP client.
+func newPusher(awsCfg aws.Config, endpoint string, log *slog.Logger) *apigw.Pusher {
+	return apigw.New(apigw.NewClient(awsCfg, endpoint, pushAttempts), log)
+}
+
+// loadAWSConfig is the runtime's AWS configuration over httpClient.
+func loadAWSConfig(ctx context.Context, httpClient *awshttp.BuildableClient) (aws.Config, error) {
+	awsCfg, err := config.LoadDefaultConfig(ctx, config.WithHTTPClient(httpClient))
 	if err != nil {
 		return aws.Config{}, fmt.Errorf("load AWS configuration: %w", err)
 	}
@@ -69,7 +79,7 @@ func JobDeadLetters(ctx context.Context, cfg Config, log *slog.Logger) handler.D
 	if cfg.JobDeadLetterQueueURL == "" {
 		return nil
 	}
-	awsCfg, err := loadAWSConfig(ctx)
+	awsCfg, err := loadAWSConfig(ctx, HTTPClient())
 	if err != nil {
 		log.Error("init", "err", err)
 		os.Exit(1)
@@ -84,6 +94,7 @@ func JobDeadLetters(ctx context.Context, cfg Config, log *slog.Logger) handler.D
 func Start(f Function, handlerFor func(n *notify.Notifier, cfg Config, log *slog.Logger) any) {
 	cfg := mustConfig(f)
 	log := Logger(cfg.LogLevel)
+	tuneGC(cfg.MemorySize)
 	n, err := Build(context.Background(), cfg, log)
 	if err != nil {
 		log.Error("init", "err", err)

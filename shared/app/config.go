@@ -43,6 +43,9 @@ const (
 	// events for resume: kept this long, and at most this many.
 	EnvHistoryTTL       = "HISTORY_TTL"
 	EnvHistoryMaxEvents = "HISTORY_MAX_EVENTS"
+	// EnvMemorySize is the function's MemorySize in MB, which Lambda sets
+	// (the template may not): the garbage collector's limit is a share of it.
+	EnvMemorySize = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"
 )
 
 // Function is a Lambda function, named by its logical id in template.yaml.
@@ -62,7 +65,8 @@ type Var struct {
 	// Name is the variable's name, one of the Env constants.
 	Name string
 	// Template says template.yaml sets the variable. One it leaves unset is
-	// an override for tests and local runs; the cloud uses its default.
+	// set by Lambda itself, or an override for tests and local runs whose
+	// default the cloud uses.
 	Template bool
 }
 
@@ -161,6 +165,17 @@ var (
 		c.HistoryMaxEvents = n
 		return nil
 	}}
+	memorySize = setting{Var{EnvMemorySize, false}, func(c *Config, v string) error {
+		if v == "" {
+			return nil // not in Lambda
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return fmt.Errorf("%s must be a whole number of MB, got %q", EnvMemorySize, v)
+		}
+		c.MemorySize = n
+		return nil
+	}}
 	logLevel = setting{Var{EnvLogLevel, true}, func(c *Config, v string) error {
 		if v != "" && c.LogLevel.UnmarshalText([]byte(v)) != nil {
 			return fmt.Errorf("%s must be debug, info, warn or error, got %q", EnvLogLevel, v)
@@ -171,13 +186,13 @@ var (
 
 // functions is the table: the variables each function's main reads.
 var functions = map[Function][]setting{
-	ConnectFunction:    {tableName, managementEndpoint, dynamoDBEndpoint, allowedOrigins, tokenSecretID, tokenMaxTTL, logLevel},
-	DisconnectFunction: {tableName, managementEndpoint, dynamoDBEndpoint, logLevel},
+	ConnectFunction:    {tableName, managementEndpoint, dynamoDBEndpoint, allowedOrigins, tokenSecretID, tokenMaxTTL, logLevel, memorySize},
+	DisconnectFunction: {tableName, managementEndpoint, dynamoDBEndpoint, logLevel, memorySize},
 	// $default answers a ping through its route response; a resume reads
 	// the history and posts the replay through the Management API.
-	DefaultFunction:   {tableName, managementEndpoint, dynamoDBEndpoint, historyMaxEvents, logLevel},
-	JobEventsFunction: {tableName, managementEndpoint, dynamoDBEndpoint, fanoutConcurrency, jobDeadLetterQueue, historyTTL, historyMaxEvents, logLevel},
-	S3UploadFunction:  {tableName, managementEndpoint, dynamoDBEndpoint, fanoutConcurrency, uploadPrefix, historyTTL, historyMaxEvents, logLevel},
+	DefaultFunction:   {tableName, managementEndpoint, dynamoDBEndpoint, historyMaxEvents, logLevel, memorySize},
+	JobEventsFunction: {tableName, managementEndpoint, dynamoDBEndpoint, fanoutConcurrency, jobDeadLetterQueue, historyTTL, historyMaxEvents, logLevel, memorySize},
+	S3UploadFunction:  {tableName, managementEndpoint, dynamoDBEndpoint, fanoutConcurrency, uploadPrefix, historyTTL, historyMaxEvents, logLevel, memorySize},
 }
 
 // Functions returns every function, sorted.
@@ -231,6 +246,8 @@ type Config struct {
 	HistoryMaxEvents int
 	// TokenMaxTTL is how far ahead a signed token's exp may lie (0: auth's default).
 	TokenMaxTTL time.Duration
+	// MemorySize is the function's memory in MB (0 outside Lambda).
+	MemorySize int
 }
 
 // FromEnv reads f's Config from lookup (os.LookupEnv in the mains): the
