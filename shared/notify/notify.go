@@ -434,11 +434,20 @@ func (n *Notifier) Publish(ctx context.Context, ownerID, clientID, id string, ev
 	return res, nil
 }
 
+// fanOutWorkers is how many goroutines post a fan-out: Concurrency, or none
+// but the publisher's own for an ordered pusher, whose posts only queue.
+func (n *Notifier) fanOutWorkers() int {
+	if n.ordered != nil {
+		return 0
+	}
+	return n.cfg.Concurrency
+}
+
 // fanOut posts data to conns, Concurrency at a time, and counts the outcome
 // in res. seq is the event's number (0: none), for an ordered pusher.
 func (n *Notifier) fanOut(ctx context.Context, conns []store.Connection, data []byte, seq int64, res *Result) {
 	var delivered, gone, connecting, failed atomic.Int64
-	g, gctx := newWorkers(n.cfg.Concurrency), ctx
+	g, gctx := newWorkers(n.fanOutWorkers()), ctx
 	for _, c := range conns {
 		g.Go(func() error {
 			var err error

@@ -9,6 +9,10 @@ import "sync"
 // doubling), and the garbage collector scans every one, which cost a tenth
 // of a large fan-out's CPU. Like errgroup with SetLimit, Go blocks while
 // every worker is busy, and Wait returns once every push has returned.
+//
+// With a limit of 0, Go runs each push itself: for a pusher that only
+// queues (the hub), handing each push to another goroutine costs more than
+// the push.
 type workers struct {
 	work    chan func() error
 	limit   int
@@ -23,6 +27,10 @@ func newWorkers(limit int) *workers {
 // Go runs f on a worker, starting one if fewer than limit run. It must not
 // be called after Wait.
 func (w *workers) Go(f func() error) {
+	if w.limit == 0 {
+		_ = f()
+		return
+	}
 	if w.started < w.limit {
 		w.started++
 		w.wg.Go(func() {
