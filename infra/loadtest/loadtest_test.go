@@ -40,6 +40,30 @@ func TestSmallLoadLosesNothing(t *testing.T) {
 		t.Fatalf("lost %d, duplicated %d, to the wrong owner %d, received %d of %d",
 			rep.Lost, rep.Duplicated, rep.Unexpected, rep.DeliveriesReceived, rep.DeliveriesExpected)
 	}
+	if rep.ServerRSSPeak < rep.ServerRSSLoaded || rep.DeliveriesPerSecond != 200*100 || rep.LatencyP99 == 0 {
+		t.Fatalf("peak RSS %d under the loaded %d, %g deliveries/s, p99 %v: the report is incomplete",
+			rep.ServerRSSPeak, rep.ServerRSSLoaded, rep.DeliveriesPerSecond, rep.LatencyP99)
+	}
+}
+
+func TestTheClientsTellTheirEventsByJobID(t *testing.T) {
+	for _, tc := range []struct {
+		msg        string
+		owner, seq int
+		ok         bool
+	}{
+		{`{"type":"job_progress","jobId":"lt-7-1234","progress":50}`, 7, 1234, true},
+		{`{"type":"pong"}`, 0, 0, false},
+		{`{"jobId":"lt-7"}`, 0, 0, false},
+		{`{"jobId":"lt-x-1"}`, 0, 0, false},
+		{`{"jobId":"lt-1--2"}`, 0, 0, false},
+		{`{"jobId":"lt-1-2`, 0, 0, false},
+	} {
+		owner, seq, ok := jobOf([]byte(tc.msg))
+		if ok != tc.ok || (ok && (owner != tc.owner || seq != tc.seq)) {
+			t.Errorf("jobOf(%s) = %d, %d, %v; want %d, %d, %v", tc.msg, owner, seq, ok, tc.owner, tc.seq, tc.ok)
+		}
+	}
 }
 
 func tail(s string, lines int) string {
