@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -103,19 +102,9 @@ func testCount(t *testing.T, newStore func(*testing.T) Store) {
 	})
 	t.Run("of 50 simultaneous reservations at a cap of 20, exactly 20 count", func(t *testing.T) {
 		s := newStore(t)
-		const n, max = 50, 20
-		errs := make([]error, n)
-		start := make(chan struct{})
+		const max = 20
 		ctx := ctxT(t)
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Go(func() {
-				<-start
-				errs[i] = s.ReserveConnection(ctx, "acct_1", max)
-			})
-		}
-		close(start)
-		wg.Wait()
+		errs := simultaneously(50, func(int) error { return s.ReserveConnection(ctx, "acct_1", max) })
 		counted := 0
 		for i, err := range errs {
 			switch {
@@ -135,21 +124,7 @@ func testCount(t *testing.T, newStore func(*testing.T) Store) {
 // testNotifierCount runs the notifier's per-owner cap over the store's count.
 func testNotifierCount(t *testing.T, newStore func(*testing.T) Store) {
 	setup := func(t *testing.T, max int) (Store, *notifytest.Recorder, *notify.Notifier, string) {
-		s := newStore(t)
-		key, err := auth.NewKey()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.PutKey(ctxT(t), auth.Key{Hash: auth.Hash(key), OwnerID: "acct_1", CreatedAt: epoch}); err != nil {
-			t.Fatalf("PutKey: %v", err)
-		}
-		rec := notifytest.NewRecorder()
-		now := epoch.Add(time.Hour)
-		n := notify.New(auth.NewAuthenticator(s), s, rec, slog.New(slog.DiscardHandler), notify.Config{
-			ConnectionTTL: ttl, MaxConnectionsPerOwner: max, ConnectBurst: 1000,
-			Now: func() time.Time { return now },
-		})
-		return s, rec, n, key
+		return notifierOver(t, newStore, notify.Config{MaxConnectionsPerOwner: max, ConnectBurst: 1000})
 	}
 	connect := func(t *testing.T, n *notify.Notifier, key, client string, id int) error {
 		_, err := n.Connect(ctxT(t), notify.ConnectRequest{Token: key, ClientID: client, ConnectionID: connectionID(id)})
@@ -159,17 +134,7 @@ func testNotifierCount(t *testing.T, newStore func(*testing.T) Store) {
 
 	t.Run("of 50 simultaneous connects of one owner at a cap of 20, exactly 20 connect", func(t *testing.T) {
 		s, _, n, key := setup(t, 20)
-		errs := make([]error, 50)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for i := range errs {
-			wg.Go(func() {
-				<-start
-				errs[i] = connect(t, n, key, fmt.Sprint("tab-", i), i)
-			})
-		}
-		close(start)
-		wg.Wait()
+		errs := simultaneously(50, func(i int) error { return connect(t, n, key, fmt.Sprint("tab-", i), i) })
 		connected := 0
 		for i, err := range errs {
 			switch {
@@ -224,7 +189,7 @@ func testNotifierCount(t *testing.T, newStore func(*testing.T) Store) {
 		later := notify.New(auth.NewAuthenticator(s), s, rec, slog.New(slog.DiscardHandler), notify.Config{
 			ConnectionTTL: ttl, MaxConnectionsPerOwner: 3,
 			Now: func() time.Time { return epoch.Add(time.Hour + 2*notify.DefaultConnectGrace) },
-		})
+		}) // the same store and pusher, a minute on
 		rec.SetGone(connectionID(1))
 		if res, err := later.Publish(ctxT(t), "acct_1", "", "", progress); err != nil || res.Gone != 1 {
 			t.Fatalf("Publish = %+v, %v; want 1 gone", res, err)
