@@ -114,13 +114,6 @@ func TestASupersededProgressIsAcknowledgedWhenWhatSupersedesItIsRetried(t *testi
 	rec := func(id, group, body string) events.SQSMessage {
 		return events.SQSMessage{MessageId: id, Body: body, Attributes: map[string]string{"MessageGroupId": group}}
 	}
-	failures := func(resp events.SQSEventResponse) string {
-		var ids []string
-		for _, f := range resp.BatchItemFailures {
-			ids = append(ids, f.ItemIdentifier)
-		}
-		return strings.Join(ids, ",")
-	}
 	t.Run("its successor fails: it is acknowledged, the successor is retried", func(t *testing.T) {
 		e := newEnv(t)
 		n := notify.New(auth.NewAuthenticator(e.store), ownerDownStore{e.store, "acct_down"}, e.push, e.log, notify.Config{})
@@ -128,7 +121,7 @@ func TestASupersededProgressIsAcknowledgedWhenWhatSupersedesItIsRetried(t *testi
 			rec("1", "A", progressBody("acct_down", "", "A", 10)),
 			rec("2", "A", progressBody("acct_down", "", "A", 20)),
 		}})
-		if got := failures(resp); got != "2" {
+		if got := failed(resp); got != "2" {
 			t.Fatalf("failures = %q, want 2 only", got)
 		}
 	})
@@ -141,7 +134,7 @@ func TestASupersededProgressIsAcknowledgedWhenWhatSupersedesItIsRetried(t *testi
 			rec("2", "g", progressBody("acct_42", "", "A", 10)),
 			rec("3", "g", progressBody("acct_42", "", "A", 20)),
 		}})
-		if got := failures(resp); got != "1,3" || e.push.Total() != 0 {
+		if got := failed(resp); got != "1,3" || e.push.Total() != 0 {
 			t.Fatalf("failures = %q, %d posts; want 1 and 3 failed, nothing posted", got, e.push.Total())
 		}
 	})
@@ -154,8 +147,87 @@ func TestASupersededProgressIsAcknowledgedWhenWhatSupersedesItIsRetried(t *testi
 			rec("1", "A", progressBody("acct_42", "", "A", 10)),
 			rec("2", "A", progressBody("acct_42", "", "A", 20)),
 		}})
-		if got := failures(resp); got != "2" || e.push.Total() != 0 {
+		if got := failed(resp); got != "2" || e.push.Total() != 0 {
 			t.Fatalf("failures = %q, %d posts; want 2 failed, nothing posted", got, e.push.Total())
 		}
 	})
+}
+
+// jobRun is a job over files files as the organizer reports it: a
+// job_progress per file, then its job_complete, delivered by SQS in batches
+// of batch records (at most 10) to an owner of connections connections.
+type jobRun struct{ files, batch, connections int }
+
+// records returns the job's records.
+func (j jobRun) records() []events.SQSMessage {
+	var recs []events.SQSMessage
+	for i := 1; i <= j.files; i++ {
+		body := fmt.Sprintf(`{"ownerId":"acct_42","event":{"type":"job_progress","jobId":"job_big","progress":%d,"processedCount":%d,"totalCount":%d,"currentFile":"f%d.pdf"}}`,
+			i*100/j.files, i, j.files, i)
+		recs = append(recs, events.SQSMessage{MessageId: fmt.Sprint("m", i), Body: body, Attributes: map[string]string{"MessageGroupId": "job_big"}})
+	}
+	done := fmt.Sprintf(`{"ownerId":"acct_42","event":{"type":"job_complete","jobId":"job_big","status":"completed","organized":%d,"failed":0}}`, j.files)
+	return append(recs, events.SQSMessage{MessageId: "done", Body: done, Attributes: map[string]string{"MessageGroupId": "job_big"}})
+}
+
+// run publishes the job through the handler and returns the posts it cost
+// and the last message a connection got.
+func (j jobRun) run(tb testing.TB) (posts int, last string) {
+	tb.Helper()
+	e := newEnv(tb)
+	for i := range j.connections {
+		e.register(tb, "acct_42", fmt.Sprint("tab-", i), fmt.Sprint("conn-", i))
+	}
+	h := handler.NewJobEvents(e.n, e.log, nil)
+	recs := j.records()
+	for len(recs) > 0 {
+		n := min(j.batch, len(recs))
+		resp, err := h.Handle(context.Background(), events.SQSEvent{Records: recs[:n]})
+		if err != nil || len(resp.BatchItemFailures) > 0 {
+			tb.Fatalf("Handle = %+v, %v", resp, err)
+		}
+		recs = recs[n:]
+	}
+	sent := e.push.Sent("conn-0")
+	return e.push.Total(), sent[len(sent)-1]
+}
+
+func TestAJobOfAThousandFilesPostsOneProgressPerBatch(t *testing.T) {
+	j := jobRun{files: 1000, batch: 10, connections: 3}
+	posts, last := j.run(t)
+	// 100 batches of ten progress post one each, then the completion:
+	// 101 events to 3 connections, where each record was one before.
+	before := (j.files + 1) * j.connections
+	t.Logf("%d posts, %d without superseding progress", posts, before)
+	if posts != 101*3 || !strings.Contains(last, `"job_complete"`) {
+		t.Fatalf("%d posts ending with %s; want %d, ending with the job_complete", posts, last, 101*3)
+	}
+	t.Run("the benchmark runs", func(t *testing.T) {
+		if res := testing.Benchmark(benchmarkCoalescing(jobRun{files: 100, batch: 10, connections: 2})); res.Extra["posts/job"] != 11*2 {
+			t.Fatalf("benchmark result %v", res)
+		}
+	})
+}
+
+// BenchmarkCoalescing runs a job of 10,000 files through the job events
+// handler to an owner of 100 connections, in SQS batches of 10, and reports
+// the posts it costs (posts/job) and what it cost before progress was
+// superseded within a batch: a post per record and connection.
+//
+//	go test -run '^$' -bench Coalescing -benchtime 1x ./shared/handler/
+func BenchmarkCoalescing(b *testing.B) {
+	benchmarkCoalescing(jobRun{files: 10000, batch: 10, connections: 100})(b)
+}
+
+func benchmarkCoalescing(j jobRun) func(*testing.B) {
+	return func(b *testing.B) {
+		var posts int
+		for b.Loop() {
+			posts, _ = j.run(b)
+		}
+		before := (j.files + 1) * j.connections
+		b.ReportMetric(float64(posts), "posts/job")
+		b.ReportMetric(float64(before), "posts-before/job")
+		b.ReportMetric(100*float64(before-posts)/float64(before), "saved-%")
+	}
 }

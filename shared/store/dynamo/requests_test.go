@@ -15,6 +15,7 @@ import (
 	"github.com/wsnotify/wsnotify/shared/event"
 	"github.com/wsnotify/wsnotify/shared/notify"
 	"github.com/wsnotify/wsnotify/shared/notify/notifytest"
+	"github.com/wsnotify/wsnotify/shared/testenv"
 )
 
 // testRequestCounts measures the DynamoDB requests the notifier makes per
@@ -175,4 +176,71 @@ func pagesOf(limit int32) string {
 		return "1 MB pages"
 	}
 	return fmt.Sprintf("pages of %d", limit)
+}
+
+// BenchmarkRequests reports what one connect and one publish cost on
+// dynalite, for owners of 1, 100 and 5,000 connections: requests and
+// capacity units (as dynalite counts them, see capacityClient) per
+// operation. testRequestCounts holds the same counts to their formulas.
+//
+//	go test -run '^$' -bench Requests -benchtime 20x ./shared/store/dynamo/
+func BenchmarkRequests(b *testing.B) {
+	endpoint := testenv.Dynalite(b)
+	for _, n := range []int{1, 100, 5000} {
+		b.Run(fmt.Sprintf("conns=%d", n), func(b *testing.B) { benchmarkRequests(b, endpoint, n) })
+	}
+}
+
+func benchmarkRequests(b *testing.B, endpoint string, n int) {
+	plain := newClient(endpoint)
+	counter := &countingClient{base: awshttp.NewBuildableClient(), ops: map[string]int{}}
+	metered := &capacityClient{next: counter, units: map[string]float64{}}
+	counted := newClient(endpoint, func(o *dynamodb.Options) { o.HTTPClient = metered; o.Retryer = aws.NopRetryer{} })
+	table := newTable(b, plain)
+	seeded := time.Now().Truncate(time.Second)
+	seed(b, plain, table, 0, n, seeded)
+	ctx := testCtx(b)
+	if err := New(plain, table).PutKey(ctx, auth.Key{Hash: auth.Hash("wsn_bench"), OwnerID: "acct_1", CreatedAt: seeded}); err != nil {
+		b.Fatal(err)
+	}
+	s := New(counted, table)
+	notifier := notify.New(auth.NewAuthenticator(s), s, notifytest.NewRecorder(), slog.New(slog.DiscardHandler), notify.Config{})
+	ev := event.JobProgress{Type: event.TypeJobProgress, JobID: "job_1", Progress: 10, ProcessedCount: 1, TotalCount: 10}
+	if _, err := notifier.Publish(ctx, "acct_1", "", "", ev); err != nil { // counts the seeded records
+		b.Fatal(err)
+	}
+	var connects, connectUnits, publishes, readUnits float64
+	take := func() (requests, units float64) {
+		for _, c := range counter.take() {
+			requests += float64(c)
+		}
+		for _, u := range metered.take() {
+			units += u
+		}
+		return requests, units
+	}
+	take()
+	i := 0
+	for b.Loop() {
+		id := fmt.Sprintf("Bench%010d=", i)
+		if _, err := notifier.Connect(ctx, notify.ConnectRequest{Token: "wsn_bench", ClientID: fmt.Sprint("bench-", i), ConnectionID: id}); err != nil {
+			b.Fatal(err)
+		}
+		r, u := take()
+		connects, connectUnits = connects+r, connectUnits+u
+		if err := notifier.Disconnect(ctx, id); err != nil {
+			b.Fatal(err)
+		}
+		take()
+		if _, err := notifier.Publish(ctx, "acct_1", "", "", ev); err != nil {
+			b.Fatal(err)
+		}
+		r, u = take()
+		publishes, readUnits = publishes+r, readUnits+u
+		i++
+	}
+	b.ReportMetric(connects/float64(b.N), "requests/connect")
+	b.ReportMetric(connectUnits/float64(b.N), "units/connect")
+	b.ReportMetric(publishes/float64(b.N), "requests/publish")
+	b.ReportMetric(readUnits/float64(b.N), "units/publish")
 }
