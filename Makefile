@@ -14,7 +14,7 @@ TOOLS_BIN   := $(CURDIR)/.tools/bin
 RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d
 RIE         := $(TOOLS_BIN)/aws-lambda-rie
 
-.PHONY: run demo test build clean tools vet fuzz fuzz-short load
+.PHONY: run demo test build clean tools vet fuzz fuzz-short load bench
 .PHONY: build-ConnectFunction build-DisconnectFunction build-DefaultFunction build-JobEventsFunction build-S3UploadFunction
 
 ## run: local mode on 127.0.0.1:8000 with the embedded store. The binary is
@@ -66,6 +66,11 @@ $(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
 ## load: the load test at full size (10,000 connections over 100 owners) against local mode
 load:
 	$(GO) run ./infra/loadtest -connections 10000 -owners 100 -events 300 -rate 50
+
+## bench: the performance figures (cloud fan-out, DynamoDB requests, coalescing, the load
+## program at 10,000 connections, Lambda start-up) into README.md's table; some 15 minutes
+bench: tools
+	$(GO) run ./infra/bench
 
 ## build: every Lambda bootstrap, for linux/$(LAMBDA_ARCH), under $(BUILD_DIR)/<function>/
 build: $(FUNCTIONS:%=$(BUILD_DIR)/%/bootstrap)

@@ -2,11 +2,18 @@
 // local mode binary as its own process, opens N WebSocket connections across
 // several owners, publishes job events through the Lambda Invoke API at a
 // given rate, and reports what arrived: lost (must be 0), duplicated,
-// publish-to-receipt latency and the server's memory per connection. At the
-// end it reads local mode's /metrics and sets the server's figures beside
-// its own counts: they must agree.
+// publish-to-receipt latency and the server's memory per connection, idle
+// and at its peak while the events go out. At the end it reads local mode's
+// /metrics and sets the server's figures beside its own counts: they must
+// agree.
 //
 //	go run ./infra/loadtest -connections 10000 -owners 100 -events 300 -rate 50
+//	go run ./infra/loadtest -connections 10000 -owners 1 -events 200 -rate 20   # a broadcast
+//	go run ./infra/loadtest -connections 10000 -owners 1 -events 200 -rates 10,20,40
+//
+// With -rates it runs once per rate and reports the largest rate, in
+// deliveries per second, at which nothing was lost and p99 stayed within
+// -p99 (100 ms).
 //
 // Traffic stays on the loopback interface; every loop is bounded in count
 // and time.
@@ -24,7 +31,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -74,6 +81,15 @@ type Report struct {
 	ServerRSSIdle      int64         `json:"serverRssIdleBytes"`
 	ServerRSSLoaded    int64         `json:"serverRssLoadedBytes"`
 	RSSPerConnection   int64         `json:"rssPerConnectionBytes"`
+	// ServerRSSPeak is the largest resident size sampled while events were
+	// published and delivered; RSSPerConnectionPeak is its share per
+	// connection over the server's size before any connected.
+	ServerRSSPeak        int64   `json:"serverRssPeakBytes"`
+	RSSPerConnectionPeak int64   `json:"rssPerConnectionPeakBytes"`
+	Rate                 float64 `json:"rate"`
+	// DeliveriesPerSecond is the rate of deliveries the events asked for:
+	// events per second times the connections of their owner.
+	DeliveriesPerSecond float64 `json:"deliveriesPerSecond"`
 	// RateLimited counts the connects local mode answered 429 (retried).
 	RateLimited int `json:"rateLimited"`
 	// Server is what local mode's /metrics said once the deliveries were in.
@@ -129,8 +145,9 @@ deliveries received   %d
 lost                  %d
 duplicated            %d
 to the wrong owner    %d
-latency p50/p99/max   %v / %v / %v
+latency p50/p99/max   %v / %v / %v at %g events/s (%.0f deliveries/s)
 server RSS            %.1f MiB idle, %.1f MiB loaded: %.1f KiB per connection
+server RSS peak       %.1f MiB while publishing: %.1f KiB per connection
 
                       load test   local mode's /metrics
 connects accepted     %-11d %d
@@ -145,20 +162,23 @@ slow consumer closes  -           %d
 		r.EventsAccepted, r.EventsPublished, r.DeliveriesExpected, r.DeliveriesReceived,
 		r.Lost, r.Duplicated, r.Unexpected,
 		r.LatencyP50.Round(10*time.Microsecond), r.LatencyP99.Round(10*time.Microsecond), r.LatencyMax.Round(10*time.Microsecond),
+		r.Rate, r.DeliveriesPerSecond,
 		float64(r.ServerRSSIdle)/(1<<20), float64(r.ServerRSSLoaded)/(1<<20), float64(r.RSSPerConnection)/1024,
+		float64(r.ServerRSSPeak)/(1<<20), float64(r.RSSPerConnectionPeak)/1024,
 		r.Connections, r.Server.ConnectsAccepted, r.RateLimited, r.Server.RateLimited,
 		r.Connections, r.Server.LiveConnections, r.EventsAccepted, r.Server.EventsPublished,
 		r.DeliveriesReceived, r.Server.Deliveries, r.Server.PushesGone, r.Server.PushesFailed,
 		r.Server.SlowConsumerCloses, agreement)
 }
 
-// client is one WebSocket connection and what it received.
+// client is one WebSocket connection and what it received. Only its reader
+// goroutine writes it, until Run has stopped the readers.
 type client struct {
-	owner int
-	conn  *websocket.Conn
-	mu    sync.Mutex
-	got   map[int]int // event sequence -> times received
-	wrong int
+	owner     int
+	conn      *websocket.Conn
+	got       []uint16 // times each event (by sequence) was received
+	wrong     int
+	latencies []time.Duration
 }
 
 func main() {
@@ -172,21 +192,47 @@ func main() {
 	flag.IntVar(&cfg.Dialers, "dialers", 64, "connections opened in parallel")
 	flag.DurationVar(&cfg.Settle, "settle", 30*time.Second, "longest wait for the last deliveries")
 	flag.BoolVar(&cfg.ServerInfo, "server-info", false, "print the server's INFO log lines too, not only its warnings and errors")
-	jsonOut := flag.Bool("json", false, "print the report as JSON")
+	rates := flag.String("rates", "", "comma-separated events per second: one run each, instead of -rate")
+	p99 := flag.Duration("p99", 100*time.Millisecond, "with -rates, the p99 a rate must keep to count as sustained")
+	jsonOut := flag.Bool("json", false, "print the reports as JSON, one a line")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	rep, err := Run(ctx, cfg)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "loadtest:", err)
-		os.Exit(1)
+	sweep := []float64{cfg.Rate}
+	if *rates != "" {
+		sweep = nil
+		for _, f := range strings.Split(*rates, ",") {
+			r, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+			if err != nil || r <= 0 {
+				fmt.Fprintf(os.Stderr, "loadtest: -rates: %q is not a positive number\n", f)
+				os.Exit(2)
+			}
+			sweep = append(sweep, r)
+		}
 	}
-	if *jsonOut {
-		_ = json.NewEncoder(os.Stdout).Encode(rep)
-	} else {
-		fmt.Println(rep)
+	failed, best := false, Report{}
+	for _, rate := range sweep {
+		cfg.Rate = rate
+		rep, err := Run(ctx, cfg)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadtest:", err)
+			os.Exit(1)
+		}
+		if *jsonOut {
+			_ = json.NewEncoder(os.Stdout).Encode(rep)
+		} else {
+			fmt.Printf("%s\n\n", rep)
+		}
+		failed = failed || rep.Lost > 0 || rep.Unexpected > 0 || len(rep.Disagreements()) > 0
+		if rep.Lost == 0 && rep.LatencyP99 <= *p99 && rep.DeliveriesPerSecond > best.DeliveriesPerSecond {
+			best = rep
+		}
 	}
-	if rep.Lost > 0 || rep.Unexpected > 0 || len(rep.Disagreements()) > 0 {
+	if len(sweep) > 1 && !*jsonOut {
+		fmt.Printf("largest sustained: %.0f deliveries/s (%g events/s) with p99 %v <= %v\n",
+			best.DeliveriesPerSecond, best.Rate, best.LatencyP99.Round(100*time.Microsecond), *p99)
+	}
+	if failed {
 		os.Exit(1)
 	}
 }
@@ -215,11 +261,18 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 			return Report{}, fmt.Errorf("build local mode: %w", err)
 		}
 	}
-	keys := make([]string, cfg.Owners)
+	// A key per 100 connections of an owner: local mode lets a key connect
+	// 100 times at once (its burst), so that even one owner of 10,000
+	// connections connects at full speed.
+	keysPerOwner := (cfg.Connections/cfg.Owners + 99) / 100
+	keys := make([][]string, cfg.Owners)
 	var pairs []string
 	for i := range keys {
-		keys[i] = fmt.Sprintf("lt_key_%04d_%d", i, time.Now().UnixNano())
-		pairs = append(pairs, fmt.Sprintf("%s=owner-%04d", keys[i], i))
+		for k := range keysPerOwner {
+			key := fmt.Sprintf("lt_key_%04d_%d_%d", i, k, time.Now().UnixNano())
+			keys[i] = append(keys[i], key)
+			pairs = append(pairs, fmt.Sprintf("%s=owner-%04d", key, i))
+		}
 	}
 	base := fmt.Sprintf("127.0.0.1:%d", cfg.Port)
 	srv := exec.Command(cfg.Server, "--addr", base)
@@ -270,36 +323,33 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	perOwner := make([]int, cfg.Owners)
 	for _, c := range clients {
 		perOwner[c.owner]++
+		c.got = make([]uint16, cfg.Events)
 	}
-	latencies := make(chan time.Duration, 4096)
-	published := make([]time.Time, cfg.Events)
-	var publishedMu sync.RWMutex
+	// When each event was published, in Unix nanoseconds: read by every
+	// reader for every message, so an atomic each rather than a lock all
+	// 10,000 readers contend for.
+	published := make([]atomic.Int64, cfg.Events)
 	var received atomic.Int64
-	readers, rctx := errgroup.WithContext(ctx)
-	readCtx, stopReading := context.WithCancel(rctx)
-	defer stopReading()
+	var readers sync.WaitGroup
 	for _, c := range clients {
-		readers.Go(func() error {
-			return c.read(readCtx, func(seq int, at time.Time) {
-				received.Add(1)
-				publishedMu.RLock()
-				sent := published[seq]
-				publishedMu.RUnlock()
-				latencies <- at.Sub(sent)
-			})
+		readers.Go(func() {
+			c.read(published, func() { received.Add(1) })
 		})
 	}
-	var all []time.Duration
-	collected := make(chan struct{})
-	go func() {
-		for d := range latencies {
-			all = append(all, d)
+	stopReading := func() {
+		// Reads run without a context, which would cost each message a
+		// registration with it: closing the connection ends them.
+		for _, c := range clients {
+			c.conn.CloseNow()
 		}
-		close(collected)
-	}()
+		readers.Wait()
+	}
+	defer stopReading()
+	peak := sampleRSS(srv.Process.Pid)
 
-	accepted, err := publish(ctx, cfg, base, perOwner, published, &publishedMu, &rep)
+	accepted, err := publish(ctx, cfg, base, perOwner, published, &rep)
 	if err != nil {
+		peak()
 		return rep, err
 	}
 	// Wait for the deliveries with a deadline, not a fixed sleep.
@@ -312,18 +362,19 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if rep.Server, err = serverFigures(ctx, "http://"+base+"/metrics"); err != nil {
 		return rep, err
 	}
+	rep.ServerRSSPeak = peak()
+	if rep.ServerRSSPeak > rep.ServerRSSIdle {
+		rep.RSSPerConnectionPeak = (rep.ServerRSSPeak - rep.ServerRSSIdle) / int64(cfg.Connections)
+	}
 	stopReading()
-	_ = readers.Wait()
-	close(latencies)
-	<-collected
 
+	var all []time.Duration
 	for _, c := range clients {
-		c.mu.Lock()
 		for seq, owner := range accepted {
 			if owner != c.owner {
 				continue
 			}
-			switch n := c.got[seq]; {
+			switch n := int(c.got[seq]); {
 			case n == 0:
 				rep.Lost++
 			case n > 1:
@@ -331,24 +382,26 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 			}
 		}
 		for _, n := range c.got {
-			rep.DeliveriesReceived += n
+			rep.DeliveriesReceived += int(n)
 		}
 		rep.Unexpected += c.wrong
-		c.mu.Unlock()
+		all = append(all, c.latencies...)
 	}
-	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	slices.Sort(all)
 	if len(all) > 0 {
 		rep.LatencyP50 = all[len(all)/2]
 		rep.LatencyP99 = all[len(all)*99/100]
 		rep.LatencyMax = all[len(all)-1]
 	}
+	rep.Rate = cfg.Rate
+	rep.DeliveriesPerSecond = cfg.Rate * float64(cfg.Connections) / float64(cfg.Owners)
 	return rep, nil
 }
 
 // connectAll opens the connections, Dialers at a time; connection i belongs
 // to owner i % Owners. A 429 from the per-key connect limit is retried after
 // a short pause, bounded by the context.
-func connectAll(ctx context.Context, cfg Config, base string, keys []string, rep *Report) ([]*client, error) {
+func connectAll(ctx context.Context, cfg Config, base string, keys [][]string, rep *Report) ([]*client, error) {
 	clients := make([]*client, cfg.Connections)
 	var rateLimited atomic.Int64
 	defer func() { rep.RateLimited = int(rateLimited.Load()) }()
@@ -358,14 +411,15 @@ func connectAll(ctx context.Context, cfg Config, base string, keys []string, rep
 	for i := range clients {
 		g.Go(func() error {
 			owner := i % cfg.Owners
-			url := fmt.Sprintf("ws://%s/api/v1/ws/lt-%d?token=%s", base, i, keys[owner])
+			key := keys[owner][i/cfg.Owners%len(keys[owner])]
+			url := fmt.Sprintf("ws://%s/api/v1/ws/lt-%d?token=%s", base, i, key)
 			for attempt := 0; ; attempt++ {
 				dctx, cancel := context.WithTimeout(gctx, 30*time.Second)
 				conn, resp, err := websocket.Dial(dctx, url, nil)
 				cancel()
 				if err == nil {
 					conn.SetReadLimit(256 * 1024)
-					clients[i] = &client{owner: owner, conn: conn, got: map[int]int{}}
+					clients[i] = &client{owner: owner, conn: conn}
 					return nil
 				}
 				if resp != nil && resp.StatusCode == http.StatusTooManyRequests && attempt < 100 {
@@ -386,41 +440,88 @@ func connectAll(ctx context.Context, cfg Config, base string, keys []string, rep
 	return clients, err
 }
 
-// read records each job event: its jobId is "lt-<owner>-<seq>".
-func (c *client) read(ctx context.Context, seen func(seq int, at time.Time)) error {
+// read records each job event until the connection closes: its jobId is
+// "lt-<owner>-<seq>". It parses no more than that: the clients share the
+// machine with the server, and at 200,000 messages a second a JSON decode
+// each would take a core from it.
+func (c *client) read(published []atomic.Int64, seen func()) {
+	buf := make([]byte, 4096) // events are a few hundred bytes; one buffer, not one per message
 	for {
-		_, data, err := c.conn.Read(ctx)
+		_, r, err := c.conn.Reader(context.Background())
 		if err != nil {
-			return nil // closed or told to stop: the counts tell the rest
+			return // closed: the counts tell the rest
 		}
+		n, err := io.ReadFull(r, buf)
+		if err != io.ErrUnexpectedEOF && err != io.EOF {
+			_, _ = io.Copy(io.Discard, r) // larger than any load test event: not ours
+			continue
+		}
+		data := buf[:n]
 		at := time.Now()
-		var ev struct {
-			Type  string `json:"type"`
-			JobID string `json:"jobId"`
-		}
-		if json.Unmarshal(data, &ev) != nil || ev.Type != "job_progress" {
+		owner, seq, ok := jobOf(data)
+		if !ok || seq >= len(c.got) {
 			continue
 		}
-		var owner, seq int
-		if _, err := fmt.Sscanf(ev.JobID, "lt-%d-%d", &owner, &seq); err != nil {
-			continue
-		}
-		c.mu.Lock()
 		if owner != c.owner {
 			c.wrong++
-		} else {
-			c.got[seq]++
+			continue
 		}
-		c.mu.Unlock()
-		if owner == c.owner {
-			seen(seq, at)
-		}
+		c.got[seq]++
+		c.latencies = append(c.latencies, at.Sub(time.Unix(0, published[seq].Load())))
+		seen()
 	}
+}
+
+var jobIDPrefix = []byte(`"jobId":"lt-`)
+
+// jobOf returns the owner and sequence of a load test event's jobId.
+func jobOf(data []byte) (owner, seq int, ok bool) {
+	i := bytes.Index(data, jobIDPrefix)
+	if i < 0 {
+		return 0, 0, false
+	}
+	id := data[i+len(jobIDPrefix):]
+	end := bytes.IndexByte(id, '"')
+	if end < 0 {
+		return 0, 0, false
+	}
+	o, s, found := bytes.Cut(id[:end], []byte("-"))
+	if !found {
+		return 0, 0, false
+	}
+	owner, err1 := strconv.Atoi(string(o))
+	seq, err2 := strconv.Atoi(string(s))
+	return owner, seq, err1 == nil && err2 == nil && seq >= 0
+}
+
+// sampleRSS samples a process's resident size every 50 ms until the
+// returned stop is called, which returns the largest.
+func sampleRSS(pid int) (stop func() int64) {
+	done := make(chan struct{})
+	result := make(chan int64)
+	go func() {
+		largest := rss(pid)
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				result <- max(largest, rss(pid))
+				return
+			case <-tick.C:
+				largest = max(largest, rss(pid))
+			}
+		}
+	}()
+	return sync.OnceValue(func() int64 {
+		close(done)
+		return <-result
+	})
 }
 
 // publish sends Events job events at Rate through the Invoke API, in SQS
 // batches of up to 10 records, and returns the accepted ones (seq -> owner).
-func publish(ctx context.Context, cfg Config, base string, perOwner []int, published []time.Time, mu *sync.RWMutex, rep *Report) (map[int]int, error) {
+func publish(ctx context.Context, cfg Config, base string, perOwner []int, published []atomic.Int64, rep *Report) (map[int]int, error) {
 	accepted := map[int]int{}
 	url := "http://" + base + "/2015-03-31/functions/JobEventsFunction/invocations"
 	batch := 1
@@ -434,16 +535,14 @@ func publish(ctx context.Context, cfg Config, base string, perOwner []int, publi
 		var sqs events.SQSEvent
 		owners := map[string]int{}
 		now := time.Now()
-		mu.Lock()
 		for ; seq < cfg.Events && len(sqs.Records) < batch; seq++ {
 			owner := seq % cfg.Owners
 			body := fmt.Sprintf(`{"ownerId":"owner-%04d","event":{"type":"job_progress","jobId":"lt-%d-%d","progress":50,"processedCount":1,"totalCount":2,"currentFile":"load.bin"}}`, owner, owner, seq)
 			id := strconv.Itoa(seq)
 			sqs.Records = append(sqs.Records, events.SQSMessage{MessageId: id, Body: body, EventSource: "aws:sqs"})
 			owners[id] = owner
-			published[seq] = now
+			published[seq].Store(now.UnixNano())
 		}
-		mu.Unlock()
 		rep.EventsPublished += len(sqs.Records)
 		body, _ := json.Marshal(sqs)
 		resp, err := http.Post(url, "application/json", bytes.NewReader(body))

@@ -47,6 +47,10 @@ func TestSmallLoadLosesNothing(t *testing.T) {
 	if d := rep.Disagreements(); len(d) > 0 || rep.Server.Deliveries != 100*100 {
 		t.Fatalf("/metrics disagrees with the load test: %v (server deliveries %d)", d, rep.Server.Deliveries)
 	}
+	if rep.ServerRSSPeak < rep.ServerRSSLoaded || rep.DeliveriesPerSecond != 200*100 || rep.LatencyP99 == 0 {
+		t.Fatalf("peak RSS %d under the loaded %d, %g deliveries/s, p99 %v: the report is incomplete",
+			rep.ServerRSSPeak, rep.ServerRSSLoaded, rep.DeliveriesPerSecond, rep.LatencyP99)
+	}
 }
 
 func TestDisagreementsNameEachFigureThatDiffers(t *testing.T) {
@@ -90,6 +94,26 @@ func TestDropInfoPassesOnAllButInfoAndDebugLines(t *testing.T) {
 		"panic: something\n\ngoroutine 1 [running]:\n"
 	if out.String() != want {
 		t.Fatalf("passed on:\n%s\nwant:\n%s", out.String(), want)
+	}
+}
+
+func TestTheClientsTellTheirEventsByJobID(t *testing.T) {
+	for _, tc := range []struct {
+		msg        string
+		owner, seq int
+		ok         bool
+	}{
+		{`{"type":"job_progress","jobId":"lt-7-1234","progress":50}`, 7, 1234, true},
+		{`{"type":"pong"}`, 0, 0, false},
+		{`{"jobId":"lt-7"}`, 0, 0, false},
+		{`{"jobId":"lt-x-1"}`, 0, 0, false},
+		{`{"jobId":"lt-1--2"}`, 0, 0, false},
+		{`{"jobId":"lt-1-2`, 0, 0, false},
+	} {
+		owner, seq, ok := jobOf([]byte(tc.msg))
+		if ok != tc.ok || (ok && (owner != tc.owner || seq != tc.seq)) {
+			t.Errorf("jobOf(%s) = %d, %d, %v; want %d, %d, %v", tc.msg, owner, seq, ok, tc.owner, tc.seq, tc.ok)
+		}
 	}
 }
 

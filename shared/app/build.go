@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -41,7 +42,11 @@ type Metrics interface {
 // reporting to m (nil: nowhere). Mains call it once, at cold start, so SDK
 // clients and their connection pools live across invocations.
 func Build(ctx context.Context, cfg Config, log *slog.Logger, m Metrics) (*notify.Notifier, error) {
-	awsCfg, err := loadAWSConfig(ctx)
+	concurrency := cfg.FanoutConcurrency
+	if concurrency <= 0 {
+		concurrency = notify.DefaultConcurrency
+	}
+	awsCfg, err := loadAWSConfig(ctx, pooledHTTPClient(concurrency))
 	if err != nil {
 		return nil, err
 	}
@@ -51,12 +56,12 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger, m Metrics) (*notif
 		}
 	})
 	store := dynamo.New(db, cfg.TableName)
-	ncfg := notify.Config{Concurrency: cfg.FanoutConcurrency, HistoryTTL: cfg.HistoryTTL, HistoryMaxEvents: cfg.HistoryMaxEvents}
+	ncfg := notify.Config{Concurrency: concurrency, HistoryTTL: cfg.HistoryTTL, HistoryMaxEvents: cfg.HistoryMaxEvents}
 	var pushMetrics apigw.Metrics
 	if m != nil { // a nil Metrics in an interface would be called
 		ncfg.Metrics, pushMetrics = m, m
 	}
-	pusher := apigw.New(apigw.NewClient(awsCfg, cfg.ManagementEndpoint, pushAttempts, pushMetrics), log)
+	pusher := newPusher(awsCfg, cfg.ManagementEndpoint, log, pushMetrics)
 	authn := auth.NewAuthenticator(store)
 	if cfg.TokenSecretID != "" {
 		// The client is cheap to build; the secret itself is read on the
@@ -67,9 +72,15 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger, m Metrics) (*notif
 	return notify.New(authn, store, pusher, log, ncfg), nil
 }
 
-// loadAWSConfig is the runtime's AWS configuration over HTTPClient.
-func loadAWSConfig(ctx context.Context) (aws.Config, error) {
-	awsCfg, err := config.LoadDefaultConfig(ctx, config.WithHTTPClient(HTTPClient()))
+// newPusher is the Management API pusher over awsCfg's HTTP client,
+// reporting throttled and retried attempts to m (nil: nowhere).
+func newPusher(awsCfg aws.Config, endpoint string, log *slog.Logger, m apigw.Metrics) *apigw.Pusher {
+	return apigw.New(apigw.NewClient(awsCfg, endpoint, pushAttempts, m), log)
+}
+
+// loadAWSConfig is the runtime's AWS configuration over httpClient.
+func loadAWSConfig(ctx context.Context, httpClient *awshttp.BuildableClient) (aws.Config, error) {
+	awsCfg, err := config.LoadDefaultConfig(ctx, config.WithHTTPClient(httpClient))
 	if err != nil {
 		return aws.Config{}, fmt.Errorf("load AWS configuration: %w", err)
 	}
@@ -83,7 +94,7 @@ func JobDeadLetters(ctx context.Context, cfg Config, log *slog.Logger) handler.D
 	if cfg.JobDeadLetterQueueURL == "" {
 		return nil
 	}
-	awsCfg, err := loadAWSConfig(ctx)
+	awsCfg, err := loadAWSConfig(ctx, HTTPClient())
 	if err != nil {
 		log.Error("init", "err", err)
 		os.Exit(1)
@@ -99,6 +110,7 @@ func JobDeadLetters(ctx context.Context, cfg Config, log *slog.Logger) handler.D
 func Start(f Function, handlerFor func(n *notify.Notifier, cfg Config, log *slog.Logger) any) {
 	cfg := mustConfig(f)
 	log := Logger(cfg.LogLevel)
+	tuneGC(cfg.MemorySize)
 	rec, err := emf.New(os.Stdout, cfg.MetricsNamespace, functionName(f))
 	if err != nil {
 		log.Error("init", "err", err)

@@ -47,6 +47,9 @@ const (
 	// EnvMetricsNamespace is the CloudWatch namespace of the functions'
 	// metrics (default DefaultMetricsNamespace).
 	EnvMetricsNamespace = "METRICS_NAMESPACE"
+	// EnvMemorySize is the function's MemorySize in MB, which Lambda sets
+	// (the template may not): the garbage collector's limit is a share of it.
+	EnvMemorySize = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"
 )
 
 // DefaultMetricsNamespace is the metrics' namespace when none is set.
@@ -69,7 +72,8 @@ type Var struct {
 	// Name is the variable's name, one of the Env constants.
 	Name string
 	// Template says template.yaml sets the variable. One it leaves unset is
-	// an override for tests and local runs; the cloud uses its default.
+	// set by Lambda itself, or an override for tests and local runs whose
+	// default the cloud uses.
 	Template bool
 }
 
@@ -179,6 +183,17 @@ var (
 		c.MetricsNamespace = v
 		return nil
 	}}
+	memorySize = setting{Var{EnvMemorySize, false}, func(c *Config, v string) error {
+		if v == "" {
+			return nil // not in Lambda
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return fmt.Errorf("%s must be a whole number of MB, got %q", EnvMemorySize, v)
+		}
+		c.MemorySize = n
+		return nil
+	}}
 	logLevel = setting{Var{EnvLogLevel, true}, func(c *Config, v string) error {
 		if v != "" && c.LogLevel.UnmarshalText([]byte(v)) != nil {
 			return fmt.Errorf("%s must be debug, info, warn or error, got %q", EnvLogLevel, v)
@@ -189,13 +204,13 @@ var (
 
 // functions is the table: the variables each function's main reads.
 var functions = map[Function][]setting{
-	ConnectFunction:    {tableName, managementEndpoint, dynamoDBEndpoint, allowedOrigins, tokenSecretID, tokenMaxTTL, metricsNamespace, logLevel},
-	DisconnectFunction: {tableName, managementEndpoint, dynamoDBEndpoint, metricsNamespace, logLevel},
+	ConnectFunction:    {tableName, managementEndpoint, dynamoDBEndpoint, allowedOrigins, tokenSecretID, tokenMaxTTL, metricsNamespace, logLevel, memorySize},
+	DisconnectFunction: {tableName, managementEndpoint, dynamoDBEndpoint, metricsNamespace, logLevel, memorySize},
 	// $default answers a ping through its route response; a resume reads
 	// the history and posts the replay through the Management API.
-	DefaultFunction:   {tableName, managementEndpoint, dynamoDBEndpoint, historyMaxEvents, metricsNamespace, logLevel},
-	JobEventsFunction: {tableName, managementEndpoint, dynamoDBEndpoint, fanoutConcurrency, jobDeadLetterQueue, historyTTL, historyMaxEvents, metricsNamespace, logLevel},
-	S3UploadFunction:  {tableName, managementEndpoint, dynamoDBEndpoint, fanoutConcurrency, uploadPrefix, historyTTL, historyMaxEvents, metricsNamespace, logLevel},
+	DefaultFunction:   {tableName, managementEndpoint, dynamoDBEndpoint, historyMaxEvents, metricsNamespace, logLevel, memorySize},
+	JobEventsFunction: {tableName, managementEndpoint, dynamoDBEndpoint, fanoutConcurrency, jobDeadLetterQueue, historyTTL, historyMaxEvents, metricsNamespace, logLevel, memorySize},
+	S3UploadFunction:  {tableName, managementEndpoint, dynamoDBEndpoint, fanoutConcurrency, uploadPrefix, historyTTL, historyMaxEvents, metricsNamespace, logLevel, memorySize},
 }
 
 // Functions returns every function, sorted.
@@ -252,6 +267,8 @@ type Config struct {
 	// MetricsNamespace is the CloudWatch namespace the function's metrics
 	// go to (DefaultMetricsNamespace when the variable is unset).
 	MetricsNamespace string
+	// MemorySize is the function's memory in MB (0 outside Lambda).
+	MemorySize int
 }
 
 // FromEnv reads f's Config from lookup (os.LookupEnv in the mains): the

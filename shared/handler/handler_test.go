@@ -37,7 +37,7 @@ type env struct {
 	logs  *bytes.Buffer
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	s := memory.New()
 	if err := s.PutKey(context.Background(), auth.Key{Hash: auth.Hash(sampleKey), OwnerID: "acct_42"}); err != nil {
@@ -50,7 +50,7 @@ func newEnv(t *testing.T) *env {
 }
 
 // register puts a connection record straight into the store.
-func (e *env) register(t *testing.T, owner, client, conn string) {
+func (e *env) register(t testing.TB, owner, client, conn string) {
 	t.Helper()
 	now := time.Now()
 	if err := e.store.PutConnection(context.Background(), store.Connection{OwnerID: owner, ClientID: client, ConnectionID: conn,
@@ -281,6 +281,8 @@ func (failingStore) DeleteConnection(context.Context, string) (store.Connection,
 func (failingStore) ListConnections(context.Context, string, time.Time) ([]store.Connection, error) {
 	return nil, errDown
 }
+func (failingStore) ReserveConnection(context.Context, string, int) (int, error) { return 0, errDown }
+func (failingStore) ConnectionCount(context.Context, string) (int, error)        { return 0, errDown }
 
 func TestStoreFailuresAreInternalAndRetried(t *testing.T) {
 	ctx := context.Background()
@@ -537,14 +539,6 @@ func TestAJobEventThatFailsValidationIsDeadLetteredAndItsGroupGoesOn(t *testing.
 		rec("5", `{"ownerId":"acct_42","event":{"type":"error","jobId":"d","error":"`+strings.Repeat("x", event.MaxTextLength)+`","code":"E"}}`),
 		rec("6", complete("e")),
 	}}
-	failed := func(resp events.SQSEventResponse) string {
-		var ids []string
-		for _, f := range resp.BatchItemFailures {
-			ids = append(ids, f.ItemIdentifier)
-		}
-		return strings.Join(ids, ",")
-	}
-
 	t.Run("the invalid records go to the queue with their reason and the rest of the group is delivered", func(t *testing.T) {
 		e := newEnv(t)
 		e.register(t, "acct_42", "tab", "conn-a")
@@ -589,6 +583,15 @@ func TestAJobEventThatFailsValidationIsDeadLetteredAndItsGroupGoesOn(t *testing.
 			t.Fatalf("failures = %v, dead-lettered %v; want record 1 failed for a retry and nothing dead-lettered", got, dead.sent)
 		}
 	})
+}
+
+// failed lists the records a batch response reports failed, in order: "2,3".
+func failed(resp events.SQSEventResponse) string {
+	var ids []string
+	for _, f := range resp.BatchItemFailures {
+		ids = append(ids, f.ItemIdentifier)
+	}
+	return strings.Join(ids, ",")
 }
 
 func mustAtoi(s string) int {

@@ -57,6 +57,12 @@ func NewJobEvents(n *notify.Notifier, log *slog.Logger, dead DeadLetters) *JobEv
 // fail too, rather than being cut off mid-batch by a timeout that would retry
 // them all; a record in progress at that point is given up at the margin
 // before the deadline, so that the answer always gets out in time.
+//
+// A job_progress that a later job_progress of the same job, owner and client
+// in the batch supersedes, with no other event of that job between them, is
+// acknowledged and never published (see supersededProgress): it would cost
+// a push per connection to say what the later one says anyway, and since it
+// is never numbered, seq stays gap-free.
 func (h *JobEvents) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	// An empty list, not null, reads better to a person calling the Invoke API.
 	resp := events.SQSEventResponse{BatchItemFailures: []events.SQSBatchItemFailure{}}
@@ -70,11 +76,26 @@ func (h *JobEvents) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSE
 		work, cancel = context.WithDeadline(ctx, deadline.Add(-deadlineMargin))
 		defer cancel()
 	}
+	envs := make([]parsedRecord, len(ev.Records))
 	for i, rec := range ev.Records {
+		envs[i].env, envs[i].err = event.ParseEnvelope([]byte(rec.Body))
+	}
+	superseded := supersededProgress(envs)
+	if len(superseded) > 0 {
+		h.log.InfoContext(ctx, "superseded job progress not published", "records", len(superseded), "batch", len(ev.Records))
+	}
+	for i, rec := range ev.Records {
+		if superseded[i] {
+			// Acknowledged whatever comes next: the record that supersedes
+			// it is published, failed for a retry, or left to one.
+			continue
+		}
 		if work.Err() != nil {
 			h.log.WarnContext(ctx, "deadline near: leaving the rest of the batch to a retry", "records", len(ev.Records)-i)
-			for _, rest := range ev.Records[i:] {
-				fail(rest.MessageId)
+			for j, rest := range ev.Records[i:] {
+				if !superseded[i+j] {
+					fail(rest.MessageId)
+				}
 			}
 			break
 		}
@@ -83,7 +104,7 @@ func (h *JobEvents) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSE
 			fail(rec.MessageId)
 			continue
 		}
-		err := h.publish(work, rec)
+		err := h.publish(work, rec, envs[i])
 		switch {
 		case err == nil:
 		case notify.ErrorCode(err) == notify.CodeInvalid:
@@ -101,10 +122,53 @@ func (h *JobEvents) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSE
 	return resp, nil
 }
 
-// publish parses one record and publishes its event. A record that breaks a
-// rule gives an error with notify.CodeInvalid.
-func (h *JobEvents) publish(ctx context.Context, rec events.SQSMessage) error {
-	env, err := event.ParseEnvelope([]byte(rec.Body))
+// parsedRecord is a record's body parsed: its envelope, or why it is invalid.
+type parsedRecord struct {
+	env event.Envelope
+	err error
+}
+
+// progressKey names the stream a job_progress updates: one job of one
+// owner, owner-wide or for one client.
+type progressKey struct{ owner, client, job string }
+
+// supersededProgress returns the indexes of the job_progress records that a
+// later job_progress with the same key supersedes. Any other event of the
+// job (its job_complete, an error naming it) in between, to whichever
+// client, keeps both: a client sees the progress it had before the job
+// ended. Only the latest of a run is published, at its own place in the
+// batch, so no progress overtakes an event that came before it, and events
+// of other types are never touched.
+func supersededProgress(records []parsedRecord) map[int]bool {
+	superseded := map[int]bool{}
+	later := map[progressKey]bool{} // a progress follows, with nothing of its job between
+	for i := len(records) - 1; i >= 0; i-- {
+		r := records[i]
+		job := event.JobOf(r.env.Event)
+		if r.err != nil || job == "" {
+			continue
+		}
+		if _, progress := r.env.Event.(event.JobProgress); !progress {
+			for k := range later {
+				if k.owner == r.env.OwnerID && k.job == job {
+					delete(later, k)
+				}
+			}
+			continue
+		}
+		k := progressKey{r.env.OwnerID, r.env.ClientID, job}
+		if later[k] {
+			superseded[i] = true
+		}
+		later[k] = true
+	}
+	return superseded
+}
+
+// publish publishes one record's event. A record that breaks a rule gives an
+// error with notify.CodeInvalid.
+func (h *JobEvents) publish(ctx context.Context, rec events.SQSMessage, parsed parsedRecord) error {
+	env, err := parsed.env, parsed.err
 	if err != nil {
 		return notify.Errorf(notify.CodeInvalid, "%v", err)
 	}

@@ -31,6 +31,10 @@ var ErrNotFound = errors.New("connection not found")
 // record it was conditioned on is no longer there as it was.
 var ErrConditionFailed = errors.New("connection record changed concurrently")
 
+// ErrOwnerFull is returned by ReserveConnection when the owner's count of
+// connections has reached the cap it was given.
+var ErrOwnerFull = errors.New("owner has reached its connection cap")
+
 // ErrEventInFlight is returned by a history's RecordEvent when another
 // publisher holds the event's id and has not numbered it yet: a redelivery
 // racing its first delivery for longer than the store waits, or a publisher

@@ -466,6 +466,13 @@ func (s *throttlingStore) PutConnection(ctx context.Context, c store.Connection,
 	return s.Store.PutConnection(ctx, c, now)
 }
 
+func (s *throttlingStore) ReserveConnection(ctx context.Context, owner string, max int) (int, error) {
+	if err := s.fail("ReserveConnection"); err != nil {
+		return 0, err
+	}
+	return s.Store.ReserveConnection(ctx, owner, max)
+}
+
 func (s *throttlingStore) ListConnections(ctx context.Context, owner string, now time.Time) ([]store.Connection, error) {
 	if owner == s.listOwner {
 		if err := s.fail("ListConnections"); err != nil {
@@ -485,7 +492,7 @@ func TestAThrottledStoreFailsCleanlyAndLosesNothing(t *testing.T) {
 	b1 := h.connect(t, "b1", keyB)
 
 	internal := errorEvent(notify.CodeInternal, "internal error")
-	for _, op := range []string{"LookupKey", "ListConnections", "PutConnection"} {
+	for _, op := range []string{"LookupKey", "ReserveConnection", "PutConnection"} {
 		t.Run("a connect whose "+op+" is throttled gets 500 and no internals", func(t *testing.T) {
 			st.throttle(op)
 			status, e := refusal(t, h, "a2", keyA)

@@ -243,10 +243,11 @@ func TestEveryConnectionClosesAtItsMaximumAgeWhateverItsTraffic(t *testing.T) {
 }
 
 // seqEvent is job event number n of a sequence, as a trigger envelope for
-// owner: processedCount carries n.
+// owner: processedCount carries n. Each is a job of its own, so that none
+// supersedes another in its batch.
 func seqEvent(owner string, n int) string {
 	return envelope(owner, "", fmt.Sprintf(
-		`{"type":"job_progress","jobId":"job_seq","progress":0,"processedCount":%d,"totalCount":1000000,"currentFile":"f.pdf"}`, n))
+		`{"type":"job_progress","jobId":"job_seq_%d","progress":0,"processedCount":%d,"totalCount":1000000,"currentFile":"f.pdf"}`, n, n))
 }
 
 // seqReader reads a client's events in a goroutine and checks they are

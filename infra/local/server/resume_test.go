@@ -90,7 +90,8 @@ func aReconnectingClientGetsExactlyWhatItMissed(t *testing.T, store newStore) {
 	h := start(t, onStore(twoOwners(), store(t)))
 	c := h.connect(t, "tab", keyA)
 	b := h.connect(t, "other-owner", keyB)
-	h.publishJobs(t, envelope(ownerA, "", progressEvent("j", 1)), envelope(ownerA, "", progressEvent("j", 2)), envelope(ownerA, "", progressEvent("j", 3)))
+	// Three jobs: a later progress of the same job would supersede the others in the batch.
+	h.publishJobs(t, envelope(ownerA, "", progressEvent("j1", 1)), envelope(ownerA, "", progressEvent("j2", 2)), envelope(ownerA, "", progressEvent("j3", 3)))
 	expectSeqs(t, c, 1, 3)
 	if err := c.Close(websocket.StatusNormalClosure, "network change"); err != nil {
 		t.Fatal(err)
@@ -133,10 +134,11 @@ func aResumeWhilePublishersRunLosesAndRepeatsNothing(t *testing.T, store newStor
 			defer wg.Done()
 			<-startPublishing
 			for i := range each / 3 {
-				// Three records per batch, as SQS delivers up to ten.
+				// Three records per batch, as SQS delivers up to ten, each
+				// of a job of its own so that none supersedes another.
 				var bodies []string
 				for k := range 3 {
-					bodies = append(bodies, envelope(ownerA, "", progressEvent(fmt.Sprintf("p%d", p), i*3+k)))
+					bodies = append(bodies, envelope(ownerA, "", progressEvent(fmt.Sprintf("p%d-%d", p, i*3+k), i*3+k)))
 				}
 				h.publishJobs(t, bodies...)
 			}
@@ -221,6 +223,9 @@ func aResumeWithoutSinceGivesTheCurrentJobs(t *testing.T, store newStore) {
 		envelope(ownerA, "", progressEvent("B", 2)),
 		envelope(ownerA, "", `{"type":"job_complete","jobId":"A","status":"completed","organized":1,"failed":0}`),
 		envelope(ownerA, "", seedFileUploadedEvent),
+	)
+	// Another batch: in the same one, B's later progress would supersede B's first.
+	h.publishJobs(t,
 		envelope(ownerA, "", progressEvent("C", 5)),
 		envelope(ownerA, "", progressEvent("B", 6)),
 	)

@@ -312,6 +312,10 @@ type statusRecorder struct {
 	http.ResponseWriter
 	status int
 	after  []func() // run once the request's line is logged (afterRequest)
+	// line logs the request's line; detached says the request ends later
+	// than its handler (detach).
+	line     func(status int)
+	detached bool
 }
 
 // afterRequest runs f once the request w answers has ended and been logged,
@@ -329,6 +333,27 @@ func afterRequest(w http.ResponseWriter, f func()) {
 func (r *statusRecorder) runAfter() {
 	for _, f := range r.after {
 		f()
+	}
+}
+
+// detach makes the request that w answers end when the returned end is
+// called, rather than when its handler returns: only then is its line
+// logged and are its afterRequest functions, and then release, run. The
+// handler may return before; nothing may use w after this call. Without
+// logRequests, end just runs release.
+func detach(w http.ResponseWriter, release func()) (end func()) {
+	rec, ok := w.(*statusRecorder)
+	if !ok {
+		return release
+	}
+	rec.detached = true
+	rec.after = append(rec.after, release)
+	// net/http's response, and the connection state it holds, may go once
+	// the handler has returned.
+	rec.ResponseWriter = nil
+	return func() {
+		rec.line(rec.status)
+		rec.runAfter()
 	}
 }
 
@@ -354,15 +379,26 @@ func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter 
 func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rec := &statusRecorder{ResponseWriter: w}
-		defer rec.runAfter() // deferred: it must run even if the handler panics
+		// What the line needs, and not the request, which a detached
+		// request's line would otherwise keep.
+		ctx, method, path, remote := context.WithoutCancel(r.Context()), r.Method, clip(r.URL.Path), r.RemoteAddr
+		rec := &statusRecorder{ResponseWriter: w, line: func(status int) {
+			s.log.LogAttrs(ctx, slog.LevelInfo, "request",
+				slog.String("method", method),
+				slog.String("path", path),
+				slog.Int("status", status),
+				slog.Duration("duration", time.Since(start)),
+				slog.String("remote", remote))
+		}}
+		defer func() { // deferred: it must run even if the handler panics
+			if !rec.detached {
+				rec.runAfter()
+			}
+		}()
 		next.ServeHTTP(rec, r)
-		s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
-			slog.String("method", r.Method),
-			slog.String("path", clip(r.URL.Path)),
-			slog.Int("status", rec.status),
-			slog.Duration("duration", time.Since(start)),
-			slog.String("remote", r.RemoteAddr))
+		if !rec.detached {
+			rec.line(rec.status)
+		}
 	})
 }
 

@@ -39,22 +39,22 @@ type Conn struct {
 	log         *slog.Logger
 	counts      *counts // the Hub's
 
-	// wake tells the writer that the queue is not empty (capacity 1: one
-	// pending signal covers any number of posts).
-	wake       chan struct{}
-	closing    chan struct{} // closed once, when the connection starts closing
-	writerDone chan struct{} // closed when the writer goroutine has returned
+	writerDone chan struct{} // closed once the close frame is sent (finish)
 
-	mu     sync.Mutex
-	queue  Queue
-	state  state
-	code   websocket.StatusCode // why it closed
-	reason string
-	drain  bool // write what is queued before the close frame
-	ws     *websocket.Conn
-	idle   *time.Timer
-	maxAge *time.Timer
-	cutoff *time.Timer // drops a slow consumer's socket after slowConsumerGrace
+	mu    sync.Mutex
+	queue Queue
+	state state
+	// writing says a writer goroutine runs: it drains the queue and ends
+	// when the queue is empty, or finishes the connection once it closes.
+	// An idle connection has none (see kick).
+	writing bool
+	code    websocket.StatusCode // why it closed
+	reason  string
+	drain   bool // write what is queued before the close frame
+	ws      *websocket.Conn
+	idle    *time.Timer
+	maxAge  *time.Timer
+	cutoff  *time.Timer // drops a slow consumer's socket after slowConsumerGrace
 }
 
 func newConn(id string, peer Peer, now time.Time, cfg Config, log *slog.Logger, counts *counts) *Conn {
@@ -66,8 +66,6 @@ func newConn(id string, peer Peer, now time.Time, cfg Config, log *slog.Logger, 
 		log:         log,
 		counts:      counts,
 		queue:       NewQueue(cfg.QueueMessages, cfg.QueueBytes),
-		wake:        make(chan struct{}, 1),
-		closing:     make(chan struct{}),
 		writerDone:  make(chan struct{}),
 	}
 	c.lastActive.Store(now.UnixNano())
@@ -104,9 +102,10 @@ func (c *Conn) Abandon(reason string) {
 // Serve runs the open connection over ws until it closes, and returns the
 // close code and reason: the client's, or the Hub's (idle, maximum age,
 // slow consumer, deleted, shutdown, a message too big or not UTF-8). It arms
-// the idle and age limits and runs the writer, and calls onMessage for each
-// client message, one at a time and in order, on the calling goroutine.
-// When it returns, the writer has stopped and the close frame is sent.
+// the idle and age limits, writes what is posted, and calls onMessage for
+// each client message, one at a time and in order, on the calling
+// goroutine. When it returns, the writer has stopped and the close frame is
+// sent.
 func (c *Conn) Serve(ws *websocket.Conn, onMessage func(websocket.MessageType, []byte)) (websocket.StatusCode, string) {
 	// API Gateway's message limit; a larger message closes with 1009.
 	ws.SetReadLimit(notify.MaxMessageBytes)
@@ -118,8 +117,8 @@ func (c *Conn) Serve(ws *websocket.Conn, onMessage func(websocket.MessageType, [
 	if c.cfg.MaxAge > 0 {
 		c.maxAge = time.AfterFunc(c.cfg.MaxAge, func() { c.close(StatusGoingAway, ReasonMaxAge, true) })
 	}
+	c.kick() // what was posted before, or a close that came first
 	c.mu.Unlock()
-	go c.writeLoop()
 
 	code, reason := c.readLoop(ws, onMessage)
 	c.close(code, reason, false)
@@ -194,7 +193,7 @@ func (c *Conn) closeLocked(code websocket.StatusCode, reason string, drain bool)
 	}
 	c.leave()
 	c.code, c.reason, c.drain = code, reason, drain
-	close(c.closing)
+	c.kick()
 	return true
 }
 
@@ -205,6 +204,19 @@ func (c *Conn) leave() {
 		c.counts.open.Add(-1)
 	}
 	c.state = closing
+}
+
+// kick starts a writer if there is work for one and none runs: messages
+// queued or a close to finish, once Serve has the socket. The writer ends
+// when the queue is empty, so an idle connection holds no goroutine and no
+// stack for writing: at 10,000 mostly idle connections, a writer each,
+// parked on a channel, was a quarter of local mode's memory. c.mu is held.
+func (c *Conn) kick() {
+	if c.writing || c.ws == nil || (c.queue.Len() == 0 && c.state != closing) {
+		return
+	}
+	c.writing = true
+	go c.writeQueued()
 }
 
 func (c *Conn) stopTimers() {
@@ -240,11 +252,8 @@ func (c *Conn) enqueue(data []byte) error {
 		c.mu.Unlock()
 		return fmt.Errorf("post to %s: outgoing queue full (%d messages, %d bytes), closing slow consumer: %w", c.id, n, size, notify.ErrGone)
 	}
+	c.kick()
 	c.mu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default: // a wake-up is already pending
-	}
 	return nil
 }
 
@@ -255,39 +264,30 @@ func (c *Conn) next() ([]byte, bool) {
 	return c.queue.Pop()
 }
 
-// isClosing reports whether the connection has started closing.
-func (c *Conn) isClosing() bool {
-	select {
-	case <-c.closing:
-		return true
-	default:
-		return false
-	}
-}
-
-// writeLoop writes queued messages, each within the write timeout, until
-// the connection closes; then it sends the close frame.
-func (c *Conn) writeLoop() {
-	defer close(c.writerDone)
+// writeQueued writes queued messages, each within the write timeout, until
+// the queue is empty; then it ends, and the next post starts another. Once
+// the connection closes, it sends the close frame instead (finish): a
+// closing connection stops at once, even with messages queued.
+func (c *Conn) writeQueued() {
 	for {
-		select {
-		case <-c.closing:
+		c.mu.Lock()
+		if c.state == closing {
+			c.mu.Unlock()
 			c.finish()
+			close(c.writerDone) // writing stays set: no writer starts again
 			return
-		case <-c.wake:
 		}
-		// A closing connection stops at once, even with messages queued.
-		for !c.isClosing() {
-			data, ok := c.next()
-			if !ok {
-				break
-			}
-			if err := c.write(data); err != nil {
-				c.log.Info("write to connection failed", "connectionId", c.id, "err", err)
-				c.close(websocket.StatusAbnormalClosure, "write failed", false)
-				_ = c.ws.CloseNow()
-				return
-			}
+		data, ok := c.queue.Pop()
+		if !ok {
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+		if err := c.write(data); err != nil {
+			c.log.Info("write to connection failed", "connectionId", c.id, "err", err)
+			c.close(websocket.StatusAbnormalClosure, "write failed", false)
+			_ = c.ws.CloseNow() // whatever close came first: the WebSocket is broken
 		}
 	}
 }

@@ -4,9 +4,10 @@
 // shared/push/apigw. Both are a notify.Pusher; one contract suite
 // (notify/pushertest) runs on each.
 //
-// Every connection has a bounded outgoing queue (Queue) drained by one
-// writer goroutine, so a Post never blocks on a client and never holds a
-// lock across network I/O. A client whose queue fills is too slow and is
+// Every connection has a bounded outgoing queue (Queue) drained by a writer
+// goroutine that runs while there is something to write, so a Post never
+// blocks on a client and never holds a lock across network I/O, and an idle
+// connection holds one goroutine only, its reader. A client whose queue fills is too slow and is
 // closed with 1013 (try again later). Idle connections and connections older
 // than the maximum age are closed with 1001, as API Gateway closes them.
 //

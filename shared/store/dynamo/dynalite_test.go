@@ -51,7 +51,7 @@ func newTable(t testing.TB, client *dynamodb.Client) string {
 	return name
 }
 
-func testCtx(t *testing.T) context.Context {
+func testCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
 	return ctx
@@ -162,6 +162,12 @@ func TestDynalite(t *testing.T) {
 	})
 
 	t.Run("requests per publish and per connect", func(t *testing.T) { testRequestCounts(t, endpoint, client) })
+	t.Run("the requests benchmark runs", func(t *testing.T) {
+		res := testing.Benchmark(func(b *testing.B) { benchmarkRequests(b, endpoint, 1) })
+		if res.N < 1 || res.Extra["requests/connect"] != 3 || res.Extra["requests/publish"] != 7 {
+			t.Fatalf("benchmark result %v %v", res, res.Extra)
+		}
+	})
 	t.Run("history", func(t *testing.T) { testHistory(t, endpoint, client) })
 	t.Run("requests per record, replay page and snapshot", func(t *testing.T) { testHistoryRequestCounts(t, endpoint, client) })
 }
@@ -179,7 +185,7 @@ func conn(i int, at time.Time) store.Connection {
 
 // seed writes acct_1's clients from to to-1 with BatchWriteItem, 25 items a
 // request, the quickest way to fill a table for a large fan-out.
-func seed(t *testing.T, client *dynamodb.Client, table string, from, to int, at time.Time) {
+func seed(t testing.TB, client *dynamodb.Client, table string, from, to int, at time.Time) {
 	t.Helper()
 	var batches [][]types.WriteRequest
 	for i := from; i < to; i += 25 {

@@ -4,6 +4,7 @@
 //
 //	pk = "owner#<ownerId>"    sk = "client#<clientId>"  connectionId, connectedAt, expiresAt
 //	pk = "key#<sha256hex>"    sk = "key"                ownerId, name, createdAt, revoked
+//	pk = "count#<ownerId>"    sk = "connections"        connections
 //	pk = "history#<ownerId>"  sk = "head"               head, ticket
 //	                          sk = "seq#<seq, 20 digits>"  id, type, jobId, body, expiresAt
 //	                          sk = "id#<eventId>"       seq, type, jobId, body, claim, claimedAt, expiresAt
@@ -13,9 +14,13 @@
 // expiresAt is the table's TTL attribute, in epoch seconds. TTL deletion lags
 // by hours, so every read also treats an item past its expiresAt as absent.
 //
+// The count item (count.go) is the owner's number of connections, which
+// enforces the per-owner cap on connect. Like the history, it lies in a
+// partition of its own, has no connectionId and never expires.
+//
 // The history (history.go) has a partition of its own per owner, so the
-// fan-out's and the connection cap's Query of owner#<ownerId> never reads
-// it, and no history item has a connectionId, so none enters the index.
+// fan-out's Query of owner#<ownerId> never reads it, and no history item
+// has a connectionId, so none enters the index.
 // Its items:
 //
 //   - head: the owner's counter, the last seq given (ADD head 1 per event),
@@ -361,7 +366,7 @@ func (s *Store) byConnection(ctx context.Context, connectionID string) ([]map[st
 }
 
 // RemoveClient implements notify.Store.
-func (s *Store) RemoveClient(ctx context.Context, ownerID, clientID, connectionID string) error {
+func (s *Store) RemoveClient(ctx context.Context, ownerID, clientID, connectionID string) (bool, error) {
 	_, err := s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
 		TableName:                 &s.table,
 		Key:                       connectionKey(ownerID, clientID),
@@ -370,12 +375,12 @@ func (s *Store) RemoveClient(ctx context.Context, ownerID, clientID, connectionI
 	})
 	var failed *types.ConditionalCheckFailedException
 	if errors.As(err, &failed) {
-		return nil // gone already, or a newer connection holds the client
+		return false, nil // gone already, or a newer connection holds the client
 	}
 	if err != nil {
-		return fmt.Errorf("remove connection %s of %s/%s: %w", connectionID, ownerID, clientID, err)
+		return false, fmt.Errorf("remove connection %s of %s/%s: %w", connectionID, ownerID, clientID, err)
 	}
-	return nil
+	return true, nil
 }
 
 // ListConnections implements notify.Store: one strongly consistent Query on

@@ -15,6 +15,7 @@ import (
 	"github.com/wsnotify/wsnotify/shared/event"
 	"github.com/wsnotify/wsnotify/shared/notify"
 	"github.com/wsnotify/wsnotify/shared/notify/notifytest"
+	"github.com/wsnotify/wsnotify/shared/testenv"
 )
 
 // testRequestCounts measures the DynamoDB requests the notifier makes per
@@ -25,21 +26,33 @@ import (
 // follows, on DynamoDB and dynalite alike; Q(n) = 1 with DynamoDB's own 1 MB
 // pages, which hold some 9,000 of our items with short client ids):
 //
-//   - publish: Q(n) Queries, plus 1 DeleteItem per gone connection, plus
-//     the history's record of an owner-wide event: 2 PutItem (its id
-//     marker, the event) and 2 UpdateItem (the owner's counter, the seq on
-//     the marker), and 1 UpdateItem more for a job event (the job's state).
-//     The history's cost is the same whatever the number of connections.
-//   - connect: GetItem of the key, Q(n) Queries for notify's per-owner
-//     connection cap, PutItem.
-//   - refused connect: the same plus a consistent GetItem of the holder
-//     (not on DynamoDB, which returns the holder in the failed PutItem's error).
+//   - publish: Q(n) Queries and a GetItem of the owner's connection count,
+//     plus an UpdateItem correcting the count when it differs from the
+//     records listed, plus per gone connection a DeleteItem and an
+//     UpdateItem of the count, plus the history's record of an owner-wide
+//     event: 2 PutItem (its id marker, the event) and 2 UpdateItem (the
+//     owner's counter, the seq on the marker), and 1 UpdateItem more for a
+//     job event (the job's state). Only the Query grows with n.
+//   - connect: GetItem of the key, UpdateItem of the count (the per-owner
+//     cap), PutItem: 3, whatever n.
+//   - connect at the cap: GetItem of the key, the refused UpdateItem: 2.
+//   - refused connect (client id taken): the connect's 3, a consistent
+//     GetItem of the holder (not on DynamoDB, which returns the holder in
+//     the failed PutItem's error), and an UpdateItem giving the count back.
 //   - take-over: the same plus a PutItem conditioned on the old connection.
-//   - disconnect: 2 (Query on the byConnection index, DeleteItem).
+//   - disconnect: 3 (Query on the byConnection index, DeleteItem, UpdateItem
+//     of the count).
+//
+// It also asks for the consumed capacity of each connect (see
+// capacityClient) and checks what dynalite reports: 1 read unit (the key,
+// consistently read) and 2 write units (the count, the record), whatever n.
+// Before the count, a connect queried the owner's whole partition for the
+// cap, as a publish does: at 5,000 connections 130 read units in 1 MB pages.
 func testRequestCounts(t *testing.T, endpoint string, plain *dynamodb.Client) {
 	counter := &countingClient{base: awshttp.NewBuildableClient(), ops: map[string]int{}}
+	metered := &capacityClient{next: counter, units: map[string]float64{}}
 	counted := newClient(endpoint, func(o *dynamodb.Options) {
-		o.HTTPClient = counter
+		o.HTTPClient = metered
 		// A retry would count as a request of its own: surface a transient
 		// failure as the error it is rather than as a miscount.
 		o.Retryer = aws.NopRetryer{}
@@ -62,34 +75,47 @@ func testRequestCounts(t *testing.T, endpoint string, plain *dynamodb.Client) {
 				return notify.New(auth.NewAuthenticator(s), s, rec, slog.New(slog.DiscardHandler), notify.Config{Now: func() time.Time { return now }})
 			}
 			ev := event.JobProgress{Type: event.TypeJobProgress, JobID: "job_1", Progress: 10, ProcessedCount: 1, TotalCount: 10}
-			check := func(what string, want map[string]int) {
+			check := func(what string, want map[string]int) map[string]float64 {
 				t.Helper()
-				got := counter.take()
-				total := 0
+				got, units := counter.take(), metered.take()
+				total, totalUnits := 0, 0.0
 				for _, c := range got {
 					total += c
 				}
-				t.Logf("n=%d %-40s %2d requests %v", n, what, total, got)
+				for _, u := range units {
+					totalUnits += u
+				}
+				t.Logf("n=%d %-40s %2d requests %v, %g capacity units %v", n, what, total, got, totalUnits, units)
 				if !maps.Equal(got, want) {
 					t.Errorf("%s: requests %v, want %v", what, got, want)
+				}
+				return units
+			}
+			wantUnits := func(what string, got, want map[string]float64) {
+				t.Helper()
+				if !maps.Equal(got, want) {
+					t.Errorf("%s: capacity units %v as dynalite counts them, want %v", what, got, want)
 				}
 			}
 
 			counter.take()
-			for _, limit := range []int32{0, 100} {
+			metered.take()
+			for i, limit := range []int32{0, 100} {
 				res, err := notifier(limit).Publish(ctx, "acct_1", "", "", ev)
 				if err != nil || res.Delivered != n {
 					t.Fatalf("Publish = %+v, %v; want %d delivered", res, err, n)
 				}
-				check("publish, "+pagesOf(limit), map[string]int{"Query": queries(n, limit), "PutItem": 2, "UpdateItem": 3})
+				// The seeded records were never counted: the first publish
+				// counts them.
+				want := map[string]int{"GetItem": 1, "Query": queries(n, limit), "PutItem": 2, "UpdateItem": 3 + 1 - i}
+				check("publish, "+pagesOf(limit), want)
 			}
 
-			// notify checks the owner's connection cap on connect with the
-			// fan-out's own Query: its cost grows with the owner's connections.
 			if _, err := notifier(100).Connect(ctx, notify.ConnectRequest{Token: key, ClientID: "fresh", ConnectionID: "Fresh0000000001="}); err != nil {
 				t.Fatal(err)
 			}
-			check("connect, "+pagesOf(100), map[string]int{"GetItem": 1, "Query": queries(n, 100), "PutItem": 1})
+			units := check("connect", map[string]int{"GetItem": 1, "UpdateItem": 1, "PutItem": 1})
+			wantUnits("connect", units, map[string]float64{"GetItem": 1, "UpdateItem": 1, "PutItem": 1})
 
 			n1 := notifier(0)
 			rec.SetGone(conn(0, seeded).ConnectionID)
@@ -97,27 +123,41 @@ func testRequestCounts(t *testing.T, endpoint string, plain *dynamodb.Client) {
 			if err != nil || res.Delivered != n || res.Gone != 1 {
 				t.Fatalf("Publish = %+v, %v; want %d delivered, 1 gone", res, err, n)
 			}
-			check("publish, one connection gone", map[string]int{"Query": 1, "DeleteItem": 1, "PutItem": 2, "UpdateItem": 3})
+			check("publish, one connection gone", map[string]int{"GetItem": 1, "Query": 1, "DeleteItem": 1, "PutItem": 2, "UpdateItem": 3 + 1})
 
 			_, err = n1.Connect(ctx, notify.ConnectRequest{Token: key, ClientID: "fresh", ConnectionID: "Fresh0000000002="})
 			if notify.ErrorCode(err) != notify.CodeConflict {
 				t.Fatalf("duplicate Connect = %v, want a conflict", err)
 			}
-			check("connect refused (client id taken)", map[string]int{"GetItem": 2, "Query": 1, "PutItem": 1})
+			check("connect refused (client id taken)", map[string]int{"GetItem": 2, "PutItem": 1, "UpdateItem": 2})
 
 			if err := New(plain, table).PutConnection(ctx, conn(0, seeded), seeded); err != nil {
 				t.Fatal(err)
 			}
+			if _, err := New(plain, table).ReserveConnection(ctx, "acct_1", n+1); err != nil {
+				t.Fatal(err) // counted as its own connect would have
+			}
 			counter.take()
+			metered.take()
 			if _, err := n1.Connect(ctx, notify.ConnectRequest{Token: key, ClientID: conn(0, seeded).ClientID, ConnectionID: "Fresh0000000003="}); err != nil {
 				t.Fatal(err)
 			}
-			check("connect taking over a gone connection", map[string]int{"GetItem": 2, "Query": 1, "PutItem": 2})
+			check("connect taking over a gone connection", map[string]int{"GetItem": 2, "PutItem": 2, "UpdateItem": 2})
+
+			full := notify.New(auth.NewAuthenticator(New(counted, table)), New(counted, table), rec, slog.New(slog.DiscardHandler),
+				notify.Config{Now: func() time.Time { return now }, MaxConnectionsPerOwner: n + 1})
+			_, err = full.Connect(ctx, notify.ConnectRequest{Token: key, ClientID: "one-too-many", ConnectionID: "Fresh0000000004="})
+			if notify.ErrorCode(err) != notify.CodeForbidden {
+				t.Fatalf("Connect over the cap = %v, want %s", err, notify.CodeForbidden)
+			}
+			units = check("connect refused at the cap", map[string]int{"GetItem": 1, "UpdateItem": 1})
+			// A refused conditional write reports nothing on dynalite (see capacityClient).
+			wantUnits("connect refused at the cap", units, map[string]float64{"GetItem": 1})
 
 			if err := n1.Disconnect(ctx, "Fresh0000000001="); err != nil {
 				t.Fatal(err)
 			}
-			check("disconnect", map[string]int{"Query": 1, "DeleteItem": 1})
+			check("disconnect", map[string]int{"Query": 1, "DeleteItem": 1, "UpdateItem": 1})
 		})
 	}
 }
@@ -136,4 +176,71 @@ func pagesOf(limit int32) string {
 		return "1 MB pages"
 	}
 	return fmt.Sprintf("pages of %d", limit)
+}
+
+// BenchmarkRequests reports what one connect and one publish cost on
+// dynalite, for owners of 1, 100 and 5,000 connections: requests and
+// capacity units (as dynalite counts them, see capacityClient) per
+// operation. testRequestCounts holds the same counts to their formulas.
+//
+//	go test -run '^$' -bench Requests -benchtime 20x ./shared/store/dynamo/
+func BenchmarkRequests(b *testing.B) {
+	endpoint := testenv.Dynalite(b)
+	for _, n := range []int{1, 100, 5000} {
+		b.Run(fmt.Sprintf("conns=%d", n), func(b *testing.B) { benchmarkRequests(b, endpoint, n) })
+	}
+}
+
+func benchmarkRequests(b *testing.B, endpoint string, n int) {
+	plain := newClient(endpoint)
+	counter := &countingClient{base: awshttp.NewBuildableClient(), ops: map[string]int{}}
+	metered := &capacityClient{next: counter, units: map[string]float64{}}
+	counted := newClient(endpoint, func(o *dynamodb.Options) { o.HTTPClient = metered; o.Retryer = aws.NopRetryer{} })
+	table := newTable(b, plain)
+	seeded := time.Now().Truncate(time.Second)
+	seed(b, plain, table, 0, n, seeded)
+	ctx := testCtx(b)
+	if err := New(plain, table).PutKey(ctx, auth.Key{Hash: auth.Hash("wsn_bench"), OwnerID: "acct_1", CreatedAt: seeded}); err != nil {
+		b.Fatal(err)
+	}
+	s := New(counted, table)
+	notifier := notify.New(auth.NewAuthenticator(s), s, notifytest.NewRecorder(), slog.New(slog.DiscardHandler), notify.Config{})
+	ev := event.JobProgress{Type: event.TypeJobProgress, JobID: "job_1", Progress: 10, ProcessedCount: 1, TotalCount: 10}
+	if _, err := notifier.Publish(ctx, "acct_1", "", "", ev); err != nil { // counts the seeded records
+		b.Fatal(err)
+	}
+	var connects, connectUnits, publishes, readUnits float64
+	take := func() (requests, units float64) {
+		for _, c := range counter.take() {
+			requests += float64(c)
+		}
+		for _, u := range metered.take() {
+			units += u
+		}
+		return requests, units
+	}
+	take()
+	i := 0
+	for b.Loop() {
+		id := fmt.Sprintf("Bench%010d=", i)
+		if _, err := notifier.Connect(ctx, notify.ConnectRequest{Token: "wsn_bench", ClientID: fmt.Sprint("bench-", i), ConnectionID: id}); err != nil {
+			b.Fatal(err)
+		}
+		r, u := take()
+		connects, connectUnits = connects+r, connectUnits+u
+		if err := notifier.Disconnect(ctx, id); err != nil {
+			b.Fatal(err)
+		}
+		take()
+		if _, err := notifier.Publish(ctx, "acct_1", "", "", ev); err != nil {
+			b.Fatal(err)
+		}
+		r, u = take()
+		publishes, readUnits = publishes+r, readUnits+u
+		i++
+	}
+	b.ReportMetric(connects/float64(b.N), "requests/connect")
+	b.ReportMetric(connectUnits/float64(b.N), "units/connect")
+	b.ReportMetric(publishes/float64(b.N), "requests/publish")
+	b.ReportMetric(readUnits/float64(b.N), "units/publish")
 }

@@ -26,6 +26,7 @@ type Store struct {
 	byConn  map[string]clientKey
 	keys    map[string]auth.Key
 	history map[string]*ownerHistory
+	counts  map[string]int // owner -> connections counted (notify.ConnectionCounter)
 }
 
 var (
@@ -41,6 +42,7 @@ func New() *Store {
 		byConn:  make(map[string]clientKey),
 		keys:    make(map[string]auth.Key),
 		history: make(map[string]*ownerHistory),
+		counts:  make(map[string]int),
 	}
 }
 
@@ -127,11 +129,59 @@ func (s *Store) FindConnection(_ context.Context, connectionID string) (store.Co
 }
 
 // RemoveClient implements notify.Store.
-func (s *Store) RemoveClient(_ context.Context, ownerID, clientID, connectionID string) error {
+func (s *Store) RemoveClient(_ context.Context, ownerID, clientID, connectionID string) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if c, ok := s.get(ownerID, clientID); ok && c.ConnectionID == connectionID {
 		s.remove(clientKey{ownerID, clientID}, connectionID)
+		return true, nil
+	}
+	return false, nil
+}
+
+// ReserveConnection implements notify.ConnectionCounter.
+func (s *Store) ReserveConnection(_ context.Context, ownerID string, max int) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	held := s.counts[ownerID]
+	if held >= max {
+		return held, store.ErrOwnerFull
+	}
+	s.counts[ownerID]++
+	return held, nil
+}
+
+// ReleaseConnection implements notify.ConnectionCounter.
+func (s *Store) ReleaseConnection(_ context.Context, ownerID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch n := s.counts[ownerID]; {
+	case n > 1:
+		s.counts[ownerID] = n - 1
+	default:
+		delete(s.counts, ownerID) // zero: an owner that left holds no memory
+	}
+	return nil
+}
+
+// ConnectionCount implements notify.ConnectionCounter.
+func (s *Store) ConnectionCount(_ context.Context, ownerID string) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.counts[ownerID], nil
+}
+
+// CorrectConnectionCount implements notify.ConnectionCounter.
+func (s *Store) CorrectConnectionCount(_ context.Context, ownerID string, was, n int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.counts[ownerID] != was {
+		return store.ErrConditionFailed
+	}
+	if n > 0 {
+		s.counts[ownerID] = n
+	} else {
+		delete(s.counts, ownerID)
 	}
 	return nil
 }

@@ -2,7 +2,9 @@
 // passes: store/memory in-process and store/dynamo against dynalite. The
 // suite pins the behaviour the notifier relies on (client ids unique per
 // owner, stale records replaceable, late disconnects harmless, complete
-// fan-out lists) and runs the notifier itself over the store under test.
+// fan-out lists, a per-owner connection count that holds its cap under
+// concurrent connects) and runs the notifier itself over the store under
+// test.
 package storetest
 
 import (
@@ -51,8 +53,10 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("DeleteConnection", func(t *testing.T) { t.Parallel(); testDelete(t, newStore) })
 	t.Run("RemoveClient", func(t *testing.T) { t.Parallel(); testRemove(t, newStore) })
 	t.Run("ListConnections", func(t *testing.T) { t.Parallel(); testList(t, newStore) })
+	t.Run("ConnectionCount", func(t *testing.T) { t.Parallel(); testCount(t, newStore) })
 	t.Run("Keys", func(t *testing.T) { t.Parallel(); testKeys(t, newStore) })
 	t.Run("Notifier", func(t *testing.T) { t.Parallel(); testNotifier(t, newStore) })
+	t.Run("NotifierCount", func(t *testing.T) { t.Parallel(); testNotifierCount(t, newStore) })
 	t.Run("Concurrency", func(t *testing.T) { t.Parallel(); testConcurrency(t, newStore) })
 }
 
@@ -285,8 +289,8 @@ func testRemove(t *testing.T, newStore func(*testing.T) Store) {
 		s := newStore(t)
 		c := conn("acct_1", "tab-1", 1, epoch)
 		mustPut(t, s, c, epoch)
-		if err := s.RemoveClient(ctxT(t), c.OwnerID, c.ClientID, c.ConnectionID); err != nil {
-			t.Fatalf("RemoveClient: %v", err)
+		if removed, err := s.RemoveClient(ctxT(t), c.OwnerID, c.ClientID, c.ConnectionID); err != nil || !removed {
+			t.Fatalf("RemoveClient = %v, %v; want true (removed)", removed, err)
 		}
 		wantList(t, s, "acct_1", epoch)
 		// The client id is free again.
@@ -299,23 +303,23 @@ func testRemove(t *testing.T, newStore func(*testing.T) Store) {
 		if err := s.ReplaceConnection(ctxT(t), next, old.ConnectionID); err != nil {
 			t.Fatalf("ReplaceConnection: %v", err)
 		}
-		if err := s.RemoveClient(ctxT(t), old.OwnerID, old.ClientID, old.ConnectionID); err != nil {
-			t.Fatalf("RemoveClient(old) = %v, want nil", err)
+		if removed, err := s.RemoveClient(ctxT(t), old.OwnerID, old.ClientID, old.ConnectionID); err != nil || removed {
+			t.Fatalf("RemoveClient(old) = %v, %v; want false (nothing removed), nil", removed, err)
 		}
 		wantList(t, s, "acct_1", epoch, next)
 	})
 	t.Run("a missing record is not an error", func(t *testing.T) {
 		s := newStore(t)
-		if err := s.RemoveClient(ctxT(t), "acct_1", "tab-1", connectionID(1)); err != nil {
-			t.Fatalf("RemoveClient = %v, want nil", err)
+		if removed, err := s.RemoveClient(ctxT(t), "acct_1", "tab-1", connectionID(1)); err != nil || removed {
+			t.Fatalf("RemoveClient = %v, %v; want false, nil", removed, err)
 		}
 	})
 	t.Run("another owner's client of the same id is left alone", func(t *testing.T) {
 		s := newStore(t)
 		c := conn("acct_2", "tab-1", 1, epoch)
 		mustPut(t, s, c, epoch)
-		if err := s.RemoveClient(ctxT(t), "acct_1", c.ClientID, c.ConnectionID); err != nil {
-			t.Fatalf("RemoveClient = %v, want nil", err)
+		if removed, err := s.RemoveClient(ctxT(t), "acct_1", c.ClientID, c.ConnectionID); err != nil || removed {
+			t.Fatalf("RemoveClient = %v, %v; want false, nil", removed, err)
 		}
 		wantList(t, s, "acct_2", epoch, c)
 	})
@@ -442,23 +446,47 @@ func testKeys(t *testing.T, newStore func(*testing.T) Store) {
 
 // testNotifier runs the core over the store: the take-over of stale records
 // and the 410 cleanup are store conditions as much as notifier rules.
+// notifierOver returns a new store with a key of acct_1, and a notifier over
+// it with cfg, the suite's connection TTL and a clock stopped an hour past
+// epoch.
+func notifierOver(t *testing.T, newStore func(*testing.T) Store, cfg notify.Config) (Store, *notifytest.Recorder, *notify.Notifier, string) {
+	s := newStore(t)
+	key, err := auth.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutKey(ctxT(t), auth.Key{Hash: auth.Hash(key), OwnerID: "acct_1", CreatedAt: epoch}); err != nil {
+		t.Fatalf("PutKey: %v", err)
+	}
+	rec := notifytest.NewRecorder()
+	cfg.ConnectionTTL = ttl
+	if cfg.Now == nil {
+		cfg.Now = func() time.Time { return epoch.Add(time.Hour) }
+	}
+	return s, rec, notify.New(auth.NewAuthenticator(s), s, rec, slog.New(slog.DiscardHandler), cfg), key
+}
+
+// simultaneously runs f for 0 to n-1 on n goroutines released together,
+// and returns what each returned.
+func simultaneously(n int, f func(i int) error) []error {
+	errs := make([]error, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			errs[i] = f(i)
+		})
+	}
+	close(start)
+	wg.Wait()
+	return errs
+}
+
 func testNotifier(t *testing.T, newStore func(*testing.T) Store) {
 	setup := func(t *testing.T) (Store, *notifytest.Recorder, *notify.Notifier, string, time.Time) {
-		s := newStore(t)
-		key, err := auth.NewKey()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.PutKey(ctxT(t), auth.Key{Hash: auth.Hash(key), OwnerID: "acct_1", CreatedAt: epoch}); err != nil {
-			t.Fatalf("PutKey: %v", err)
-		}
-		rec := notifytest.NewRecorder()
-		now := epoch.Add(time.Hour)
-		n := notify.New(auth.NewAuthenticator(s), s, rec, slog.New(slog.DiscardHandler), notify.Config{
-			ConnectionTTL: ttl,
-			Now:           func() time.Time { return now },
-		})
-		return s, rec, n, key, now
+		s, rec, n, key := notifierOver(t, newStore, notify.Config{})
+		return s, rec, n, key, epoch.Add(time.Hour)
 	}
 	// old is a record older than the connect grace, so 410 cleanup and
 	// take-over may touch it.
@@ -532,19 +560,8 @@ func testNotifier(t *testing.T, newStore func(*testing.T) Store) {
 func testConcurrency(t *testing.T, newStore func(*testing.T) Store) {
 	t.Run("of 50 simultaneous connects of one client exactly one wins", func(t *testing.T) {
 		s := newStore(t)
-		const n = 50
-		errs := make([]error, n)
-		start := make(chan struct{})
 		ctx := ctxT(t)
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Go(func() {
-				<-start
-				errs[i] = s.PutConnection(ctx, conn("acct_1", "tab-1", i, epoch), epoch)
-			})
-		}
-		close(start)
-		wg.Wait()
+		errs := simultaneously(50, func(i int) error { return s.PutConnection(ctx, conn("acct_1", "tab-1", i, epoch), epoch) })
 		winner := -1
 		for i, err := range errs {
 			var taken *store.ClientTakenError

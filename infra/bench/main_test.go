@@ -1,0 +1,95 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// syntheticOutputs are outputs shaped as each step prints them.
+func syntheticOutputs() map[string][]byte {
+	var fan strings.Builder
+	for _, client := range []string{"pooled", "sdk-default"} {
+		for _, start := range []string{"warm", "cold"} {
+			for _, n := range fanOutSizes {
+				for _, c := range fanOutConcurrences {
+					for run := range 3 {
+						fmt.Fprintf(&fan, "%s-2 \t1\t%d ns/op\t%d cpu-µs/post\t%d tls-conns/op\t%.3f x-ideal\n",
+							fanOutName(client, start, n, c), (n*20/c+run)*1e6, 120+run, c, 1.1+float64(run)/100)
+					}
+				}
+			}
+		}
+	}
+	return map[string][]byte{
+		"fanout": []byte(fan.String()),
+		"requests": []byte("BenchmarkRequests/conns=1-2 20 1 ns/op 3 requests/connect 7 requests/publish 3 units/connect 6.5 units/publish\n" +
+			"BenchmarkRequests/conns=100-2 20 1 ns/op 3 requests/connect 7 requests/publish 3 units/connect 8.5 units/publish\n" +
+			"BenchmarkRequests/conns=5000-2 20 1 ns/op 3 requests/connect 7 requests/publish 3 units/connect 135.5 units/publish\n"),
+		"coalescing": []byte("BenchmarkCoalescing-2 1 430274945 ns/op 1000100 posts-before/job 100100 posts/job 89.99 saved-%\n"),
+		"load": []byte(`{"rate":5,"deliveriesPerSecond":50000,"lost":0,"latencyP50":40000000,"latencyP99":90000000,"rssPerConnectionBytes":15000,"rssPerConnectionPeakBytes":25000}
+{"rate":20,"deliveriesPerSecond":200000,"lost":0,"latencyP50":70000000,"latencyP99":150000000,"rssPerConnectionBytes":15500,"rssPerConnectionPeakBytes":23000}
+`),
+		"coldstart": []byte("BenchmarkColdStart/connect-2 7 1 ns/op 35 ms-median-to-first-answer 1e7 bytes\n" +
+			"BenchmarkColdStart/disconnect-2 7 1 ns/op 34 ms-median-to-first-answer 1e7 bytes\n" +
+			"BenchmarkColdStart/default-2 7 1 ns/op 29 ms-median-to-first-answer 1e7 bytes\n" +
+			"BenchmarkColdStart/jobevents-2 7 1 ns/op 36 ms-median-to-first-answer 1e7 bytes\n" +
+			"BenchmarkColdStart/s3upload-2 7 1 ns/op 35 ms-median-to-first-answer 1e7 bytes\n"),
+	}
+}
+
+func TestTheTableShowsEachFigureWithItsTargetAndMachine(t *testing.T) {
+	r := &runner{outputs: syntheticOutputs(), load: map[string]string{}}
+	for name := range r.outputs {
+		r.load[name] = "2 cores, load 1.0–2.0"
+	}
+	table, err := r.table()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"| Cloud fan-out: one publish to 10,000 connections, warm function, concurrency 256 | ≤ 1.5 s | 0.78 s",
+		"100: 1.11×, 1,000: 1.11×, 10,000: 1.11×",
+		"| 3 / 3 / 3 |",
+		"100,100 (before: 1,000,100, 90% saved)",
+		"| ≤ 20 KB | 15.1 KB",
+		"| ≤ 100 ms | 150ms (70ms) |",
+		"50,000/s (50,000/s: p99 90ms; 200,000/s: p99 150ms)",
+		"default 29 ms",
+		"| 192 | 11 ms (1.11×) | 105 ms (1.11×) | 1.04 s (1.11×) |",
+		"| 2 cores, load 1.0–2.0 |",
+	} {
+		if !strings.Contains(table, want) {
+			t.Errorf("the table lacks %q:\n%s", want, table)
+		}
+	}
+}
+
+func TestAMissingFigureIsAnError(t *testing.T) {
+	outputs := syntheticOutputs()
+	outputs["coalescing"] = nil
+	r := &runner{outputs: outputs, load: map[string]string{}}
+	if _, err := r.table(); err == nil || !strings.Contains(err.Error(), "BenchmarkCoalescing") {
+		t.Fatalf("err = %v, want one naming the missing benchmark", err)
+	}
+}
+
+func TestTheTableGoesBetweenTheMarkers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "README.md")
+	before := "# x\n\nintro\n" + beginMarker + "\nold table\n" + endMarker + "\n\nafter\n"
+	if err := os.WriteFile(path, []byte(before), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := rewrite(path, "| new |\n"); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(path)
+	if want := "# x\n\nintro\n" + beginMarker + "\n| new |\n" + endMarker + "\n\nafter\n"; string(got) != want {
+		t.Fatalf("got %q\nwant %q", got, want)
+	}
+	if err := rewrite(filepath.Join(t.TempDir(), "none.md"), ""); err == nil {
+		t.Fatal("a missing file is no error")
+	}
+}
