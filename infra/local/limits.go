@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/wsnotify/wsnotify/infra/local/server"
 	"github.com/wsnotify/wsnotify/shared/notify"
@@ -91,7 +92,7 @@ func checkLimits(c server.Config) error {
 	if c.Notify.MaxConnectionsPerOwner < 1 {
 		errs = append(errs, fmt.Errorf("--max-connections-per-owner %d: must be at least 1", c.Notify.MaxConnectionsPerOwner))
 	}
-	if c.Notify.HistoryTTL < 1e9 {
+	if c.Notify.HistoryTTL < time.Second {
 		errs = append(errs, fmt.Errorf("--history-ttl %v: must be at least 1s", c.Notify.HistoryTTL))
 	}
 	if c.Notify.HistoryMaxEvents < 1 {

@@ -229,6 +229,21 @@ func seed(t testing.TB, client *dynamodb.Client, table string, from, to int, at 
 	}
 }
 
+// meteredClient returns a DynamoDB client for endpoint whose requests are
+// counted by operation (counter) and whose consumed capacity is summed
+// (metered). It does not retry: a retry would count as a request of its own,
+// so a transient failure surfaces as the error it is rather than as a
+// miscount.
+func meteredClient(endpoint string) (*dynamodb.Client, *countingClient, *capacityClient) {
+	counter := &countingClient{base: awshttp.NewBuildableClient(), ops: map[string]int{}}
+	metered := &capacityClient{next: counter, units: map[string]float64{}}
+	client := newClient(endpoint, func(o *dynamodb.Options) {
+		o.HTTPClient = metered
+		o.Retryer = aws.NopRetryer{}
+	})
+	return client, counter, metered
+}
+
 // countingClient counts the DynamoDB requests that go through it, by
 // operation. Its DynamoDB client does not retry (see testRequestCounts).
 type countingClient struct {

@@ -11,8 +11,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 )
 
@@ -49,12 +47,7 @@ import (
 // DynamoDB, which charges refused conditional writes and spares the read, a
 // redelivery costs 2 writes, 3 for a job event.
 func testHistoryRequestCounts(t *testing.T, endpoint string, plain *dynamodb.Client) {
-	counter := &countingClient{base: awshttp.NewBuildableClient(), ops: map[string]int{}}
-	metered := &capacityClient{next: counter, units: map[string]float64{}}
-	counted := newClient(endpoint, func(o *dynamodb.Options) {
-		o.HTTPClient = metered
-		o.Retryer = aws.NopRetryer{} // a retry would count as a request of its own
-	})
+	counted, counter, metered := meteredClient(endpoint)
 	for _, n := range []int{1, 1000} {
 		t.Run(fmt.Sprintf("for %d connections of one owner", n), func(t *testing.T) {
 			table := newTable(t, plain)

@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/wsnotify/wsnotify/shared/auth"
@@ -49,14 +47,7 @@ import (
 // Before the count, a connect queried the owner's whole partition for the
 // cap, as a publish does: at 5,000 connections 130 read units in 1 MB pages.
 func testRequestCounts(t *testing.T, endpoint string, plain *dynamodb.Client) {
-	counter := &countingClient{base: awshttp.NewBuildableClient(), ops: map[string]int{}}
-	metered := &capacityClient{next: counter, units: map[string]float64{}}
-	counted := newClient(endpoint, func(o *dynamodb.Options) {
-		o.HTTPClient = metered
-		// A retry would count as a request of its own: surface a transient
-		// failure as the error it is rather than as a miscount.
-		o.Retryer = aws.NopRetryer{}
-	})
+	counted, counter, metered := meteredClient(endpoint)
 	for _, n := range []int{1, 100, 5000} {
 		t.Run(fmt.Sprintf("for %d connections of one owner", n), func(t *testing.T) {
 			ctx := testCtx(t)
@@ -193,9 +184,7 @@ func BenchmarkRequests(b *testing.B) {
 
 func benchmarkRequests(b *testing.B, endpoint string, n int) {
 	plain := newClient(endpoint)
-	counter := &countingClient{base: awshttp.NewBuildableClient(), ops: map[string]int{}}
-	metered := &capacityClient{next: counter, units: map[string]float64{}}
-	counted := newClient(endpoint, func(o *dynamodb.Options) { o.HTTPClient = metered; o.Retryer = aws.NopRetryer{} })
+	counted, counter, metered := meteredClient(endpoint)
 	table := newTable(b, plain)
 	seeded := time.Now().Truncate(time.Second)
 	seed(b, plain, table, 0, n, seeded)
