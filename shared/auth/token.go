@@ -142,6 +142,12 @@ func (v *TokenVerifier) Verify(ctx context.Context, token string) (string, error
 	if len(token) > MaxTokenBytes {
 		return "", refuse("signed token longer than %d bytes", MaxTokenBytes)
 	}
+	if !IsSignedToken(token) {
+		// Go's base64 decoders skip \r and \n, so without this a token with
+		// a line break inside would verify as the same token: one token, one
+		// spelling.
+		return "", refuse("malformed signed token: not three base64url parts")
+	}
 	secrets, err := v.secrets.TokenSecrets(ctx)
 	if err != nil {
 		return "", fmt.Errorf("token secrets: %w", err)
