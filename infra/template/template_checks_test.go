@@ -17,6 +17,7 @@ import (
 
 	"github.com/wsnotify/wsnotify/infra/template"
 	"github.com/wsnotify/wsnotify/shared/app"
+	"github.com/wsnotify/wsnotify/shared/notify"
 	"github.com/wsnotify/wsnotify/shared/testenv"
 )
 
@@ -361,6 +362,15 @@ func TestTheStageDeploysEveryChangeWithThrottling(t *testing.T) {
 		if dig(p, "DefaultRouteSettings", k) == nil {
 			t.Errorf("DefaultRouteSettings.%s is not set", k)
 		}
+	}
+}
+
+func TestTheFanOutConcurrencyDefaultsToTheMeasuredOne(t *testing.T) {
+	// The benchmarked default (notify.DefaultConcurrency, from
+	// BenchmarkFanOut's curve) is what a deployment gets unless told.
+	p := repoTemplate(t).Parameters["FanoutConcurrency"]
+	if p["Default"] != notify.DefaultConcurrency || !strings.Contains(fmt.Sprint(p["Description"]), fmt.Sprint(notify.DefaultConcurrency)) {
+		t.Errorf("FanoutConcurrency defaults to %v (%q), want notify.DefaultConcurrency, %d, and says so", p["Default"], p["Description"], notify.DefaultConcurrency)
 	}
 }
 

@@ -61,7 +61,10 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger, m Metrics) (*notif
 	if m != nil { // a nil Metrics in an interface would be called
 		ncfg.Metrics, pushMetrics = m, m
 	}
-	pusher := newPusher(awsCfg, cfg.ManagementEndpoint, log, pushMetrics)
+	pusher, err := newPusher(awsCfg, cfg.ManagementEndpoint, log, pushMetrics)
+	if err != nil {
+		return nil, err
+	}
 	authn := auth.NewAuthenticator(store)
 	if cfg.TokenSecretID != "" {
 		// The client is cheap to build; the secret itself is read on the
@@ -74,8 +77,12 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger, m Metrics) (*notif
 
 // newPusher is the Management API pusher over awsCfg's HTTP client,
 // reporting throttled and retried attempts to m (nil: nowhere).
-func newPusher(awsCfg aws.Config, endpoint string, log *slog.Logger, m apigw.Metrics) *apigw.Pusher {
-	return apigw.New(apigw.NewClient(awsCfg, endpoint, pushAttempts, m), log)
+func newPusher(awsCfg aws.Config, endpoint string, log *slog.Logger, m apigw.Metrics) (*apigw.Pusher, error) {
+	client, err := apigw.NewClient(awsCfg, endpoint, pushAttempts, m)
+	if err != nil {
+		return nil, err
+	}
+	return apigw.New(client, log), nil
 }
 
 // loadAWSConfig is the runtime's AWS configuration over httpClient.

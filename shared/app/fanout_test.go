@@ -23,10 +23,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
 
 	"github.com/wsnotify/wsnotify/shared/auth"
 	"github.com/wsnotify/wsnotify/shared/event"
 	"github.com/wsnotify/wsnotify/shared/notify"
+	"github.com/wsnotify/wsnotify/shared/push/apigw"
 	"github.com/wsnotify/wsnotify/shared/store"
 	"github.com/wsnotify/wsnotify/shared/store/memory"
 )
@@ -143,10 +145,28 @@ type fanOut struct {
 	srv         *fanOutServer
 	store       *memory.Store
 	concurrency int
-	httpClient  func(concurrency int) *awshttp.BuildableClient
+	client      fanOutClient
 }
 
-func newFanOut(tb testing.TB, srv *fanOutServer, connections, concurrency int, httpClient func(int) *awshttp.BuildableClient) *fanOut {
+// fanOutClient is how a fan-out reaches the Management API.
+type fanOutClient struct {
+	name string
+	http func(concurrency int) *awshttp.BuildableClient
+	// sdkPipeline: posts go through the SDK client's PostToConnection
+	// rather than apigw.Client's own (the functions' before).
+	sdkPipeline bool
+}
+
+var (
+	// The functions' client.
+	functionsClient = fanOutClient{name: "pooled", http: pooledHTTPClient}
+	// Before apigw.Client sent its posts itself.
+	sdkPipelineClient = fanOutClient{name: "sdk-pipeline", http: pooledHTTPClient, sdkPipeline: true}
+	// Before the pool was sized: the SDK's default transport and pipeline.
+	sdkDefaultClient = fanOutClient{name: "sdk-default", http: sdkDefaultHTTPClient, sdkPipeline: true}
+)
+
+func newFanOut(tb testing.TB, srv *fanOutServer, connections, concurrency int, client fanOutClient) *fanOut {
 	tb.Helper()
 	s := memory.New()
 	now := time.Now()
@@ -157,14 +177,15 @@ func newFanOut(tb testing.TB, srv *fanOutServer, connections, concurrency int, h
 			tb.Fatal(err)
 		}
 	}
-	return &fanOut{srv: srv, store: s, concurrency: concurrency, httpClient: httpClient}
+	return &fanOut{srv: srv, store: s, concurrency: concurrency, client: client}
 }
 
 // notifier returns a Notifier as Build makes it, over a new HTTP client: a
 // function's first publish after a cold start, whose pool holds no
 // connection yet.
-func (f *fanOut) notifier() *notify.Notifier {
-	httpClient := f.httpClient(f.concurrency).WithTransportOptions(func(t *http.Transport) {
+func (f *fanOut) notifier(tb testing.TB) *notify.Notifier {
+	tb.Helper()
+	httpClient := f.client.http(f.concurrency).WithTransportOptions(func(t *http.Transport) {
 		t.TLSClientConfig = t.TLSClientConfig.Clone()
 		t.TLSClientConfig.RootCAs = f.srv.roots
 	})
@@ -174,20 +195,29 @@ func (f *fanOut) notifier() *notify.Notifier {
 		HTTPClient:  httpClient,
 	}
 	log := slog.New(slog.DiscardHandler)
-	return notify.New(auth.NewAuthenticator(f.store), f.store, newPusher(awsCfg, f.srv.url+"/prod", log, nil), log,
-		notify.Config{Concurrency: f.concurrency})
+	pusher, err := newPusher(awsCfg, f.srv.url+"/prod", log, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if f.client.sdkPipeline {
+		pusher = apigw.New(apigatewaymanagementapi.NewFromConfig(awsCfg, func(o *apigatewaymanagementapi.Options) {
+			o.BaseEndpoint = aws.String(f.srv.url + "/prod")
+		}), log)
+	}
+	return notify.New(auth.NewAuthenticator(f.store), f.store, pusher, log, notify.Config{Concurrency: f.concurrency})
 }
 
 var fanOutEvent = event.JobProgress{Type: event.TypeJobProgress, JobID: "job_1", Progress: 50, ProcessedCount: 5000, TotalCount: 10000, CurrentFile: "reports/2026/q3.pdf"}
 
 // publish publishes one event and returns what it took: the TLS connections
-// it opened and the CPU time of this process.
-func (f *fanOut) publish(tb testing.TB, n *notify.Notifier, connections int) (newConns int64, cpu time.Duration) {
+// it opened, its wall time (the stand-in's statistics, read before and
+// after, are not in it) and the CPU time of this process.
+func (f *fanOut) publish(tb testing.TB, n *notify.Notifier, connections int) (newConns int64, elapsed, cpu time.Duration) {
 	tb.Helper()
 	conns0, posts0 := f.srv.stats(tb)
-	cpu0 := processCPU()
+	cpu0, start := processCPU(), time.Now()
 	res, err := n.Publish(context.Background(), "acct_1", "", "", fanOutEvent)
-	cpu = processCPU() - cpu0
+	elapsed, cpu = time.Since(start), processCPU()-cpu0
 	if err != nil || res.Delivered != connections {
 		tb.Fatalf("Publish = %+v, %v; want %d delivered", res, err, connections)
 	}
@@ -195,7 +225,7 @@ func (f *fanOut) publish(tb testing.TB, n *notify.Notifier, connections int) (ne
 	if posts1-posts0 != int64(connections) {
 		tb.Fatalf("the server answered %d posts, want %d", posts1-posts0, connections)
 	}
-	return conns1 - conns0, cpu
+	return conns1 - conns0, elapsed, cpu
 }
 
 func processCPU() time.Duration {
@@ -221,19 +251,18 @@ func sdkDefaultHTTPClient(int) *awshttp.BuildableClient { return HTTPClient() }
 func BenchmarkFanOut(b *testing.B) {
 	srv := startFanOutServer(b)
 	defer debug.SetGCPercent(debug.SetGCPercent(gcPercent)) // as tuneGC sets it in the functions
-	for _, client := range []struct {
-		name string
-		http func(int) *awshttp.BuildableClient
-	}{{"pooled", pooledHTTPClient}, {"sdk-default", sdkDefaultHTTPClient}} {
+	for _, client := range []fanOutClient{functionsClient, sdkPipelineClient, sdkDefaultClient} {
 		for _, start := range []string{"warm", "cold"} {
 			for _, connections := range []int{100, 1000, 10000} {
 				for _, concurrency := range []int{32, 64, 128, 192, 256, 512} {
-					if client.name == "sdk-default" && (connections != 10000 || (concurrency != 32 && concurrency != 128)) {
-						continue // the before: the measures, enough to compare
+					switch {
+					case client.name == sdkDefaultClient.name && (connections != 10000 || (concurrency != 32 && concurrency != 128)),
+						client.name == sdkPipelineClient.name && (start != "warm" || concurrency != notify.DefaultConcurrency):
+						continue // the befores: enough to compare
 					}
 					name := fmt.Sprintf("client=%s/start=%s/conns=%d/concurrency=%d", client.name, start, connections, concurrency)
 					b.Run(name, func(b *testing.B) {
-						benchFanOut(b, srv, connections, concurrency, client.http, start == "warm")
+						benchFanOut(b, srv, connections, concurrency, client, start == "warm")
 					})
 				}
 			}
@@ -241,23 +270,21 @@ func BenchmarkFanOut(b *testing.B) {
 	}
 }
 
-func benchFanOut(b *testing.B, srv *fanOutServer, connections, concurrency int, httpClient func(int) *awshttp.BuildableClient, warm bool) {
-	f := newFanOut(b, srv, connections, concurrency, httpClient)
+func benchFanOut(b *testing.B, srv *fanOutServer, connections, concurrency int, client fanOutClient, warm bool) {
+	f := newFanOut(b, srv, connections, concurrency, client)
 	var n *notify.Notifier
 	if warm {
-		n = f.notifier()
+		n = f.notifier(b)
 		f.publish(b, n, connections) // opens the connections, untimed
 	}
 	var conns int64
 	var cpu, elapsed time.Duration
 	for b.Loop() {
 		if !warm {
-			n = f.notifier()
+			n = f.notifier(b)
 		}
-		start := time.Now()
-		c, u := f.publish(b, n, connections)
-		elapsed += time.Since(start)
-		conns, cpu = conns+c, cpu+u
+		c, e, u := f.publish(b, n, connections)
+		conns, elapsed, cpu = conns+c, elapsed+e, cpu+u
 	}
 	// N × 20 ms / concurrency, in whole rounds: fewer connections than the
 	// concurrency still take one post's time.
@@ -270,16 +297,16 @@ func benchFanOut(b *testing.B, srv *fanOutServer, connections, concurrency int, 
 func TestAFanOutOpensAtMostItsConcurrencyInConnectionsAndReusesThem(t *testing.T) {
 	srv := startFanOutServer(t)
 	const connections, concurrency = 300, 24
-	f := newFanOut(t, srv, connections, concurrency, pooledHTTPClient)
-	n := f.notifier()
-	if conns, _ := f.publish(t, n, connections); conns > concurrency {
+	f := newFanOut(t, srv, connections, concurrency, functionsClient)
+	n := f.notifier(t)
+	if conns, _, _ := f.publish(t, n, connections); conns > concurrency {
 		t.Fatalf("the first publish opened %d TLS connections, want at most the concurrency %d", conns, concurrency)
 	}
-	if conns, _ := f.publish(t, n, connections); conns != 0 {
+	if conns, _, _ := f.publish(t, n, connections); conns != 0 {
 		t.Fatalf("the second publish of a warm function opened %d TLS connections, want 0", conns)
 	}
 	t.Run("the benchmark runs", func(t *testing.T) {
-		res := testing.Benchmark(func(b *testing.B) { benchFanOut(b, srv, 50, 8, pooledHTTPClient, false) })
+		res := testing.Benchmark(func(b *testing.B) { benchFanOut(b, srv, 50, 8, functionsClient, false) })
 		if res.N < 1 || res.Extra["tls-conns/op"] > 8 {
 			t.Fatalf("benchmark result %v", res)
 		}

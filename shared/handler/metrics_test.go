@@ -83,7 +83,10 @@ func newFunction(t *testing.T, name string, s *memory.Store, stage string, now f
 		t.Fatal(err)
 	}
 	cfg := aws.Config{Region: "eu-west-1", Credentials: credentials.NewStaticCredentialsProvider("AKID", "secret", "")}
-	client := apigw.NewClient(cfg, stage+"/prod", 2, rec, func(o *retry.StandardOptions) { o.MaxBackoff = time.Millisecond })
+	client, err := apigw.NewClient(cfg, stage+"/prod", 2, rec, func(o *retry.StandardOptions) { o.MaxBackoff = time.Millisecond })
+	if err != nil {
+		t.Fatal(err)
+	}
 	log := slog.New(slog.DiscardHandler)
 	n := notify.New(auth.NewAuthenticator(s), s, apigw.New(client, log), log, notify.Config{
 		Metrics: rec, Now: now, ConnectBurst: 8, ConnectRate: 0.001, MaxConnectionsPerOwner: 6})

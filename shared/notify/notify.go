@@ -28,15 +28,15 @@ const MaxConnectionAge = 2 * time.Hour
 
 // DefaultConcurrency bounds the pushes in flight for one publish. On
 // BenchmarkFanOut's curve (each post answered after 20 ms) it posts to
-// 10,000 connections in 1.1 s, where 192 took 1.46 s, too close to the
-// 1.5 s aimed at; beyond it the fan-out is bound by its CPU. That CPU (some
-// 120-170 µs a post, about 8,000 posts a second for a function with one
-// vCPU) also keeps one fan-out under API Gateway's account-wide throttle of
-// 10,000 requests a second (a token bucket with a burst of 5,000, shared by
-// every API of the account in the region). A post throttled by fan-outs
-// that run together is answered 429 LimitExceededException and retried with
-// backoff (apigw.NewClient).
-const DefaultConcurrency = 256
+// 10,000 connections in about 1.1 s, within 1.1× of ⌈N / 192⌉ × 20 ms
+// for 1,000 and 10,000 connections; 256 is faster (0.86 s) but further from
+// the rounds' ideal, and at some 11,600 posts a second one fan-out would
+// outrun API Gateway's account-wide throttle of 10,000 requests a second (a
+// token bucket with a burst of 5,000, shared by every API of the account in
+// the region); 192 stays under it (about 9,000 a second). A post throttled by
+// fan-outs that run together is answered 429 LimitExceededException and
+// retried with backoff (apigw.NewClient).
+const DefaultConcurrency = 192
 
 // Store keeps one record per live connection. Implementations: store/memory
 // and store/dynamo.

@@ -29,8 +29,7 @@ func TestTheCloudPusherWorksAgainstLocalMode(t *testing.T) {
 	h := start(t, twoOwners())
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	cfg := aws.Config{Region: "eu-west-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDLOCAL", "local-secret", "")}
-	pusher := apigw.New(apigw.NewClient(cfg, h.base+"/local", 3, nil), testLogger())
+	pusher := cloudPusher(t, h.base)
 
 	live := h.connect(t, "live", keyA)
 	liveID := h.connectionID(t, ownerA, "live")
@@ -87,10 +86,9 @@ func TestTheCloudPusherKeepsThePusherContract(t *testing.T) {
 	t.Parallel()
 	pushertest.Run(t, func(t *testing.T) pushertest.Target {
 		h := start(t, twoOwners())
-		cfg := aws.Config{Region: "eu-west-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDLOCAL", "local-secret", "")}
 		n := 0
 		return pushertest.Target{
-			Pusher: apigw.New(apigw.NewClient(cfg, h.base+"/local", 3, nil), testLogger()),
+			Pusher: cloudPusher(t, h.base),
 			Connect: func(t *testing.T) pushertest.Connection {
 				n++
 				client := fmt.Sprintf("contract-%d", n)
@@ -117,4 +115,16 @@ func TestTheCloudPusherKeepsThePusherContract(t *testing.T) {
 			},
 		}
 	})
+}
+
+// cloudPusher is the functions' Management API pusher, as shared/app builds
+// it, pointed at local mode's stage URL.
+func cloudPusher(t *testing.T, base string) *apigw.Pusher {
+	t.Helper()
+	cfg := aws.Config{Region: "eu-west-1", Credentials: credentials.NewStaticCredentialsProvider("AKIDLOCAL", "local-secret", "")}
+	client, err := apigw.NewClient(cfg, base+"/local", 3, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return apigw.New(client, testLogger())
 }

@@ -145,7 +145,10 @@ func TestAThrottledPushThroughTheManagementAPIClientIsCounted(t *testing.T) {
 	}))
 	defer api.Close()
 	cfg := aws.Config{Region: "eu-west-1", Credentials: credentials.NewStaticCredentialsProvider("AKID", "secret", "")}
-	client := apigw.NewClient(cfg, api.URL+"/local", 3, m, func(o *retry.StandardOptions) { o.MaxBackoff = time.Millisecond })
+	client, err := apigw.NewClient(cfg, api.URL+"/local", 3, m, func(o *retry.StandardOptions) { o.MaxBackoff = time.Millisecond })
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := apigw.New(client, slog.New(slog.DiscardHandler)).Post(context.Background(), "TWegAcC4EowCHnA=", []byte(`{}`)); err != nil {
 		t.Fatal(err)
 	}

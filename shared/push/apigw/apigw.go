@@ -1,6 +1,7 @@
 // Package apigw is the cloud Pusher: it sends messages to WebSocket clients
 // through the API Gateway Management API (POST and GET on
-// /{stage}/@connections/{id}) with the aws-sdk-go-v2 client.
+// /{stage}/@connections/{id}) with aws-sdk-go-v2: its client for GET, its
+// signer, retryer and error types for the fan-out's POSTs (see Client).
 //
 // The Management API answers a connection that no longer exists with 410
 // GoneException, an oversized message with 413 PayloadTooLargeException,
@@ -18,12 +19,10 @@ import (
 	"net/http"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
-	"github.com/aws/smithy-go/middleware"
 
 	"github.com/wsnotify/wsnotify/shared/notify"
 )
@@ -46,56 +45,28 @@ import (
 //
 // m, if not nil, is told of every push whose attempts were throttled or
 // retried (see Metrics).
-func NewClient(cfg aws.Config, endpoint string, maxAttempts int, m Metrics, retryOpts ...func(*retry.StandardOptions)) *apigatewaymanagementapi.Client {
-	return apigatewaymanagementapi.NewFromConfig(cfg, func(o *apigatewaymanagementapi.Options) {
+func NewClient(cfg aws.Config, endpoint string, maxAttempts int, m Metrics, retryOpts ...func(*retry.StandardOptions)) (*Client, error) {
+	if maxAttempts <= 0 {
+		maxAttempts = retry.DefaultMaxAttempts
+	}
+	retryer := newRetryer(maxAttempts, retryOpts...)
+	sdk := apigatewaymanagementapi.NewFromConfig(cfg, func(o *apigatewaymanagementapi.Options) {
 		o.BaseEndpoint = aws.String(endpoint)
-		o.Retryer = newRetryer(maxAttempts, retryOpts...)
+		o.Retryer = retryer
 		// Non-zero, the client would wrap Retryer with cfg's attempt count.
 		o.RetryMaxAttempts = 0
-		if m != nil {
-			o.APIOptions = append(o.APIOptions, countAttempts(m))
-		}
 	})
+	return newClient(cfg, endpoint, retryer, m, sdk)
 }
 
-// Metrics counts what the SDK's retries keep from the Pusher, which sees
-// only a push's final answer: implemented by shared/metrics/emf and
+// Metrics counts what the retries keep from the Pusher, which sees only a
+// push's final answer: implemented by shared/metrics/emf and
 // shared/metrics/prom.
 type Metrics interface {
 	// PushAttempts reports one push (PostToConnection) whose attempts the
 	// Management API answered 429 throttled times, and that was attempted
 	// again retried times. It is called only when either is above zero.
 	PushAttempts(throttled, retried int)
-}
-
-// countAttempts adds a step that reads each push's attempts once the retry
-// loop is over, from the results the SDK's retry middleware records: it
-// sits outside that loop, so it sees every attempt and costs one check per
-// push, not per attempt.
-func countAttempts(m Metrics) func(*middleware.Stack) error {
-	step := middleware.FinalizeMiddlewareFunc("wsnotify.PushAttempts", func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
-		out, md, err := next.HandleFinalize(ctx, in)
-		if awsmiddleware.GetOperationName(ctx) != "PostToConnection" {
-			return out, md, err // GetConnection: a connect's check, not a push
-		}
-		results, _ := retry.GetAttemptResults(md)
-		throttled, retried := 0, 0
-		for _, r := range results.Results {
-			if throttle(r.Err) {
-				throttled++
-			}
-			if r.Retried {
-				retried++
-			}
-		}
-		if throttled > 0 || retried > 0 {
-			m.PushAttempts(throttled, retried)
-		}
-		return out, md, err
-	})
-	return func(s *middleware.Stack) error {
-		return s.Finalize.Insert(step, "Retry", middleware.Before)
-	}
 }
 
 // throttle reports whether an attempt was refused with 429: API Gateway's

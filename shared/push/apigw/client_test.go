@@ -51,8 +51,9 @@ var (
 
 // request is what the server saw of one attempt.
 type request struct {
-	method, uri, auth string
-	body              []byte
+	method, uri, host, auth string
+	header                  http.Header
+	body                    []byte
 }
 
 // managementAPI answers like API Gateway's Management API: a connection id
@@ -76,7 +77,7 @@ func (m *managementAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	m.mu.Lock()
 	attempt := len(m.seen[id])
-	m.seen[id] = append(m.seen[id], request{method: r.Method, uri: r.RequestURI, auth: r.Header.Get("Authorization"), body: body})
+	m.seen[id] = append(m.seen[id], request{method: r.Method, uri: r.RequestURI, host: r.Host, auth: r.Header.Get("Authorization"), header: r.Header.Clone(), body: body})
 	script, known := m.scripts[id]
 	m.mu.Unlock()
 
@@ -145,10 +146,13 @@ func newCountingPusher(t *testing.T, scripts map[string][]reply, cfgFns ...func(
 		fn(&cfg)
 	}
 	counted := &attempts{}
-	client := apigw.NewClient(cfg, srv.URL+"/"+stage, maxAttempts, counted, func(o *retry.StandardOptions) {
+	client, err := apigw.NewClient(cfg, srv.URL+"/"+stage, maxAttempts, counted, func(o *retry.StandardOptions) {
 		// The real backoff path, capped so that retries take microseconds.
 		o.MaxBackoff = time.Millisecond
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	log, _ := testLogger()
 	return apigw.New(client, log), api, counted
 }
