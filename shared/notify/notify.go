@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -432,6 +433,16 @@ func (n *Notifier) Publish(ctx context.Context, ownerID, clientID, id string, ev
 		unlock := n.owners.lock(ownerID)
 		defer unlock()
 	}
+	// The size is checked before the event is numbered and kept: one that
+	// cannot be sent must not be replayed either. Its number is not known
+	// yet, so it counts at its longest.
+	var longestSeq int64
+	if owned {
+		longestSeq = math.MaxInt64
+	}
+	if size := len(event.Stamp(data, id, longestSeq)); size > n.cfg.MaxMessageBytes {
+		return Result{}, Errorf(CodeInvalid, "event is %d bytes, over the %d-byte message limit", size, n.cfg.MaxMessageBytes)
+	}
 	res := Result{ID: id}
 	if owned {
 		now := n.cfg.Now()
@@ -445,9 +456,6 @@ func (n *Notifier) Publish(ctx context.Context, ownerID, clientID, id string, ev
 		data, res.Seq, res.Duplicate = rec.Body, rec.Seq, dup
 	}
 	data = event.Stamp(data, id, res.Seq)
-	if len(data) > n.cfg.MaxMessageBytes {
-		return Result{}, Errorf(CodeInvalid, "event is %d bytes, over the %d-byte message limit", len(data), n.cfg.MaxMessageBytes)
-	}
 	conns, err := n.listConnections(ctx, ownerID)
 	if err != nil {
 		return Result{}, err // the store's error names the operation and the owner
@@ -477,36 +485,36 @@ func (n *Notifier) fanOutWorkers() int {
 // in res. seq is the event's number (0: none), for an ordered pusher.
 func (n *Notifier) fanOut(ctx context.Context, conns []store.Connection, data []byte, seq int64, res *Result) {
 	var delivered, gone, connecting, failed atomic.Int64
-	g, gctx := newWorkers(n.fanOutWorkers()), ctx
+	post := n.pusher.Post
+	if n.ordered != nil && seq != 0 {
+		post = func(ctx context.Context, connectionID string, data []byte) error {
+			return n.ordered.PostEvent(ctx, connectionID, data, seq)
+		}
+	}
+	g := newWorkers(n.fanOutWorkers())
 	for _, c := range conns {
-		g.Go(func() error {
-			var err error
-			if n.ordered != nil && seq != 0 {
-				err = n.ordered.PostEvent(gctx, c.ConnectionID, data, seq)
-			} else {
-				err = n.pusher.Post(gctx, c.ConnectionID, data)
-			}
+		g.Go(func() {
+			err := post(ctx, c.ConnectionID, data)
 			switch {
 			case err == nil:
 				delivered.Add(1)
 			case errors.Is(err, ErrGone) && n.young(c):
 				connecting.Add(1)
-				n.log.InfoContext(gctx, "push to connection still connecting", "owner", c.OwnerID, "clientId", c.ClientID, "connectionId", c.ConnectionID)
+				n.log.InfoContext(ctx, "push to connection still connecting", "owner", c.OwnerID, "clientId", c.ClientID, "connectionId", c.ConnectionID)
 			case errors.Is(err, ErrGone):
 				gone.Add(1)
-				if removed, err := n.store.RemoveClient(gctx, c.OwnerID, c.ClientID, c.ConnectionID); err != nil {
-					n.log.WarnContext(gctx, "remove gone connection", "owner", c.OwnerID, "clientId", c.ClientID, "connectionId", c.ConnectionID, "err", err)
+				if removed, err := n.store.RemoveClient(ctx, c.OwnerID, c.ClientID, c.ConnectionID); err != nil {
+					n.log.WarnContext(ctx, "remove gone connection", "owner", c.OwnerID, "clientId", c.ClientID, "connectionId", c.ConnectionID, "err", err)
 				} else if removed {
-					n.release(gctx, c.OwnerID)
+					n.release(ctx, c.OwnerID)
 				}
 			default:
 				failed.Add(1)
-				n.log.WarnContext(gctx, "push failed", "owner", c.OwnerID, "clientId", c.ClientID, "connectionId", c.ConnectionID, "err", err)
+				n.log.WarnContext(ctx, "push failed", "owner", c.OwnerID, "clientId", c.ClientID, "connectionId", c.ConnectionID, "err", err)
 			}
-			return nil // one connection's failure never stops the others
 		})
 	}
-	_ = g.Wait()
+	g.Wait() // one connection's failure never stops the others
 	res.Delivered, res.Gone = int(delivered.Load()), int(gone.Load())
 	res.Connecting, res.Failed = int(connecting.Load()), int(failed.Load())
 }

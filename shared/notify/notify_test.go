@@ -275,6 +275,10 @@ func TestPublishRefusesInvalidAndOversizedEvents(t *testing.T) {
 	if f.push.Total() != 0 || len(m.published) != 0 {
 		t.Fatalf("a refused event was sent (%d) or counted as published (%d)", f.push.Total(), len(m.published))
 	}
+	// Nor kept for a resume to replay.
+	if held, w, err := f.store.EventsSince(context.Background(), "owner-a", 0, 10, 100, f.clock.Now()); err != nil || len(held) != 0 || w.Head != 0 {
+		t.Fatalf("the owner's history holds %d events (head %d, %v) after refusals", len(held), w.Head, err)
+	}
 }
 
 // blockingPusher holds every post until released and tracks how many are in flight.

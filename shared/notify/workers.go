@@ -14,28 +14,28 @@ import "sync"
 // queues (the hub), handing each push to another goroutine costs more than
 // the push.
 type workers struct {
-	work    chan func() error
+	work    chan func()
 	limit   int
 	started int
 	wg      sync.WaitGroup
 }
 
 func newWorkers(limit int) *workers {
-	return &workers{work: make(chan func() error), limit: limit}
+	return &workers{work: make(chan func()), limit: limit}
 }
 
 // Go runs f on a worker, starting one if fewer than limit run. It must not
 // be called after Wait.
-func (w *workers) Go(f func() error) {
+func (w *workers) Go(f func()) {
 	if w.limit == 0 {
-		_ = f()
+		f()
 		return
 	}
 	if w.started < w.limit {
 		w.started++
 		w.wg.Go(func() {
 			for f := range w.work {
-				_ = f() // a push reports its outcome itself
+				f() // a push reports its outcome itself
 			}
 		})
 	}
@@ -43,8 +43,7 @@ func (w *workers) Go(f func() error) {
 }
 
 // Wait waits for every push to return and stops the workers.
-func (w *workers) Wait() error {
+func (w *workers) Wait() {
 	close(w.work)
 	w.wg.Wait()
-	return nil
 }
