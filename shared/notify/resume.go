@@ -64,10 +64,10 @@ type ResumeResult struct {
 	Replayed int
 	// Head is the seq the client caught up to, as its resumed message says.
 	Head int64
-	// Gap is set when the client asked for events older than those held:
-	// it was told so (RESUME_GAP) and the replay started at OldestSeq.
-	Gap       bool
-	OldestSeq int64
+	// Gap is set when the client asked for events older than those held, or
+	// beyond a history that was reset: it was told so (RESUME_GAP), and the
+	// replay started at the oldest held.
+	Gap bool
 }
 
 // replayPage is how many events a resume reads at once.
@@ -107,8 +107,11 @@ func (n *Notifier) Resume(ctx context.Context, req ResumeRequest) (ResumeResult,
 		unlock := n.owners.lock(c.OwnerID)
 		defer unlock()
 	}
+	// Under the owner's lock (the only case where it is not 0) no live
+	// event can reach the connection while the replay runs.
+	first := n.firstLive(req.ConnectionID)
 	send := func(e store.Event) error {
-		if first := n.firstLive(req.ConnectionID); first != 0 && e.Seq >= first {
+		if first != 0 && e.Seq >= first {
 			return nil // this connection got it live
 		}
 		if err := n.pusher.Post(ctx, req.ConnectionID, event.Stamp(e.Body, e.ID, e.Seq)); err != nil {
@@ -141,21 +144,18 @@ func (n *Notifier) Resume(ctx context.Context, req ResumeRequest) (ResumeResult,
 		if err != nil {
 			return res, fmt.Errorf("read the history of %s: %w", c.OwnerID, err)
 		}
-		if round == 0 && !req.Current && after > w.Head {
-			// The client counts past this history's head: the history was
-			// reset (local mode restarted on its embedded store). Its
-			// numbering starts again; say so, and replay what is held.
-			res.Gap, res.OldestSeq = true, w.Oldest
+		// A gap: the client asks for events older than the oldest held, or
+		// counts past this history's head because the history was reset
+		// (local mode restarted on its embedded store) and its numbering
+		// started again. Either way, say so and replay what is held.
+		if round == 0 && !req.Current && (after > w.Head || after+1 < w.Oldest) {
+			res.Gap = true
 			if err := n.sendGap(ctx, req.ConnectionID, req.Since, w.Oldest); err != nil {
 				return res, err
 			}
-			after = w.Oldest - 1
-			continue
-		}
-		if round == 0 && !req.Current && after+1 < w.Oldest && after < w.Head {
-			res.Gap, res.OldestSeq = true, w.Oldest
-			if err := n.sendGap(ctx, req.ConnectionID, req.Since, w.Oldest); err != nil {
-				return res, err
+			if after > w.Head {
+				after = w.Oldest - 1
+				continue
 			}
 		}
 		for _, e := range events {
