@@ -218,7 +218,7 @@ func (s *Store) PutConnection(ctx context.Context, c store.Connection, now time.
 			Item:                item,
 			ConditionExpression: aws.String("attribute_not_exists(pk) OR expiresAt <= :now"),
 			ExpressionAttributeValues: map[string]types.AttributeValue{
-				":now": epoch(now.Unix()),
+				":now": number(now.Unix()),
 			},
 			// DynamoDB then returns the record in the way in the error,
 			// sparing a read; dynalite ignores it (see holder).
@@ -528,10 +528,6 @@ func sortKeys(ks []auth.Key) {
 
 func str(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }
 
-func epoch(sec int64) types.AttributeValue {
-	return &types.AttributeValueMemberN{Value: strconv.FormatInt(sec, 10)}
-}
-
 func connectionKey(ownerID, clientID string) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{attrPK: str(ownerPrefix + ownerID), attrSK: str(clientPrefix + clientID)}
 }
@@ -545,14 +541,10 @@ func keyKey(hash string) map[string]types.AttributeValue {
 // page holds some 9,000 connections. expiresAt is rounded up to the second: a record may outlive
 // c.ExpiresAt by under a second, never fall short of it.
 func connectionItem(c store.Connection) map[string]types.AttributeValue {
-	exp := c.ExpiresAt.Unix()
-	if c.ExpiresAt.Nanosecond() > 0 {
-		exp++
-	}
 	it := connectionKey(c.OwnerID, c.ClientID)
 	it[attrConnectionID] = str(c.ConnectionID)
 	it[attrConnectedAt] = str(c.ConnectedAt.UTC().Format(time.RFC3339Nano))
-	it[attrExpiresAt] = epoch(exp)
+	it[attrExpiresAt] = number(expiry(c.ExpiresAt))
 	return it
 }
 

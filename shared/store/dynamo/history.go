@@ -146,7 +146,7 @@ claiming:
 			// events).
 			ConditionExpression:       aws.String("attribute_not_exists(pk) OR #exp <= :now"),
 			ExpressionAttributeNames:  map[string]string{"#exp": attrExpiresAt},
-			ExpressionAttributeValues: map[string]types.AttributeValue{":now": epoch(now.Unix())},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":now": number(now.Unix())},
 			// DynamoDB returns the marker in the way in the refusal, sparing
 			// a read; dynalite ignores it.
 			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
@@ -213,7 +213,7 @@ func (s *Store) takeOver(ctx context.Context, owner, id, theirs, ours string, no
 		ConditionExpression:      aws.String("#claim = :theirs AND attribute_not_exists(#seq)"),
 		ExpressionAttributeNames: map[string]string{"#claim": attrClaim, "#claimedAt": attrClaimedAt, "#seq": attrSeq},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":ours": str(ours), ":theirs": str(theirs), ":now": epoch(now.Unix()),
+			":ours": str(ours), ":theirs": str(theirs), ":now": number(now.Unix()),
 		},
 	})
 	var failed *types.ConditionalCheckFailedException
@@ -335,7 +335,7 @@ func (s *Store) writeEvent(ctx context.Context, e store.Event) error {
 	set := "SET #seq = :seq, #id = :id, #type = :type, #exp = :exp"
 	names := map[string]string{"#seq": attrSeq, "#id": attrID, "#type": attrType, "#exp": attrExpiresAt, "#body": attrBody}
 	values := map[string]types.AttributeValue{
-		":seq": number(e.Seq), ":id": str(e.ID), ":type": str(e.Type), ":exp": epoch(expiry(e.ExpiresAt)),
+		":seq": number(e.Seq), ":id": str(e.ID), ":type": str(e.Type), ":exp": number(expiry(e.ExpiresAt)),
 	}
 	if e.Type == string(event.TypeJobProgress) && len(e.Body) > 0 {
 		set += ", #body = :body"
@@ -385,8 +385,14 @@ func (s *Store) EventsSince(ctx context.Context, owner string, since int64, limi
 			return nil, store.Window{}, fmt.Errorf("events of %s since %d: %w", owner, since, err)
 		}
 	}
+	// The oldest held is below from, or else the first event read; with
+	// nothing read (limit 0), it is looked for up to the head.
+	upper := from - 1
+	if limit <= 0 {
+		upper = head
+	}
 	w := store.Window{Head: head, Oldest: head + 1}
-	oldest, found, err := s.oldestHeld(ctx, owner, floor, min(from-1, head), now)
+	oldest, found, err := s.oldestHeld(ctx, owner, floor, min(upper, head), now)
 	switch {
 	case err != nil:
 		return nil, store.Window{}, fmt.Errorf("events of %s since %d: %w", owner, since, err)
@@ -394,14 +400,6 @@ func (s *Store) EventsSince(ctx context.Context, owner string, since int64, limi
 		w.Oldest = oldest
 	case len(events) > 0:
 		w.Oldest = events[0].Seq
-	case limit <= 0:
-		// Nothing was read above from: look there too.
-		if oldest, found, err = s.oldestHeld(ctx, owner, from, head, now); err != nil {
-			return nil, store.Window{}, fmt.Errorf("events of %s since %d: %w", owner, since, err)
-		}
-		if found {
-			w.Oldest = oldest
-		}
 	}
 	return events, w, nil
 }
@@ -612,8 +610,8 @@ func parseSeqSK(sk string) (int64, error) {
 	return seq, nil
 }
 
-// expiry is t in epoch seconds, rounded up, as connectionItem does: an item
-// may outlive its event's ExpiresAt by under a second, never fall short.
+// expiry is t in epoch seconds, rounded up, for expiresAt: an item
+// may outlive its ExpiresAt by under a second, never fall short of it.
 func expiry(t time.Time) int64 {
 	sec := t.Unix()
 	if t.Nanosecond() > 0 {
@@ -636,14 +634,14 @@ func eventAttrs(it map[string]types.AttributeValue, e store.Event) {
 		// must be valid UTF-8.
 		it[attrBody] = &types.AttributeValueMemberB{Value: e.Body}
 	}
-	it[attrExpiresAt] = epoch(expiry(e.ExpiresAt))
+	it[attrExpiresAt] = number(expiry(e.ExpiresAt))
 }
 
 func markerItem(e store.Event, claim string, now time.Time) map[string]types.AttributeValue {
 	it := markerKey(e.OwnerID, e.ID)
 	eventAttrs(it, e)
 	it[attrClaim] = str(claim)
-	it[attrClaimedAt] = epoch(now.Unix())
+	it[attrClaimedAt] = number(now.Unix())
 	return it
 }
 

@@ -444,8 +444,6 @@ func testKeys(t *testing.T, newStore func(*testing.T) Store) {
 	})
 }
 
-// testNotifier runs the core over the store: the take-over of stale records
-// and the 410 cleanup are store conditions as much as notifier rules.
 // notifierOver returns a new store with a key of acct_1, and a notifier over
 // it with cfg, the suite's connection TTL and a clock stopped an hour past
 // epoch.
@@ -483,6 +481,8 @@ func simultaneously(n int, f func(i int) error) []error {
 	return errs
 }
 
+// testNotifier runs the core over the store: the take-over of stale records
+// and the 410 cleanup are store conditions as much as notifier rules.
 func testNotifier(t *testing.T, newStore func(*testing.T) Store) {
 	setup := func(t *testing.T) (Store, *notifytest.Recorder, *notify.Notifier, string, time.Time) {
 		s, rec, n, key := notifierOver(t, newStore, notify.Config{})
