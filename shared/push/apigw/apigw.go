@@ -17,10 +17,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
 	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
 
@@ -49,14 +53,31 @@ func NewClient(cfg aws.Config, endpoint string, maxAttempts int, m Metrics, retr
 	if maxAttempts <= 0 {
 		maxAttempts = retry.DefaultMaxAttempts
 	}
+	u, err := url.Parse(endpoint)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return nil, fmt.Errorf("management endpoint %q: want an http(s) URL with a host", endpoint)
+	}
 	retryer := newRetryer(maxAttempts, retryOpts...)
-	sdk := apigatewaymanagementapi.NewFromConfig(cfg, func(o *apigatewaymanagementapi.Options) {
-		o.BaseEndpoint = aws.String(endpoint)
-		o.Retryer = retryer
-		// Non-zero, the client would wrap Retryer with cfg's attempt count.
-		o.RetryMaxAttempts = 0
-	})
-	return newClient(cfg, endpoint, retryer, m, sdk)
+	httpClient := cfg.HTTPClient
+	if httpClient == nil {
+		httpClient = awshttp.NewBuildableClient()
+	}
+	return &Client{
+		sdk: apigatewaymanagementapi.NewFromConfig(cfg, func(o *apigatewaymanagementapi.Options) {
+			o.BaseEndpoint = aws.String(endpoint)
+			o.Retryer = retryer
+			// Non-zero, the client would wrap Retryer with cfg's attempt count.
+			o.RetryMaxAttempts = 0
+		}),
+		http:    httpClient,
+		creds:   cfg.Credentials,
+		signer:  v4.NewSigner(),
+		region:  cfg.Region,
+		path:    strings.TrimSuffix(u.Path, "/"),
+		base:    url.URL{Scheme: u.Scheme, Host: u.Host},
+		retryer: retryer,
+		metrics: m,
+	}, nil
 }
 
 // Metrics counts what the retries keep from the Pusher, which sees only a

@@ -69,6 +69,11 @@ func (c *Client) PostToConnection(ctx context.Context, in *apigatewaymanagementa
 	}
 	sum := sha256.Sum256(in.Data)
 	payloadHash := hex.EncodeToString(sum[:])
+	// The path as the SDK's encoder makes it: the id as is in Path, and
+	// escaped in RawPath, which the signature covers.
+	target := c.base
+	target.Path = c.path + "/@connections/" + *in.ConnectionId
+	target.RawPath = c.path + "/@connections/" + httpbinding.EscapePath(*in.ConnectionId, true)
 	throttled, retried := 0, 0
 	defer func() {
 		if c.metrics != nil && (throttled > 0 || retried > 0) {
@@ -76,7 +81,7 @@ func (c *Client) PostToConnection(ctx context.Context, in *apigatewaymanagementa
 		}
 	}()
 	for attempt := 1; ; attempt++ {
-		err := c.post(ctx, *in.ConnectionId, in.Data, payloadHash)
+		err := c.post(ctx, target, in.Data, payloadHash)
 		if err == nil {
 			return &apigatewaymanagementapi.PostToConnectionOutput{}, nil
 		}
@@ -104,26 +109,13 @@ func (c *Client) PostToConnection(ctx context.Context, in *apigatewaymanagementa
 	}
 }
 
-// post makes one attempt.
-func (c *Client) post(ctx context.Context, connectionID string, data []byte, payloadHash string) error {
+// post makes one attempt, to target (a copy: signing sets on the request).
+func (c *Client) post(ctx context.Context, target url.URL, data []byte, payloadHash string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "", bytes.NewReader(data))
 	if err != nil {
 		return &smithy.SerializationError{Err: err}
 	}
-	u := c.base
-	req.URL, req.Host = &u, u.Host
-	// The SDK's own encoder: the id escaped in the raw path exactly as the
-	// SDK client escapes it, which is what the signature covers.
-	enc, err := httpbinding.NewEncoder(c.path+"/@connections/{ConnectionId}", "", req.Header)
-	if err == nil {
-		err = enc.SetURI("ConnectionId").String(connectionID)
-	}
-	if err == nil {
-		req, err = enc.Encode(req)
-	}
-	if err != nil {
-		return &smithy.SerializationError{Err: err}
-	}
+	req.URL, req.Host = &target, target.Host
 	req.Header.Set("Content-Type", "application/octet-stream")
 	if c.creds != nil {
 		creds, err := c.creds.Retrieve(ctx)
@@ -195,30 +187,6 @@ func decodeError(resp *http.Response) error {
 // operationError wraps err as the SDK wraps an operation's error.
 func operationError(err error) error {
 	return &smithy.OperationError{ServiceID: apigatewaymanagementapi.ServiceID, OperationName: "PostToConnection", Err: err}
-}
-
-// newClient builds Client over cfg; see NewClient.
-func newClient(cfg aws.Config, endpoint string, retryer aws.Retryer, m Metrics, sdk *apigatewaymanagementapi.Client) (*Client, error) {
-	u, err := url.Parse(endpoint)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return nil, fmt.Errorf("management endpoint %q: want an http(s) URL with a host", endpoint)
-	}
-	httpClient := cfg.HTTPClient
-	if httpClient == nil {
-		httpClient = awshttp.NewBuildableClient()
-	}
-	path := strings.TrimSuffix(u.Path, "/")
-	return &Client{
-		sdk:     sdk,
-		http:    httpClient,
-		creds:   cfg.Credentials,
-		signer:  v4.NewSigner(),
-		region:  cfg.Region,
-		path:    path,
-		base:    url.URL{Scheme: u.Scheme, Host: u.Host},
-		retryer: retryer,
-		metrics: m,
-	}, nil
 }
 
 var _ connectionsAPI = (*Client)(nil)
