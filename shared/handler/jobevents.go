@@ -81,6 +81,7 @@ func (h *JobEvents) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSE
 		envs[i].env, envs[i].err = event.ParseEnvelope([]byte(rec.Body))
 	}
 	superseded := supersededProgress(envs)
+	late := false // the deadline is near: the rest is left to a retry
 	if len(superseded) > 0 {
 		h.log.InfoContext(ctx, "superseded job progress not published", "records", len(superseded), "batch", len(ev.Records))
 	}
@@ -91,13 +92,12 @@ func (h *JobEvents) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSE
 			continue
 		}
 		if work.Err() != nil {
-			h.log.WarnContext(ctx, "deadline near: leaving the rest of the batch to a retry", "records", len(ev.Records)-i)
-			for j, rest := range ev.Records[i:] {
-				if !superseded[i+j] {
-					fail(rest.MessageId)
-				}
+			if !late {
+				late = true
+				h.log.WarnContext(ctx, "deadline near: leaving the rest of the batch to a retry", "records", len(ev.Records)-i)
 			}
-			break
+			fail(rec.MessageId)
+			continue
 		}
 		group := rec.Attributes["MessageGroupId"]
 		if group != "" && blocked[group] {
@@ -176,10 +176,20 @@ func (h *JobEvents) publish(ctx context.Context, rec events.SQSMessage, parsed p
 	if err != nil {
 		return fmt.Errorf("owner %s: %w", env.OwnerID, err)
 	}
-	if res.Failed > 0 {
-		return fmt.Errorf("owner %s: %d of %d pushes failed", env.OwnerID, res.Failed, res.Failed+res.Delivered)
+	if err := pushesFailed(res); err != nil {
+		return fmt.Errorf("owner %s: %w", env.OwnerID, err)
 	}
 	return nil
+}
+
+// pushesFailed is the error of a publish some of whose pushes failed (not
+// gone): the record is retried, and the connections that got it keep the
+// first copy by its id.
+func pushesFailed(res notify.Result) error {
+	if res.Failed == 0 {
+		return nil
+	}
+	return fmt.Errorf("%d of %d pushes failed", res.Failed, res.Failed+res.Delivered)
 }
 
 // RecordEventID is the id of the event a job queue record carries: derived
@@ -194,13 +204,17 @@ func RecordEventID(rec events.SQSMessage) string {
 }
 
 // derivedID is an event id derived from what identifies its trigger.
-func derivedID(parts ...string) string {
+func derivedID(parts ...string) string { return hashID("evt_", parts...) }
+
+// hashID is prefix and 24 hex digits of the SHA-256 of parts, each ended
+// by a zero byte so that no two lists of parts run together the same.
+func hashID(prefix string, parts ...string) string {
 	h := sha256.New()
 	for _, p := range parts {
 		h.Write([]byte(p))
 		h.Write([]byte{0})
 	}
-	return "evt_" + hex.EncodeToString(h.Sum(nil))[:24]
+	return prefix + hex.EncodeToString(h.Sum(nil))[:24]
 }
 
 // deadLetter hands a record that can never succeed to the dead-letter queue

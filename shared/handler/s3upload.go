@@ -2,8 +2,6 @@ package handler
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -171,8 +169,8 @@ func (h *S3Upload) Handle(ctx context.Context, ev S3Event) (S3Result, error) {
 		// One S3 object version, delivered twice, is one event: its id
 		// derives from the same values as its fileId.
 		pub, err := h.n.Publish(ctx, up.OwnerID, "", derivedID("s3", fu.FileID), fu)
-		if err == nil && pub.Failed > 0 {
-			err = fmt.Errorf("%d of %d pushes failed", pub.Failed, pub.Failed+pub.Delivered)
+		if err == nil {
+			err = pushesFailed(pub)
 		}
 		switch {
 		case notify.ErrorCode(err) == notify.CodeInvalid:
@@ -216,11 +214,6 @@ func ParseUploadKey(rawKey, prefix string) (Upload, error) {
 // duplicate delivery of an upload carries the same values and so gets the same
 // id, while a new upload of the same key gets a new sequencer and a new id.
 func FileID(rec S3Record) string {
-	h := sha256.New()
 	o := rec.S3.Object
-	for _, part := range []string{rec.S3.Bucket.Name, o.Key, o.VersionID, o.ETag, o.Sequencer} {
-		h.Write([]byte(part))
-		h.Write([]byte{0})
-	}
-	return "file_" + hex.EncodeToString(h.Sum(nil))[:24]
+	return hashID("file_", rec.S3.Bucket.Name, o.Key, o.VersionID, o.ETag, o.Sequencer)
 }
