@@ -7,7 +7,6 @@ package deadletter
 import (
 	"context"
 	"fmt"
-	"unicode/utf8"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -15,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/wsnotify/wsnotify/shared/handler"
+	"github.com/wsnotify/wsnotify/shared/text"
 )
 
 // Message attributes a dead letter carries beside the original body.
@@ -50,13 +50,7 @@ func New(client *sqs.Client, url string) *Queue { return &Queue{client: client, 
 // has a message group) it keeps the record's group, and deduplicates on its
 // message id, so that a retried batch sends the record once.
 func (q *Queue) SendDeadLetter(ctx context.Context, rec events.SQSMessage, reason string) error {
-	if len(reason) > maxReasonBytes {
-		cut := maxReasonBytes
-		for cut > 0 && !utf8.RuneStart(reason[cut]) {
-			cut-- // SQS takes valid Unicode only
-		}
-		reason = reason[:cut]
-	}
+	reason = text.Prefix(reason, maxReasonBytes) // SQS takes valid Unicode only
 	in := &sqs.SendMessageInput{
 		QueueUrl:    aws.String(q.url),
 		MessageBody: aws.String(rec.Body),

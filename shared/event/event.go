@@ -14,6 +14,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/wsnotify/wsnotify/shared/text"
 )
 
 // Type names an event kind, as the "type" field carries it.
@@ -330,10 +332,7 @@ func walkKeys(dec *json.Decoder, depth int) error {
 				return errMalformed
 			}
 			if keys[key] {
-				if len(key) > 64 {
-					key = key[:64] + "…"
-				}
-				return invalid("duplicate key %q", key)
+				return invalid("duplicate key %q", text.Clip(key, 64))
 			}
 			keys[key] = true
 			if err := walkKeys(dec, depth+1); err != nil {

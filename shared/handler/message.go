@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/wsnotify/wsnotify/shared/notify"
+	"github.com/wsnotify/wsnotify/shared/text"
 )
 
 // Resumer replays what a connection missed: the Notifier.
@@ -130,9 +131,4 @@ func ParseAction(body string, binary bool) (string, error) {
 }
 
 // clipName bounds a client-chosen name echoed in an error message.
-func clipName(s string) string {
-	if len(s) > maxActionLength {
-		return s[:maxActionLength] + "…"
-	}
-	return s
-}
+func clipName(s string) string { return text.Clip(s, maxActionLength) }

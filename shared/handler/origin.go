@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/wsnotify/wsnotify/shared/text"
 )
 
 // Origins is the allow-list of browser origins that $connect accepts; the
@@ -122,9 +124,5 @@ func originForLog(origin string) string {
 	if u, err := url.Parse(origin); err == nil && u.Host != "" {
 		origin = u.Scheme + "://" + u.Host
 	}
-	const max = 256
-	if len(origin) > max {
-		origin = origin[:max] + "…"
-	}
-	return origin
+	return text.Clip(origin, 256)
 }
