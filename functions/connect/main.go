@@ -2,15 +2,12 @@
 package main
 
 import (
-	"log/slog"
-
 	"github.com/wsnotify/wsnotify/shared/app"
 	"github.com/wsnotify/wsnotify/shared/handler"
-	"github.com/wsnotify/wsnotify/shared/notify"
 )
 
 func main() {
-	app.Start(app.ConnectFunction, func(n *notify.Notifier, cfg app.Config, log *slog.Logger) any {
-		return handler.NewConnect(n, log, cfg.AllowedOrigins).Handle
+	app.Start(app.ConnectFunction, func(d app.Deps) any {
+		return handler.NewConnect(d.Notifier, d.Log, d.Config.AllowedOrigins).Handle
 	})
 }

@@ -2,15 +2,12 @@
 package main
 
 import (
-	"log/slog"
-
 	"github.com/wsnotify/wsnotify/shared/app"
 	"github.com/wsnotify/wsnotify/shared/handler"
-	"github.com/wsnotify/wsnotify/shared/notify"
 )
 
 func main() {
-	app.Start(app.DefaultFunction, func(n *notify.Notifier, cfg app.Config, log *slog.Logger) any {
-		return handler.NewDefault(log, n).Handle
+	app.Start(app.DefaultFunction, func(d app.Deps) any {
+		return handler.NewDefault(d.Log, d.Notifier).Handle
 	})
 }

@@ -2,16 +2,12 @@
 package main
 
 import (
-	"context"
-	"log/slog"
-
 	"github.com/wsnotify/wsnotify/shared/app"
 	"github.com/wsnotify/wsnotify/shared/handler"
-	"github.com/wsnotify/wsnotify/shared/notify"
 )
 
 func main() {
-	app.Start(app.JobEventsFunction, func(n *notify.Notifier, cfg app.Config, log *slog.Logger) any {
-		return handler.NewJobEvents(n, log, app.JobDeadLetters(context.Background(), cfg, log)).Handle
+	app.Start(app.JobEventsFunction, func(d app.Deps) any {
+		return handler.NewJobEvents(d.Notifier, d.Log, d.DeadLetters).Handle
 	})
 }

@@ -2,15 +2,12 @@
 package main
 
 import (
-	"log/slog"
-
 	"github.com/wsnotify/wsnotify/shared/app"
 	"github.com/wsnotify/wsnotify/shared/handler"
-	"github.com/wsnotify/wsnotify/shared/notify"
 )
 
 func main() {
-	app.Start(app.S3UploadFunction, func(n *notify.Notifier, cfg app.Config, log *slog.Logger) any {
-		return handler.NewS3Upload(n, log, cfg.UploadPrefix).Handle
+	app.Start(app.S3UploadFunction, func(d app.Deps) any {
+		return handler.NewS3Upload(d.Notifier, d.Log, d.Config.UploadPrefix).Handle
 	})
 }

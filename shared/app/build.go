@@ -42,13 +42,20 @@ type Metrics interface {
 // reporting to m (nil: nowhere). Mains call it once, at cold start, so SDK
 // clients and their connection pools live across invocations.
 func Build(ctx context.Context, cfg Config, log *slog.Logger, m Metrics) (*notify.Notifier, error) {
+	n, _, err := build(ctx, cfg, log, m)
+	return n, err
+}
+
+// build is Build, also returning the AWS configuration it loaded, for the
+// function's other clients.
+func build(ctx context.Context, cfg Config, log *slog.Logger, m Metrics) (*notify.Notifier, aws.Config, error) {
 	concurrency := cfg.FanoutConcurrency
 	if concurrency <= 0 {
 		concurrency = notify.DefaultConcurrency
 	}
 	awsCfg, err := loadAWSConfig(ctx, pooledHTTPClient(concurrency))
 	if err != nil {
-		return nil, err
+		return nil, aws.Config{}, err
 	}
 	db := dynamodb.NewFromConfig(awsCfg, func(o *dynamodb.Options) {
 		if cfg.DynamoDBEndpoint != "" {
@@ -56,14 +63,11 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger, m Metrics) (*notif
 		}
 	})
 	store := dynamo.New(db, cfg.TableName)
-	ncfg := notify.Config{Concurrency: concurrency, HistoryTTL: cfg.HistoryTTL, HistoryMaxEvents: cfg.HistoryMaxEvents}
-	var pushMetrics apigw.Metrics
-	if m != nil { // a nil Metrics in an interface would be called
-		ncfg.Metrics, pushMetrics = m, m
-	}
-	pusher, err := newPusher(awsCfg, cfg.ManagementEndpoint, log, pushMetrics)
+	// A nil m stays nil in both interfaces, which take nil as "nowhere".
+	ncfg := notify.Config{Concurrency: concurrency, HistoryTTL: cfg.HistoryTTL, HistoryMaxEvents: cfg.HistoryMaxEvents, Metrics: m}
+	pusher, err := newPusher(awsCfg, cfg.ManagementEndpoint, log, m)
 	if err != nil {
-		return nil, err
+		return nil, aws.Config{}, err
 	}
 	authn := auth.NewAuthenticator(store)
 	if cfg.TokenSecretID != "" {
@@ -72,7 +76,7 @@ func Build(ctx context.Context, cfg Config, log *slog.Logger, m Metrics) (*notif
 		secrets := awssecrets.New(secretsmanager.NewFromConfig(awsCfg), cfg.TokenSecretID)
 		authn.WithTokens(auth.NewTokenVerifier(secrets, auth.TokenConfig{MaxTTL: cfg.TokenMaxTTL}))
 	}
-	return notify.New(authn, store, pusher, log, ncfg), nil
+	return notify.New(authn, store, pusher, log, ncfg), awsCfg, nil
 }
 
 // newPusher is the Management API pusher over awsCfg's HTTP client,
@@ -94,19 +98,14 @@ func loadAWSConfig(ctx context.Context, httpClient *awshttp.BuildableClient) (aw
 	return awsCfg, nil
 }
 
-// JobDeadLetters returns the job dead-letter queue cfg names, or nil when it
-// names none. It is called at cold start; a configuration that cannot be
-// loaded ends the process, as in Start.
-func JobDeadLetters(ctx context.Context, cfg Config, log *slog.Logger) handler.DeadLetters {
-	if cfg.JobDeadLetterQueueURL == "" {
-		return nil
-	}
-	awsCfg, err := loadAWSConfig(ctx, HTTPClient())
-	if err != nil {
-		log.Error("init", "err", err)
-		os.Exit(1)
-	}
-	return deadletter.New(sqs.NewFromConfig(awsCfg), cfg.JobDeadLetterQueueURL)
+// Deps is what a function's handler is made of, built once at cold start.
+type Deps struct {
+	Notifier *notify.Notifier
+	Config   Config
+	Log      *slog.Logger
+	// DeadLetters is the job dead-letter queue the configuration names, or
+	// nil when it names none.
+	DeadLetters handler.DeadLetters
 }
 
 // Start is the main of function f: it reads f's configuration, builds the
@@ -114,7 +113,7 @@ func JobDeadLetters(ctx context.Context, cfg Config, log *slog.Logger) handler.D
 // Each invocation's figures go to stdout as CloudWatch metrics when it ends.
 // A bad configuration ends the process during init, which Lambda reports as
 // an init error carrying the message that names the variable.
-func Start(f Function, handlerFor func(n *notify.Notifier, cfg Config, log *slog.Logger) any) {
+func Start(f Function, handlerFor func(Deps) any) {
 	cfg := mustConfig(f)
 	log := Logger(cfg.LogLevel)
 	tuneGC(cfg.MemorySize)
@@ -123,12 +122,16 @@ func Start(f Function, handlerFor func(n *notify.Notifier, cfg Config, log *slog
 		log.Error("init", "err", err)
 		os.Exit(1)
 	}
-	n, err := Build(context.Background(), cfg, log, rec)
+	n, awsCfg, err := build(context.Background(), cfg, log, rec)
 	if err != nil {
 		log.Error("init", "err", err)
 		os.Exit(1)
 	}
-	lambda.Start(FlushAfter(lambda.NewHandler(handlerFor(n, cfg, log)), rec, log))
+	d := Deps{Notifier: n, Config: cfg, Log: log}
+	if cfg.JobDeadLetterQueueURL != "" {
+		d.DeadLetters = deadletter.New(sqs.NewFromConfig(awsCfg), cfg.JobDeadLetterQueueURL)
+	}
+	lambda.Start(FlushAfter(lambda.NewHandler(handlerFor(d)), rec, log))
 }
 
 // functionName is the function's name in Lambda, the metrics' FunctionName
