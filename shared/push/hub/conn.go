@@ -48,13 +48,16 @@ type Conn struct {
 	// when the queue is empty, or finishes the connection once it closes.
 	// An idle connection has none (see kick).
 	writing bool
-	code    websocket.StatusCode // why it closed
-	reason  string
-	drain   bool // write what is queued before the close frame
-	ws      *websocket.Conn
-	idle    *time.Timer
-	maxAge  *time.Timer
-	cutoff  *time.Timer // drops a slow consumer's socket after slowConsumerGrace
+	// writerIdle, if set (by tests), is called each time a writer ends
+	// with nothing left to write.
+	writerIdle func()
+	code       websocket.StatusCode // why it closed
+	reason     string
+	drain      bool // write what is queued before the close frame
+	ws         *websocket.Conn
+	idle       *time.Timer
+	maxAge     *time.Timer
+	cutoff     *time.Timer // drops a slow consumer's socket after slowConsumerGrace
 }
 
 func newConn(id string, peer Peer, now time.Time, cfg Config, log *slog.Logger, counts *counts) *Conn {
@@ -280,7 +283,11 @@ func (c *Conn) writeQueued() {
 		data, ok := c.queue.Pop()
 		if !ok {
 			c.writing = false
+			idle := c.writerIdle
 			c.mu.Unlock()
+			if idle != nil {
+				idle()
+			}
 			return
 		}
 		c.mu.Unlock()

@@ -215,31 +215,36 @@ func (h *Hub) get(id string) *Conn {
 // connecting or closing connection gives an error wrapping notify.ErrGone;
 // data over notify.MaxMessageBytes gives notify.ErrPayloadTooLarge.
 func (h *Hub) Post(ctx context.Context, connectionID string, data []byte) error {
+	_, err := h.post(ctx, connectionID, data)
+	return err
+}
+
+// post is Post, returning the connection it queued data for.
+func (h *Hub) post(ctx context.Context, connectionID string, data []byte) (*Conn, error) {
 	if len(data) > notify.MaxMessageBytes {
 		// Logged as the cloud pusher logs it: whoever posted gets a 413,
 		// but the operator should see that something produces messages API
 		// Gateway would never deliver.
-		h.log.WarnContext(ctx, "message over the size limit not sent", "connectionId", connectionID,
+		h.log.ErrorContext(ctx, "message over the size limit not sent", "connectionId", connectionID,
 			"bytes", len(data), "limit", notify.MaxMessageBytes)
-		return fmt.Errorf("post %d bytes to %s: %w", len(data), connectionID, notify.ErrPayloadTooLarge)
+		return nil, fmt.Errorf("post %d bytes to %s: %w", len(data), connectionID, notify.ErrPayloadTooLarge)
 	}
 	c := h.get(connectionID)
 	if c == nil {
-		return fmt.Errorf("post to %s: %w", connectionID, notify.ErrGone)
+		return nil, fmt.Errorf("post to %s: %w", connectionID, notify.ErrGone)
 	}
-	return c.enqueue(data)
+	return c, c.enqueue(data)
 }
 
 // PostEvent implements notify.OrderedPusher: Post, and the connection
 // remembers the first owner-wide event it got live, so that a resume does
 // not send it again what it has.
 func (h *Hub) PostEvent(ctx context.Context, connectionID string, data []byte, seq int64) error {
-	if err := h.Post(ctx, connectionID, data); err != nil {
+	c, err := h.post(ctx, connectionID, data)
+	if err != nil {
 		return err
 	}
-	if c := h.get(connectionID); c != nil {
-		c.firstSeq.CompareAndSwap(0, seq)
-	}
+	c.firstSeq.CompareAndSwap(0, seq)
 	return nil
 }
 

@@ -12,19 +12,21 @@ package hub
 //
 // A Queue is not safe for concurrent use: its connection's mutex guards it.
 type Queue struct {
-	ring       [][]byte // len(ring) is 0 or a power of two
-	head, n    int      // index of the oldest message; number of messages
-	size       int      // bytes queued
-	maxLen     int
-	maxBytes   int
-	minStorage int // the ring's smallest non-empty length
+	ring     [][]byte // len(ring) is 0 or a power of two
+	head, n  int      // index of the oldest message; number of messages
+	size     int      // bytes queued
+	maxLen   int
+	maxBytes int
 }
+
+// minStorage is the ring's smallest non-empty length.
+const minStorage = 4
 
 // NewQueue returns an empty queue of at most maxLen messages and maxBytes
 // bytes. maxBytes must be at least the largest message, or that message
 // would never fit even an empty queue.
 func NewQueue(maxLen, maxBytes int) Queue {
-	return Queue{maxLen: maxLen, maxBytes: maxBytes, minStorage: 4}
+	return Queue{maxLen: maxLen, maxBytes: maxBytes}
 }
 
 // Push appends data and reports true, or reports false and changes nothing
@@ -67,7 +69,7 @@ func (q *Queue) Size() int { return q.size }
 
 // grow doubles the ring, keeping the messages in order from index 0.
 func (q *Queue) grow() {
-	size := max(q.minStorage, 2*len(q.ring))
+	size := max(minStorage, 2*len(q.ring))
 	ring := make([][]byte, size)
 	for i := range q.n {
 		ring[i] = q.ring[(q.head+i)&(len(q.ring)-1)]

@@ -29,6 +29,7 @@ func TestAnIdleConnectionHoldsNoWriter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	idle := h.WriterIdle(id)
 	for i, msg := range []string{`{"n":1}`, `{"n":2}`} {
 		if err := h.Post(ctx, id, []byte(msg)); err != nil {
 			t.Fatal(err)
@@ -36,12 +37,13 @@ func TestAnIdleConnectionHoldsNoWriter(t *testing.T) {
 		if _, got, err := client.Read(ctx); err != nil || string(got) != msg {
 			t.Fatalf("message %d: %q, %v; want %s", i, got, err, msg)
 		}
-		for h.WriterRunning(id) { // the writer ends right after its last write
-			select {
-			case <-ctx.Done():
-				t.Fatalf("message %d: the writer still runs with nothing to write", i)
-			case <-time.After(time.Millisecond):
-			}
+		select { // the writer ends right after its last write
+		case <-idle:
+		case <-ctx.Done():
+			t.Fatalf("message %d: the writer still runs with nothing to write", i)
+		}
+		if h.WriterRunning(id) {
+			t.Fatalf("message %d: a writer runs with nothing to write", i)
 		}
 	}
 	client.CloseNow()
