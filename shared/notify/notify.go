@@ -77,8 +77,8 @@ type ConnectionCounter interface {
 	// already: then it changes nothing and returns store.ErrOwnerFull. held
 	// is the count before the call.
 	ReserveConnection(ctx context.Context, ownerID string, max int) (held int, err error)
-	// ReleaseConnection takes one from ownerID's count, never below zero.
-	ReleaseConnection(ctx context.Context, ownerID string) error
+	// ReleaseConnections takes k from ownerID's count, never below zero.
+	ReleaseConnections(ctx context.Context, ownerID string, k int) error
 	// ConnectionCount returns ownerID's count, 0 if it has none.
 	ConnectionCount(ctx context.Context, ownerID string) (int, error)
 	// CorrectConnectionCount sets ownerID's count to n if it is still was
@@ -265,7 +265,7 @@ func (n *Notifier) connect(ctx context.Context, req ConnectRequest) (c store.Con
 		err = n.takeOver(ctx, c, taken.Existing)
 	}
 	if err != nil {
-		n.release(ctx, owner) // no record of this connect was written
+		n.release(ctx, owner, 1) // no record of this connect was written
 		return store.Connection{}, held, err
 	}
 	n.log.InfoContext(ctx, "connected", "owner", owner, "clientId", c.ClientID, "connectionId", c.ConnectionID)
@@ -290,11 +290,11 @@ func (n *Notifier) reserve(ctx context.Context, owner string) (held int, err err
 	return held, nil
 }
 
-// release takes back the count of a connection of owner whose record is
-// gone or was never written. A failure only leaves the count high, which
+// release takes back the count of k connections of owner whose records are
+// gone or were never written. A failure only leaves the count high, which
 // the owner's next publish corrects, so it is logged, not returned.
-func (n *Notifier) release(ctx context.Context, owner string) {
-	if err := n.store.ReleaseConnection(ctx, owner); err != nil {
+func (n *Notifier) release(ctx context.Context, owner string, k int) {
+	if err := n.store.ReleaseConnections(ctx, owner, k); err != nil {
 		n.log.WarnContext(ctx, "release connection count", "owner", owner, "err", err)
 	}
 }
@@ -352,7 +352,7 @@ func (n *Notifier) takeOver(ctx context.Context, c, old store.Connection) error 
 	}
 	// The stale record was counted when it connected, and this connect
 	// counted its own: one record stands where two were counted.
-	n.release(ctx, c.OwnerID)
+	n.release(ctx, c.OwnerID, 1)
 	n.log.InfoContext(ctx, "replaced stale connection", "owner", c.OwnerID, "clientId", c.ClientID, "staleConnectionId", old.ConnectionID)
 	return nil
 }
@@ -373,7 +373,7 @@ func (n *Notifier) Disconnect(ctx context.Context, connectionID string) error {
 	if err != nil {
 		return err // the store's error names the operation and the connection
 	}
-	n.release(ctx, c.OwnerID)
+	n.release(ctx, c.OwnerID, 1)
 	n.cfg.Metrics.Disconnected()
 	n.log.InfoContext(ctx, "disconnected", "owner", c.OwnerID, "clientId", c.ClientID, "connectionId", connectionID)
 	return nil
@@ -484,7 +484,7 @@ func (n *Notifier) fanOutWorkers() int {
 // fanOut posts data to conns, Concurrency at a time, and counts the outcome
 // in res. seq is the event's number (0: none), for an ordered pusher.
 func (n *Notifier) fanOut(ctx context.Context, conns []store.Connection, data []byte, seq int64, res *Result) {
-	var delivered, gone, connecting, failed atomic.Int64
+	var delivered, gone, connecting, failed, removed atomic.Int64
 	post := n.pusher.Post
 	if n.ordered != nil && seq != 0 {
 		post = func(ctx context.Context, connectionID string, data []byte) error {
@@ -503,10 +503,10 @@ func (n *Notifier) fanOut(ctx context.Context, conns []store.Connection, data []
 				n.log.InfoContext(ctx, "push to connection still connecting", "owner", c.OwnerID, "clientId", c.ClientID, "connectionId", c.ConnectionID)
 			case errors.Is(err, ErrGone):
 				gone.Add(1)
-				if removed, err := n.store.RemoveClient(ctx, c.OwnerID, c.ClientID, c.ConnectionID); err != nil {
+				if ok, err := n.store.RemoveClient(ctx, c.OwnerID, c.ClientID, c.ConnectionID); err != nil {
 					n.log.WarnContext(ctx, "remove gone connection", "owner", c.OwnerID, "clientId", c.ClientID, "connectionId", c.ConnectionID, "err", err)
-				} else if removed {
-					n.release(ctx, c.OwnerID)
+				} else if ok {
+					removed.Add(1)
 				}
 			default:
 				failed.Add(1)
@@ -515,6 +515,13 @@ func (n *Notifier) fanOut(ctx context.Context, conns []store.Connection, data []
 		})
 	}
 	g.Wait() // one connection's failure never stops the others
+	if k := int(removed.Load()); k > 0 {
+		// One write of the owner's count for all the records removed: a
+		// fan-out that meets thousands of gone connections (after a deploy
+		// or a network blip) would otherwise write that one item thousands
+		// of times.
+		n.release(ctx, conns[0].OwnerID, k)
+	}
 	res.Delivered, res.Gone = int(delivered.Load()), int(gone.Load())
 	res.Connecting, res.Failed = int(connecting.Load()), int(failed.Load())
 }

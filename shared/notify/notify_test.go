@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -403,4 +404,47 @@ func TestConnectLimits(t *testing.T) {
 		}
 		f.connect(t, "key-a", "c2", "id2")
 	})
+}
+
+// releaseCounter is a memory store that records each ReleaseConnections.
+type releaseCounter struct {
+	*memory.Store
+	mu    sync.Mutex
+	calls []int
+}
+
+func (s *releaseCounter) ReleaseConnections(ctx context.Context, owner string, k int) error {
+	s.mu.Lock()
+	s.calls = append(s.calls, k)
+	s.mu.Unlock()
+	return s.Store.ReleaseConnections(ctx, owner, k)
+}
+
+func TestAFanOutCountsOutItsGoneConnectionsInOneWrite(t *testing.T) {
+	s := &releaseCounter{Store: memory.New()}
+	if err := s.PutKey(context.Background(), auth.Key{Hash: auth.Hash("key-a"), OwnerID: "owner-a"}); err != nil {
+		t.Fatal(err)
+	}
+	c := &clock{now: time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)}
+	p := notifytest.NewRecorder()
+	n := notify.New(auth.NewAuthenticator(s), s, p, slog.New(slog.DiscardHandler), notify.Config{Now: c.Now})
+	for i := range 5 {
+		if _, err := n.Connect(context.Background(), notify.ConnectRequest{Token: "key-a", ClientID: fmt.Sprintf("c%d", i), ConnectionID: fmt.Sprintf("conn%d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Advance(time.Minute) // past the connect grace: a 410 removes the record
+	for i := range 3 {
+		p.SetGone(fmt.Sprintf("conn%d", i))
+	}
+	res, err := n.Publish(context.Background(), "owner-a", "", "", progress)
+	if err != nil || res.Gone != 3 || res.Delivered != 2 {
+		t.Fatalf("Publish = %+v, %v; want 3 gone, 2 delivered", res, err)
+	}
+	if !slices.Equal(s.calls, []int{3}) {
+		t.Errorf("releases %v, want one of 3 for the three gone connections", s.calls)
+	}
+	if got, err := s.ConnectionCount(context.Background(), "owner-a"); err != nil || got != 2 {
+		t.Errorf("count %d (%v) after the fan-out, want the 2 live", got, err)
+	}
 }

@@ -56,23 +56,36 @@ func (s *Store) ReserveConnection(ctx context.Context, ownerID string, max int) 
 	return int(n) - 1, nil
 }
 
-// ReleaseConnection implements notify.ConnectionCounter: one UpdateItem that
-// subtracts 1 on the condition that the count is above 0.
-func (s *Store) ReleaseConnection(ctx context.Context, ownerID string) error {
+// ReleaseConnections implements notify.ConnectionCounter: one UpdateItem
+// that subtracts k on the condition that at least k are counted. A count
+// below k (it drifted low: a correction raced a release) is set to zero by
+// a second UpdateItem, on the condition that it is still below k; if a
+// connect raised it meanwhile, the owner's next publish corrects it.
+func (s *Store) ReleaseConnections(ctx context.Context, ownerID string, k int) error {
+	var failed *types.ConditionalCheckFailedException
 	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 &s.table,
 		Key:                       countKey(ownerID),
 		UpdateExpression:          aws.String("ADD #n :minus"),
-		ConditionExpression:       aws.String("#n > :zero"),
+		ConditionExpression:       aws.String("#n >= :k"),
 		ExpressionAttributeNames:  countNames,
-		ExpressionAttributeValues: map[string]types.AttributeValue{":minus": number(-1), ":zero": number(0)},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":minus": number(int64(-k)), ":k": number(int64(k))},
 	})
-	var failed *types.ConditionalCheckFailedException
+	if errors.As(err, &failed) && k > 1 {
+		_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName:                 &s.table,
+			Key:                       countKey(ownerID),
+			UpdateExpression:          aws.String("SET #n = :zero"),
+			ConditionExpression:       aws.String("#n < :k"),
+			ExpressionAttributeNames:  countNames,
+			ExpressionAttributeValues: map[string]types.AttributeValue{":zero": number(0), ":k": number(int64(k))},
+		})
+	}
 	if errors.As(err, &failed) {
-		return nil // at zero already (a release after a correction): nothing to take
+		return nil // at zero already, or no count: nothing to take
 	}
 	if err != nil {
-		return fmt.Errorf("release connection of %s: %w", ownerID, err)
+		return fmt.Errorf("release %d connections of %s: %w", k, ownerID, err)
 	}
 	return nil
 }

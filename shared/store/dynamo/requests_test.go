@@ -26,8 +26,9 @@ import (
 //
 //   - publish: Q(n) Queries and a GetItem of the owner's connection count,
 //     plus an UpdateItem correcting the count when it differs from the
-//     records listed, plus per gone connection a DeleteItem and an
-//     UpdateItem of the count, plus the history's record of an owner-wide
+//     records listed, plus per gone connection a DeleteItem, and one
+//     UpdateItem of the count for all of them (two when the count had
+//     drifted below them), plus the history's record of an owner-wide
 //     event: 2 PutItem (its id marker, the event) and 2 UpdateItem (the
 //     owner's counter, the seq on the marker), and 1 UpdateItem more for a
 //     job event (the job's state). Only the Query grows with n.

@@ -151,13 +151,13 @@ func (s *Store) ReserveConnection(_ context.Context, ownerID string, max int) (i
 	return held, nil
 }
 
-// ReleaseConnection implements notify.ConnectionCounter.
-func (s *Store) ReleaseConnection(_ context.Context, ownerID string) error {
+// ReleaseConnections implements notify.ConnectionCounter.
+func (s *Store) ReleaseConnections(_ context.Context, ownerID string, k int) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch n := s.counts[ownerID]; {
-	case n > 1:
-		s.counts[ownerID] = n - 1
+	case n > k:
+		s.counts[ownerID] = n - k
 	default:
 		delete(s.counts, ownerID) // zero: an owner that left holds no memory
 	}

@@ -60,13 +60,33 @@ func testCount(t *testing.T, newStore func(*testing.T) Store) {
 		mustReserve(t, s, "acct_1", 10)
 		mustReserve(t, s, "acct_1", 10)
 		for range 3 {
-			if err := s.ReleaseConnection(ctxT(t), "acct_1"); err != nil {
-				t.Fatalf("ReleaseConnection: %v", err)
+			if err := s.ReleaseConnections(ctxT(t), "acct_1", 1); err != nil {
+				t.Fatalf("ReleaseConnections: %v", err)
 			}
 		}
 		wantCount(t, s, "acct_1", 0)
-		if err := s.ReleaseConnection(ctxT(t), "acct_2"); err != nil {
-			t.Fatalf("ReleaseConnection of an owner never counted: %v", err)
+		if err := s.ReleaseConnections(ctxT(t), "acct_2", 1); err != nil {
+			t.Fatalf("ReleaseConnections of an owner never counted: %v", err)
+		}
+		wantCount(t, s, "acct_2", 0)
+		mustReserve(t, s, "acct_1", 1)
+		wantCount(t, s, "acct_1", 1)
+	})
+	t.Run("a release of several counts them out at once, never below zero", func(t *testing.T) {
+		s := newStore(t)
+		for range 5 {
+			mustReserve(t, s, "acct_1", 10)
+		}
+		if err := s.ReleaseConnections(ctxT(t), "acct_1", 3); err != nil {
+			t.Fatalf("ReleaseConnections(3): %v", err)
+		}
+		wantCount(t, s, "acct_1", 2)
+		if err := s.ReleaseConnections(ctxT(t), "acct_1", 4); err != nil { // more than counted: a drifted count
+			t.Fatalf("ReleaseConnections(4) of 2: %v", err)
+		}
+		wantCount(t, s, "acct_1", 0)
+		if err := s.ReleaseConnections(ctxT(t), "acct_2", 3); err != nil {
+			t.Fatalf("ReleaseConnections of an owner never counted: %v", err)
 		}
 		wantCount(t, s, "acct_2", 0)
 		mustReserve(t, s, "acct_1", 1)
