@@ -16,8 +16,6 @@ type Identity struct {
 	// never fill, while one per owner bounds what any backend mints for
 	// that owner.
 	RateKey string
-	// Signed is true for a signed token, false for an API key.
-	Signed bool
 }
 
 // Refusal is an ErrUnauthorized that says why, for the service's log. The
@@ -65,5 +63,5 @@ func (a *Authenticator) Identify(ctx context.Context, token string) (Identity, e
 	if err != nil {
 		return Identity{}, err
 	}
-	return Identity{OwnerID: owner, RateKey: "sub:" + owner, Signed: true}, nil
+	return Identity{OwnerID: owner, RateKey: "sub:" + owner}, nil
 }

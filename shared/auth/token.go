@@ -132,9 +132,6 @@ func NewTokenVerifier(secrets SecretSource, cfg TokenConfig) *TokenVerifier {
 	)}
 }
 
-// MaxTTL is the furthest ahead a token's exp may lie.
-func (v *TokenVerifier) MaxTTL() time.Duration { return v.cfg.MaxTTL }
-
 // Verify returns the owner (sub) of a valid token. An invalid one gives a
 // *Refusal (errors.Is ErrUnauthorized) naming the reason; a failure to get
 // the secrets gives their source's error.

@@ -22,7 +22,7 @@ func FuzzParseAction(f *testing.F) {
 	}
 	f.Add("eyJhY3Rpb24iOiJwaW5nIn0=", true)
 	f.Fuzz(func(t *testing.T, body string, binary bool) {
-		action, err := handler.ParseAction(body, binary)
+		msg, err := handler.ParseMessage(body, binary)
 		if err != nil {
 			if notify.ErrorCode(err) != notify.CodeInvalid {
 				t.Fatalf("code %s for %q", notify.ErrorCode(err), body)
@@ -32,7 +32,7 @@ func FuzzParseAction(f *testing.F) {
 			}
 			return
 		}
-		if binary || len(action) > 64 {
+		if binary || len(msg.Action) > 64 {
 			t.Fatalf("accepted %q (binary %v)", body, binary)
 		}
 	})

@@ -332,7 +332,8 @@ func TestParseAction(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := handler.ParseAction(tt.body, tt.binary)
+			msg, err := handler.ParseMessage(tt.body, tt.binary)
+			got := msg.Action
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) || notify.ErrorCode(err) != notify.CodeInvalid {
 					t.Fatalf("err = %v, want BAD_REQUEST saying %q", err, tt.err)
@@ -340,7 +341,7 @@ func TestParseAction(t *testing.T) {
 				return
 			}
 			if err != nil || got != tt.want {
-				t.Fatalf("ParseAction = %q, %v", got, err)
+				t.Fatalf("ParseMessage = action %q, %v", got, err)
 			}
 		})
 	}

@@ -172,7 +172,7 @@ func (h *JobEvents) publish(ctx context.Context, rec events.SQSMessage, parsed p
 	if err != nil {
 		return notify.Errorf(notify.CodeInvalid, "%v", err)
 	}
-	res, err := h.n.Publish(ctx, env.OwnerID, env.ClientID, RecordEventID(rec), env.Event)
+	res, err := h.n.Publish(ctx, env.OwnerID, env.ClientID, recordEventID(rec), env.Event)
 	if err != nil {
 		return fmt.Errorf("owner %s: %w", env.OwnerID, err)
 	}
@@ -192,11 +192,11 @@ func pushesFailed(res notify.Result) error {
 	return fmt.Errorf("%d of %d pushes failed", res.Failed, res.Failed+res.Delivered)
 }
 
-// RecordEventID is the id of the event a job queue record carries: derived
+// recordEventID is the id of the event a job queue record carries: derived
 // from the record's SQS message id, so that a redelivery of the record, which
 // keeps its message id, publishes the same event again rather than a new
 // one. A record without a message id (a hand-made invocation) gets a fresh id.
-func RecordEventID(rec events.SQSMessage) string {
+func recordEventID(rec events.SQSMessage) string {
 	if rec.MessageId == "" {
 		return ""
 	}

@@ -124,11 +124,5 @@ func ParseMessage(body string, binary bool) (Message, error) {
 	return msg, nil
 }
 
-// ParseAction returns the action of a client message (see ParseMessage).
-func ParseAction(body string, binary bool) (string, error) {
-	msg, err := ParseMessage(body, binary)
-	return msg.Action, err
-}
-
 // clipName bounds a client-chosen name echoed in an error message.
 func clipName(s string) string { return text.Clip(s, maxActionLength) }
