@@ -99,21 +99,11 @@ type Config struct {
 
 // withDefaults fills in zero values and checks the rest.
 func (c Config) withDefaults() (Config, error) {
-	def := func(v *int, d int) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	defDur := func(v *time.Duration, d time.Duration) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	def(&c.QueueMessages, DefaultQueueMessages)
-	def(&c.QueueBytes, DefaultQueueBytes)
-	defDur(&c.WriteTimeout, DefaultWriteTimeout)
-	defDur(&c.IdleTimeout, DefaultIdleTimeout)
-	defDur(&c.MaxAge, DefaultMaxAge)
+	orDefault(&c.QueueMessages, DefaultQueueMessages)
+	orDefault(&c.QueueBytes, DefaultQueueBytes)
+	orDefault(&c.WriteTimeout, DefaultWriteTimeout)
+	orDefault(&c.IdleTimeout, DefaultIdleTimeout)
+	orDefault(&c.MaxAge, DefaultMaxAge)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -127,12 +117,23 @@ func (c Config) withDefaults() (Config, error) {
 	if c.WriteTimeout < 0 {
 		errs = append(errs, fmt.Errorf("write timeout %v: must be positive", c.WriteTimeout))
 	}
-	for name, d := range map[string]time.Duration{"idle timeout": c.IdleTimeout, "maximum age": c.MaxAge} {
-		if d < 0 && d != Never {
-			errs = append(errs, fmt.Errorf("%s %v: must be positive, or Never", name, d))
+	for _, limit := range []struct {
+		name string
+		d    time.Duration
+	}{{"idle timeout", c.IdleTimeout}, {"maximum age", c.MaxAge}} {
+		if limit.d < 0 && limit.d != Never {
+			errs = append(errs, fmt.Errorf("%s %v: must be positive, or Never", limit.name, limit.d))
 		}
 	}
 	return c, errors.Join(errs...)
+}
+
+// orDefault sets *v to d if it is zero.
+func orDefault[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
+	}
 }
 
 // Hub holds the live connections of a process that serves WebSockets, and
