@@ -262,18 +262,27 @@ func fireSeedEvents(t *testing.T, addr, owner string) {
 // invoke calls the Invoke API and decodes the function's answer into out.
 func invoke(t *testing.T, addr, function string, payload []byte, out any) {
 	t.Helper()
+	if err := tryInvoke(addr, function, payload, out); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tryInvoke is invoke returning its failure, for goroutines other than the
+// test's.
+func tryInvoke(addr, function string, payload []byte, out any) error {
 	resp, err := http.Post("http://"+addr+"/2015-03-31/functions/"+function+"/invocations", "application/json", bytes.NewReader(payload))
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Amz-Function-Error") != "" {
-		t.Fatalf("%s: %d %s", function, resp.StatusCode, body)
+		return fmt.Errorf("%s: %d %s", function, resp.StatusCode, body)
 	}
 	if err := json.Unmarshal(body, out); err != nil {
-		t.Fatalf("%s answered %s: %v", function, body, err)
+		return fmt.Errorf("%s answered %s: %w", function, body, err)
 	}
+	return nil
 }
 
 func noEnv(string) (string, bool) { return "", false }
