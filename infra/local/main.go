@@ -91,10 +91,11 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 
 // localMode is local mode started: its server serving on its listener.
 type localMode struct {
-	srv  *server.Server
-	addr string     // host:port it listens on
-	errc chan error // Serve's result
-	log  *slog.Logger
+	srv    *server.Server
+	addr   string       // host:port it listens on
+	failed <-chan error // Serve's error, should serving fail
+	stop   func() error // shuts down gracefully (server.Start)
+	log    *slog.Logger
 }
 
 // start configures local mode, listens, prints the banner and starts
@@ -147,23 +148,20 @@ func startOn(ctx context.Context, l net.Listener, args []string, lookupEnv func(
 	cfg.backend.printBanner(stdout)
 	cfg.tokens.printBanner(stdout)
 
-	m := &localMode{srv: srv, addr: l.Addr().String(), errc: make(chan error, 1), log: log}
-	go func() { m.errc <- srv.Serve(l) }()
+	m := &localMode{srv: srv, addr: l.Addr().String(), log: log}
+	m.failed, m.stop = srv.Start(l, shutdownTimeout)
 	return m, nil
 }
 
 // wait serves until ctx ends or serving fails, then shuts down gracefully.
 func (m *localMode) wait(ctx context.Context) error {
 	select {
-	case err := <-m.errc:
+	case err := <-m.failed:
 		return err
 	case <-ctx.Done():
 	}
 	m.log.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	err := m.srv.Shutdown(shutdownCtx)
-	return errors.Join(err, <-m.errc)
+	return m.stop()
 }
 
 // parseConfig reads the flags, each defaulting to its environment variable.

@@ -67,17 +67,11 @@ func start(t *testing.T, cfg server.Config) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(l) }()
+	_, stop := srv.Start(l, wait)
 	h := &harness{srv: srv, host: l.Addr().String(), base: "http://" + l.Addr().String()}
 	h.stop = sync.OnceFunc(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), wait)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		if err := <-errc; err != nil {
-			t.Errorf("Serve: %v", err)
+		if err := stop(); err != nil {
+			t.Errorf("stop: %v", err)
 		}
 	})
 	t.Cleanup(h.stop)
