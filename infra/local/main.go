@@ -168,10 +168,8 @@ func (m *localMode) wait(ctx context.Context) error {
 func parseConfig(args []string, lookupEnv func(string) (string, bool)) (config, error) {
 	cfg := config{addr: "127.0.0.1:8000"}
 	fs := newFlags()
-	fs.StringVar(&cfg.addr, "addr", cfg.addr, "listen address")
-	fs.env("addr", envAddr)
-	fs.Var(&cfg.controlToken, "control-token", "the credential the Invoke and Management APIs require as \"Authorization: Bearer …\"; needed when --addr is not loopback")
-	fs.env("control-token", envControlToken)
+	fs.stringVar(&cfg.addr, "addr", envAddr, "listen address")
+	fs.value(&cfg.controlToken, "control-token", envControlToken, "the credential the Invoke and Management APIs require as \"Authorization: Bearer …\"; needed when --addr is not loopback")
 	cfg.apiKeys = listFlag{secret: true, check: pair("KEY=OWNER", func(key, _ string) error {
 		if auth.IsSignedToken(key) {
 			// The service would check it as a signed token and never find it.
@@ -179,8 +177,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool)) (config, 
 		}
 		return nil
 	})}
-	fs.Var(&cfg.apiKeys, "api-key", "an API key and its owner, KEY=OWNER; repeatable. None: one is generated for owner "+devOwner)
-	fs.env("api-key", envAPIKeys)
+	fs.value(&cfg.apiKeys, "api-key", envAPIKeys, "an API key and its owner, KEY=OWNER; repeatable. None: one is generated for owner "+devOwner)
 	defineLimits(fs, &cfg.server, &cfg.origins)
 	cfg.backend.define(fs)
 	cfg.tokens.define(fs)
