@@ -43,7 +43,7 @@ func startBinaries(ctx context.Context, t *testing.T, key, owner, table string) 
 	for name, l := range lambdas {
 		args = append(args, "--function-endpoint", name+"="+l.URL)
 	}
-	if got := startLocalModeOn(t, l, args...); got != addr {
+	if got := runLocalModeOn(t, l, nil, args...).addr; got != addr {
 		t.Fatalf("local mode listens on %s, want %s", got, addr)
 	}
 	return addr, st, lambdas

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -128,26 +130,38 @@ type localModeRun struct {
 // text into logs; stop ends it as a signal would.
 func runLocalMode(t *testing.T, env map[string]string, args ...string) *localModeRun {
 	t.Helper()
+	return runLocalModeOn(t, nil, env, append([]string{"--addr", "127.0.0.1:0"}, args...)...)
+}
+
+// startLocalMode runs local mode with args, as `go run ./infra/local` does,
+// until the test ends, and returns the address it listens on.
+func startLocalMode(t *testing.T, args ...string) string {
+	t.Helper()
+	return runLocalModeOn(t, nil, nil, args...).addr
+}
+
+// runLocalModeOn is runLocalMode with args as they are, on l, open on
+// --addr's address (nil: local mode listens itself).
+func runLocalModeOn(t *testing.T, l net.Listener, env map[string]string, args ...string) *localModeRun {
+	t.Helper()
 	r := &localModeRun{stdout: &testenv.SyncBuffer{}, logs: &testenv.SyncBuffer{}}
 	log := slog.New(slog.NewTextHandler(io.MultiWriter(r.logs, verboseLog()), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
-	m, err := start(ctx, append([]string{"--addr", "127.0.0.1:0"}, args...), envOf(env), r.stdout, log)
+	m, err := startOn(ctx, l, args, envOf(env), r.stdout, log)
 	if err != nil {
 		cancel()
+		if l != nil {
+			l.Close()
+		}
 		t.Fatalf("start local mode: %v", err)
 	}
 	r.srv, r.addr = m.srv, m.addr
 	done := make(chan error, 1)
 	go func() { done <- m.wait(ctx) }()
-	var result error
-	stopped := false
-	r.stop = func() error {
-		if !stopped {
-			cancel()
-			result, stopped = <-done, true
-		}
-		return result
-	}
+	r.stop = sync.OnceValue(func() error {
+		cancel()
+		return <-done
+	})
 	t.Cleanup(func() {
 		if err := r.stop(); err != nil {
 			t.Errorf("run: %v", err)
