@@ -81,23 +81,21 @@ func startLocalModeProcess(t *testing.T, bin string, env []string, args ...strin
 		}
 	})
 
-	deadline := time.After(processWait)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		line, _, _ := strings.Cut(p.stdout.String(), "\n")
-		if addr, ok := strings.CutPrefix(line, bannerPrefix); ok && strings.Contains(p.stdout.String(), "\n") {
-			p.addr = addr
-			return p
-		}
+	banner, ok := p.stdout.WaitFor(processWait, p.done, func(out string) bool {
+		line, _, complete := strings.Cut(out, "\n")
+		return complete && strings.HasPrefix(line, bannerPrefix)
+	})
+	if !ok {
 		select {
 		case <-p.done:
 			t.Fatalf("local mode exited before its banner (%v): %s", p.err, p.stderr)
-		case <-deadline:
+		default:
 			t.Fatalf("local mode printed no banner: %s", p.stderr)
-		case <-tick.C:
 		}
 	}
+	line, _, _ := strings.Cut(banner, "\n")
+	p.addr = strings.TrimPrefix(line, bannerPrefix)
+	return p
 }
 
 // waitExit waits for the process to end and returns its exit code.
@@ -195,28 +193,27 @@ func loggedConnectionID(log, owner, clientID string) string {
 	return ""
 }
 
-// waitLogged waits until log() has a line containing every one of parts.
-func waitLogged(t *testing.T, log func() string, parts ...string) string {
+// waitLogged waits until log has a line containing every one of parts.
+func waitLogged(t *testing.T, log *testenv.SyncBuffer, parts ...string) string {
 	t.Helper()
-	deadline := time.After(processWait)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		for _, line := range strings.Split(log(), "\n") {
+	var found string
+	text, ok := log.WaitFor(processWait, nil, func(text string) bool {
+		for line := range strings.SplitSeq(text, "\n") {
 			all := true
 			for _, p := range parts {
 				all = all && strings.Contains(line, p)
 			}
 			if all {
-				return line
+				found = line
+				return true
 			}
 		}
-		select {
-		case <-deadline:
-			t.Fatalf("no log line with %q in:\n%s", parts, log())
-		case <-tick.C:
-		}
+		return false
+	})
+	if !ok {
+		t.Fatalf("no log line with %q in:\n%s", parts, text)
 	}
+	return found
 }
 
 // dialLocal connects to local mode at addr as client clientID with token.
