@@ -21,7 +21,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"sync"
 	"syscall"
 	"time"
 
@@ -80,10 +79,10 @@ func parseOptions(args []string) (options, error) {
 
 // demo is local mode serving the demo owner, with its key.
 type demo struct {
-	srv  *server.Server
-	base string // http://host:port
-	key  string
-	errc chan error // Serve's result
+	srv    *server.Server
+	base   string // http://host:port
+	key    string
+	failed <-chan error // Serve's error, should serving fail
 	// stop shuts local mode down and returns its error and Serve's; the
 	// first call does it, later ones return the same.
 	stop func() error
@@ -103,14 +102,8 @@ func start(addr string, log *slog.Logger) (*demo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
-	d := &demo{srv: srv, base: "http://" + l.Addr().String(), key: key, errc: make(chan error, 1)}
-	d.stop = sync.OnceValue(func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-		defer cancel()
-		err := d.srv.Shutdown(ctx)
-		return errors.Join(err, <-d.errc)
-	})
-	go func() { d.errc <- srv.Serve(l) }()
+	d := &demo{srv: srv, base: "http://" + l.Addr().String(), key: key}
+	d.failed, d.stop = srv.Start(l, shutdownTimeout)
 	return d, nil
 }
 
@@ -139,7 +132,7 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 	go func() { simDone <- sim.loop(simCtx, d.srv.Store(), opts.rounds, opts.pause, stdout) }()
 
 	select {
-	case err := <-d.errc:
+	case err := <-d.failed:
 		return err
 	case <-ctx.Done():
 	case err := <-simDone:
@@ -149,7 +142,7 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 		}
 		fmt.Fprintf(stdout, "  All rounds done; the page stays served until Ctrl-C.\n")
 		select {
-		case err := <-d.errc:
+		case err := <-d.failed:
 			return err
 		case <-ctx.Done():
 		}

@@ -40,16 +40,13 @@ type backend struct {
 
 // define binds the backend flags to b.
 func (b *backend) define(fs *flags) {
-	fs.StringVar(&b.table, "table", b.table,
+	fs.stringVar(&b.table, "table", envTable,
 		"keep connections and keys in this DynamoDB table, the Lambda functions' store, instead of the embedded one; "+
 			"without --dynamodb-endpoint it is a table on AWS, reached with the default AWS configuration")
-	fs.env("table", envTable)
-	fs.StringVar(&b.dynamoEndpoint, "dynamodb-endpoint", b.dynamoEndpoint,
+	fs.stringVar(&b.dynamoEndpoint, "dynamodb-endpoint", envDynamoDBEndpoint,
 		"URL of a local DynamoDB holding --table, e.g. dynalite's http://127.0.0.1:4567; local credentials and region us-east-1 unless AWS_* configure others")
-	fs.env("dynamodb-endpoint", envDynamoDBEndpoint)
-	fs.BoolVar(&b.createTable, "create-table", b.createTable,
+	fs.boolVar(&b.createTable, "create-table", envCreateTable,
 		"create --table from template.yaml's ConnectionsTable when it is missing; for a local DynamoDB")
-	fs.env("create-table", envCreateTable)
 	b.functions.check = pair("NAME=URL", func(name, url string) error {
 		if err := server.CheckFunctionEndpoint(name, url); err != nil {
 			return err
@@ -59,10 +56,9 @@ func (b *backend) define(fs *flags) {
 		}
 		return nil
 	})
-	fs.Var(&b.functions, "function-endpoint",
+	fs.value(&b.functions, "function-endpoint", envFunctionEndpoints,
 		"run a function on a Lambda endpoint instead of in-process, NAME=URL, NAME a template logical id ("+strings.Join(server.FunctionNames(), ", ")+
 			"), URL its Invoke API (aws-lambda-rie, sam local start-lambda); repeatable")
-	fs.env("function-endpoint", envFunctionEndpoints)
 }
 
 // check refuses combinations that cannot work, after the flags are parsed.

@@ -93,7 +93,7 @@ func TestLocalModeOnADynamoDBTable(t *testing.T) {
 			_, _ = io.Copy(io.Discard, banner)
 		}()
 		defer bannerW.Close()
-		return run(ctx, append([]string{"--addr", "127.0.0.1:0"}, args...), noEnv, bannerW, slog.New(slog.DiscardHandler))
+		return run(ctx, append([]string{"--addr", "127.0.0.1:0"}, args...), envOf(nil), bannerW, slog.New(slog.DiscardHandler))
 	}
 
 	t.Run("a missing table is refused with a hint", func(t *testing.T) {

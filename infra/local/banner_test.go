@@ -31,7 +31,7 @@ func TestTheBannersLinesWorkAsPrinted(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			r := runLocalMode(t, nil, tt.args...)
-			waitLogged(t, r.stdout.String, "Store:")
+			waitLogged(t, r.stdout, "Store:")
 			banner := r.stdout.String()
 
 			connect := bannerLine(t, banner, "Connect:  ")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -42,39 +41,11 @@ func TestTheProtocolDocsNodeExampleWorks(t *testing.T) {
 	if err := os.WriteFile(script, []byte(strings.Replace(src, "127.0.0.1:8000", addr, 1)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(testenv.Node(t), script)
-	cmd.Env = append(os.Environ(), "NODE_PATH="+testenv.NodeModules(t), "WSNOTIFY_TOKEN="+key)
-	stderr := &testenv.SyncBuffer{}
-	cmd.Stderr = stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := testenv.Lines(stdout)
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		for range lines { // read to EOF before Wait closes the pipe
-		}
-		_ = cmd.Wait()
-	})
-	deadline := time.After(30 * time.Second)
+	p := testenv.StartNode(t, []string{"NODE_PATH=" + testenv.NodeModules(t), "WSNOTIFY_TOKEN=" + key}, script)
+	example := &seedClient{out: p.Lines, stdin: p.Stdin, stderr: p.Stderr, deadline: time.After(30 * time.Second)}
 	waitFor := func(want string) {
 		t.Helper()
-		for {
-			select {
-			case line, ok := <-lines:
-				if !ok {
-					t.Fatalf("the example exited while waiting for %q: %s", want, stderr)
-				}
-				if strings.Contains(line, want) {
-					return
-				}
-			case <-deadline:
-				t.Fatalf("the example printed no %q; stderr: %s", want, stderr)
-			}
+		for !strings.Contains(example.next(t, want), want) {
 		}
 	}
 	waitFor("connected")

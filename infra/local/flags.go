@@ -32,6 +32,39 @@ func (fs *flags) env(name, env string) {
 	fs.envs = append(fs.envs, envBinding{name, env})
 }
 
+// The definers below each define a flag bound to p (or v), whose default is
+// the value p holds, and bind it to the environment variable env.
+
+func (fs *flags) value(v flag.Value, name, env, usage string) {
+	fs.Var(v, name, usage)
+	fs.env(name, env)
+}
+
+func (fs *flags) stringVar(p *string, name, env, usage string) {
+	fs.StringVar(p, name, *p, usage)
+	fs.env(name, env)
+}
+
+func (fs *flags) boolVar(p *bool, name, env, usage string) {
+	fs.BoolVar(p, name, *p, usage)
+	fs.env(name, env)
+}
+
+func (fs *flags) intVar(p *int, name, env, usage string) {
+	fs.IntVar(p, name, *p, usage)
+	fs.env(name, env)
+}
+
+func (fs *flags) float64Var(p *float64, name, env, usage string) {
+	fs.Float64Var(p, name, *p, usage)
+	fs.env(name, env)
+}
+
+func (fs *flags) durationVar(p *time.Duration, name, env, usage string) {
+	fs.DurationVar(p, name, *p, usage)
+	fs.env(name, env)
+}
+
 // parse applies the environment, then args. An environment value the flag
 // refuses is an error naming the variable; a list flag's value is split at
 // commas there, and replaced as a whole by the command line's first use.

@@ -43,7 +43,7 @@ func startBinaries(ctx context.Context, t *testing.T, key, owner, table string) 
 	for name, l := range lambdas {
 		args = append(args, "--function-endpoint", name+"="+l.URL)
 	}
-	if got := startLocalModeOn(t, l, args...); got != addr {
+	if got := runLocalModeOn(t, l, nil, args...).addr; got != addr {
 		t.Fatalf("local mode listens on %s, want %s", got, addr)
 	}
 	return addr, st, lambdas
@@ -85,15 +85,12 @@ func TestTheSeedsNodeClientThroughTheLambdaBinaries(t *testing.T) {
 			t.Fatalf("%d connection records of %s, want 1", n, owner)
 		}
 		client.close(t)
-		deadline := time.Now().Add(20 * time.Second)
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for records() != 0 {
-			if time.Now().After(deadline) {
-				t.Fatalf("the record is still there after the close; disconnect output:\n%s", lambdas["DisconnectFunction"].Output)
+		defer func() {
+			if t.Failed() {
+				t.Logf("disconnect output:\n%s", lambdas["DisconnectFunction"].Output)
 			}
-			<-tick.C
-		}
+		}()
+		testenv.Eventually(t, 20*time.Second, "the record's removal after the close", func() bool { return records() == 0 })
 	})
 	t.Run("every function ran in its binary", func(t *testing.T) {
 		for name, l := range lambdas {

@@ -41,36 +41,26 @@ func defineLimits(fs *flags, c *server.Config, origins *listFlag) {
 	c.Notify.HistoryTTL = notify.DefaultHistoryTTL
 	c.Notify.HistoryMaxEvents = notify.DefaultHistoryMaxEvents
 
-	fs.Var(limit{&c.Connections.IdleTimeout}, "idle-timeout",
+	fs.value(limit{&c.Connections.IdleTimeout}, "idle-timeout", envIdleTimeout,
 		"close a connection whose client has sent no message for this long; protocol pings do not count, as on API Gateway; never: no limit")
-	fs.env("idle-timeout", envIdleTimeout)
-	fs.Var(limit{&c.Connections.MaxAge}, "max-connection",
+	fs.value(limit{&c.Connections.MaxAge}, "max-connection", envMaxConnection,
 		"close every connection this long after it opened, as API Gateway does at 2h; never: no limit")
-	fs.env("max-connection", envMaxConnection)
-	fs.IntVar(&c.Connections.QueueMessages, "queue-messages", c.Connections.QueueMessages,
+	fs.intVar(&c.Connections.QueueMessages, "queue-messages", envQueueMessages,
 		"a connection's outgoing queue holds at most this many messages; a client that lets it fill is closed as a slow consumer (1013)")
-	fs.env("queue-messages", envQueueMessages)
-	fs.Var(byteSize{&c.Connections.QueueBytes}, "queue-bytes",
+	fs.value(byteSize{&c.Connections.QueueBytes}, "queue-bytes", envQueueBytes,
 		"a connection's outgoing queue holds at most this many `bytes`, whichever of this and --queue-messages is reached first; K/KB/KiB and M/MB/MiB multiply by 1024; at least 128KiB")
-	fs.env("queue-bytes", envQueueBytes)
-	fs.Float64Var(&c.Notify.ConnectRate, "connect-rate", c.Notify.ConnectRate,
+	fs.float64Var(&c.Notify.ConnectRate, "connect-rate", envConnectRate,
 		"connects per second per API key (per owner for signed tokens); more are refused with 429 before any store write")
-	fs.env("connect-rate", envConnectRate)
-	fs.IntVar(&c.Notify.ConnectBurst, "connect-burst", c.Notify.ConnectBurst,
+	fs.intVar(&c.Notify.ConnectBurst, "connect-burst", envConnectBurst,
 		"connects per API key allowed at once above the rate")
-	fs.env("connect-burst", envConnectBurst)
-	fs.IntVar(&c.Notify.MaxConnectionsPerOwner, "max-connections-per-owner", c.Notify.MaxConnectionsPerOwner,
+	fs.intVar(&c.Notify.MaxConnectionsPerOwner, "max-connections-per-owner", envMaxPerOwner,
 		"live connections one owner may hold; more are refused with 403")
-	fs.env("max-connections-per-owner", envMaxPerOwner)
-	fs.DurationVar(&c.Notify.HistoryTTL, "history-ttl", c.Notify.HistoryTTL,
+	fs.durationVar(&c.Notify.HistoryTTL, "history-ttl", envHistoryTTL,
 		"how long each owner's events are kept for clients that resume after a reconnect")
-	fs.env("history-ttl", envHistoryTTL)
-	fs.IntVar(&c.Notify.HistoryMaxEvents, "history-max-events", c.Notify.HistoryMaxEvents,
+	fs.intVar(&c.Notify.HistoryMaxEvents, "history-max-events", envHistoryMax,
 		"at most this many of each owner's latest events are kept for resume")
-	fs.env("history-max-events", envHistoryMax)
-	fs.Var(origins, "allowed-origin",
+	fs.value(origins, "allowed-origin", envAllowedOrigins,
 		"a browser `origin` allowed to connect, [scheme://]host[:port] with * wildcards"+` ("https://app.example.com", "*.example.com", "localhost:*"); repeatable. None: every origin. A handshake without Origin (a non-browser client) is always allowed`)
-	fs.env("allowed-origin", envAllowedOrigins)
 }
 
 // checkLimits refuses values that cannot work, after the flags are parsed.

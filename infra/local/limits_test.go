@@ -180,7 +180,7 @@ func TestTheLimitFlagsReachLocalMode(t *testing.T) {
 			if err != nil || ce.Code != websocket.StatusGoingAway || ce.Reason != tt.reason {
 				t.Fatalf("closed with %v, %v; want 1001 %s", ce, err, tt.reason)
 			}
-			waitLogged(t, r.logs.String, "msg=disconnected", "clientId=short ")
+			waitLogged(t, r.logs, "msg=disconnected", "clientId=short ")
 		})
 	}
 }

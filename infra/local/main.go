@@ -91,10 +91,11 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 
 // localMode is local mode started: its server serving on its listener.
 type localMode struct {
-	srv  *server.Server
-	addr string     // host:port it listens on
-	errc chan error // Serve's result
-	log  *slog.Logger
+	srv    *server.Server
+	addr   string       // host:port it listens on
+	failed <-chan error // Serve's error, should serving fail
+	stop   func() error // shuts down gracefully (server.Start)
+	log    *slog.Logger
 }
 
 // start configures local mode, listens, prints the banner and starts
@@ -147,33 +148,28 @@ func startOn(ctx context.Context, l net.Listener, args []string, lookupEnv func(
 	cfg.backend.printBanner(stdout)
 	cfg.tokens.printBanner(stdout)
 
-	m := &localMode{srv: srv, addr: l.Addr().String(), errc: make(chan error, 1), log: log}
-	go func() { m.errc <- srv.Serve(l) }()
+	m := &localMode{srv: srv, addr: l.Addr().String(), log: log}
+	m.failed, m.stop = srv.Start(l, shutdownTimeout)
 	return m, nil
 }
 
 // wait serves until ctx ends or serving fails, then shuts down gracefully.
 func (m *localMode) wait(ctx context.Context) error {
 	select {
-	case err := <-m.errc:
+	case err := <-m.failed:
 		return err
 	case <-ctx.Done():
 	}
 	m.log.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	err := m.srv.Shutdown(shutdownCtx)
-	return errors.Join(err, <-m.errc)
+	return m.stop()
 }
 
 // parseConfig reads the flags, each defaulting to its environment variable.
 func parseConfig(args []string, lookupEnv func(string) (string, bool)) (config, error) {
 	cfg := config{addr: "127.0.0.1:8000"}
 	fs := newFlags()
-	fs.StringVar(&cfg.addr, "addr", cfg.addr, "listen address")
-	fs.env("addr", envAddr)
-	fs.Var(&cfg.controlToken, "control-token", "the credential the Invoke and Management APIs require as \"Authorization: Bearer …\"; needed when --addr is not loopback")
-	fs.env("control-token", envControlToken)
+	fs.stringVar(&cfg.addr, "addr", envAddr, "listen address")
+	fs.value(&cfg.controlToken, "control-token", envControlToken, "the credential the Invoke and Management APIs require as \"Authorization: Bearer …\"; needed when --addr is not loopback")
 	cfg.apiKeys = listFlag{secret: true, check: pair("KEY=OWNER", func(key, _ string) error {
 		if auth.IsSignedToken(key) {
 			// The service would check it as a signed token and never find it.
@@ -181,8 +177,7 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool)) (config, 
 		}
 		return nil
 	})}
-	fs.Var(&cfg.apiKeys, "api-key", "an API key and its owner, KEY=OWNER; repeatable. None: one is generated for owner "+devOwner)
-	fs.env("api-key", envAPIKeys)
+	fs.value(&cfg.apiKeys, "api-key", envAPIKeys, "an API key and its owner, KEY=OWNER; repeatable. None: one is generated for owner "+devOwner)
 	defineLimits(fs, &cfg.server, &cfg.origins)
 	cfg.backend.define(fs)
 	cfg.tokens.define(fs)

@@ -55,18 +55,14 @@ func TestMakeRunEndsCleanlyOnInterrupt(t *testing.T) {
 			})
 
 			// The first run may compile local mode: give it time.
-			deadline := time.After(3 * time.Minute)
-			tick := time.NewTicker(20 * time.Millisecond)
-			for !strings.Contains(out.String(), "  Store:") {
+			if _, ok := out.WaitFor(3*time.Minute, done, func(text string) bool { return strings.Contains(text, "  Store:") }); !ok {
 				select {
 				case <-done:
 					t.Fatalf("make run ended before its banner (%v):\n%s", err, out)
-				case <-deadline:
+				default:
 					t.Fatalf("make run printed no banner:\n%s", out)
-				case <-tick.C:
 				}
 			}
-			tick.Stop()
 
 			if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGINT); err != nil {
 				t.Fatal(err)

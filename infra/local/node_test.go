@@ -2,12 +2,9 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -99,42 +96,6 @@ var storeSetups = []storeSetup{
 	{"the DynamoDB store on dynalite, its table created by --create-table", func(t *testing.T) []string {
 		return []string{"--dynamodb-endpoint", testenv.Dynalite(t), "--table", "wsnotify-local", "--create-table"}
 	}},
-}
-
-// startLocalMode runs local mode with args, as `go run ./infra/local` does,
-// until the test ends, and returns the address it listens on.
-func startLocalMode(t *testing.T, args ...string) string {
-	t.Helper()
-	return startLocalModeOn(t, nil, args...)
-}
-
-// startLocalModeOn is startLocalMode on l, open on --addr's address (nil:
-// local mode listens itself).
-func startLocalModeOn(t *testing.T, l net.Listener, args ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	log := slog.New(slog.DiscardHandler)
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
-	var banner strings.Builder
-	m, err := startOn(ctx, l, args, noEnv, &banner, log)
-	if err != nil {
-		cancel()
-		if l != nil {
-			l.Close()
-		}
-		t.Fatalf("local mode did not start: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- m.wait(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	})
-	return m.addr
 }
 
 // seedClient is the seed's Node client (infra/node/seed-client.js)
@@ -262,18 +223,25 @@ func fireSeedEvents(t *testing.T, addr, owner string) {
 // invoke calls the Invoke API and decodes the function's answer into out.
 func invoke(t *testing.T, addr, function string, payload []byte, out any) {
 	t.Helper()
+	if err := tryInvoke(addr, function, payload, out); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tryInvoke is invoke returning its failure, for goroutines other than the
+// test's.
+func tryInvoke(addr, function string, payload []byte, out any) error {
 	resp, err := http.Post("http://"+addr+"/2015-03-31/functions/"+function+"/invocations", "application/json", bytes.NewReader(payload))
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Amz-Function-Error") != "" {
-		t.Fatalf("%s: %d %s", function, resp.StatusCode, body)
+		return fmt.Errorf("%s: %d %s", function, resp.StatusCode, body)
 	}
 	if err := json.Unmarshal(body, out); err != nil {
-		t.Fatalf("%s answered %s: %v", function, body, err)
+		return fmt.Errorf("%s answered %s: %w", function, body, err)
 	}
+	return nil
 }
-
-func noEnv(string) (string, bool) { return "", false }

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -79,23 +81,21 @@ func startLocalModeProcess(t *testing.T, bin string, env []string, args ...strin
 		}
 	})
 
-	deadline := time.After(processWait)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		line, _, _ := strings.Cut(p.stdout.String(), "\n")
-		if addr, ok := strings.CutPrefix(line, bannerPrefix); ok && strings.Contains(p.stdout.String(), "\n") {
-			p.addr = addr
-			return p
-		}
+	banner, ok := p.stdout.WaitFor(processWait, p.done, func(out string) bool {
+		line, _, complete := strings.Cut(out, "\n")
+		return complete && strings.HasPrefix(line, bannerPrefix)
+	})
+	if !ok {
 		select {
 		case <-p.done:
 			t.Fatalf("local mode exited before its banner (%v): %s", p.err, p.stderr)
-		case <-deadline:
+		default:
 			t.Fatalf("local mode printed no banner: %s", p.stderr)
-		case <-tick.C:
 		}
 	}
+	line, _, _ := strings.Cut(banner, "\n")
+	p.addr = strings.TrimPrefix(line, bannerPrefix)
+	return p
 }
 
 // waitExit waits for the process to end and returns its exit code.
@@ -128,26 +128,38 @@ type localModeRun struct {
 // text into logs; stop ends it as a signal would.
 func runLocalMode(t *testing.T, env map[string]string, args ...string) *localModeRun {
 	t.Helper()
+	return runLocalModeOn(t, nil, env, append([]string{"--addr", "127.0.0.1:0"}, args...)...)
+}
+
+// startLocalMode runs local mode with args, as `go run ./infra/local` does,
+// until the test ends, and returns the address it listens on.
+func startLocalMode(t *testing.T, args ...string) string {
+	t.Helper()
+	return runLocalModeOn(t, nil, nil, args...).addr
+}
+
+// runLocalModeOn is runLocalMode with args as they are, on l, open on
+// --addr's address (nil: local mode listens itself).
+func runLocalModeOn(t *testing.T, l net.Listener, env map[string]string, args ...string) *localModeRun {
+	t.Helper()
 	r := &localModeRun{stdout: &testenv.SyncBuffer{}, logs: &testenv.SyncBuffer{}}
 	log := slog.New(slog.NewTextHandler(io.MultiWriter(r.logs, verboseLog()), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithCancel(context.Background())
-	m, err := start(ctx, append([]string{"--addr", "127.0.0.1:0"}, args...), envOf(env), r.stdout, log)
+	m, err := startOn(ctx, l, args, envOf(env), r.stdout, log)
 	if err != nil {
 		cancel()
+		if l != nil {
+			l.Close()
+		}
 		t.Fatalf("start local mode: %v", err)
 	}
 	r.srv, r.addr = m.srv, m.addr
 	done := make(chan error, 1)
 	go func() { done <- m.wait(ctx) }()
-	var result error
-	stopped := false
-	r.stop = func() error {
-		if !stopped {
-			cancel()
-			result, stopped = <-done, true
-		}
-		return result
-	}
+	r.stop = sync.OnceValue(func() error {
+		cancel()
+		return <-done
+	})
 	t.Cleanup(func() {
 		if err := r.stop(); err != nil {
 			t.Errorf("run: %v", err)
@@ -181,28 +193,27 @@ func loggedConnectionID(log, owner, clientID string) string {
 	return ""
 }
 
-// waitLogged waits until log() has a line containing every one of parts.
-func waitLogged(t *testing.T, log func() string, parts ...string) string {
+// waitLogged waits until log has a line containing every one of parts.
+func waitLogged(t *testing.T, log *testenv.SyncBuffer, parts ...string) string {
 	t.Helper()
-	deadline := time.After(processWait)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		for _, line := range strings.Split(log(), "\n") {
+	var found string
+	text, ok := log.WaitFor(processWait, nil, func(text string) bool {
+		for line := range strings.SplitSeq(text, "\n") {
 			all := true
 			for _, p := range parts {
 				all = all && strings.Contains(line, p)
 			}
 			if all {
-				return line
+				found = line
+				return true
 			}
 		}
-		select {
-		case <-deadline:
-			t.Fatalf("no log line with %q in:\n%s", parts, log())
-		case <-tick.C:
-		}
+		return false
+	})
+	if !ok {
+		t.Fatalf("no log line with %q in:\n%s", parts, text)
 	}
+	return found
 }
 
 // dialLocal connects to local mode at addr as client clientID with token.

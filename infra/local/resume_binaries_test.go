@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/coder/websocket"
+	"golang.org/x/sync/errgroup"
 )
 
 // TestResumeThroughTheLambdaBinaries runs "never miss an event" on the
@@ -30,8 +30,8 @@ func TestResumeThroughTheLambdaBinaries(t *testing.T) {
 	addr, _, _ := startBinaries(ctx, t, key, owner, table)
 
 	var batch atomic.Int64
-	publish := func(t *testing.T, bodies ...string) events.SQSEventResponse {
-		t.Helper()
+	// publish sends one SQS batch of bodies and fails if any record failed.
+	publish := func(bodies ...string) error {
 		n := batch.Add(1)
 		var ev events.SQSEvent
 		for i, b := range bodies {
@@ -39,8 +39,13 @@ func TestResumeThroughTheLambdaBinaries(t *testing.T) {
 		}
 		payload, _ := json.Marshal(ev)
 		var resp events.SQSEventResponse
-		invoke(t, addr, "JobEventsFunction", payload, &resp)
-		return resp
+		if err := tryInvoke(addr, "JobEventsFunction", payload, &resp); err != nil {
+			return err
+		}
+		if len(resp.BatchItemFailures) != 0 {
+			return fmt.Errorf("%d of the batch failed", len(resp.BatchItemFailures))
+		}
+		return nil
 	}
 	progress := func(job string, n int) string {
 		return fmt.Sprintf(`{"ownerId":%q,"event":{"type":"job_progress","jobId":%q,"progress":1,"processedCount":%d,"totalCount":1000}}`, owner, job, n)
@@ -49,21 +54,23 @@ func TestResumeThroughTheLambdaBinaries(t *testing.T) {
 	const early, publishers, each = 10, 3, 10
 	const total = early + publishers*each
 	for i := range early {
-		publish(t, progress("early", i))
+		if err := publish(progress("early", i)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	c := dialLocal(t, addr, "resumer", key)
 
-	var wg sync.WaitGroup
+	// A publisher that fails ends the wait for the events at once.
+	publishing, pctx := errgroup.WithContext(ctx)
 	for p := range publishers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		publishing.Go(func() error {
 			for i := range each {
-				if resp := publish(t, progress(fmt.Sprintf("p%d", p), i)); len(resp.BatchItemFailures) != 0 {
-					t.Errorf("publisher %d: %d failed", p, len(resp.BatchItemFailures))
+				if err := publish(progress(fmt.Sprintf("p%d", p), i)); err != nil {
+					return fmt.Errorf("publisher %d: %w", p, err)
 				}
 			}
-		}()
+			return nil
+		})
 	}
 	if err := c.Write(ctx, websocket.MessageText, []byte(`{"action":"resume","since":0}`)); err != nil {
 		t.Fatal(err)
@@ -73,10 +80,13 @@ func TestResumeThroughTheLambdaBinaries(t *testing.T) {
 	idOf := map[int64]string{}
 	received, resumedAt := 0, int64(-1)
 	for len(idOf) < total || resumedAt < 0 {
-		rctx, rcancel := context.WithTimeout(ctx, processWait)
+		rctx, rcancel := context.WithTimeout(pctx, processWait)
 		_, data, err := c.Read(rctx)
 		rcancel()
 		if err != nil {
+			if pctx.Err() != nil && ctx.Err() == nil {
+				t.Fatal(publishing.Wait())
+			}
 			t.Fatalf("after %d messages (%d distinct events, resumed at %d): %v", received, len(idOf), resumedAt, err)
 		}
 		var m struct {
@@ -103,7 +113,9 @@ func TestResumeThroughTheLambdaBinaries(t *testing.T) {
 		}
 		seqOf[m.ID], idOf[m.Seq] = m.Seq, m.ID
 	}
-	wg.Wait()
+	if err := publishing.Wait(); err != nil {
+		t.Fatal(err)
+	}
 	seqs := make([]int64, 0, len(idOf))
 	for s := range idOf {
 		seqs = append(seqs, s)

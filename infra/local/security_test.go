@@ -14,6 +14,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/wsnotify/wsnotify/infra/asyncapi"
+	"github.com/wsnotify/wsnotify/shared/testenv"
 )
 
 // The secrets of the log test: the key local mode runs with and a wrong one
@@ -30,7 +31,7 @@ const (
 // events through both functions, bad client messages, bad invocations,
 // Management API calls that carry the key in a header, and a disconnect.
 // logs returns what local mode has logged so far.
-func secretSession(t *testing.T, addr string, logs func() string) {
+func secretSession(t *testing.T, addr string, logs *testenv.SyncBuffer) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), processWait)
 	defer cancel()
@@ -96,7 +97,7 @@ func secretSession(t *testing.T, addr string, logs func() string) {
 
 	id := ""
 	waitLogged(t, logs, "msg=connected", "clientId=tab-1 ")
-	id = loggedConnectionID(logs(), secretOwner, "tab-1")
+	id = loggedConnectionID(logs.String(), secretOwner, "tab-1")
 	// Management API calls with the key where a careless client might put
 	// it: an Authorization header and the query string.
 	auth := http.Header{"Authorization": {"Bearer " + secretKey}}
@@ -148,7 +149,7 @@ func TestNoSecretReachesTheLogsOfAWholeSession(t *testing.T) {
 	t.Run("in process, at debug level", func(t *testing.T) {
 		t.Parallel()
 		r := runLocalMode(t, map[string]string{envAPIKeys: secretKey + "=" + secretOwner})
-		secretSession(t, r.addr, r.logs.String)
+		secretSession(t, r.addr, r.logs)
 		if err := r.stop(); err != nil {
 			t.Fatal(err)
 		}
@@ -158,7 +159,7 @@ func TestNoSecretReachesTheLogsOfAWholeSession(t *testing.T) {
 	t.Run("the built command, all it writes until SIGTERM", func(t *testing.T) {
 		t.Parallel()
 		p := startLocalModeProcess(t, buildLocalMode(t), []string{envAPIKeys + "=" + secretKey + "=" + secretOwner})
-		secretSession(t, p.addr, p.stderr.String)
+		secretSession(t, p.addr, p.stderr)
 		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}

@@ -62,7 +62,7 @@ func TestASignalClosesEveryConnectionWith1001RunsEachDisconnectAndExitsZero(t *t
 			ended := closeStatuses(t, p.addr)
 			ids := map[string]string{}
 			for _, cl := range shutdownClients {
-				waitLogged(t, p.stderr.String, "msg=connected", "clientId="+cl.clientID+" ")
+				waitLogged(t, p.stderr, "msg=connected", "clientId="+cl.clientID+" ")
 				ids[cl.clientID] = loggedConnectionID(p.stderr.String(), cl.owner, cl.clientID)
 			}
 
@@ -79,8 +79,8 @@ func TestASignalClosesEveryConnectionWith1001RunsEachDisconnectAndExitsZero(t *t
 			}
 			for clientID, id := range ids {
 				// The core logs "disconnected" once it has deleted the record.
-				waitLogged(t, p.stderr.String, "msg=disconnected", "connectionId="+fmt.Sprintf("%q", id))
-				waitLogged(t, p.stderr.String, "msg=\"websocket closed\"", "clientId="+clientID+" ", "code=1001")
+				waitLogged(t, p.stderr, "msg=disconnected", "connectionId="+fmt.Sprintf("%q", id))
+				waitLogged(t, p.stderr, "msg=\"websocket closed\"", "clientId="+clientID+" ", "code=1001")
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), processWait)
 			defer cancel()

@@ -29,11 +29,9 @@ type tokens struct {
 func (tk *tokens) define(fs *flags) {
 	tk.maxTTL = auth.DefaultTokenMaxTTL
 	tk.secrets.secret = true
-	fs.Var(&tk.secrets, "token-secret",
+	fs.value(&tk.secrets, "token-secret", envTokenSecrets,
 		"a `secret` of signed tokens (HS256 JWTs in ?token=, besides API keys), at least 32 bytes; repeatable for a rotation, the first signs (infra/keys mint). None: signed tokens are refused")
-	fs.env("token-secret", envTokenSecrets)
-	fs.DurationVar(&tk.maxTTL, "token-max-ttl", tk.maxTTL, "refuse signed tokens whose exp lies further ahead")
-	fs.env("token-max-ttl", envTokenMaxTTL)
+	fs.durationVar(&tk.maxTTL, "token-max-ttl", envTokenMaxTTL, "refuse signed tokens whose exp lies further ahead")
 }
 
 // secretBytes returns the secrets as auth takes them.

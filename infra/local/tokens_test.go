@@ -189,7 +189,7 @@ func TestSignedTokensThroughRealWebSocketClients(t *testing.T) {
 			if status != http.StatusUnauthorized || body != `{"type":"error","error":"missing, unknown or revoked API key","code":"UNAUTHORIZED"}` {
 				t.Errorf("answer %d %s, want the unknown key's 401", status, body)
 			}
-			line := waitLogged(t, r.logs.String, `msg="token refused"`, "clientId="+id+" ")
+			line := waitLogged(t, r.logs, `msg="token refused"`, "clientId="+id+" ")
 			if !strings.Contains(line, tt.reason) {
 				t.Errorf("log line %q does not say %q", line, tt.reason)
 			}

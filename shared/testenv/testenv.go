@@ -239,14 +239,20 @@ func UserEnv(extra ...string) []string {
 }
 
 // SyncBuffer is a strings.Builder safe for concurrent writes and reads.
+// WaitFor waits for what is written.
 type SyncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
+	mu      sync.Mutex
+	b       strings.Builder
+	written chan struct{} // closed by the next Write; nil: nobody waits
 }
 
 func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.written != nil {
+		close(s.written)
+		s.written = nil
+	}
 	return s.b.Write(p)
 }
 
@@ -255,4 +261,36 @@ func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// WaitFor waits until match holds of what was written so far, checking
+// again after each Write, and returns that text and true. It gives up,
+// returning the text and false, when timeout has passed or stop (if not
+// nil) is closed.
+func (s *SyncBuffer) WaitFor(timeout time.Duration, stop <-chan struct{}, match func(text string) bool) (string, bool) {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		text, written := s.next()
+		if match(text) {
+			return text, true
+		}
+		select {
+		case <-written:
+		case <-deadline.C:
+			return text, false
+		case <-stop:
+			return text, false
+		}
+	}
+}
+
+// next returns what was written so far and a channel the next Write closes.
+func (s *SyncBuffer) next() (string, <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.written == nil {
+		s.written = make(chan struct{})
+	}
+	return s.b.String(), s.written
 }

@@ -67,17 +67,11 @@ func start(t *testing.T, cfg server.Config) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(l) }()
+	_, stop := srv.Start(l, wait)
 	h := &harness{srv: srv, host: l.Addr().String(), base: "http://" + l.Addr().String()}
 	h.stop = sync.OnceFunc(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), wait)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		if err := <-errc; err != nil {
-			t.Errorf("Serve: %v", err)
+		if err := stop(); err != nil {
+			t.Errorf("stop: %v", err)
 		}
 	})
 	t.Cleanup(h.stop)
@@ -158,14 +152,27 @@ func (h *harness) invoke(t *testing.T, function string, payload []byte, header h
 // invokeJSON invokes a function that must succeed and decodes its result.
 func (h *harness) invokeJSON(t *testing.T, function string, payload []byte, out any) {
 	t.Helper()
-	resp := h.invoke(t, function, payload, nil)
+	if err := h.tryInvokeJSON(function, payload, out); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tryInvokeJSON is invokeJSON returning its failure, for goroutines other
+// than the test's.
+func (h *harness) tryInvokeJSON(function string, payload []byte, out any) error {
+	resp, err := http.Post(h.base+"/2015-03-31/functions/"+function+"/invocations", "application/json", bytes.NewReader(payload))
+	if err != nil {
+		return fmt.Errorf("invoke %s: %w", function, err)
+	}
+	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Amz-Function-Error") != "" {
-		t.Fatalf("invoke %s: %d %s %s", function, resp.StatusCode, resp.Header.Get("X-Amz-Function-Error"), body)
+		return fmt.Errorf("invoke %s: %d %s %s", function, resp.StatusCode, resp.Header.Get("X-Amz-Function-Error"), body)
 	}
 	if err := json.Unmarshal(body, out); err != nil {
-		t.Fatalf("invoke %s: result %s: %v", function, body, err)
+		return fmt.Errorf("invoke %s: result %s: %w", function, body, err)
 	}
+	return nil
 }
 
 // batches numbers publishJobs' batches: SQS gives every message an id of
@@ -177,6 +184,16 @@ var batches atomic.Int64
 // in the batch.
 func (h *harness) publishJobs(t *testing.T, bodies ...string) []string {
 	t.Helper()
+	failed, err := h.tryPublishJobs(bodies...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return failed
+}
+
+// tryPublishJobs is publishJobs returning its failure, for goroutines other
+// than the test's.
+func (h *harness) tryPublishJobs(bodies ...string) ([]string, error) {
 	batch := batches.Add(1)
 	var ev events.SQSEvent
 	for i, body := range bodies {
@@ -189,15 +206,17 @@ func (h *harness) publishJobs(t *testing.T, bodies ...string) []string {
 	}
 	payload, err := json.Marshal(ev)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	var resp events.SQSEventResponse
-	h.invokeJSON(t, "JobEventsFunction", payload, &resp)
+	if err := h.tryInvokeJSON("JobEventsFunction", payload, &resp); err != nil {
+		return nil, err
+	}
 	var failed []string
 	for _, f := range resp.BatchItemFailures {
 		failed = append(failed, strings.TrimPrefix(f.ItemIdentifier, fmt.Sprintf("b%d-", batch)))
 	}
-	return failed
+	return failed, nil
 }
 
 // upload sends an S3 ObjectCreated event for key through S3UploadFunction.

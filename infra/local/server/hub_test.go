@@ -47,15 +47,9 @@ func TestHubClosesASlowConsumerAndKeepsServingTheOthers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- s.Serve(l) }()
+	_, stop := s.Start(l, testWait)
 	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), testWait)
-		defer cancel()
-		if err := s.Shutdown(ctx); err != nil {
-			t.Error(err)
-		}
-		if err := <-errc; err != nil {
+		if err := stop(); err != nil {
 			t.Error(err)
 		}
 	}()

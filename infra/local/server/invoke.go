@@ -65,9 +65,8 @@ func (s *Server) invoke(w http.ResponseWriter, r *http.Request) {
 	fn, ok := s.functions[name]
 	if !ok && isRouteFunction(name) {
 		s.log.Warn("invoke refused: a route function", "function", name)
-		writeJSON(w, http.StatusForbidden, map[string]string{"x-amzn-ErrorType": "AccessDeniedException"},
-			lambdaServiceError{Type: "User", Message: "User is not authorized to perform: lambda:InvokeFunction on resource: " +
-				functionARN(name) + ": only the WebSocket API invokes the route functions"})
+		refuseInvoke(w, "User is not authorized to perform: lambda:InvokeFunction on resource: "+
+			functionARN(name)+": only the WebSocket API invokes the route functions")
 		return
 	}
 	if !ok {

@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/coder/websocket"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/wsnotify/wsnotify/infra/asyncapi"
 	"github.com/wsnotify/wsnotify/infra/local/server"
@@ -126,12 +126,10 @@ func aResumeWhilePublishersRunLosesAndRepeatsNothing(t *testing.T, store newStor
 		h.publishJobs(t, envelope(ownerA, "", progressEvent("early", i)))
 	}
 	c := h.connect(t, "resumer", keyA)
-	var wg sync.WaitGroup
+	var publishing errgroup.Group
 	startPublishing := make(chan struct{})
 	for p := range publishers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		publishing.Go(func() error {
 			<-startPublishing
 			for i := range each / 3 {
 				// Three records per batch, as SQS delivers up to ten, each
@@ -140,15 +138,20 @@ func aResumeWhilePublishersRunLosesAndRepeatsNothing(t *testing.T, store newStor
 				for k := range 3 {
 					bodies = append(bodies, envelope(ownerA, "", progressEvent(fmt.Sprintf("p%d-%d", p, i*3+k), i*3+k)))
 				}
-				h.publishJobs(t, bodies...)
+				if _, err := h.tryPublishJobs(bodies...); err != nil {
+					return err
+				}
 			}
-		}()
+			return nil
+		})
 	}
 	// Half the events are out before the client asks to resume from 0.
 	close(startPublishing)
 	eventually(t, "some events published", func() bool { return h.srv.Hub().FirstSeq(h.connectionID(t, ownerA, "resumer")) > 0 })
 	send(t, c, `{"action":"resume","since":0}`)
-	wg.Wait()
+	if err := publishing.Wait(); err != nil {
+		t.Fatal(err)
+	}
 
 	var before []int64 // everything before "resumed": live first, then the replay
 	var resumed msg

@@ -275,6 +275,29 @@ func (s *Server) Serve(l net.Listener) error {
 	return fmt.Errorf("serve on %s: %w", l.Addr(), err)
 }
 
+// Start serves on l in a goroutine of its own. failed receives Serve's
+// error should serving fail before stop. stop shuts the server down within
+// shutdownTimeout (see Shutdown), waits for Serve to return and returns
+// both their errors; the first call does it, later ones return the same.
+func (s *Server) Start(l net.Listener, shutdownTimeout time.Duration) (failed <-chan error, stop func() error) {
+	failedc := make(chan error, 1)
+	served := make(chan struct{})
+	var serveErr error
+	go func() {
+		defer close(served)
+		if serveErr = s.Serve(l); serveErr != nil {
+			failedc <- serveErr
+		}
+	}()
+	return failedc, sync.OnceValue(func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		err := s.Shutdown(ctx)
+		<-served
+		return errors.Join(err, serveErr)
+	})
+}
+
 // Shutdown stops accepting, lets the HTTP requests in flight finish, then
 // closes every WebSocket with 1001 (going away) and returns once each one's
 // $disconnect has run, or ctx has ended.
