@@ -25,9 +25,8 @@ var coldStartEvents = map[string]string{
 //	go test -run '^$' -bench ColdStart -benchtime 7x ./functions/
 func BenchmarkColdStart(b *testing.B) {
 	endpoint := testenv.Dynalite(b)
-	dir := b.TempDir()
 	for _, name := range []string{"connect", "disconnect", "default", "jobevents", "s3upload"} {
-		bootstrap := testenv.BuildBootstrap(b, dir, name)
+		bootstrap := testenv.Bootstrap(b, name)
 		info, _ := os.Stat(bootstrap)
 		b.Run(name, func(b *testing.B) {
 			var runs []time.Duration
@@ -67,5 +66,5 @@ func coldStart(tb testing.TB, endpoint, bootstrap, name string) time.Duration {
 // loop, on the default function, as a test: under testing.Benchmark a
 // failing iteration would not fail it.
 func TestTheColdStartBenchmarkRuns(t *testing.T) {
-	coldStart(t, testenv.Dynalite(t), testenv.BuildBootstrap(t, t.TempDir(), "default"), "default")
+	coldStart(t, testenv.Dynalite(t), testenv.Bootstrap(t, "default"), "default")
 }
