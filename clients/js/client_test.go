@@ -21,7 +21,6 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/coder/websocket"
 
-	jsclient "github.com/wsnotify/wsnotify/clients/js"
 	"github.com/wsnotify/wsnotify/infra/local/server"
 	"github.com/wsnotify/wsnotify/shared/push/hub"
 	"github.com/wsnotify/wsnotify/shared/store/memory"
@@ -44,16 +43,6 @@ func TestTheModuleUnitTestsPass(t *testing.T) {
 	}
 	if !bytes.Contains(out, []byte("fail 0")) {
 		t.Fatalf("node --test reported no result:\n%s", out)
-	}
-}
-
-func TestTheEmbeddedModuleIsTheFile(t *testing.T) {
-	src, err := os.ReadFile(filepath.Join(dir(t), "wsnotify.js"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(src, jsclient.Module) {
-		t.Fatal("Module differs from wsnotify.js")
 	}
 }
 
