@@ -16,7 +16,6 @@ import (
 // function: that ties functions/<dir> to its row of app's table, the table
 // the template checks compare template.yaml with.
 func TestEachMainLoadsTheConfigurationOfItsFunction(t *testing.T) {
-	dir := t.TempDir()
 	env := map[string]string{app.EnvLogLevel: "loud"}
 	for id, name := range testenv.Functions {
 		t.Run(id, func(t *testing.T) {
@@ -25,7 +24,7 @@ func TestEachMainLoadsTheConfigurationOfItsFunction(t *testing.T) {
 			if want == nil {
 				t.Fatalf("app.FromEnv(%s) accepted LOG_LEVEL=loud", id)
 			}
-			cmd := exec.Command(testenv.BuildBootstrap(t, dir, name))
+			cmd := exec.Command(testenv.Bootstrap(t, name))
 			cmd.Env = []string{app.EnvLogLevel + "=loud"}
 			out, err := cmd.CombinedOutput()
 			var exit *exec.ExitError

@@ -340,7 +340,7 @@ func TestTheJobEventsBinarySendsInvalidRecordsToTheDeadLetterQueue(t *testing.T)
 	queueURL := sqsServer.URL + "/000000000000/wsnotify-job-events-dlq.fifo"
 	env := append(testenv.FunctionEnv(table, endpoint, mgmt.URL+"/prod"),
 		"JOB_DEAD_LETTER_QUEUE_URL="+queueURL, "AWS_ENDPOINT_URL_SQS="+sqsServer.URL)
-	l := testenv.StartLambda(t, testenv.BuildBootstrap(t, t.TempDir(), "jobevents"), env...)
+	l := testenv.StartLambda(t, testenv.Bootstrap(t, "jobevents"), env...)
 
 	batch := `{"Records":[
 		{"messageId":"good","body":"{\"ownerId\":\"acct_42\",\"event\":{\"type\":\"job_complete\",\"jobId\":\"j\",\"status\":\"completed\",\"organized\":1,\"failed\":0}}","attributes":{"MessageGroupId":"j"}},

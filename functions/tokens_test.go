@@ -57,7 +57,7 @@ func TestConnectBinaryChecksSignedTokensWithSecretsFromSecretsManager(t *testing
 	t.Cleanup(mgmt.Close)
 	env := append(testenv.FunctionEnv(table, endpoint, mgmt.URL+"/prod"),
 		"TOKEN_SECRET_ID="+secretName, "TOKEN_MAX_TTL=1h", "AWS_ENDPOINT_URL_SECRETS_MANAGER="+secrets.URL)
-	connect := testenv.StartLambda(t, testenv.BuildBootstrap(t, t.TempDir(), testenv.Functions["ConnectFunction"]), env...)
+	connect := testenv.StartLambda(t, testenv.Bootstrap(t, testenv.Functions["ConnectFunction"]), env...)
 
 	sample, err := os.ReadFile(filepath.Join("..", "events", "connect.json"))
 	if err != nil {

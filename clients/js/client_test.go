@@ -21,7 +21,6 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/coder/websocket"
 
-	jsclient "github.com/wsnotify/wsnotify/clients/js"
 	"github.com/wsnotify/wsnotify/infra/local/server"
 	"github.com/wsnotify/wsnotify/shared/push/hub"
 	"github.com/wsnotify/wsnotify/shared/store/memory"
@@ -44,16 +43,6 @@ func TestTheModuleUnitTestsPass(t *testing.T) {
 	}
 	if !bytes.Contains(out, []byte("fail 0")) {
 		t.Fatalf("node --test reported no result:\n%s", out)
-	}
-}
-
-func TestTheEmbeddedModuleIsTheFile(t *testing.T) {
-	src, err := os.ReadFile(filepath.Join(dir(t), "wsnotify.js"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(src, jsclient.Module) {
-		t.Fatal("Module differs from wsnotify.js")
 	}
 }
 
@@ -216,6 +205,14 @@ func (m *localMode) publish(t *testing.T, job string, from, to, total int) {
 // listening: the request is served in-process, as from this machine.
 func publishTo(t *testing.T, h http.Handler, addr, job string, from, to, total int) {
 	t.Helper()
+	if err := tryPublish(h, addr, job, from, to, total); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tryPublish is publishTo returning its failure, for a goroutine other than
+// the test's, which must not end the test.
+func tryPublish(h http.Handler, addr, job string, from, to, total int) error {
 	for i := from; i <= to; i++ {
 		body := fmt.Sprintf(`{"ownerId":%q,"event":{"type":"job_progress","jobId":%q,"progress":%d,"processedCount":%d,"totalCount":%d,"currentFile":"file-%d.pdf"}}`,
 			owner, job, i*100/total, i, total, i)
@@ -225,9 +222,10 @@ func publishTo(t *testing.T, h http.Handler, addr, job string, from, to, total i
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 		if rec.Code != http.StatusOK || strings.Contains(rec.Body.String(), `"itemIdentifier"`) {
-			t.Fatalf("publish %s #%d: %d %s", job, i, rec.Code, rec.Body)
+			return fmt.Errorf("publish %s #%d: %d %s", job, i, rec.Code, rec.Body)
 		}
 	}
+	return nil
 }
 
 // requireResume fails a test that needs the resume protocol (event ids,
@@ -266,6 +264,7 @@ type nodeClient struct {
 	events   []map[string]any
 	states   []string
 	deadline <-chan time.Time
+	failed   <-chan error // a failure of the test's other goroutines: ends any wait
 }
 
 // startClient runs the module in Node.js with options (url and token set
@@ -303,6 +302,8 @@ func (c *nodeClient) next(t *testing.T, what string) bool {
 			c.events = append(c.events, ev)
 		}
 		return true
+	case err := <-c.failed:
+		t.Fatalf("while waiting for %s: %v", what, err)
 	case <-c.deadline:
 		t.Fatalf("timed out waiting for %s; states %v, %d events; node stderr: %s", what, c.states, len(c.events), c.stderr)
 	}
@@ -374,18 +375,27 @@ func TestEveryEventArrivesOnceAndInOrderWhileTheIdleTimeoutForcesReconnects(t *t
 	// closes the connection every second, and events published while the
 	// client is away come back through resume.
 	const n = 200
-	done := make(chan struct{})
+	done, failed := make(chan struct{}), make(chan error, 1)
+	c.failed = failed
 	go func() {
 		defer close(done)
 		pace := time.NewTicker(125 * time.Millisecond)
 		defer pace.Stop()
 		for i := 1; i <= n; i += 5 {
-			m.publish(t, "job_idle", i, i+4, n)
+			if err := tryPublish(m.srv, m.addr, "job_idle", i, i+4, n); err != nil {
+				failed <- err
+				return
+			}
 			<-pace.C
 		}
 	}()
 	c.until(t, "every event", func() bool { return len(c.progressOf("job_idle")) >= n })
 	<-done
+	select {
+	case err := <-failed:
+		t.Fatal(err)
+	default:
+	}
 	c.expectOnceInOrder(t, "job_idle", n)
 	if c.opens() < 4 {
 		t.Fatalf("the client opened %d connections in 5 s with a 1 s idle timeout; want reconnects (states %v)", c.opens(), c.states)

@@ -29,6 +29,9 @@ const recentIds = 10000;
 // WebSocket readyState OPEN, the same in browsers and in ws.
 const OPEN = 1;
 
+// Decodes a binary frame's UTF-8 text.
+const decoder = new TextDecoder();
+
 /**
  * Connects to wsnotify and keeps the connection until close() is called.
  * @param {import('./wsnotify').ConnectOptions} options
@@ -45,7 +48,7 @@ class Client {
   #state = 'connecting';
   #stopped = false; // close() was called, or the server refused for good
   #clientId;
-  #conn = null; // the current connection: {ws, opened, status, done}
+  #conn = null; // the current connection: {ws, opened, status, canSeeStatus}
   #retry = null; // the reconnect timer
   #attempt = 0; // reconnects since the last healthy connection
   #failures = 0; // consecutive handshakes that failed before 'open'
@@ -137,7 +140,7 @@ class Client {
       if (this.#stopped) return;
     }
     const url = `${this.#opts.url}/api/v1/ws/${encodeURIComponent(this.#clientId)}?token=${encodeURIComponent(String(token))}`;
-    const conn = { ws: null, opened: false, status: null, done: false, canSeeStatus: false };
+    const conn = { ws: null, opened: false, status: null, canSeeStatus: false };
     try {
       conn.ws = new this.#WebSocket(url);
     } catch (err) {
@@ -233,8 +236,7 @@ class Client {
     this.#pingTimer = this.#pongTimer = this.#gapTimer = null;
     this.#resuming = null;
     this.#gapResumed = false;
-    if (conn && !conn.done) {
-      conn.done = true;
+    if (conn) {
       try {
         if (conn.ws.readyState <= OPEN) conn.ws.close(1000, 'client closed');
       } catch {
@@ -278,7 +280,7 @@ class Client {
     this.#pongTimer = null;
     let msg;
     try {
-      msg = JSON.parse(typeof data === 'string' ? data : new TextDecoder().decode(data));
+      msg = JSON.parse(typeof data === 'string' ? data : decoder.decode(data));
     } catch {
       return; // not JSON: not for us
     }

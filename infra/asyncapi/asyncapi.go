@@ -36,7 +36,6 @@ var ErrOffContract = errors.New("message breaks docs/asyncapi.yaml")
 type Document struct {
 	raw        map[string]any
 	received   []Message            // messages of send operations and of replies: what a client receives
-	sent       []Message            // messages of receive operations: what a client sends
 	operations map[string][]Message // each operation's own messages (not its reply's)
 }
 
@@ -117,33 +116,23 @@ func Parse(data []byte) (*Document, error) {
 				return nil, fmt.Errorf("asyncapi: operation %s reply: %w", name, err)
 			}
 		}
-		// The document describes the server: it sends to clients what its
-		// send operations and its replies carry, and receives the rest.
-		toClient, fromClient := replies, refs
-		switch action {
-		case "send":
-			toClient, fromClient = append(refs, replies...), nil
-		case "receive":
-		default:
+		if action != "send" && action != "receive" {
 			return nil, fmt.Errorf("asyncapi: operation %s: action %q is neither send nor receive", name, action)
 		}
-		for _, list := range []struct {
-			refs []string
-			into *[]Message
-			dir  string
-		}{{toClient, &d.received, "to"}, {fromClient, &d.sent, "from"}} {
-			for _, ref := range list.refs {
-				m, err := d.message(c, ref)
-				if err != nil {
-					return nil, fmt.Errorf("asyncapi: operation %s: %w", name, err)
-				}
-				if slices.Contains(refs, ref) {
-					d.operations[name] = append(d.operations[name], m)
-				}
-				if !seen[list.dir+m.Name] {
-					seen[list.dir+m.Name] = true
-					*list.into = append(*list.into, m)
-				}
+		// The document describes the server: it sends to clients what its
+		// send operations and its replies carry.
+		for i, ref := range slices.Concat(refs, replies) {
+			m, err := d.message(c, ref)
+			if err != nil {
+				return nil, fmt.Errorf("asyncapi: operation %s: %w", name, err)
+			}
+			own := i < len(refs)
+			if own {
+				d.operations[name] = append(d.operations[name], m)
+			}
+			if (!own || action == "send") && !seen[m.Name] {
+				seen[m.Name] = true
+				d.received = append(d.received, m)
 			}
 		}
 	}
@@ -284,13 +273,6 @@ func escapePointer(ptr string) string {
 	return (&url.URL{Fragment: ptr}).EscapedFragment()
 }
 
-// Received returns the messages a client may receive, in document order of
-// their operations.
-func (d *Document) Received() []Message { return append([]Message(nil), d.received...) }
-
-// Sent returns the messages a client may send.
-func (d *Document) Sent() []Message { return append([]Message(nil), d.sent...) }
-
 // Operation returns the messages an operation names (not its reply's), or
 // nil if the document has no such operation.
 func (d *Document) Operation(name string) []Message {
@@ -302,9 +284,6 @@ func (d *Document) Operation(name string) []Message {
 // candidates; a message without one is held to those without a type. The
 // error wraps ErrOffContract and says which rule broke.
 func (d *Document) CheckReceived(data []byte) error { return check(d.received, data) }
-
-// CheckSent checks one message a client sends, as CheckReceived does.
-func (d *Document) CheckSent(data []byte) error { return check(d.sent, data) }
 
 func check(messages []Message, data []byte) error {
 	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))

@@ -58,19 +58,6 @@ func (t *Template) Functions() ([]Function, error) {
 	return out, nil
 }
 
-// FunctionTimeouts returns each function's Timeout by logical id.
-func (t *Template) FunctionTimeouts() (map[string]time.Duration, error) {
-	fns, err := t.Functions()
-	if err != nil {
-		return nil, err
-	}
-	timeouts := make(map[string]time.Duration, len(fns))
-	for _, f := range fns {
-		timeouts[f.LogicalID] = f.Timeout
-	}
-	return timeouts, nil
-}
-
 // subRef matches "${Name}" and "${Name.Attribute}" in an Fn::Sub string.
 var subRef = regexp.MustCompile(`\$\{([A-Za-z0-9]+)(?:\.[A-Za-z0-9]+)?\}`)
 

@@ -2,8 +2,6 @@ package template_test
 
 import (
 	"context"
-	"path/filepath"
-	"reflect"
 	"testing"
 	"time"
 
@@ -17,20 +15,6 @@ import (
 
 // These tests use testenv, which reads the function table from this
 // package: they live outside it.
-
-func TestTheEmbeddedTemplateIsTheRepositorysFile(t *testing.T) {
-	repo, err := template.LoadFile(filepath.Join(testenv.RepoRoot(t), "template.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	embedded, err := template.Repo()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(repo.Resources, embedded.Resources) {
-		t.Fatal("the embedded template differs from template.yaml")
-	}
-}
 
 func TestCreateTableOnDynalite(t *testing.T) {
 	client := testenv.DynamoDB(testenv.Dynalite(t))

@@ -1,6 +1,8 @@
 package testenv
 
 import (
+	"os"
+	"sync"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -52,15 +54,55 @@ func FunctionEnv(table, dynamoEndpoint, managementEndpoint string) []string {
 	}
 }
 
-// StartFunctions builds every function as `make build` does (for this
-// machine) and runs each under the Runtime Interface Emulator with env.
-// The result is keyed by logical id.
+// StartFunctions runs every function's Bootstrap under the Runtime
+// Interface Emulator with env. The result is keyed by logical id.
 func StartFunctions(t testing.TB, env ...string) map[string]*Lambda {
 	t.Helper()
-	dir := t.TempDir()
 	lambdas := make(map[string]*Lambda, len(Functions))
 	for id, name := range Functions {
-		lambdas[id] = StartLambda(t, BuildBootstrap(t, dir, name), env...)
+		lambdas[id] = StartLambda(t, Bootstrap(t, name), env...)
 	}
 	return lambdas
+}
+
+// bootstraps is Bootstrap's cache, on once CacheBootstraps has run.
+var bootstraps struct {
+	dir   string   // the folder it builds into; "" while off
+	built sync.Map // function folder name → *builtBootstrap
+}
+
+type builtBootstrap struct {
+	mu   sync.Mutex // held while it builds
+	path string     // "" until built
+}
+
+// CacheBootstraps makes Bootstrap build each function once for the rest of
+// the test process, into a folder that the returned remove deletes. A
+// package whose tests build the same functions again and again calls it in
+// its TestMain, before m.Run, and remove after it.
+func CacheBootstraps() (remove func()) {
+	dir, err := os.MkdirTemp("", "wsnotify-bootstraps-")
+	if err != nil {
+		panic(err)
+	}
+	bootstraps.dir = dir
+	return func() { os.RemoveAll(dir) }
+}
+
+// Bootstrap returns the path of ./functions/<name> compiled by
+// BuildBootstrap: once per test process if CacheBootstraps has run, the
+// same path every call, else into a new folder of the test's.
+func Bootstrap(t testing.TB, name string) string {
+	t.Helper()
+	if bootstraps.dir == "" {
+		return BuildBootstrap(t, t.TempDir(), name)
+	}
+	v, _ := bootstraps.built.LoadOrStore(name, &builtBootstrap{})
+	b := v.(*builtBootstrap)
+	b.mu.Lock()
+	defer b.mu.Unlock() // also when the build fails the test: the next call builds again
+	if b.path == "" {
+		b.path = BuildBootstrap(t, bootstraps.dir, name)
+	}
+	return b.path
 }
