@@ -529,7 +529,7 @@ func TestAPostOverTheMessageLimitIsRefusedWith413AndLogged(t *testing.T) {
 	})
 	t.Run("the pusher logs the refusal with the connection and the size", func(t *testing.T) {
 		line := logs.waitLog(t, "message over the size limit not sent", map[string]string{"connectionId": id})
-		if line.Level != slog.LevelWarn || line.Attrs["bytes"] != fmt.Sprint(notify.MaxMessageBytes+1) || line.Attrs["limit"] != fmt.Sprint(notify.MaxMessageBytes) {
+		if line.Level != slog.LevelError || line.Attrs["bytes"] != fmt.Sprint(notify.MaxMessageBytes+1) || line.Attrs["limit"] != fmt.Sprint(notify.MaxMessageBytes) {
 			t.Fatalf("log line %+v", line)
 		}
 	})
