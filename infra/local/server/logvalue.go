@@ -2,7 +2,8 @@ package server
 
 import (
 	"strconv"
-	"unicode/utf8"
+
+	"github.com/wsnotify/wsnotify/shared/text"
 )
 
 // maxLogValue bounds every value a log line takes from a request (path, user
@@ -17,9 +18,5 @@ func clip(s string) string {
 	if len(s) <= maxLogValue {
 		return s
 	}
-	cut := maxLogValue
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…[cut, " + strconv.Itoa(len(s)) + " bytes]"
+	return text.Prefix(s, maxLogValue) + "…[cut, " + strconv.Itoa(len(s)) + " bytes]"
 }
