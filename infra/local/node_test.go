@@ -18,8 +18,8 @@ import (
 	"github.com/wsnotify/wsnotify/shared/testenv"
 )
 
-// seedNodeExample is the Node.js example of the seed's API page
-// (websocket-api.txt), verbatim. infra/node/seed-client.js must contain it
+// seedNodeExample is the client contract's original Node.js example,
+// verbatim. infra/node/seed-client.js must contain it
 // unchanged but for the host and the token.
 const seedNodeExample = `const WebSocket = require('ws');
 const { randomUUID } = require('crypto');

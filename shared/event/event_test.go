@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-// The seed API page's four examples, verbatim.
+// The client contract's four original examples, verbatim (docs/protocol.md shows them).
 var seedExamples = map[Type]string{
 	TypeJobProgress: `{
   "type": "job_progress",

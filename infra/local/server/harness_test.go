@@ -29,7 +29,7 @@ import (
 // wait bounds every wait for something the server does in the background.
 const wait = 10 * time.Second
 
-// The seed's example events (websocket-api.txt), verbatim.
+// The client contract's original example events, verbatim (docs/protocol.md).
 const (
 	seedJobProgress  = `{"type":"job_progress","jobId":"job_123","progress":65,"processedCount":65,"totalCount":100,"currentFile":"document.pdf"}`
 	seedJobComplete  = `{"type":"job_complete","jobId":"job_123","status":"completed","organized":100,"failed":0}`
