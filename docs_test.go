@@ -1,8 +1,8 @@
 package wsnotify
 
 import (
+	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -19,17 +19,13 @@ var outsideNames = []string{"../shared", "DESIGN.md", "STYLE.md", "websocket-api
 
 // TestTheDocsStandAlone holds the README and docs/ to pointing only inside
 // the repository: every relative link names a file of the repository, and
-// no tracked file names the material the project started from.
+// no file of the repository names the material the project started from.
 func TestTheDocsStandAlone(t *testing.T) {
-	out, err := exec.Command("git", "ls-files").Output()
-	if err != nil {
-		t.Fatalf("git ls-files: %v", err)
-	}
-	tracked := map[string]bool{}
-	for _, f := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		tracked[f] = true
-		for dir := filepath.Dir(f); dir != "."; dir = filepath.Dir(dir) {
-			tracked[dir] = true
+	files := repositoryFiles(t)
+	exists := map[string]bool{}
+	for _, f := range files {
+		for p := f; p != "."; p = filepath.Dir(p) {
+			exists[p] = true
 		}
 	}
 	docs, _ := filepath.Glob("docs/*.md")
@@ -43,17 +39,13 @@ func TestTheDocsStandAlone(t *testing.T) {
 			if target == "" || strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
 				continue // a fragment of the same page, or an absolute URL
 			}
-			if path := filepath.Clean(filepath.Join(filepath.Dir(doc), target)); !tracked[filepath.ToSlash(path)] {
+			if path := filepath.Clean(filepath.Join(filepath.Dir(doc), target)); !exists[path] {
 				t.Errorf("%s links to %s, which is not a file of the repository", doc, target)
 			}
 		}
 	}
-	for f := range tracked {
-		if strings.HasPrefix(f, "infra/node/node_modules/") || f == "docs_test.go" {
-			continue
-		}
-		info, err := os.Stat(f)
-		if err != nil || info.IsDir() {
+	for _, f := range files {
+		if f == "docs_test.go" {
 			continue
 		}
 		text, err := os.ReadFile(f)
@@ -66,4 +58,34 @@ func TestTheDocsStandAlone(t *testing.T) {
 			}
 		}
 	}
+}
+
+// ignoredDirs are the folders .gitignore keeps out of the repository: tools,
+// builds and test output, not the repository's own files.
+var ignoredDirs = map[string]bool{".git": true, ".tools": true, "build": true, "node_modules": true, "test-output": true, "rapid": true}
+
+// repositoryFiles returns the repository's files, as paths relative to its
+// root, without what .gitignore leaves out.
+func repositoryFiles(t *testing.T) []string {
+	t.Helper()
+	var files []string
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if ignoredDirs[d.Name()] {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.Type().IsRegular() && !strings.HasSuffix(path, ".test") {
+			files = append(files, path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
 }
