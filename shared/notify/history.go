@@ -24,8 +24,8 @@ type History interface {
 	EventsSince(ctx context.Context, owner string, since int64, limit, keep int, now time.Time) ([]store.Event, store.Window, error)
 	// CurrentJobs returns, in seq order, the latest held event of each of
 	// owner's jobs whose latest event is a job_progress (a job still
-	// running), and the history's window.
-	CurrentJobs(ctx context.Context, owner string, keep int, now time.Time) ([]store.Event, store.Window, error)
+	// running), and the history's head: the state is as of that seq.
+	CurrentJobs(ctx context.Context, owner string, keep int, now time.Time) (jobs []store.Event, head int64, err error)
 }
 
 // Retention defaults: how long and how many events an owner's history

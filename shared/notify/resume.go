@@ -123,7 +123,7 @@ func (n *Notifier) Resume(ctx context.Context, req ResumeRequest) (ResumeResult,
 	now := n.cfg.Now()
 	keep := n.cfg.HistoryMaxEvents
 	if req.Current {
-		events, w, err := n.history.CurrentJobs(ctx, c.OwnerID, keep, now)
+		events, head, err := n.history.CurrentJobs(ctx, c.OwnerID, keep, now)
 		if err != nil {
 			return res, fmt.Errorf("read the current jobs of %s: %w", c.OwnerID, err)
 		}
@@ -132,8 +132,8 @@ func (n *Notifier) Resume(ctx context.Context, req ResumeRequest) (ResumeResult,
 				return res, err
 			}
 		}
-		res.Head = w.Head
-		req.Since = w.Head // what follows is live; in the cloud, catch up below
+		res.Head = head
+		req.Since = head // what follows is live; in the cloud, catch up below
 		if n.ordered != nil {
 			return res, n.sendResumed(ctx, req.ConnectionID, res)
 		}

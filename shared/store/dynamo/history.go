@@ -404,14 +404,13 @@ func (s *Store) EventsSince(ctx context.Context, owner string, since int64, limi
 	return events, w, nil
 }
 
-// CurrentJobs implements notify.History: a consistent read of the counter,
-// a consistent Query of the owner's job items (one per job whose latest
-// event has not expired from the table yet; a finished job's item is small),
-// and the window's oldest event (a Query, usually of one item).
-func (s *Store) CurrentJobs(ctx context.Context, owner string, keep int, now time.Time) ([]store.Event, store.Window, error) {
+// CurrentJobs implements notify.History: a consistent read of the counter
+// and a consistent Query of the owner's job items (one per job whose latest
+// event has not expired from the table yet; a finished job's item is small).
+func (s *Store) CurrentJobs(ctx context.Context, owner string, keep int, now time.Time) ([]store.Event, int64, error) {
 	head, err := s.head(ctx, owner)
 	if err != nil {
-		return nil, store.Window{}, fmt.Errorf("current jobs of %s: %w", owner, err)
+		return nil, 0, fmt.Errorf("current jobs of %s: %w", owner, err)
 	}
 	floor := heldFloor(head, keep)
 	var jobs []store.Event
@@ -435,18 +434,10 @@ func (s *Store) CurrentJobs(ctx context.Context, owner string, keep int, now tim
 		return nil
 	})
 	if err != nil {
-		return nil, store.Window{}, fmt.Errorf("query jobs of %s: %w", owner, err)
+		return nil, 0, fmt.Errorf("query jobs of %s: %w", owner, err)
 	}
 	sort.Slice(jobs, func(i, j int) bool { return jobs[i].Seq < jobs[j].Seq })
-	w := store.Window{Head: head, Oldest: head + 1}
-	oldest, found, err := s.oldestHeld(ctx, owner, floor, head, now)
-	if err != nil {
-		return nil, store.Window{}, fmt.Errorf("current jobs of %s: %w", owner, err)
-	}
-	if found {
-		w.Oldest = oldest
-	}
-	return jobs, w, nil
+	return jobs, head, nil
 }
 
 // head returns the owner's last seq given, 0 before any.

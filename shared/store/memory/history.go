@@ -108,7 +108,7 @@ func (s *Store) EventsSince(_ context.Context, owner string, since int64, limit,
 }
 
 // CurrentJobs implements notify.History.
-func (s *Store) CurrentJobs(_ context.Context, owner string, keep int, now time.Time) ([]store.Event, store.Window, error) {
+func (s *Store) CurrentJobs(_ context.Context, owner string, keep int, now time.Time) ([]store.Event, int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	h := s.ownerHistory(owner)
@@ -120,5 +120,5 @@ func (s *Store) CurrentJobs(_ context.Context, owner string, keep int, now time.
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
-	return out, h.window(), nil
+	return out, h.head, nil
 }

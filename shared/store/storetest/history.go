@@ -146,13 +146,13 @@ func testCurrentJobs(t *testing.T, h notify.History) {
 	} {
 		record(t, h, ev("acct_1", fmt.Sprintf("e%d", i+1), x.typ, x.job), keep, epoch)
 	}
-	got, w, err := h.CurrentJobs(ctxT(t), "acct_1", keep, epoch)
+	got, head, err := h.CurrentJobs(ctxT(t), "acct_1", keep, epoch)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// j1 completed, j4 and j5 ended on an error; j3 (seq 5) and j2 (seq 6) run.
-	if fmt.Sprint(seqs(got)) != "[5 6]" || got[0].JobID != "j3" || got[1].JobID != "j2" || w.Head != 9 {
-		t.Fatalf("current jobs %v (head %d), want j3 at 5 and j2 at 6", seqs(got), w.Head)
+	if fmt.Sprint(seqs(got)) != "[5 6]" || got[0].JobID != "j3" || got[1].JobID != "j2" || head != 9 {
+		t.Fatalf("current jobs %v (head %d), want j3 at 5 and j2 at 6 as of head 9", seqs(got), head)
 	}
 	if got, _, _ := h.CurrentJobs(ctxT(t), "acct_other", keep, epoch); len(got) != 0 {
 		t.Fatalf("another owner's jobs: %v", seqs(got))
