@@ -282,14 +282,17 @@ func TestPublishRefusesInvalidAndOversizedEvents(t *testing.T) {
 	}
 }
 
-// blockingPusher holds every post until released and tracks how many are in flight.
+// blockingPusher holds every post until released, tracks how many are in
+// flight, and reports each one's start on started.
 type blockingPusher struct {
 	inFlight, peak atomic.Int64
+	started        chan struct{}
 	release        chan struct{}
 }
 
 func (p *blockingPusher) Post(ctx context.Context, _ string, _ []byte) error {
 	n := p.inFlight.Add(1)
+	p.started <- struct{}{}
 	for {
 		peak := p.peak.Load()
 		if n <= peak || p.peak.CompareAndSwap(peak, n) {
@@ -311,7 +314,7 @@ func TestPublishBoundsConcurrentPushes(t *testing.T) {
 	ctx := context.Background()
 	s := memory.New()
 	_ = s.PutKey(ctx, auth.Key{Hash: auth.Hash("k"), OwnerID: "o"})
-	p := &blockingPusher{release: make(chan struct{})}
+	p := &blockingPusher{started: make(chan struct{}, 10), release: make(chan struct{})}
 	n := notify.New(auth.NewAuthenticator(s), s, p, slog.New(slog.NewTextHandler(io.Discard, nil)), notify.Config{Concurrency: 3})
 	for i := range 10 {
 		if _, err := n.Connect(ctx, notify.ConnectRequest{Token: "k", ClientID: fmt.Sprint("c", i), ConnectionID: fmt.Sprint("id", i)}); err != nil {
@@ -324,12 +327,11 @@ func TestPublishBoundsConcurrentPushes(t *testing.T) {
 		done <- res
 	}()
 	deadline := time.After(5 * time.Second)
-	for p.inFlight.Load() < 3 {
+	for i := range 3 {
 		select {
+		case <-p.started:
 		case <-deadline:
-			t.Fatalf("only %d pushes started", p.inFlight.Load())
-		default:
-			time.Sleep(time.Millisecond) // polling a counter, not waiting for an event to happen by itself
+			t.Fatalf("only %d pushes started", i)
 		}
 	}
 	close(p.release)
