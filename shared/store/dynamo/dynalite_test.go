@@ -230,18 +230,39 @@ func seed(t testing.TB, client *dynamodb.Client, table string, from, to int, at 
 }
 
 // meteredClient returns a DynamoDB client for endpoint whose requests are
-// counted by operation (counter) and whose consumed capacity is summed
-// (metered). It does not retry: a retry would count as a request of its own,
-// so a transient failure surfaces as the error it is rather than as a
-// miscount.
-func meteredClient(endpoint string) (*dynamodb.Client, *countingClient, *capacityClient) {
+// counted by operation and whose consumed capacity is summed, both read
+// through the meter. It does not retry: a retry would count as a request of
+// its own, so a transient failure surfaces as the error it is rather than as
+// a miscount.
+func meteredClient(endpoint string) (*dynamodb.Client, meter) {
 	counter := &countingClient{base: awshttp.NewBuildableClient(), ops: map[string]int{}}
 	metered := &capacityClient{next: counter, units: map[string]float64{}}
 	client := newClient(endpoint, func(o *dynamodb.Options) {
 		o.HTTPClient = metered
 		o.Retryer = aws.NopRetryer{}
 	})
-	return client, counter, metered
+	return client, meter{counter, metered}
+}
+
+// meter reads what a meteredClient counted.
+type meter struct {
+	requests *countingClient
+	units    *capacityClient
+}
+
+// take returns the requests and the capacity units, each by operation,
+// counted since the last take, and resets both.
+func (m meter) take() (map[string]int, map[string]float64) {
+	return m.requests.take(), m.units.take()
+}
+
+// sum adds up the figures of every operation.
+func sum[V int | float64](byOp map[string]V) V {
+	var total V
+	for _, v := range byOp {
+		total += v
+	}
+	return total
 }
 
 // countingClient counts the DynamoDB requests that go through it, by

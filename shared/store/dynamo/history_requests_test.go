@@ -46,7 +46,7 @@ import (
 // DynamoDB, which charges refused conditional writes and spares the read, a
 // redelivery costs 2 writes, 3 for a job event.
 func testHistoryRequestCounts(t *testing.T, endpoint string, plain *dynamodb.Client) {
-	counted, counter, metered := meteredClient(endpoint)
+	counted, m := meteredClient(endpoint)
 	for _, n := range []int{1, 1000} {
 		t.Run(fmt.Sprintf("for %d connections of one owner", n), func(t *testing.T) {
 			table := newTable(t, plain)
@@ -54,15 +54,9 @@ func testHistoryRequestCounts(t *testing.T, endpoint string, plain *dynamodb.Cli
 			s := New(counted, table)
 			check := func(what string, want map[string]int, wantUnits float64) {
 				t.Helper()
-				got, units := counter.take(), metered.take()
-				total, totalUnits := 0, 0.0
-				for _, c := range got {
-					total += c
-				}
-				for _, u := range units {
-					totalUnits += u
-				}
-				t.Logf("n=%d %-44s %2d requests %v, %g capacity units %v", n, what, total, got, totalUnits, units)
+				got, units := m.take()
+				totalUnits := sum(units)
+				t.Logf("n=%d %-44s %2d requests %v, %g capacity units %v", n, what, sum(got), got, totalUnits, units)
 				if !maps.Equal(got, want) {
 					t.Errorf("%s: requests %v, want %v", what, got, want)
 				}
@@ -70,8 +64,7 @@ func testHistoryRequestCounts(t *testing.T, endpoint string, plain *dynamodb.Cli
 					t.Errorf("%s: %g capacity units as dynalite counts them, want %g", what, totalUnits, wantUnits)
 				}
 			}
-			counter.take()
-			metered.take()
+			m.take()
 
 			mustRecord(t, s, historyEvent("up-1", "file_uploaded", ""), 100, at)
 			check("record", map[string]int{"PutItem": 2, "UpdateItem": 2}, 4)
@@ -85,8 +78,7 @@ func testHistoryRequestCounts(t *testing.T, endpoint string, plain *dynamodb.Cli
 			for i := range 28 {
 				mustRecord(t, s, historyEvent(fmt.Sprint("more-", i), "job_progress", fmt.Sprint("job_", i%5)), 100, at)
 			}
-			counter.take()
-			metered.take()
+			m.take()
 			page := func(since int64) {
 				t.Helper()
 				got, _, err := s.EventsSince(testCtx(t), "acct_1", since, 10, 100, at)

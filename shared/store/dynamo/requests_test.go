@@ -48,7 +48,7 @@ import (
 // Before the count, a connect queried the owner's whole partition for the
 // cap, as a publish does: at 5,000 connections 130 read units in 1 MB pages.
 func testRequestCounts(t *testing.T, endpoint string, plain *dynamodb.Client) {
-	counted, counter, metered := meteredClient(endpoint)
+	counted, m := meteredClient(endpoint)
 	for _, n := range []int{1, 100, 5000} {
 		t.Run(fmt.Sprintf("for %d connections of one owner", n), func(t *testing.T) {
 			ctx := testCtx(t)
@@ -69,15 +69,8 @@ func testRequestCounts(t *testing.T, endpoint string, plain *dynamodb.Client) {
 			ev := event.JobProgress{Type: event.TypeJobProgress, JobID: "job_1", Progress: 10, ProcessedCount: 1, TotalCount: 10}
 			check := func(what string, want map[string]int) map[string]float64 {
 				t.Helper()
-				got, units := counter.take(), metered.take()
-				total, totalUnits := 0, 0.0
-				for _, c := range got {
-					total += c
-				}
-				for _, u := range units {
-					totalUnits += u
-				}
-				t.Logf("n=%d %-40s %2d requests %v, %g capacity units %v", n, what, total, got, totalUnits, units)
+				got, units := m.take()
+				t.Logf("n=%d %-40s %2d requests %v, %g capacity units %v", n, what, sum(got), got, sum(units), units)
 				if !maps.Equal(got, want) {
 					t.Errorf("%s: requests %v, want %v", what, got, want)
 				}
@@ -90,8 +83,7 @@ func testRequestCounts(t *testing.T, endpoint string, plain *dynamodb.Client) {
 				}
 			}
 
-			counter.take()
-			metered.take()
+			m.take()
 			for i, limit := range []int32{0, 100} {
 				res, err := notifier(limit).Publish(ctx, "acct_1", "", "", ev)
 				if err != nil || res.Delivered != n {
@@ -129,8 +121,7 @@ func testRequestCounts(t *testing.T, endpoint string, plain *dynamodb.Client) {
 			if _, err := New(plain, table).ReserveConnection(ctx, "acct_1", n+1); err != nil {
 				t.Fatal(err) // counted as its own connect would have
 			}
-			counter.take()
-			metered.take()
+			m.take()
 			if _, err := n1.Connect(ctx, notify.ConnectRequest{Token: key, ClientID: conn(0, seeded).ClientID, ConnectionID: "Fresh0000000003="}); err != nil {
 				t.Fatal(err)
 			}
@@ -185,7 +176,7 @@ func BenchmarkRequests(b *testing.B) {
 
 func benchmarkRequests(b *testing.B, endpoint string, n int) {
 	plain := newClient(endpoint)
-	counted, counter, metered := meteredClient(endpoint)
+	counted, m := meteredClient(endpoint)
 	table := newTable(b, plain)
 	seeded := time.Now().Truncate(time.Second)
 	seed(b, plain, table, 0, n, seeded)
@@ -201,13 +192,8 @@ func benchmarkRequests(b *testing.B, endpoint string, n int) {
 	}
 	var connects, connectUnits, publishes, readUnits float64
 	take := func() (requests, units float64) {
-		for _, c := range counter.take() {
-			requests += float64(c)
-		}
-		for _, u := range metered.take() {
-			units += u
-		}
-		return requests, units
+		ops, byOp := m.take()
+		return float64(sum(ops)), sum(byOp)
 	}
 	take()
 	i := 0
