@@ -95,23 +95,32 @@ type stack struct {
 	mgmt    *managementAPI
 }
 
-func startStack(t *testing.T) *stack {
+// startBackends starts what the functions reach: dynalite holding table, and
+// a recording Management API. It returns the table's store, the Management
+// API and the functions' environment pointed at both.
+func startBackends(t *testing.T, table string) (*dynamo.Store, *managementAPI, []string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	endpoint := testenv.Dynalite(t)
 	db := testenv.DynamoDB(endpoint)
-	const table = "wsnotify-functions-test"
 	if err := template.CreateTable(ctx, db, table); err != nil {
 		t.Fatal(err)
 	}
-	st := &stack{store: dynamo.New(db, table), mgmt: &managementAPI{posts: map[string][]string{}}}
-	if err := st.store.PutKey(ctx, auth.Key{Hash: auth.Hash(sampleKey), OwnerID: "acct_42", Name: "events folder", CreatedAt: time.Now()}); err != nil {
+	mgmt := &managementAPI{posts: map[string][]string{}}
+	srv := httptest.NewServer(mgmt)
+	t.Cleanup(srv.Close)
+	return dynamo.New(db, table), mgmt, testenv.FunctionEnv(table, endpoint, srv.URL+"/prod")
+}
+
+func startStack(t *testing.T) *stack {
+	t.Helper()
+	store, mgmt, env := startBackends(t, "wsnotify-functions-test")
+	st := &stack{store: store, mgmt: mgmt}
+	if err := st.store.PutKey(context.Background(), auth.Key{Hash: auth.Hash(sampleKey), OwnerID: "acct_42", Name: "events folder", CreatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	mgmt := httptest.NewServer(st.mgmt)
-	t.Cleanup(mgmt.Close)
-	st.lambdas = testenv.StartFunctions(t, append(testenv.FunctionEnv(table, endpoint, mgmt.URL+"/prod"),
+	st.lambdas = testenv.StartFunctions(t, append(env,
 		"LOG_LEVEL=debug", "ALLOWED_ORIGINS=https://app.example.com", "METRICS_NAMESPACE="+metricsNamespace)...)
 	return st
 }
@@ -325,21 +334,12 @@ func TestEveryEventsFileOnItsBinary(t *testing.T) {
 // its reason and is acknowledged; when the queue refuses it, it is reported
 // failed.
 func TestTheJobEventsBinarySendsInvalidRecordsToTheDeadLetterQueue(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	endpoint := testenv.Dynalite(t)
-	const table = "wsnotify-dlq-test"
-	if err := template.CreateTable(ctx, testenv.DynamoDB(endpoint), table); err != nil {
-		t.Fatal(err)
-	}
-	mgmt := httptest.NewServer(&managementAPI{posts: map[string][]string{}})
-	t.Cleanup(mgmt.Close)
+	_, _, env := startBackends(t, "wsnotify-dlq-test")
 	fake := &testenv.SQS{}
 	sqsServer := httptest.NewServer(fake)
 	t.Cleanup(sqsServer.Close)
 	queueURL := sqsServer.URL + "/000000000000/wsnotify-job-events-dlq.fifo"
-	env := append(testenv.FunctionEnv(table, endpoint, mgmt.URL+"/prod"),
-		"JOB_DEAD_LETTER_QUEUE_URL="+queueURL, "AWS_ENDPOINT_URL_SQS="+sqsServer.URL)
+	env = append(env, "JOB_DEAD_LETTER_QUEUE_URL="+queueURL, "AWS_ENDPOINT_URL_SQS="+sqsServer.URL)
 	l := testenv.StartLambda(t, testenv.Bootstrap(t, "jobevents"), env...)
 
 	batch := `{"Records":[

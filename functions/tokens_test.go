@@ -14,9 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wsnotify/wsnotify/infra/template"
 	"github.com/wsnotify/wsnotify/shared/auth"
-	"github.com/wsnotify/wsnotify/shared/store/dynamo"
 	"github.com/wsnotify/wsnotify/shared/testenv"
 )
 
@@ -45,18 +43,8 @@ func TestConnectBinaryChecksSignedTokensWithSecretsFromSecretsManager(t *testing
 	}))
 	t.Cleanup(secrets.Close)
 
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	endpoint := testenv.Dynalite(t)
-	db := testenv.DynamoDB(endpoint)
-	const table = "wsnotify-tokens-test"
-	if err := template.CreateTable(ctx, db, table); err != nil {
-		t.Fatal(err)
-	}
-	mgmt := httptest.NewServer(&managementAPI{posts: map[string][]string{}})
-	t.Cleanup(mgmt.Close)
-	env := append(testenv.FunctionEnv(table, endpoint, mgmt.URL+"/prod"),
-		"TOKEN_SECRET_ID="+secretName, "TOKEN_MAX_TTL=1h", "AWS_ENDPOINT_URL_SECRETS_MANAGER="+secrets.URL)
+	store, _, env := startBackends(t, "wsnotify-tokens-test")
+	env = append(env, "TOKEN_SECRET_ID="+secretName, "TOKEN_MAX_TTL=1h", "AWS_ENDPOINT_URL_SECRETS_MANAGER="+secrets.URL)
 	connect := testenv.StartLambda(t, testenv.Bootstrap(t, testenv.Functions["ConnectFunction"]), env...)
 
 	sample, err := os.ReadFile(filepath.Join("..", "events", "connect.json"))
@@ -99,7 +87,7 @@ func TestConnectBinaryChecksSignedTokensWithSecretsFromSecretsManager(t *testing
 	if n := reads.Load(); n != 1 {
 		t.Errorf("%d GetSecretValue calls for three tokens, want 1 for the container", n)
 	}
-	conns, err := dynamo.New(db, table).ListConnections(ctx, "acct_cloud", time.Now())
+	conns, err := store.ListConnections(context.Background(), "acct_cloud", time.Now())
 	if err != nil || len(conns) != 2 {
 		t.Fatalf("records of the token's owner: %+v, %v; want tab-1 and tab-2", conns, err)
 	}

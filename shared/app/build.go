@@ -37,17 +37,11 @@ type Metrics interface {
 	apigw.Metrics
 }
 
-// Build makes the Notifier the functions share: DynamoDB store and keys,
+// build makes the Notifier the functions share: DynamoDB store and keys,
 // Management API pusher, and signed tokens when a token secret is named,
-// reporting to m (nil: nowhere). Mains call it once, at cold start, so SDK
-// clients and their connection pools live across invocations.
-func Build(ctx context.Context, cfg Config, log *slog.Logger, m Metrics) (*notify.Notifier, error) {
-	n, _, err := build(ctx, cfg, log, m)
-	return n, err
-}
-
-// build is Build, also returning the AWS configuration it loaded, for the
-// function's other clients.
+// reporting to m (nil: nowhere). It also returns the AWS configuration it
+// loaded, for the function's other clients. Start calls it once, at cold
+// start, so SDK clients and their connection pools live across invocations.
 func build(ctx context.Context, cfg Config, log *slog.Logger, m Metrics) (*notify.Notifier, aws.Config, error) {
 	concurrency := cfg.FanoutConcurrency
 	if concurrency <= 0 {

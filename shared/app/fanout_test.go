@@ -34,7 +34,7 @@ import (
 )
 
 // The fan-out benchmark measures a publish as the functions run it: the
-// Notifier over the Management API pusher and the SDK client that Build
+// Notifier over the Management API pusher and the SDK client that build
 // makes, posting to every connection of one owner, against an HTTPS
 // stand-in of the Management API that answers each PostToConnection after
 // postLatency. The stand-in runs in a process of its own (this test binary,
@@ -180,7 +180,7 @@ func newFanOut(tb testing.TB, srv *fanOutServer, connections, concurrency int, c
 	return &fanOut{srv: srv, store: s, concurrency: concurrency, client: client}
 }
 
-// notifier returns a Notifier as Build makes it, over a new HTTP client: a
+// notifier returns a Notifier as build makes it, over a new HTTP client: a
 // function's first publish after a cold start, whose pool holds no
 // connection yet.
 func (f *fanOut) notifier(tb testing.TB) *notify.Notifier {

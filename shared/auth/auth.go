@@ -89,9 +89,8 @@ func (a *Authenticator) Authenticate(ctx context.Context, key string) (string, e
 	return id.OwnerID, err
 }
 
-// authenticateKey returns the owner of the API key key.
-func (a *Authenticator) authenticateKey(ctx context.Context, key string) (string, error) {
-	hash := Hash(key)
+// authenticateKey returns the owner of the API key whose Hash is hash.
+func (a *Authenticator) authenticateKey(ctx context.Context, hash string) (string, error) {
 	k, err := a.keys.LookupKey(ctx, hash)
 	if errors.Is(err, ErrNotFound) {
 		return "", refuse("unknown API key %s", Prefix(hash))

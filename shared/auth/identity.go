@@ -50,11 +50,12 @@ func (a *Authenticator) Identify(ctx context.Context, token string) (Identity, e
 		return Identity{}, refuse("no token")
 	}
 	if !IsSignedToken(token) {
-		owner, err := a.authenticateKey(ctx, token)
+		hash := Hash(token) // the key's lookup and its rate key
+		owner, err := a.authenticateKey(ctx, hash)
 		if err != nil {
 			return Identity{}, err
 		}
-		return Identity{OwnerID: owner, RateKey: Hash(token)}, nil
+		return Identity{OwnerID: owner, RateKey: hash}, nil
 	}
 	if a.tokens == nil {
 		return Identity{}, refuse("signed token, and signed tokens are not enabled (no token secret configured)")

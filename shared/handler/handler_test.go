@@ -506,7 +506,7 @@ func TestRecordsNotReachedBeforeTheDeadlineAreLeftToARetry(t *testing.T) {
 	}
 }
 
-// deadLetters records what the job events handler dead-letters; Fail makes
+// deadLetters records what the job events handler dead-letters; Refuses makes
 // the queue refuse.
 type deadLetters struct {
 	sent    map[string]string // message id -> reason

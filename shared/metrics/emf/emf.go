@@ -40,20 +40,10 @@ const (
 	MaxDimensionValue = 1024
 )
 
-// units maps each figure's name to its unit.
-var units = func() map[string]metrics.Unit {
-	m := map[string]metrics.Unit{}
-	for _, f := range metrics.Figures() {
-		m[f.Name] = f.Unit
-	}
-	return m
-}()
-
 // series is one figure under one value of its dimension ("" for none).
 type series struct {
-	figure    string
-	dimension string // metrics.DimReason, metrics.DimType or ""
-	value     string
+	figure metrics.Figure
+	value  string
 }
 
 // Recorder adds up a function's figures until Flush writes them. It
@@ -97,12 +87,11 @@ func New(w io.Writer, namespace, function string) (*Recorder, error) {
 }
 
 func (r *Recorder) add(f metrics.Figure, value string, n float64) {
-	s := series{figure: f.Name, dimension: f.Dimension, value: value}
-	r.sums[s] += n
+	r.sums[series{f, value}] += n
 }
 
 func (r *Recorder) observe(f metrics.Figure, v float64) {
-	s := series{figure: f.Name}
+	s := series{figure: f}
 	r.values[s] = append(r.values[s], v)
 }
 
@@ -168,12 +157,12 @@ func (r *Recorder) Flush() error {
 	type group struct{ dimension, value string }
 	lines := map[group][]Metric{}
 	for s, v := range sums {
-		g := group{s.dimension, s.value}
-		lines[g] = append(lines[g], Metric{Name: s.figure, Unit: units[s.figure], Values: []float64{v}})
+		g := group{s.figure.Dimension, s.value}
+		lines[g] = append(lines[g], Metric{Name: s.figure.Name, Unit: s.figure.Unit, Values: []float64{v}})
 	}
 	for s, v := range values {
-		g := group{s.dimension, s.value}
-		lines[g] = append(lines[g], Metric{Name: s.figure, Unit: units[s.figure], Values: v})
+		g := group{s.figure.Dimension, s.value}
+		lines[g] = append(lines[g], Metric{Name: s.figure.Name, Unit: s.figure.Unit, Values: v})
 	}
 	groups := make([]group, 0, len(lines))
 	for g := range lines {
