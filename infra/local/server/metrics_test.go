@@ -192,45 +192,11 @@ func TestMetricsCountASlowConsumerClose(t *testing.T) {
 	}
 }
 
-func TestMetricsAreOnTheControlPlane(t *testing.T) {
+// A stage named metrics would make GET /metrics its WebSocket endpoint.
+// (/metrics is on the control plane: controlRequests.)
+func TestAStageNamedMetricsIsRefused(t *testing.T) {
 	t.Parallel()
-	get := func(t *testing.T, h *harness, host string, header http.Header) (int, string) {
-		t.Helper()
-		status, _, body := h.post(t, http.MethodGet, "/metrics", "", host, header)
-		return status, body
+	if _, err := server.New(server.Config{Stage: "metrics", Logger: testLogger()}); err == nil {
+		t.Fatal("stage metrics accepted: GET /metrics would be its WebSocket endpoint")
 	}
-	t.Run("on loopback, a web page is refused and so is a foreign host name", func(t *testing.T) {
-		t.Parallel()
-		h := start(t, twoOwners())
-		if status, body := get(t, h, "", http.Header{"Origin": {"https://evil.example"}}); status != http.StatusForbidden || !strings.Contains(body, "web pages") {
-			t.Errorf("with an Origin: %d %s", status, body)
-		}
-		if status, body := get(t, h, "rebound.evil.example", nil); status != http.StatusForbidden || !strings.Contains(body, "loopback host name") {
-			t.Errorf("under a foreign Host: %d %s", status, body)
-		}
-		if status, body := get(t, h, "", nil); status != http.StatusOK || !strings.Contains(body, metrics.Deliveries.Prom) {
-			t.Errorf("from this machine: %d %.200s", status, body)
-		}
-	})
-	t.Run("with a control token, the bearer is required", func(t *testing.T) {
-		t.Parallel()
-		cfg := twoOwners()
-		cfg.ControlToken = controlToken
-		h := start(t, cfg)
-		if status, body := get(t, h, "", nil); status != http.StatusForbidden || !strings.Contains(body, "control token") {
-			t.Errorf("without the token: %d %s", status, body)
-		}
-		if status, _ := get(t, h, "", http.Header{"Authorization": {"Bearer wrong-token-of-16-chars"}}); status != http.StatusForbidden {
-			t.Errorf("with a wrong token: %d", status)
-		}
-		if status, body := get(t, h, "", http.Header{"Authorization": {"Bearer " + controlToken}}); status != http.StatusOK || !strings.Contains(body, metrics.Deliveries.Prom) {
-			t.Errorf("with the token: %d %.200s", status, body)
-		}
-	})
-	t.Run("a stage named metrics is refused", func(t *testing.T) {
-		t.Parallel()
-		if _, err := server.New(server.Config{Stage: "metrics", Logger: testLogger()}); err == nil {
-			t.Fatal("stage metrics accepted: GET /metrics would be its WebSocket endpoint")
-		}
-	})
 }
