@@ -20,6 +20,7 @@ import (
 	"github.com/wsnotify/wsnotify/infra/asyncapi"
 	"github.com/wsnotify/wsnotify/infra/local/server"
 	"github.com/wsnotify/wsnotify/shared/auth"
+	"github.com/wsnotify/wsnotify/shared/metrics"
 	"github.com/wsnotify/wsnotify/shared/notify"
 	"github.com/wsnotify/wsnotify/shared/push/hub"
 	"github.com/wsnotify/wsnotify/shared/store"
@@ -399,6 +400,12 @@ func TestAStalledClientIsClosedWhileTwentyHealthyOnesGetEveryEventInOrder(t *tes
 			t.Error("the stalled client's record is left")
 		}
 		eventually(t, "the hub to hold only the healthy connections", func() bool { return h.srv.Hub().Len() == healthy })
+	})
+	t.Run("/metrics counts the slow-consumer close", func(t *testing.T) {
+		s := h.scrape(t)
+		if s.Get(metrics.SlowConsumerCloses) != 1 || s.Get(metrics.LiveConnections) != healthy {
+			t.Fatalf("slow consumer closes %v, live %v; want 1 and %d", s.Get(metrics.SlowConsumerCloses), s.Get(metrics.LiveConnections), healthy)
+		}
 	})
 	t.Run("its client id is free again", func(t *testing.T) {
 		appPing(t, h.connect(t, "stalled", keyA))

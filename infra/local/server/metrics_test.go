@@ -16,7 +16,6 @@ import (
 	"github.com/wsnotify/wsnotify/shared/metrics"
 	"github.com/wsnotify/wsnotify/shared/metrics/prom"
 	"github.com/wsnotify/wsnotify/shared/notify"
-	"github.com/wsnotify/wsnotify/shared/push/hub"
 	"github.com/wsnotify/wsnotify/shared/store"
 )
 
@@ -162,34 +161,6 @@ func readRaw(t *testing.T, c *asyncapi.Conn) (websocket.MessageType, []byte, err
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	return c.Read(ctx)
-}
-
-func TestMetricsCountASlowConsumerClose(t *testing.T) {
-	t.Parallel()
-	cfg := twoOwners()
-	// The client is cut by its full queue, not by a write timeout.
-	cfg.Connections = hub.Config{QueueMessages: 2, WriteTimeout: time.Minute}
-	h := start(t, cfg)
-	h.connect(t, "stalled", keyA) // never reads
-	id := h.connectionID(t, ownerA, "stalled")
-	filler := `"` + strings.Repeat("x", notify.MaxMessageBytes-2) + `"`
-	for rounds := 0; ; rounds++ {
-		if rounds == 500 {
-			t.Fatal("the stalled client was never closed")
-		}
-		resp, err := http.Post(h.base+"/@connections/"+url.PathEscape(id), "application/json", strings.NewReader(filler))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusGone {
-			break
-		}
-	}
-	s := h.scrape(t)
-	if s.Get(metrics.SlowConsumerCloses) != 1 || s.Get(metrics.LiveConnections) != 0 {
-		t.Fatalf("slow consumer closes %v, live %v; want 1 and 0", s.Get(metrics.SlowConsumerCloses), s.Get(metrics.LiveConnections))
-	}
 }
 
 // A stage named metrics would make GET /metrics its WebSocket endpoint.
