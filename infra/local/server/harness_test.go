@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -318,22 +319,13 @@ func sameShape(t *testing.T, got map[string]any, want string, anyValue ...string
 			t.Errorf("event %v lacks field %q of %s", got, k, want)
 			continue
 		}
-		if contains(anyValue, k) {
+		if slices.Contains(anyValue, k) {
 			continue
 		}
 		if fmt.Sprint(g) != fmt.Sprint(v) {
 			t.Errorf("event field %q = %v, want %v (event %v)", k, g, v, got)
 		}
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // eventually polls cond until it holds, failing the test after wait.
