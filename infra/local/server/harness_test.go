@@ -285,16 +285,21 @@ func readClose(t *testing.T, c *asyncapi.Conn) websocket.CloseError {
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	for {
-		_, _, err := c.Read(ctx)
-		if err == nil {
-			continue
+		if _, _, err := c.Read(ctx); err != nil {
+			return closeOf(t, err)
 		}
-		var ce websocket.CloseError
-		if !errors.As(err, &ce) {
-			t.Fatalf("connection ended without a close frame: %v", err)
-		}
-		return ce
 	}
+}
+
+// closeOf is the close status in the error a client's Read ended with,
+// failing the test if the connection ended without a close frame.
+func closeOf(t *testing.T, err error) websocket.CloseError {
+	t.Helper()
+	var ce websocket.CloseError
+	if !errors.As(err, &ce) {
+		t.Fatalf("connection ended without a close frame: %v", err)
+	}
+	return ce
 }
 
 // decode parses a JSON object literal.

@@ -3,7 +3,6 @@ package server_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -122,17 +121,6 @@ func (r *logRecorder) waitLog(t *testing.T, msg string, want map[string]string) 
 			t.Fatalf("timed out waiting for the log line %q %v", msg, want)
 		}
 	}
-}
-
-// closeOf is the close status in the error a client's Read ended with,
-// failing the test if the connection ended without a close frame.
-func closeOf(t *testing.T, err error) websocket.CloseError {
-	t.Helper()
-	var ce websocket.CloseError
-	if !errors.As(err, &ce) {
-		t.Fatalf("connection ended without a close frame: %v", err)
-	}
-	return ce
 }
 
 // hasRecord reports whether owner's clientID has a connection record.
