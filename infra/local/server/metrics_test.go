@@ -42,10 +42,7 @@ func (h *harness) scrape(t *testing.T) prom.Scrape {
 // handshake's status (101 when it connected; the test closes it).
 func (h *harness) dialStatus(t *testing.T, rawClientID, token, origin string) int {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	c, resp, err := websocket.Dial(ctx, "ws://"+h.host+"/api/v1/ws/"+rawClientID+"?token="+url.QueryEscape(token),
-		&websocket.DialOptions{HTTPHeader: http.Header{"Origin": {origin}}})
+	c, resp, err := h.dialFrom(rawClientID, url.QueryEscape(token), origin)
 	if err == nil {
 		t.Cleanup(func() { _ = c.CloseNow() })
 		return http.StatusSwitchingProtocols
