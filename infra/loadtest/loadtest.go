@@ -27,6 +27,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -329,11 +330,21 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	// reader for every message, so an atomic each rather than a lock all
 	// 10,000 readers contend for.
 	published := make([]atomic.Int64, cfg.Events)
-	var received atomic.Int64
+	// allIn closes once the readers have counted the deliveries the accepted
+	// events ask for, a number known once publishing is over (until then,
+	// want is larger than any count).
+	var received, want atomic.Int64
+	want.Store(math.MaxInt64)
+	allIn := make(chan struct{})
+	arrived := sync.OnceFunc(func() { close(allIn) })
 	var readers sync.WaitGroup
 	for _, c := range clients {
 		readers.Go(func() {
-			c.read(published, func() { received.Add(1) })
+			c.read(published, func() {
+				if received.Add(1) >= want.Load() {
+					arrived()
+				}
+			})
 		})
 	}
 	stopReading := func() {
@@ -352,10 +363,17 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		peak()
 		return rep, err
 	}
-	// Wait for the deliveries with a deadline, not a fixed sleep.
-	deadline := time.Now().Add(cfg.Settle)
-	for int(received.Load()) < rep.DeliveriesExpected && time.Now().Before(deadline) && ctx.Err() == nil {
-		time.Sleep(10 * time.Millisecond)
+	// Wait for the deliveries, for at most Settle.
+	want.Store(int64(rep.DeliveriesExpected))
+	if received.Load() >= want.Load() {
+		arrived()
+	}
+	settle := time.NewTimer(cfg.Settle)
+	defer settle.Stop()
+	select {
+	case <-allIn:
+	case <-settle.C:
+	case <-ctx.Done():
 	}
 	// Read the server's figures while every connection is still open:
 	// stopping the readers closes them.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/wsnotify/wsnotify/infra/asyncapi"
@@ -95,13 +96,10 @@ func fireJob(t *testing.T, addr, owner, jobID string) {
 	t.Helper()
 	body := fmt.Sprintf(`{"Records":[{"messageId":"m-%s","body":%q}]}`, jobID,
 		`{"ownerId":"`+owner+`","event":{"type":"job_progress","jobId":"`+jobID+`","progress":1,"processedCount":1,"totalCount":100}}`)
-	resp, err := http.Post("http://"+addr+"/2015-03-31/functions/JobEventsFunction/invocations", "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("invoke: %d", resp.StatusCode)
+	var resp events.SQSEventResponse
+	invoke(t, addr, "JobEventsFunction", []byte(body), &resp)
+	if len(resp.BatchItemFailures) > 0 {
+		t.Fatalf("job %s was not published", jobID)
 	}
 }
 

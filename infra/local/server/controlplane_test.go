@@ -18,6 +18,7 @@ import (
 
 	"github.com/wsnotify/wsnotify/infra/asyncapi"
 	"github.com/wsnotify/wsnotify/infra/local/server"
+	"github.com/wsnotify/wsnotify/shared/metrics"
 	"github.com/wsnotify/wsnotify/shared/notify"
 	"github.com/wsnotify/wsnotify/shared/testenv"
 )
@@ -99,23 +100,33 @@ func TestRouteFunctionsCannotBeInvokedThroughTheInvokeAPI(t *testing.T) {
 	nextIs(t, victim, seedJobProgress)
 }
 
+// controlRequest is a request to one route of the control plane, and the
+// x-amzn-ErrorType its refusal carries ("" for /metrics: plain text).
+type controlRequest struct {
+	name, method, path, body, wantType string
+}
+
+// controlRequests are a request to each route of the control plane; conn
+// is an escaped connection id.
+func controlRequests(conn string) []controlRequest {
+	return []controlRequest{
+		{"a job event through the Invoke API", http.MethodPost, "/2015-03-31/functions/JobEventsFunction/invocations",
+			sqsBatch(envelope(ownerA, "", seedJobComplete)), "AccessDeniedException"},
+		{"a post to a connection", http.MethodPost, "/@connections/" + conn, seedJobComplete, "ForbiddenException"},
+		{"a post to a connection under a stage", http.MethodPost, "/local/@connections/" + conn, seedJobComplete, "ForbiddenException"},
+		{"a connection's details", http.MethodGet, "/@connections/" + conn, "", "ForbiddenException"},
+		{"a connection's deletion", http.MethodDelete, "/@connections/" + conn, "", "ForbiddenException"},
+		{"a scrape of /metrics", http.MethodGet, "/metrics", "", ""},
+	}
+}
+
 func TestTheControlPlaneRefusesWebPagesAndForeignHosts(t *testing.T) {
 	t.Parallel()
 	h := start(t, twoOwners())
 	a := h.connect(t, "a", keyA)
 	conn := url.PathEscape(h.connectionID(t, ownerA, "a"))
 	_, port, _ := net.SplitHostPort(h.host)
-	publish := sqsBatch(envelope(ownerA, "", seedJobComplete))
 
-	requests := []struct {
-		name, method, path, body, wantType string
-	}{
-		{"a job event through the Invoke API", http.MethodPost, "/2015-03-31/functions/JobEventsFunction/invocations", publish, "AccessDeniedException"},
-		{"a post to a connection", http.MethodPost, "/@connections/" + conn, seedJobComplete, "ForbiddenException"},
-		{"a post to a connection under a stage", http.MethodPost, "/local/@connections/" + conn, seedJobComplete, "ForbiddenException"},
-		{"a connection's details", http.MethodGet, "/@connections/" + conn, "", "ForbiddenException"},
-		{"a connection's deletion", http.MethodDelete, "/@connections/" + conn, "", "ForbiddenException"},
-	}
 	refusals := []struct {
 		name   string
 		host   string
@@ -127,7 +138,7 @@ func TestTheControlPlaneRefusesWebPagesAndForeignHosts(t *testing.T) {
 		{"under a foreign host name (DNS rebinding)", "rebind.evil.example:" + port, nil, "loopback host name"},
 		{"under a foreign IP address", "203.0.113.9:" + port, nil, "loopback host name"},
 	}
-	for _, rq := range requests {
+	for _, rq := range controlRequests(conn) {
 		for _, rf := range refusals {
 			t.Run(rq.name+" "+rf.name+" is refused", func(t *testing.T) {
 				status, errType, body := h.post(t, rq.method, rq.path, rq.body, rf.host, rf.header)
@@ -159,7 +170,6 @@ func TestTheControlTokenGuardsEveryControlPlaneRequest(t *testing.T) {
 	h := start(t, cfg)
 	a := h.connect(t, "a", keyA) // the WebSocket endpoint needs no control token
 	conn := url.PathEscape(h.connectionID(t, ownerA, "a"))
-	invoke := "/2015-03-31/functions/JobEventsFunction/invocations"
 
 	for _, tt := range []struct {
 		name   string
@@ -170,17 +180,18 @@ func TestTheControlTokenGuardsEveryControlPlaneRequest(t *testing.T) {
 		{"with the token in another scheme", http.Header{"Authorization": {"Basic " + controlToken}}},
 		{"with a SigV4 signature only", http.Header{"Authorization": {"AWS4-HMAC-SHA256 Credential=local/20261130/us-east-1/execute-api/aws4_request"}}},
 	} {
-		t.Run("a request "+tt.name+" is refused", func(t *testing.T) {
-			if status, errType, body := h.post(t, http.MethodPost, invoke, sqsBatch(envelope(ownerA, "", seedJobComplete)), "", tt.header); status != http.StatusForbidden || errType != "AccessDeniedException" || !strings.Contains(body, "control token") {
-				t.Fatalf("invoke: %d %q %s", status, errType, body)
-			}
-			if status, errType, body := h.post(t, http.MethodPost, "/@connections/"+conn, seedJobComplete, "", tt.header); status != http.StatusForbidden || errType != "ForbiddenException" {
-				t.Fatalf("post to connection: %d %q %s", status, errType, body)
-			}
-		})
+		for _, rq := range controlRequests(conn) {
+			t.Run(rq.name+" "+tt.name+" is refused", func(t *testing.T) {
+				status, errType, body := h.post(t, rq.method, rq.path, rq.body, "", tt.header)
+				if status != http.StatusForbidden || errType != rq.wantType || !strings.Contains(body, "control token") {
+					t.Fatalf("got %d %q %s, want 403 %s asking for the control token", status, errType, body, rq.wantType)
+				}
+			})
+		}
 	}
 	bearer := http.Header{"Authorization": {"Bearer " + controlToken}}
-	if status, _, body := h.post(t, http.MethodPost, invoke, sqsBatch(envelope(ownerA, "", seedJobProgress)), "", bearer); status != http.StatusOK {
+	if status, _, body := h.post(t, http.MethodPost, "/2015-03-31/functions/JobEventsFunction/invocations",
+		sqsBatch(envelope(ownerA, "", seedJobProgress)), "", bearer); status != http.StatusOK {
 		t.Fatalf("invoke with the token: %d %s", status, body)
 	}
 	nextIs(t, a, seedJobProgress)
@@ -188,6 +199,9 @@ func TestTheControlTokenGuardsEveryControlPlaneRequest(t *testing.T) {
 		t.Fatalf("post with the token: %d %s", status, body)
 	}
 	nextIs(t, a, seedFileUploaded)
+	if status, _, body := h.post(t, http.MethodGet, "/metrics", "", "", bearer); status != http.StatusOK || !strings.Contains(body, metrics.Deliveries.Prom) {
+		t.Fatalf("scrape with the token: %d %.200s", status, body)
+	}
 
 	t.Run("a token too short to be a secret is refused at start", func(t *testing.T) {
 		_, err := server.New(server.Config{ControlToken: "short"})

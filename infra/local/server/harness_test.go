@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -284,16 +285,21 @@ func readClose(t *testing.T, c *asyncapi.Conn) websocket.CloseError {
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	for {
-		_, _, err := c.Read(ctx)
-		if err == nil {
-			continue
+		if _, _, err := c.Read(ctx); err != nil {
+			return closeOf(t, err)
 		}
-		var ce websocket.CloseError
-		if !errors.As(err, &ce) {
-			t.Fatalf("connection ended without a close frame: %v", err)
-		}
-		return ce
 	}
+}
+
+// closeOf is the close status in the error a client's Read ended with,
+// failing the test if the connection ended without a close frame.
+func closeOf(t *testing.T, err error) websocket.CloseError {
+	t.Helper()
+	var ce websocket.CloseError
+	if !errors.As(err, &ce) {
+		t.Fatalf("connection ended without a close frame: %v", err)
+	}
+	return ce
 }
 
 // decode parses a JSON object literal.
@@ -318,22 +324,13 @@ func sameShape(t *testing.T, got map[string]any, want string, anyValue ...string
 			t.Errorf("event %v lacks field %q of %s", got, k, want)
 			continue
 		}
-		if contains(anyValue, k) {
+		if slices.Contains(anyValue, k) {
 			continue
 		}
 		if fmt.Sprint(g) != fmt.Sprint(v) {
 			t.Errorf("event field %q = %v, want %v (event %v)", k, g, v, got)
 		}
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // eventually polls cond until it holds, failing the test after wait.

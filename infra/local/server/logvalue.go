@@ -7,8 +7,9 @@ import (
 )
 
 // maxLogValue bounds every value a log line takes from a request (path, user
-// agent, client id, origin, host, function name, connection id): a client
-// chooses them, and a 1 MB path logged as is would let anyone fill the disk.
+// agent, client id, origin, host, function name, connection id) or from a
+// function endpoint's answer: a client chooses them, and a 1 MB path logged
+// as is would let anyone fill the disk.
 const maxLogValue = 256
 
 // clip returns s as a log attribute: whole if it is short, else its first

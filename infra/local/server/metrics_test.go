@@ -16,7 +16,6 @@ import (
 	"github.com/wsnotify/wsnotify/shared/metrics"
 	"github.com/wsnotify/wsnotify/shared/metrics/prom"
 	"github.com/wsnotify/wsnotify/shared/notify"
-	"github.com/wsnotify/wsnotify/shared/push/hub"
 	"github.com/wsnotify/wsnotify/shared/store"
 )
 
@@ -43,10 +42,7 @@ func (h *harness) scrape(t *testing.T) prom.Scrape {
 // handshake's status (101 when it connected; the test closes it).
 func (h *harness) dialStatus(t *testing.T, rawClientID, token, origin string) int {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	c, resp, err := websocket.Dial(ctx, "ws://"+h.host+"/api/v1/ws/"+rawClientID+"?token="+url.QueryEscape(token),
-		&websocket.DialOptions{HTTPHeader: http.Header{"Origin": {origin}}})
+	c, resp, err := h.dialFrom(rawClientID, url.QueryEscape(token), origin)
 	if err == nil {
 		t.Cleanup(func() { _ = c.CloseNow() })
 		return http.StatusSwitchingProtocols
@@ -164,73 +160,11 @@ func readRaw(t *testing.T, c *asyncapi.Conn) (websocket.MessageType, []byte, err
 	return c.Read(ctx)
 }
 
-func TestMetricsCountASlowConsumerClose(t *testing.T) {
+// A stage named metrics would make GET /metrics its WebSocket endpoint.
+// (/metrics is on the control plane: controlRequests.)
+func TestAStageNamedMetricsIsRefused(t *testing.T) {
 	t.Parallel()
-	cfg := twoOwners()
-	// The client is cut by its full queue, not by a write timeout.
-	cfg.Connections = hub.Config{QueueMessages: 2, WriteTimeout: time.Minute}
-	h := start(t, cfg)
-	h.connect(t, "stalled", keyA) // never reads
-	id := h.connectionID(t, ownerA, "stalled")
-	filler := `"` + strings.Repeat("x", notify.MaxMessageBytes-2) + `"`
-	for rounds := 0; ; rounds++ {
-		if rounds == 500 {
-			t.Fatal("the stalled client was never closed")
-		}
-		resp, err := http.Post(h.base+"/@connections/"+url.PathEscape(id), "application/json", strings.NewReader(filler))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusGone {
-			break
-		}
+	if _, err := server.New(server.Config{Stage: "metrics", Logger: testLogger()}); err == nil {
+		t.Fatal("stage metrics accepted: GET /metrics would be its WebSocket endpoint")
 	}
-	s := h.scrape(t)
-	if s.Get(metrics.SlowConsumerCloses) != 1 || s.Get(metrics.LiveConnections) != 0 {
-		t.Fatalf("slow consumer closes %v, live %v; want 1 and 0", s.Get(metrics.SlowConsumerCloses), s.Get(metrics.LiveConnections))
-	}
-}
-
-func TestMetricsAreOnTheControlPlane(t *testing.T) {
-	t.Parallel()
-	get := func(t *testing.T, h *harness, host string, header http.Header) (int, string) {
-		t.Helper()
-		status, _, body := h.post(t, http.MethodGet, "/metrics", "", host, header)
-		return status, body
-	}
-	t.Run("on loopback, a web page is refused and so is a foreign host name", func(t *testing.T) {
-		t.Parallel()
-		h := start(t, twoOwners())
-		if status, body := get(t, h, "", http.Header{"Origin": {"https://evil.example"}}); status != http.StatusForbidden || !strings.Contains(body, "web pages") {
-			t.Errorf("with an Origin: %d %s", status, body)
-		}
-		if status, body := get(t, h, "rebound.evil.example", nil); status != http.StatusForbidden || !strings.Contains(body, "loopback host name") {
-			t.Errorf("under a foreign Host: %d %s", status, body)
-		}
-		if status, body := get(t, h, "", nil); status != http.StatusOK || !strings.Contains(body, metrics.Deliveries.Prom) {
-			t.Errorf("from this machine: %d %.200s", status, body)
-		}
-	})
-	t.Run("with a control token, the bearer is required", func(t *testing.T) {
-		t.Parallel()
-		cfg := twoOwners()
-		cfg.ControlToken = controlToken
-		h := start(t, cfg)
-		if status, body := get(t, h, "", nil); status != http.StatusForbidden || !strings.Contains(body, "control token") {
-			t.Errorf("without the token: %d %s", status, body)
-		}
-		if status, _ := get(t, h, "", http.Header{"Authorization": {"Bearer wrong-token-of-16-chars"}}); status != http.StatusForbidden {
-			t.Errorf("with a wrong token: %d", status)
-		}
-		if status, body := get(t, h, "", http.Header{"Authorization": {"Bearer " + controlToken}}); status != http.StatusOK || !strings.Contains(body, metrics.Deliveries.Prom) {
-			t.Errorf("with the token: %d %.200s", status, body)
-		}
-	})
-	t.Run("a stage named metrics is refused", func(t *testing.T) {
-		t.Parallel()
-		if _, err := server.New(server.Config{Stage: "metrics", Logger: testLogger()}); err == nil {
-			t.Fatal("stage metrics accepted: GET /metrics would be its WebSocket endpoint")
-		}
-	})
 }

@@ -213,26 +213,17 @@ func (e *endpoint) route(name string) Route {
 		case err != nil:
 			return resp, fmt.Errorf("invoke %s at %s: %w", name, e.url, err)
 		case inv.status != http.StatusOK:
-			return resp, fmt.Errorf("invoke %s at %s: status %d: %s", name, e.url, inv.status, excerpt(inv.body))
+			return resp, fmt.Errorf("invoke %s at %s: status %d: %s", name, e.url, inv.status, clip(string(inv.body)))
 		case inv.functionError != "":
 			var fe functionError
 			_ = json.Unmarshal(inv.body, &fe)
 			return resp, fmt.Errorf("%s failed: %s: %s", name, fe.ErrorType, fe.ErrorMessage)
 		}
 		if err := json.Unmarshal(inv.body, &resp); err != nil {
-			return resp, fmt.Errorf("%s answered %s: %w", name, excerpt(inv.body), err)
+			return resp, fmt.Errorf("%s answered %s: %w", name, clip(string(inv.body)), err)
 		}
 		return resp, nil
 	}
-}
-
-// excerpt shortens an answer for an error message.
-func excerpt(b []byte) string {
-	const max = 200
-	if len(b) > max {
-		return string(b[:max]) + "…"
-	}
-	return string(b)
 }
 
 // forward serves an Invoke API call of a function that runs on an
