@@ -138,14 +138,6 @@ func mentions(v any, id string) bool {
 	})
 }
 
-// mentionsText reports whether any string inside v contains text.
-func mentionsText(v any, text string) bool {
-	return anyNode(v, func(n any) bool {
-		s, ok := n.(string)
-		return ok && strings.Contains(s, text)
-	})
-}
-
 // anyNode reports whether match holds for v or any map value or list item
 // inside it.
 func anyNode(v any, match func(any) bool) bool {
@@ -192,14 +184,8 @@ func TestSeedPathFunctionIsTheFileWithTheStageFilledIn(t *testing.T) {
 	if len(file) > 10*1024 {
 		t.Errorf("%s is %d bytes, over CloudFront Functions' 10 KB", seedPathFunctionFile, len(file))
 	}
-	// The stage in the function is the stage the API serves.
-	stage, err := tpl.Resource("WebSocketStage", "AWS::ApiGatewayV2::Stage")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := stage.Properties["StageName"]; !reflect.DeepEqual(got, map[string]any{"Ref": "StageName"}) {
-		t.Errorf("WebSocketStage StageName = %v, want Ref StageName, the parameter the function's path names", got)
-	}
+	// The stage in the function is the stage the API serves: the stage's
+	// StageName is the parameter (TestTheStageDeploysEveryChangeWithThrottling).
 	// Names are account-wide, 1-64 of [A-Za-z0-9_-]; the stack id part is 36.
 	sub, _ := p.Name.(map[string]any)["Fn::Sub"].([]any)
 	if len(sub) != 2 {
@@ -304,28 +290,9 @@ func TestTokenSecretIsNamedNeverHeld(t *testing.T) {
 			t.Errorf("%s is a %s: secrets live outside the stack, named by TokenSecretName", id, r.Type)
 		}
 	}
-	// The one secretsmanager grant is ConnectFunction's (its exact form is
-	// in TestFunctionsAreGrantedOnlyWhatTheyCall).
-	for id, r := range tpl.Resources {
-		if mentionsText(r.Properties, "secretsmanager:") != (id == "ConnectFunction") {
-			t.Errorf("%s: secretsmanager grant %v, want one on ConnectFunction only", id, id != "ConnectFunction")
-		}
-	}
-	env := mapAt(tpl.Resources["ConnectFunction"].Properties, "Environment", "Variables")
-	if got := env["TOKEN_SECRET_ID"]; !reflect.DeepEqual(got, map[string]any{"Ref": "TokenSecretName"}) {
-		t.Errorf("ConnectFunction TOKEN_SECRET_ID = %v, want Ref TokenSecretName", got)
-	}
-	if got := env["TOKEN_MAX_TTL"]; !reflect.DeepEqual(got, map[string]any{"Ref": "TokenMaxTTL"}) {
-		t.Errorf("ConnectFunction TOKEN_MAX_TTL = %v, want Ref TokenMaxTTL", got)
-	}
+	// ConnectFunction's grant and variables are held exactly by
+	// TestFunctionsAreGrantedExactlyWhatTheyCall and TestEachFunctionIsSetExactlyWhatItsMainReads.
 	if got := tpl.Parameters["TokenMaxTTL"]["Default"]; got != "24h" {
 		t.Errorf("TokenMaxTTL defaults to %v, want 24h", got)
 	}
-}
-
-// mapAt returns m[a][b] as a map, or nil.
-func mapAt(m map[string]any, a, b string) map[string]any {
-	inner, _ := m[a].(map[string]any)
-	out, _ := inner[b].(map[string]any)
-	return out
 }
