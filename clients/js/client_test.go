@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -71,33 +72,24 @@ func TestThePackagePublishesTheModuleAndItsTypes(t *testing.T) {
 	for _, f := range packs[0].Files {
 		files = append(files, f.Path)
 	}
+	slices.Sort(files)
 	want := "README.md package.json wsnotify.d.ts wsnotify.js"
-	if got := strings.Join(sorted(files), " "); got != want {
+	if got := strings.Join(files, " "); got != want {
 		t.Fatalf("the package holds %s, want %s", got, want)
 	}
 }
 
-func sorted(s []string) []string {
-	out := append([]string(nil), s...)
-	for i := range out {
-		for j := i + 1; j < len(out); j++ {
-			if out[j] < out[i] {
-				out[i], out[j] = out[j], out[i]
-			}
-		}
-	}
-	return out
-}
-
 // ---- the module in Node.js against local mode ----
 
-// localMode is local mode running in-process on a loopback port.
+// localMode is local mode running in-process; addr is the loopback
+// address it serves once listen has run.
 type localMode struct {
-	addr  string
-	store *memory.Store
-	srv   *server.Server
-	errc  chan error
-	log   *logCounter
+	addr     string
+	store    *memory.Store
+	srv      *server.Server
+	errc     chan error
+	log      *logCounter
+	stopOnce sync.Once
 }
 
 // logCounter counts the handshakes local mode refused, by status, from its
@@ -158,6 +150,14 @@ func (l *logCounter) count(status int) int {
 // minutes), until stop or the end of the test.
 func startLocalMode(t *testing.T, addr string, store *memory.Store, idle time.Duration) *localMode {
 	t.Helper()
+	m := newLocalMode(t, store, idle)
+	m.listen(t, addr)
+	return m
+}
+
+// newLocalMode is startLocalMode's server, not yet listening.
+func newLocalMode(t *testing.T, store *memory.Store, idle time.Duration) *localMode {
+	t.Helper()
 	base := slog.DiscardHandler
 	if testing.Verbose() {
 		base = slog.NewTextHandler(os.Stderr, nil)
@@ -172,26 +172,28 @@ func startLocalMode(t *testing.T, addr string, store *memory.Store, idle time.Du
 	if err != nil {
 		t.Fatal(err)
 	}
+	return &localMode{store: store, srv: srv, errc: make(chan error, 1), log: counter}
+}
+
+// listen serves m on addr until stop or the end of the test.
+func (m *localMode) listen(t *testing.T, addr string) {
+	t.Helper()
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &localMode{addr: l.Addr().String(), store: store, srv: srv, errc: make(chan error, 1), log: counter}
-	go func() { m.errc <- srv.Serve(l) }()
+	m.addr = l.Addr().String()
+	go func() { m.errc <- m.srv.Serve(l) }()
 	t.Cleanup(m.stop)
-	return m
 }
 
-var stopped sync.Map // *localMode → true
-
 func (m *localMode) stop() {
-	if _, done := stopped.LoadOrStore(m, true); done {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	_ = m.srv.Shutdown(ctx)
-	<-m.errc
+	m.stopOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		_ = m.srv.Shutdown(ctx)
+		<-m.errc
+	})
 }
 
 // publish sends job_progress events number from..to (processedCount) of a
@@ -453,18 +455,9 @@ func TestTheClientResumesWhatWasPublishedWhileTheServerRestarted(t *testing.T) {
 
 	// The new server takes events before it listens, so the client
 	// cannot be back yet: they reach it only through resume.
-	srv2, err := server.New(server.Config{APIKeys: map[string]string{key: owner}, Store: store, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	publishTo(t, srv2, m.addr, "job_away", 4, 6, 9)
-	l, err := net.Listen("tcp", m.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m2 := &localMode{addr: m.addr, store: store, srv: srv2, errc: make(chan error, 1)}
-	go func() { m2.errc <- srv2.Serve(l) }()
-	t.Cleanup(m2.stop)
+	m2 := newLocalMode(t, store, 0)
+	publishTo(t, m2.srv, m.addr, "job_away", 4, 6, 9)
+	m2.listen(t, m.addr)
 	c.until(t, "the reconnect", func() bool { return c.opens() == 2 })
 	m2.publish(t, "job_away", 7, 9, 9)
 	c.until(t, "events 4-9", func() bool { return len(c.progressOf("job_away")) == 9 })

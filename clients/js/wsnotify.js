@@ -145,9 +145,7 @@ class Client {
       conn.ws = new this.#WebSocket(url);
     } catch (err) {
       // A malformed URL: retrying cannot help.
-      this.#stop();
-      this.#emitError('CONNECT_FAILED', `cannot connect to ${this.#opts.url}: ${err?.message ?? err}`);
-      this.#setState('closed');
+      this.#giveUp('CONNECT_FAILED', `cannot connect to ${this.#opts.url}: ${err?.message ?? err}`);
       return;
     }
     this.#conn = conn;
@@ -191,10 +189,8 @@ class Client {
       // anything, and not while the browser knows it is offline.
       if (!conn.canSeeStatus && !offline()) this.#failures++;
       if (conn.status === 401 || conn.status === 403) {
-        this.#stop();
-        this.#emitError(conn.status === 401 ? 'UNAUTHORIZED' : 'FORBIDDEN',
+        this.#giveUp(conn.status === 401 ? 'UNAUTHORIZED' : 'FORBIDDEN',
           `connection refused with ${conn.status}: check the token`);
-        this.#setState('closed');
         return;
       }
       // 409: a previous connection of this client id is still registered.
@@ -204,10 +200,8 @@ class Client {
         this.#clientId = randomId();
       }
       if (this.#failures >= this.#opts.maxFailures) {
-        this.#stop();
-        this.#emitError('CONNECT_FAILED',
+        this.#giveUp('CONNECT_FAILED',
           `${this.#failures} connection attempts failed before opening: the token may be refused, or the server unreachable`);
-        this.#setState('closed');
         return;
       }
     }
@@ -250,6 +244,14 @@ class Client {
     clearTimeout(this.#retry);
     this.#retry = null;
     this.#dropConn();
+  }
+
+  // #giveUp stops for good on a failure retrying cannot mend, and tells
+  // the application why.
+  #giveUp(code, error) {
+    this.#stop();
+    this.#emitError(code, error);
+    this.#setState('closed');
   }
 
   #send(conn, msg) {

@@ -283,9 +283,7 @@ func (d *Document) Operation(name string) []Message {
 // object that matches a message the server sends. Its "type" field picks the
 // candidates; a message without one is held to those without a type. The
 // error wraps ErrOffContract and says which rule broke.
-func (d *Document) CheckReceived(data []byte) error { return check(d.received, data) }
-
-func check(messages []Message, data []byte) error {
+func (d *Document) CheckReceived(data []byte) error {
 	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
 	if err != nil {
 		return fmt.Errorf("%w: %s: not JSON: %v", ErrOffContract, quote(data), err)
@@ -296,7 +294,7 @@ func check(messages []Message, data []byte) error {
 	}
 	typ, _ := obj["type"].(string)
 	var errs []string
-	for _, m := range messages {
+	for _, m := range d.received {
 		if m.Type != typ {
 			continue
 		}

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/wsnotify/wsnotify/infra/template"
 	"github.com/wsnotify/wsnotify/shared/testenv"
 )
 
@@ -27,57 +26,6 @@ const (
 // seedPathFunctionFile is the CloudFront Function's own file, which
 // template.yaml carries inline.
 const seedPathFunctionFile = "infra/cloudfront/seed-path.js"
-
-type seedPathFunctionProps struct {
-	Name           any  `yaml:"Name"`
-	AutoPublish    bool `yaml:"AutoPublish"`
-	FunctionCode   any  `yaml:"FunctionCode"`
-	FunctionConfig struct {
-		Runtime string `yaml:"Runtime"`
-	} `yaml:"FunctionConfig"`
-}
-
-type seedPathDistributionProps struct {
-	DistributionConfig struct {
-		Enabled bool           `yaml:"Enabled"`
-		Logging map[string]any `yaml:"Logging"`
-		Origins []struct {
-			ID                 string `yaml:"Id"`
-			DomainName         any    `yaml:"DomainName"`
-			OriginPath         string `yaml:"OriginPath"`
-			CustomOriginConfig struct {
-				OriginProtocolPolicy string `yaml:"OriginProtocolPolicy"`
-			} `yaml:"CustomOriginConfig"`
-		} `yaml:"Origins"`
-		DefaultCacheBehavior struct {
-			TargetOriginID             string         `yaml:"TargetOriginId"`
-			ViewerProtocolPolicy       string         `yaml:"ViewerProtocolPolicy"`
-			CachePolicyID              string         `yaml:"CachePolicyId"`
-			OriginRequestPolicyID      string         `yaml:"OriginRequestPolicyId"`
-			ForwardedValues            map[string]any `yaml:"ForwardedValues"`
-			LambdaFunctionAssociations []any          `yaml:"LambdaFunctionAssociations"`
-			FunctionAssociations       []struct {
-				EventType   string `yaml:"EventType"`
-				FunctionARN any    `yaml:"FunctionARN"`
-			} `yaml:"FunctionAssociations"`
-		} `yaml:"DefaultCacheBehavior"`
-		CacheBehaviors []any `yaml:"CacheBehaviors"`
-	} `yaml:"DistributionConfig"`
-}
-
-// resourceProps decodes the properties of the resource id, of type typ.
-func resourceProps[P any](t *testing.T, tpl *template.Template, id, typ string) P {
-	t.Helper()
-	var p P
-	r, err := tpl.Resource(id, typ)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.DecodeProperties(&p); err != nil {
-		t.Fatalf("%s: %v", id, err)
-	}
-	return p
-}
 
 func TestSeedPathDistributionIsOptional(t *testing.T) {
 	tpl := repoTemplate(t)
@@ -138,14 +86,6 @@ func mentions(v any, id string) bool {
 	})
 }
 
-// mentionsText reports whether any string inside v contains text.
-func mentionsText(v any, text string) bool {
-	return anyNode(v, func(n any) bool {
-		s, ok := n.(string)
-		return ok && strings.Contains(s, text)
-	})
-}
-
 // anyNode reports whether match holds for v or any map value or list item
 // inside it.
 func anyNode(v any, match func(any) bool) bool {
@@ -171,15 +111,15 @@ func anyNode(v any, match func(any) bool) bool {
 
 func TestSeedPathFunctionIsTheFileWithTheStageFilledIn(t *testing.T) {
 	tpl := repoTemplate(t)
-	p := resourceProps[seedPathFunctionProps](t, tpl, "SeedPathFunction", "AWS::CloudFront::Function")
-	if p.FunctionConfig.Runtime != "cloudfront-js-2.0" || !p.AutoPublish {
-		t.Errorf("runtime %q, AutoPublish %v; want cloudfront-js-2.0, true (a distribution takes only a published function)", p.FunctionConfig.Runtime, p.AutoPublish)
+	p := props(t, tpl, "SeedPathFunction", "AWS::CloudFront::Function")
+	if runtime := dig(p, "FunctionConfig", "Runtime"); runtime != "cloudfront-js-2.0" || p["AutoPublish"] != true {
+		t.Errorf("runtime %v, AutoPublish %v; want cloudfront-js-2.0, true (a distribution takes only a published function)", runtime, p["AutoPublish"])
 	}
 	file, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), seedPathFunctionFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, _ := p.FunctionCode.(map[string]any)["Fn::Sub"].(string)
+	code, _ := dig(p, "FunctionCode", "Fn::Sub").(string)
 	if code != string(file) {
 		t.Errorf("template.yaml's SeedPathFunction code differs from %s: paste the file into FunctionCode (under `!Sub |`, indented)\n%s",
 			seedPathFunctionFile, firstDifference(code, string(file)))
@@ -192,18 +132,12 @@ func TestSeedPathFunctionIsTheFileWithTheStageFilledIn(t *testing.T) {
 	if len(file) > 10*1024 {
 		t.Errorf("%s is %d bytes, over CloudFront Functions' 10 KB", seedPathFunctionFile, len(file))
 	}
-	// The stage in the function is the stage the API serves.
-	stage, err := tpl.Resource("WebSocketStage", "AWS::ApiGatewayV2::Stage")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := stage.Properties["StageName"]; !reflect.DeepEqual(got, map[string]any{"Ref": "StageName"}) {
-		t.Errorf("WebSocketStage StageName = %v, want Ref StageName, the parameter the function's path names", got)
-	}
+	// The stage in the function is the stage the API serves: the stage's
+	// StageName is the parameter (TestTheStageDeploysEveryChangeWithThrottling).
 	// Names are account-wide, 1-64 of [A-Za-z0-9_-]; the stack id part is 36.
-	sub, _ := p.Name.(map[string]any)["Fn::Sub"].([]any)
+	sub, _ := dig(p, "Name", "Fn::Sub").([]any)
 	if len(sub) != 2 {
-		t.Fatalf("Name = %v, want !Sub [name, {Id: the stack id}]", p.Name)
+		t.Fatalf("Name = %s, want !Sub [name, {Id: the stack id}]", describe(p["Name"]))
 	}
 	name := strings.ReplaceAll(sub[0].(string), "${Id}", strings.Repeat("x", 36))
 	if !regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`).MatchString(name) {
@@ -230,55 +164,54 @@ func firstDifference(a, b string) string {
 }
 
 func TestSeedPathDistributionPassesWebSocketsThroughUncached(t *testing.T) {
-	p := resourceProps[seedPathDistributionProps](t, repoTemplate(t), "SeedPathDistribution", "AWS::CloudFront::Distribution")
-	d := p.DistributionConfig
-	if !d.Enabled {
+	d := dig(props(t, repoTemplate(t), "SeedPathDistribution", "AWS::CloudFront::Distribution"), "DistributionConfig")
+	if dig(d, "Enabled") != true {
 		t.Error("the distribution is not enabled")
 	}
 	// Standard logs record every request's query string, where the token
 	// travels.
-	if d.Logging != nil {
-		t.Errorf("Logging = %v: standard logs would record tokens", d.Logging)
+	if logging := dig(d, "Logging"); logging != nil {
+		t.Errorf("Logging = %s: standard logs would record tokens", describe(logging))
 	}
-	if len(d.Origins) != 1 {
-		t.Fatalf("origins %d, want the WebSocket API alone", len(d.Origins))
+	origins := asList(dig(d, "Origins"))
+	if len(origins) != 1 {
+		t.Fatalf("origins %d, want the WebSocket API alone", len(origins))
 	}
-	o := d.Origins[0]
-	wantDomain := map[string]any{"Fn::Sub": "${WebSocketApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}"}
-	if !reflect.DeepEqual(o.DomainName, wantDomain) || o.OriginPath != "" {
-		t.Errorf("origin %v%s, want %v with no origin path (the function sets /{stage})", o.DomainName, o.OriginPath, wantDomain)
+	o := origins[0]
+	const wantDomain = "Sub(${WebSocketApi}.execute-api.${AWS::Region}.${AWS::URLSuffix})"
+	if domain, path := describe(dig(o, "DomainName")), dig(o, "OriginPath"); domain != wantDomain || path != nil && path != "" {
+		t.Errorf("origin %s%v, want %s with no origin path (the function sets /{stage})", domain, path, wantDomain)
 	}
-	if o.CustomOriginConfig.OriginProtocolPolicy != "https-only" {
-		t.Errorf("OriginProtocolPolicy = %q, want https-only", o.CustomOriginConfig.OriginProtocolPolicy)
+	if got := dig(o, "CustomOriginConfig", "OriginProtocolPolicy"); got != "https-only" {
+		t.Errorf("OriginProtocolPolicy = %v, want https-only", got)
 	}
-	b := d.DefaultCacheBehavior
-	if b.TargetOriginID != o.ID {
-		t.Errorf("default behaviour targets %q, want the origin %q", b.TargetOriginID, o.ID)
+	b := dig(d, "DefaultCacheBehavior")
+	if got := dig(b, "TargetOriginId"); got != dig(o, "Id") {
+		t.Errorf("default behaviour targets %v, want the origin %v", got, dig(o, "Id"))
 	}
-	if b.ViewerProtocolPolicy != "https-only" {
-		t.Errorf("ViewerProtocolPolicy = %q, want https-only (wss://; a WebSocket client follows no redirect)", b.ViewerProtocolPolicy)
+	if got := dig(b, "ViewerProtocolPolicy"); got != "https-only" {
+		t.Errorf("ViewerProtocolPolicy = %v, want https-only (wss://; a WebSocket client follows no redirect)", got)
 	}
-	if b.CachePolicyID != cachingDisabled {
-		t.Errorf("CachePolicyId = %q, want managed CachingDisabled %s", b.CachePolicyID, cachingDisabled)
+	if got := dig(b, "CachePolicyId"); got != cachingDisabled {
+		t.Errorf("CachePolicyId = %v, want managed CachingDisabled %s", got, cachingDisabled)
 	}
 	// All viewer headers (Sec-WebSocket-*) and the query string (client_id,
 	// token), but Host: API Gateway answers only to its own name.
-	if b.OriginRequestPolicyID != allViewerExceptHostHeader {
-		t.Errorf("OriginRequestPolicyId = %q, want managed AllViewerExceptHostHeader %s", b.OriginRequestPolicyID, allViewerExceptHostHeader)
+	if got := dig(b, "OriginRequestPolicyId"); got != allViewerExceptHostHeader {
+		t.Errorf("OriginRequestPolicyId = %v, want managed AllViewerExceptHostHeader %s", got, allViewerExceptHostHeader)
 	}
-	if b.ForwardedValues != nil || b.LambdaFunctionAssociations != nil {
-		t.Errorf("ForwardedValues %v, LambdaFunctionAssociations %v: want neither", b.ForwardedValues, b.LambdaFunctionAssociations)
+	if fv, lfa := dig(b, "ForwardedValues"), dig(b, "LambdaFunctionAssociations"); fv != nil || lfa != nil {
+		t.Errorf("ForwardedValues %s, LambdaFunctionAssociations %s: want neither", describe(fv), describe(lfa))
 	}
-	wantARN := []any{map[string]any{"Ref": "SeedPathFunction"}, map[string]any{"Fn::GetAtt": []any{"SeedPathFunction", "FunctionMetadata.FunctionARN"}}}
-	if len(b.FunctionAssociations) != 1 || b.FunctionAssociations[0].EventType != "viewer-request" || !slices.ContainsFunc(wantARN, func(w any) bool {
-		return reflect.DeepEqual(w, b.FunctionAssociations[0].FunctionARN)
-	}) {
-		t.Errorf("FunctionAssociations = %+v, want SeedPathFunction on viewer-request", b.FunctionAssociations)
+	wantARN := []string{"Ref(SeedPathFunction)", "GetAtt(SeedPathFunction.FunctionMetadata.FunctionARN)"}
+	if assocs := asList(dig(b, "FunctionAssociations")); len(assocs) != 1 || dig(assocs[0], "EventType") != "viewer-request" ||
+		!slices.Contains(wantARN, describe(dig(assocs[0], "FunctionARN"))) {
+		t.Errorf("FunctionAssociations = %s, want SeedPathFunction on viewer-request", describe(assocs))
 	}
 	// Every path goes through the function, which answers 404 to the ones
 	// that are not the seed's.
-	if d.CacheBehaviors != nil {
-		t.Errorf("CacheBehaviors = %v: a path that skips the function would reach the API unchecked", d.CacheBehaviors)
+	if cb := dig(d, "CacheBehaviors"); cb != nil {
+		t.Errorf("CacheBehaviors = %s: a path that skips the function would reach the API unchecked", describe(cb))
 	}
 }
 
@@ -304,28 +237,9 @@ func TestTokenSecretIsNamedNeverHeld(t *testing.T) {
 			t.Errorf("%s is a %s: secrets live outside the stack, named by TokenSecretName", id, r.Type)
 		}
 	}
-	// The one secretsmanager grant is ConnectFunction's (its exact form is
-	// in TestFunctionsAreGrantedOnlyWhatTheyCall).
-	for id, r := range tpl.Resources {
-		if mentionsText(r.Properties, "secretsmanager:") != (id == "ConnectFunction") {
-			t.Errorf("%s: secretsmanager grant %v, want one on ConnectFunction only", id, id != "ConnectFunction")
-		}
-	}
-	env := mapAt(tpl.Resources["ConnectFunction"].Properties, "Environment", "Variables")
-	if got := env["TOKEN_SECRET_ID"]; !reflect.DeepEqual(got, map[string]any{"Ref": "TokenSecretName"}) {
-		t.Errorf("ConnectFunction TOKEN_SECRET_ID = %v, want Ref TokenSecretName", got)
-	}
-	if got := env["TOKEN_MAX_TTL"]; !reflect.DeepEqual(got, map[string]any{"Ref": "TokenMaxTTL"}) {
-		t.Errorf("ConnectFunction TOKEN_MAX_TTL = %v, want Ref TokenMaxTTL", got)
-	}
+	// ConnectFunction's grant and variables are held exactly by
+	// TestFunctionsAreGrantedExactlyWhatTheyCall and TestEachFunctionIsSetExactlyWhatItsMainReads.
 	if got := tpl.Parameters["TokenMaxTTL"]["Default"]; got != "24h" {
 		t.Errorf("TokenMaxTTL defaults to %v, want 24h", got)
 	}
-}
-
-// mapAt returns m[a][b] as a map, or nil.
-func mapAt(m map[string]any, a, b string) map[string]any {
-	inner, _ := m[a].(map[string]any)
-	out, _ := inner[b].(map[string]any)
-	return out
 }

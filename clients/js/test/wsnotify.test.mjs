@@ -17,6 +17,7 @@ class FakeSocket {
     this.listeners = {};
     this.closedByClient = false;
     this.constructor.made.push(this);
+    changed();
   }
   addEventListener(type, fn) {
     (this.listeners[type] ??= []).push(fn);
@@ -27,6 +28,7 @@ class FakeSocket {
   send(data) {
     assert.equal(this.readyState, 1, 'send on a socket that is not open');
     this.sent.push(JSON.parse(data));
+    changed();
   }
   close() {
     if (this.readyState >= 2) return;
@@ -83,17 +85,41 @@ function setup(opts = {}, Base = FakeSocket) {
   const client = connect({ url: 'ws://server.test/', token: 'k y', minDelay: 1, maxDelay: 4, WebSocket: Socket, ...opts });
   const seen = [];
   const states = [];
-  client.on('*', (ev) => seen.push(ev));
-  client.on('state', (s) => states.push(s));
+  client.on('*', (ev) => {
+    seen.push(ev);
+    changed();
+  });
+  client.on('state', (s) => {
+    states.push(s);
+    changed();
+  });
   return { client, Socket, seen, states, ids: () => seen.map((e) => e.id ?? e.code) };
 }
 
-// until waits for cond to hold, failing after a deadline.
+// wakers are the waits of until. changed() wakes them: the fakes and setup
+// call it on every change a test waits for (a socket made, a message sent,
+// an event or a state the application sees).
+const wakers = new Set();
+function changed() {
+  for (const wake of wakers) wake();
+}
+
+// until waits for cond to hold, checking it after every change, and fails
+// after a deadline.
 async function until(cond, what, ms = 3000) {
   const deadline = Date.now() + ms;
   while (!cond()) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 1));
+    const left = deadline - Date.now();
+    if (left <= 0) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((resolve) => {
+      const timer = setTimeout(wake, left);
+      function wake() {
+        clearTimeout(timer);
+        wakers.delete(wake);
+        resolve();
+      }
+      wakers.add(wake);
+    });
   }
 }
 
@@ -327,7 +353,10 @@ test('calls a token function before every attempt', async () => {
 
 test('a listener that throws does not keep the event from the others', async () => {
   const thrown = [];
-  const onUncaught = (err) => thrown.push(err.message);
+  const onUncaught = (err) => {
+    thrown.push(err.message);
+    changed();
+  };
   process.prependListener('uncaughtException', onUncaught);
   const listeners = process.listeners('uncaughtException').filter((l) => l !== onUncaught);
   process.removeAllListeners('uncaughtException');
