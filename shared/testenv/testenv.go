@@ -7,6 +7,7 @@ package testenv
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -55,12 +56,23 @@ func Node(t testing.TB) string {
 // FreePort returns a loopback TCP port that was free a moment ago.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("testenv: free port: %v", err)
+	return FreePorts(t, 1)[0]
+}
+
+// FreePorts returns n distinct loopback TCP ports that were free a moment
+// ago: all are held open until each is chosen, so none is chosen twice.
+func FreePorts(t testing.TB, n int) []int {
+	t.Helper()
+	ports := make([]int, n)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("testenv: free port: %v", err)
+		}
+		defer l.Close()
+		ports[i] = l.Addr().(*net.TCPAddr).Port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 // Dynalite starts a fresh in-memory dynalite on a free loopback port and
@@ -102,29 +114,70 @@ func StartDynalite(t testing.TB) *DynaliteServer {
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("testenv: dynalite is not installed at %s: run `make test` (it runs `npm ci` in infra/node)", bin)
 	}
-	port := FreePort(t)
-	cmd := exec.Command(Node(t), bin, "--port", fmt.Sprint(port), "--host", "127.0.0.1",
-		"--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0")
-	stderr := &SyncBuffer{}
-	cmd.Stdout, cmd.Stderr = stderr, stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("testenv: start dynalite: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill() // SIGKILL ends a paused process too
-		<-exited
+	node := Node(t)
+	var endpoint string
+	srv, _ := startServer(t, "dynalite", 1, func(ports []int) (*exec.Cmd, string) {
+		endpoint = fmt.Sprintf("http://127.0.0.1:%d", ports[0])
+		return exec.Command(node, bin, "--port", fmt.Sprint(ports[0]), "--host", "127.0.0.1",
+			"--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0"), endpoint
 	})
-	endpoint := fmt.Sprintf("http://127.0.0.1:%d", port)
-	WaitHTTP(t, endpoint, 20*time.Second, exited, stderr)
-	return &DynaliteServer{Endpoint: endpoint, process: cmd.Process}
+	return &DynaliteServer{Endpoint: endpoint, process: srv.Process}
 }
 
-// WaitHTTP waits until url answers any HTTP response, failing the test after
-// timeout or if exited delivers (the server process died first).
-func WaitHTTP(t testing.TB, url string, timeout time.Duration, exited <-chan error, output fmt.Stringer) {
+// startAttempts bounds how often startServer chooses ports afresh.
+const startAttempts = 3
+
+// startServer starts the server newCmd makes for nports free loopback ports
+// and returns once the URL newCmd names answers any HTTP response. The
+// server runs in a process group of its own, so that what it starts (the
+// emulator's bootstrap) is killed with it when the test ends. A port can be
+// taken by another test between FreePorts choosing it and the server
+// binding it: a server that exits saying so is started again on fresh
+// ports. Any other exit before answering, or no answer within 20 s, fails
+// the test with the server's output.
+func startServer(t testing.TB, what string, nports int, newCmd func(ports []int) (*exec.Cmd, string)) (*exec.Cmd, *SyncBuffer) {
 	t.Helper()
+	for attempt := 1; ; attempt++ {
+		cmd, url := newCmd(FreePorts(t, nports))
+		out := &SyncBuffer{}
+		cmd.Stdout, cmd.Stderr = out, out
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.WaitDelay = 5 * time.Second // a child holding the output open does not hold Wait
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("testenv: start %s: %v", what, err)
+		}
+		exited := make(chan struct{}) // closed once it has exited: every reader sees it
+		var waitErr error
+		go func() { waitErr = cmd.Wait(); close(exited) }()
+		t.Cleanup(func() {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // SIGKILL ends a paused process too
+			<-exited
+		})
+		err := waitHTTP(url, 20*time.Second, exited)
+		if err == nil {
+			return cmd, out
+		}
+		if err == errExited && attempt < startAttempts && portTaken(out.String()) {
+			continue
+		}
+		if err == errExited {
+			err = fmt.Errorf("exited before answering (%v)", waitErr)
+		}
+		t.Fatalf("testenv: %s at %s: %v: %s", what, url, err, out)
+	}
+}
+
+// portTaken reports whether a server's output says its port was in use.
+func portTaken(output string) bool {
+	return strings.Contains(output, "address already in use") || strings.Contains(output, "EADDRINUSE")
+}
+
+// errExited is waitHTTP's error for a server that exited before answering.
+var errExited = errors.New("exited before answering")
+
+// waitHTTP waits until url answers any HTTP response, for at most timeout
+// or until exited is closed (the server process ended first).
+func waitHTTP(url string, timeout time.Duration, exited <-chan struct{}) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	tick := time.NewTicker(20 * time.Millisecond)
@@ -133,13 +186,13 @@ func WaitHTTP(t testing.TB, url string, timeout time.Duration, exited <-chan err
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if resp, err := http.DefaultClient.Do(req); err == nil {
 			resp.Body.Close()
-			return
+			return nil
 		}
 		select {
-		case err := <-exited:
-			t.Fatalf("testenv: %s exited before answering (%v): %s", url, err, output)
+		case <-exited:
+			return errExited
 		case <-ctx.Done():
-			t.Fatalf("testenv: %s did not answer within %v: %s", url, timeout, output)
+			return fmt.Errorf("no answer within %v", timeout)
 		case <-tick.C:
 		}
 	}
@@ -197,26 +250,18 @@ type Lambda struct {
 // emulator serves one invocation at a time. It is stopped when the test ends.
 func StartLambda(t testing.TB, bootstrap string, env ...string) *Lambda {
 	t.Helper()
-	port, runtimePort := FreePort(t), FreePort(t)
-	cmd := exec.Command(LambdaEmulator(t),
-		"--runtime-interface-emulator-address", fmt.Sprintf("127.0.0.1:%d", port),
-		"--runtime-api-address", fmt.Sprintf("127.0.0.1:%d", runtimePort),
-		bootstrap)
-	cmd.Dir = filepath.Dir(bootstrap)
-	cmd.Env = append(os.Environ(), env...)
-	out := &SyncBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("testenv: start emulator: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
+	emulator := LambdaEmulator(t)
+	var base string
+	_, out := startServer(t, "the Lambda emulator", 2, func(ports []int) (*exec.Cmd, string) {
+		cmd := exec.Command(emulator,
+			"--runtime-interface-emulator-address", fmt.Sprintf("127.0.0.1:%d", ports[0]),
+			"--runtime-api-address", fmt.Sprintf("127.0.0.1:%d", ports[1]),
+			bootstrap)
+		cmd.Dir = filepath.Dir(bootstrap)
+		cmd.Env = append(os.Environ(), env...)
+		base = fmt.Sprintf("http://127.0.0.1:%d", ports[0])
+		return cmd, base
 	})
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	WaitHTTP(t, base, 20*time.Second, exited, out)
 	return &Lambda{URL: base + "/2015-03-31/functions/function/invocations", Output: out}
 }
 
