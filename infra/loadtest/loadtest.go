@@ -288,8 +288,9 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if err := srv.Start(); err != nil {
 		return Report{}, fmt.Errorf("start local mode: %w", err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- srv.Wait() }()
+	exited := make(chan struct{}) // closed once local mode has exited: the wait below and the clean-up both see it
+	var exitErr error
+	go func() { exitErr = srv.Wait(); close(exited) }()
 	defer func() {
 		_ = srv.Process.Signal(syscall.SIGTERM)
 		select {
@@ -300,6 +301,9 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		}
 	}()
 	if err := waitReady(ctx, "http://"+base+"/", exited); err != nil {
+		if errors.Is(err, errExited) {
+			err = fmt.Errorf("%w (%v)", err, exitErr)
+		}
 		return Report{}, err
 	}
 	rep := Report{Connections: cfg.Connections, Owners: cfg.Owners}
@@ -626,7 +630,10 @@ func serverFigures(ctx context.Context, url string) (ServerFigures, error) {
 	}, nil
 }
 
-func waitReady(ctx context.Context, url string, exited <-chan error) error {
+// errExited is waitReady's error when local mode ends before it answers.
+var errExited = errors.New("local mode exited before answering")
+
+func waitReady(ctx context.Context, url string, exited <-chan struct{}) error {
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		if resp, err := http.Get(url); err == nil {
@@ -634,8 +641,8 @@ func waitReady(ctx context.Context, url string, exited <-chan error) error {
 			return nil
 		}
 		select {
-		case err := <-exited:
-			return fmt.Errorf("local mode exited before answering: %v", err)
+		case <-exited:
+			return errExited
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(20 * time.Millisecond):

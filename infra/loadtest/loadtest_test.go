@@ -124,3 +124,23 @@ func tail(s string, lines int) string {
 	}
 	return strings.Join(parts, "\n")
 }
+
+// TestALocalModeThatExitsAtOnceEndsTheRunWithItsExit: the run's clean-up
+// waits for the server's exit, which the wait for its first answer has
+// already seen; it must not wait for a second one.
+func TestALocalModeThatExitsAtOnceEndsTheRunWithItsExit(t *testing.T) {
+	done := make(chan error, 1)
+	go func() {
+		_, err := Run(context.Background(), Config{Server: "false", Port: testenv.FreePort(t),
+			Connections: 1, Owners: 1, Events: 1, Rate: 1, Dialers: 1, Settle: time.Second, Log: &strings.Builder{}})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "local mode exited before answering (exit status 1)") {
+			t.Fatalf("Run = %v, want local mode's early exit", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after local mode exited")
+	}
+}
