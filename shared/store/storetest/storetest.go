@@ -239,6 +239,43 @@ func testDelete(t *testing.T, newStore func(*testing.T) Store) {
 			t.Fatalf("FindConnection(unknown) = %v, want store.ErrNotFound", err)
 		}
 	})
+	t.Run("a disconnect right after the connect removes the record and frees the client id", func(t *testing.T) {
+		s := newStore(t)
+		c := conn("acct_1", "tab-1", 1, epoch)
+		mustPut(t, s, c, epoch)
+		if _, err := s.DeleteConnection(ctxT(t), c.ConnectionID); err != nil {
+			t.Fatalf("DeleteConnection: %v", err)
+		}
+		wantList(t, s, "acct_1", epoch)
+		if _, err := s.FindConnection(ctxT(t), c.ConnectionID); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("FindConnection after DeleteConnection = %v, want store.ErrNotFound", err)
+		}
+		next := conn("acct_1", "tab-1", 2, epoch)
+		mustPut(t, s, next, epoch) // at once, the same instant
+		if got, err := s.FindConnection(ctxT(t), next.ConnectionID); err != nil || !same(got, next) {
+			t.Fatalf("FindConnection(next) = %+v, %v; want %+v", got, err, next)
+		}
+	})
+	t.Run("a replaced or removed connection is no longer found", func(t *testing.T) {
+		s := newStore(t)
+		old, next := conn("acct_1", "tab-1", 1, epoch), conn("acct_1", "tab-1", 2, epoch)
+		mustPut(t, s, old, epoch)
+		if err := s.ReplaceConnection(ctxT(t), next, old.ConnectionID); err != nil {
+			t.Fatalf("ReplaceConnection: %v", err)
+		}
+		if _, err := s.FindConnection(ctxT(t), old.ConnectionID); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("FindConnection(replaced) = %v, want store.ErrNotFound", err)
+		}
+		if got, err := s.FindConnection(ctxT(t), next.ConnectionID); err != nil || !same(got, next) {
+			t.Fatalf("FindConnection(next) = %+v, %v; want %+v", got, err, next)
+		}
+		if removed, err := s.RemoveClient(ctxT(t), next.OwnerID, next.ClientID, next.ConnectionID); err != nil || !removed {
+			t.Fatalf("RemoveClient = %v, %v; want true", removed, err)
+		}
+		if _, err := s.FindConnection(ctxT(t), next.ConnectionID); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("FindConnection(removed) = %v, want store.ErrNotFound", err)
+		}
+	})
 	t.Run("an unknown connection is not found", func(t *testing.T) {
 		s := newStore(t)
 		mustPut(t, s, conn("acct_1", "tab-1", 1, epoch), epoch)
