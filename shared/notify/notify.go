@@ -256,6 +256,7 @@ func (n *Notifier) connect(ctx context.Context, req ConnectRequest) (c store.Con
 		OwnerID:      owner,
 		ClientID:     req.ClientID,
 		ConnectionID: req.ConnectionID,
+		KeyID:        id.KeyID,
 		ConnectedAt:  now,
 		ExpiresAt:    now.Add(n.cfg.ConnectionTTL),
 	}

@@ -2,8 +2,8 @@
 // each owner's event history: one table, single-item conditional writes only
 // (no transactions, no PartiQL), as docs/architecture.md's "Data model" describes.
 //
-//	pk = "owner#<ownerId>"    sk = "client#<clientId>"  connectionId, connectedAt, expiresAt
-//	pk = "conn#<connectionId>" sk = "conn"              ownerId, clientId, connectedAt, expiresAt
+//	pk = "owner#<ownerId>"    sk = "client#<clientId>"  connectionId, connectedAt, expiresAt, keyId
+//	pk = "conn#<connectionId>" sk = "conn"              ownerId, clientId, connectedAt, expiresAt, keyId
 //	pk = "key#<sha256hex>"    sk = "key"                ownerId, name, createdAt, revoked
 //	pk = "count#<ownerId>"    sk = "connections"        connections
 //	pk = "history#<ownerId>"  sk = "head"               head, ticket
@@ -24,6 +24,10 @@
 // id item, which is what a $disconnect that API Gateway never sent leaves:
 // the next publish's 410 cleanup, the client's next connect (take-over) or
 // TTL removes it. Both items carry the connection's expiresAt.
+//
+// keyId, the 12-hex-digit prefix of the API key's hash (auth.Prefix), is
+// absent on a connection made with a signed token. A key's revocation lists
+// its owner's records and closes those with its keyId.
 //
 // expiresAt is the table's TTL attribute, in epoch seconds. TTL deletion lags
 // by hours, so every read also treats an item past its expiresAt as absent.
@@ -90,6 +94,7 @@ const (
 	attrCreatedAt    = "createdAt"
 	attrRevoked      = "revoked"
 	attrClientID     = "clientId"
+	attrKeyID        = "keyId"
 
 	ownerPrefix  = "owner#"
 	clientPrefix = "client#"
@@ -575,14 +580,17 @@ func keyKey(hash string) map[string]types.AttributeValue {
 }
 
 // connectionItem encodes c. Owner and client ids live only in the keys, which
-// keeps an item near 110 bytes with short client ids, so that a 1 MB Query
-// page holds some 9,000 connections. expiresAt is rounded up to the second: a record may outlive
+// keeps an item near 130 bytes with short client ids and a key id, so that a
+// 1 MB Query page holds some 8,000 connections. expiresAt is rounded up to the second: a record may outlive
 // c.ExpiresAt by under a second, never fall short of it.
 func connectionItem(c store.Connection) map[string]types.AttributeValue {
 	it := connectionKey(c.OwnerID, c.ClientID)
 	it[attrConnectionID] = str(c.ConnectionID)
 	it[attrConnectedAt] = str(c.ConnectedAt.UTC().Format(time.RFC3339Nano))
 	it[attrExpiresAt] = number(expiry(c.ExpiresAt))
+	if c.KeyID != "" {
+		it[attrKeyID] = str(c.KeyID)
+	}
 	return it
 }
 
@@ -624,6 +632,7 @@ func parseConnection(it map[string]types.AttributeValue) (store.Connection, erro
 		OwnerID:      owner,
 		ClientID:     client,
 		ConnectionID: getS(it, attrConnectionID),
+		KeyID:        getS(it, attrKeyID),
 		ConnectedAt:  connectedAt,
 		ExpiresAt:    time.Unix(exp, 0).UTC(),
 	}, nil

@@ -98,7 +98,7 @@ func mustList(t *testing.T, s Store, owner string, now time.Time) []store.Connec
 
 // same reports whether two records are equal, comparing instants.
 func same(a, b store.Connection) bool {
-	return a.OwnerID == b.OwnerID && a.ClientID == b.ClientID && a.ConnectionID == b.ConnectionID &&
+	return a.OwnerID == b.OwnerID && a.ClientID == b.ClientID && a.ConnectionID == b.ConnectionID && a.KeyID == b.KeyID &&
 		a.ConnectedAt.Equal(b.ConnectedAt) && a.ExpiresAt.Equal(b.ExpiresAt)
 }
 
@@ -129,8 +129,12 @@ func testPut(t *testing.T, newStore func(*testing.T) Store) {
 		s := newStore(t)
 		c := conn("acct_1", "tab-1", 1, epoch.Add(123456789*time.Nanosecond))
 		c.ExpiresAt = epoch.Add(ttl) // whole seconds: the precision every store keeps
+		c.KeyID = auth.Prefix(auth.Hash("wsn_x"))
 		mustPut(t, s, c, epoch)
 		wantList(t, s, "acct_1", epoch, c)
+		if got, err := s.FindConnection(ctxT(t), c.ConnectionID); err != nil || !same(got, c) {
+			t.Fatalf("FindConnection = %+v, %v; want %+v", got, err, c)
+		}
 	})
 	t.Run("the same client id under two owners is fine", func(t *testing.T) {
 		s := newStore(t)
@@ -536,6 +540,17 @@ func testNotifier(t *testing.T, newStore func(*testing.T) Store) {
 		c, err := n.Connect(ctxT(t), notify.ConnectRequest{Token: key, ClientID: "tab-1", ConnectionID: connectionID(2)})
 		if err != nil {
 			t.Fatalf("Connect: %v", err)
+		}
+		wantList(t, s, "acct_1", now, c)
+	})
+	t.Run("a connect records the prefix of its key's hash, never the key", func(t *testing.T) {
+		s, _, n, key, now := setup(t)
+		c, err := n.Connect(ctxT(t), notify.ConnectRequest{Token: key, ClientID: "tab-1", ConnectionID: connectionID(1)})
+		if err != nil {
+			t.Fatalf("Connect: %v", err)
+		}
+		if want := auth.Prefix(auth.Hash(key)); c.KeyID != want {
+			t.Fatalf("KeyID = %q, want %q", c.KeyID, want)
 		}
 		wantList(t, s, "acct_1", now, c)
 	})
