@@ -19,7 +19,7 @@
 // A revoked key is refused on every later connect. Its connections already
 // open are closed with the Management API's DeleteConnection, one by one,
 // when revoke is given --management-endpoint (default
-// $WSNOTIFY_MANAGEMENT_ENDPOINT): the stack's ManagementEndpoint output in
+// $WSNOTIFY_MANAGEMENT_ENDPOINT): the stack's ManagementApiEndpoint output in
 // the cloud, http://127.0.0.1:8000/local for local mode. The caller needs
 // execute-api:ManageConnections on DELETE @connections/* there. Without it
 // they stay open until they end (2 hours at most), and revoke says how many.
@@ -81,7 +81,7 @@ commands:
          [--management-endpoint URL]
                                     and close the key's open connections through the
                                     Management API at URL (default $WSNOTIFY_MANAGEMENT_ENDPOINT):
-                                    the stack's ManagementEndpoint output, or local mode's
+                                    the stack's ManagementApiEndpoint output, or local mode's
                                     http://127.0.0.1:8000/local
   mint --owner ID [--ttl 10m] [--token-secret S]
                                     print a signed token for an owner, signed with the first
