@@ -110,6 +110,22 @@ func ids(cs []store.Connection) []string {
 	return out
 }
 
+// wantFound checks that FindConnection finds c by its connection id.
+func wantFound(t *testing.T, s Store, c store.Connection) {
+	t.Helper()
+	if got, err := s.FindConnection(ctxT(t), c.ConnectionID); err != nil || !same(got, c) {
+		t.Fatalf("FindConnection(%s) = %+v, %v; want %+v", c.ConnectionID, got, err, c)
+	}
+}
+
+// wantNotFound checks that FindConnection finds no record of connectionID.
+func wantNotFound(t *testing.T, s Store, connectionID string) {
+	t.Helper()
+	if _, err := s.FindConnection(ctxT(t), connectionID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("FindConnection(%s) = %v, want store.ErrNotFound", connectionID, err)
+	}
+}
+
 // wantList checks that owner's live records at now are exactly want, in order.
 func wantList(t *testing.T, s Store, owner string, now time.Time, want ...store.Connection) {
 	t.Helper()
@@ -132,9 +148,7 @@ func testPut(t *testing.T, newStore func(*testing.T) Store) {
 		c.KeyID = auth.Prefix(auth.Hash("wsn_x"))
 		mustPut(t, s, c, epoch)
 		wantList(t, s, "acct_1", epoch, c)
-		if got, err := s.FindConnection(ctxT(t), c.ConnectionID); err != nil || !same(got, c) {
-			t.Fatalf("FindConnection = %+v, %v; want %+v", got, err, c)
-		}
+		wantFound(t, s, c)
 	})
 	t.Run("the same client id under two owners is fine", func(t *testing.T) {
 		s := newStore(t)
@@ -235,13 +249,8 @@ func testDelete(t *testing.T, newStore func(*testing.T) Store) {
 		s := newStore(t)
 		c := conn("acct_1", "tab-1", 1, epoch)
 		mustPut(t, s, c, epoch)
-		got, err := s.FindConnection(ctxT(t), c.ConnectionID)
-		if err != nil || !same(got, c) {
-			t.Fatalf("FindConnection = %+v, %v; want %+v", got, err, c)
-		}
-		if _, err := s.FindConnection(ctxT(t), connectionID(9)); !errors.Is(err, store.ErrNotFound) {
-			t.Fatalf("FindConnection(unknown) = %v, want store.ErrNotFound", err)
-		}
+		wantFound(t, s, c)
+		wantNotFound(t, s, connectionID(9))
 	})
 	t.Run("a disconnect right after the connect removes the record and frees the client id", func(t *testing.T) {
 		s := newStore(t)
@@ -251,14 +260,10 @@ func testDelete(t *testing.T, newStore func(*testing.T) Store) {
 			t.Fatalf("DeleteConnection: %v", err)
 		}
 		wantList(t, s, "acct_1", epoch)
-		if _, err := s.FindConnection(ctxT(t), c.ConnectionID); !errors.Is(err, store.ErrNotFound) {
-			t.Fatalf("FindConnection after DeleteConnection = %v, want store.ErrNotFound", err)
-		}
+		wantNotFound(t, s, c.ConnectionID)
 		next := conn("acct_1", "tab-1", 2, epoch)
 		mustPut(t, s, next, epoch) // at once, the same instant
-		if got, err := s.FindConnection(ctxT(t), next.ConnectionID); err != nil || !same(got, next) {
-			t.Fatalf("FindConnection(next) = %+v, %v; want %+v", got, err, next)
-		}
+		wantFound(t, s, next)
 	})
 	t.Run("a replaced or removed connection is no longer found", func(t *testing.T) {
 		s := newStore(t)
@@ -267,18 +272,12 @@ func testDelete(t *testing.T, newStore func(*testing.T) Store) {
 		if err := s.ReplaceConnection(ctxT(t), next, old.ConnectionID); err != nil {
 			t.Fatalf("ReplaceConnection: %v", err)
 		}
-		if _, err := s.FindConnection(ctxT(t), old.ConnectionID); !errors.Is(err, store.ErrNotFound) {
-			t.Fatalf("FindConnection(replaced) = %v, want store.ErrNotFound", err)
-		}
-		if got, err := s.FindConnection(ctxT(t), next.ConnectionID); err != nil || !same(got, next) {
-			t.Fatalf("FindConnection(next) = %+v, %v; want %+v", got, err, next)
-		}
+		wantNotFound(t, s, old.ConnectionID)
+		wantFound(t, s, next)
 		if removed, err := s.RemoveClient(ctxT(t), next.OwnerID, next.ClientID, next.ConnectionID); err != nil || !removed {
 			t.Fatalf("RemoveClient = %v, %v; want true", removed, err)
 		}
-		if _, err := s.FindConnection(ctxT(t), next.ConnectionID); !errors.Is(err, store.ErrNotFound) {
-			t.Fatalf("FindConnection(removed) = %v, want store.ErrNotFound", err)
-		}
+		wantNotFound(t, s, next.ConnectionID)
 	})
 	t.Run("an unknown connection is not found", func(t *testing.T) {
 		s := newStore(t)
