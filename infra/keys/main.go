@@ -4,6 +4,8 @@
 //	go run ./infra/keys list                                   hash prefixes, owners, names; never keys
 //	go run ./infra/keys revoke --hash 1a2b3c4d5e6f             by a unique hash prefix (12+ hex digits)
 //	go run ./infra/keys revoke --key-stdin < key.txt           by the key itself, read from stdin
+//	go run ./infra/keys revoke --hash 1a2b3c4d5e6f --management-endpoint URL
+//	                                                           and close the key's open connections
 //	go run ./infra/keys mint --owner acct_42 --ttl 10m         prints a signed token, for testing
 //
 // Every command takes --table (default $WSNOTIFY_TABLE, required) and
@@ -13,6 +15,17 @@
 //
 // A key is printed once, on create, and stored only as its SHA-256 hash: a
 // lost key cannot be recovered, only revoked and replaced.
+//
+// A revoked key is refused on every later connect. Its connections already
+// open are closed with the Management API's DeleteConnection, one by one,
+// when revoke is given --management-endpoint (default
+// $WSNOTIFY_MANAGEMENT_ENDPOINT): the stack's ManagementApiEndpoint output in
+// the cloud, http://127.0.0.1:8000/local for local mode. The caller needs
+// execute-api:ManageConnections on DELETE @connections/* there. Without it
+// they stay open until they end (2 hours at most), and revoke says how many.
+// Revoking a revoked key again closes what is still open of it: a connect
+// that authenticated just before the revocation may write its record after
+// revoke has listed the key's connections.
 //
 // mint needs no table: it signs a token with the first secret of
 // --token-secret or $WSNOTIFY_TOKEN_SECRETS, the variable local mode reads
@@ -26,16 +39,23 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
 	"regexp"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
+	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi/types"
 
 	"github.com/wsnotify/wsnotify/infra/awsconf"
 	"github.com/wsnotify/wsnotify/shared/auth"
 	"github.com/wsnotify/wsnotify/shared/event"
+	"github.com/wsnotify/wsnotify/shared/store"
 	"github.com/wsnotify/wsnotify/shared/store/dynamo"
 )
 
@@ -44,6 +64,7 @@ const (
 	envTable        = "WSNOTIFY_TABLE"
 	envEndpoint     = "WSNOTIFY_DYNAMODB_ENDPOINT"
 	envTokenSecrets = "WSNOTIFY_TOKEN_SECRETS"
+	envManagement   = "WSNOTIFY_MANAGEMENT_ENDPOINT"
 )
 
 // minPrefix is the shortest hash prefix revoke accepts: auth.Prefix's length,
@@ -57,6 +78,11 @@ commands:
   list                              list keys: hash prefix, owner, name, created, revoked
   revoke --hash PREFIX              revoke the key whose hash starts with PREFIX (12+ hex digits)
   revoke --key-stdin                revoke the key read from standard input
+         [--management-endpoint URL]
+                                    and close the key's open connections through the
+                                    Management API at URL (default $WSNOTIFY_MANAGEMENT_ENDPOINT):
+                                    the stack's ManagementApiEndpoint output, or local mode's
+                                    http://127.0.0.1:8000/local
   mint --owner ID [--ttl 10m] [--token-secret S]
                                     print a signed token for an owner, signed with the first
                                     secret of --token-secret or $WSNOTIFY_TOKEN_SECRETS; no table
@@ -99,6 +125,9 @@ type keyStore interface {
 	PutKey(ctx context.Context, k auth.Key) error
 	RevokeKey(ctx context.Context, hash string) error
 	ListKeys(ctx context.Context) ([]auth.Key, error)
+	// ListConnections lists an owner's live connections, each with the
+	// key it connected with, for revoke.
+	ListConnections(ctx context.Context, ownerID string, now time.Time) ([]store.Connection, error)
 }
 
 // cli is the command with its environment, so tests can run it in-process.
@@ -140,8 +169,14 @@ func (c cli) run(ctx context.Context, args []string) error {
 	case "revoke":
 		hash := fs.String("hash", "", "")
 		keyStdin := fs.Bool("key-stdin", false, "")
+		management := fs.String("management-endpoint", c.getenv(envManagement), "")
 		if err := c.parse(fs, args); err != nil {
 			return err
+		}
+		if *management != "" {
+			if u, err := url.Parse(*management); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+				return usagef("--management-endpoint %q: want an http(s) URL with a host, the stage's URL", *management)
+			}
 		}
 		if (*hash == "") == !*keyStdin {
 			return usagef("revoke needs one of --hash PREFIX and --key-stdin")
@@ -156,7 +191,7 @@ func (c cli) run(ctx context.Context, args []string) error {
 			}
 			*hash = auth.Hash(key)
 		}
-		exec = func(ctx context.Context, s keyStore) error { return c.revoke(ctx, s, *hash) }
+		exec = func(ctx context.Context, s keyStore) error { return c.revoke(ctx, s, *hash, *management, *endpoint) }
 	case "mint":
 		owner := fs.String("owner", "", "")
 		ttl := fs.Duration("ttl", 10*time.Minute, "")
@@ -184,6 +219,10 @@ func (c cli) run(ctx context.Context, args []string) error {
 		return err
 	}
 	if err := exec(ctx, s); err != nil {
+		var closeErr *closeError
+		if errors.As(err, &closeErr) {
+			return err // the key is revoked; the table is not what failed
+		}
 		return fmt.Errorf("table %s: %w", *table, err)
 	}
 	return nil
@@ -250,8 +289,10 @@ func orDash(s string) string {
 }
 
 // revoke revokes the one key whose hash starts with prefix (a full hash is
-// a prefix of itself).
-func (c cli) revoke(ctx context.Context, s keyStore, prefix string) error {
+// a prefix of itself), then closes the key's open connections through the
+// Management API at management, if given; dynamoEndpoint, if set, is a
+// local DynamoDB, and its local credentials sign the Management API calls.
+func (c cli) revoke(ctx context.Context, s keyStore, prefix, management, dynamoEndpoint string) error {
 	keys, err := s.ListKeys(ctx)
 	if err != nil {
 		return err
@@ -277,7 +318,119 @@ func (c cli) revoke(ctx context.Context, s keyStore, prefix string) error {
 		note = " (it already was)"
 	}
 	fmt.Fprintf(c.stdout, "revoked key %s of owner %s%s\n", auth.Prefix(k.Hash), k.OwnerID, note)
-	return nil
+
+	// Listed after the revocation, so that a connect refused from now on
+	// adds nothing to the list.
+	conns, err := s.ListConnections(ctx, k.OwnerID, c.now())
+	if err != nil {
+		return fmt.Errorf("list the connections of owner %s: %w", k.OwnerID, err)
+	}
+	var ids []string
+	for _, conn := range conns {
+		if conn.KeyID == auth.Prefix(k.Hash) {
+			ids = append(ids, conn.ConnectionID)
+		}
+	}
+	if management == "" {
+		if len(ids) > 0 {
+			fmt.Fprintf(c.stderr, "%s of the key stay open until they end (2 hours at most): give --management-endpoint to close them\n", plural(len(ids), "connection"))
+		}
+		return nil
+	}
+	closer, err := newManagementClient(ctx, management, dynamoEndpoint)
+	if err != nil {
+		return err
+	}
+	closed, gone, err := closeConnections(ctx, closer, ids)
+	fmt.Fprintf(c.stdout, "closed %s of the key", plural(closed, "connection"))
+	if gone > 0 {
+		fmt.Fprintf(c.stdout, " (%d more had ended already)", gone)
+	}
+	fmt.Fprintln(c.stdout)
+	return err
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// connectionCloser is the part of the Management API client revoke uses.
+type connectionCloser interface {
+	DeleteConnection(ctx context.Context, in *apigatewaymanagementapi.DeleteConnectionInput, optFns ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.DeleteConnectionOutput, error)
+}
+
+// newManagementClient returns a Management API client for the stage URL
+// endpoint, with the configuration the DynamoDB store got (awsconf.Load).
+// Its standard retryer retries throttling (429) and 5xx answers.
+func newManagementClient(ctx context.Context, endpoint, dynamoEndpoint string) (connectionCloser, error) {
+	cfg, err := awsconf.Load(ctx, dynamoEndpoint)
+	if err != nil {
+		return nil, err
+	}
+	return apigatewaymanagementapi.NewFromConfig(cfg, func(o *apigatewaymanagementapi.Options) {
+		o.BaseEndpoint = aws.String(endpoint)
+	}), nil
+}
+
+// closeWorkers is how many DeleteConnection calls revoke has in flight.
+const closeWorkers = 8
+
+// closeError is a revocation whose connections could not all be closed.
+type closeError struct {
+	failed, of int
+	first      error
+}
+
+func (e *closeError) Error() string {
+	return fmt.Sprintf("the key is revoked, but %d of its %d open connections could not be closed (run revoke again to retry): %v", e.failed, e.of, e.first)
+}
+
+func (e *closeError) Unwrap() error { return e.first }
+
+// closeConnections deletes each connection through the Management API.
+// closed counts those it closed, gone those that had ended already (410);
+// any other failure makes a *closeError.
+func closeConnections(ctx context.Context, api connectionCloser, ids []string) (closed, gone int, err error) {
+	var (
+		mu     sync.Mutex
+		failed int
+		first  error
+		next   = make(chan string)
+		wg     sync.WaitGroup
+	)
+	for range min(closeWorkers, len(ids)) {
+		wg.Go(func() {
+			for id := range next {
+				_, err := api.DeleteConnection(ctx, &apigatewaymanagementapi.DeleteConnectionInput{ConnectionId: aws.String(id)})
+				var goneErr *types.GoneException
+				mu.Lock()
+				switch {
+				case errors.As(err, &goneErr):
+					gone++
+				case err != nil:
+					failed++
+					if first == nil {
+						first = fmt.Errorf("close connection %s: %w", id, err)
+					}
+				default:
+					closed++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for _, id := range ids {
+		next <- id
+	}
+	close(next)
+	wg.Wait()
+	if failed > 0 {
+		return closed, gone, &closeError{failed: failed, of: len(ids), first: first}
+	}
+	return closed, gone, nil
 }
 
 // readKey reads a key from the first line of r.

@@ -29,7 +29,7 @@ func TestCreateTableOnDynalite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out.Table.TableStatus != types.TableStatusActive || len(out.Table.GlobalSecondaryIndexes) != 1 {
-		t.Fatalf("table %s with %d indexes, want ACTIVE with 1", out.Table.TableStatus, len(out.Table.GlobalSecondaryIndexes))
+	if out.Table.TableStatus != types.TableStatusActive || len(out.Table.GlobalSecondaryIndexes) != 0 {
+		t.Fatalf("table %s with %d indexes, want ACTIVE with none", out.Table.TableStatus, len(out.Table.GlobalSecondaryIndexes))
 	}
 }

@@ -16,6 +16,10 @@ type Identity struct {
 	// never fill, while one per owner bounds what any backend mints for
 	// that owner.
 	RateKey string
+	// KeyID names the API key the token is: its hash's Prefix, which a
+	// connection's record keeps so that revoking the key can find and
+	// close its connections. Empty for a signed token, which names no key.
+	KeyID string
 }
 
 // Refusal is an ErrUnauthorized that says why, for the service's log. The
@@ -55,7 +59,7 @@ func (a *Authenticator) Identify(ctx context.Context, token string) (Identity, e
 		if err != nil {
 			return Identity{}, err
 		}
-		return Identity{OwnerID: owner, RateKey: hash}, nil
+		return Identity{OwnerID: owner, RateKey: hash, KeyID: Prefix(hash)}, nil
 	}
 	if a.tokens == nil {
 		return Identity{}, refuse("signed token, and signed tokens are not enabled (no token secret configured)")

@@ -188,13 +188,13 @@ func TestIdentify(t *testing.T) {
 	token, _ := MintToken(secretNew, "acct_7", time.Minute, tokenNow)
 	ctx := context.Background()
 
-	t.Run("an API key is limited by its hash", func(t *testing.T) {
+	t.Run("an API key is limited by its hash and named by its prefix", func(t *testing.T) {
 		id, err := withTokens.Identify(ctx, key)
-		if err != nil || id != (Identity{OwnerID: "acct_42", RateKey: Hash(key)}) {
+		if err != nil || id != (Identity{OwnerID: "acct_42", RateKey: Hash(key), KeyID: Prefix(Hash(key))}) {
 			t.Fatalf("Identify = %+v, %v", id, err)
 		}
 	})
-	t.Run("a signed token is limited by its owner", func(t *testing.T) {
+	t.Run("a signed token is limited by its owner and names no key", func(t *testing.T) {
 		id, err := withTokens.Identify(ctx, token)
 		if err != nil || id != (Identity{OwnerID: "acct_7", RateKey: "sub:acct_7"}) {
 			t.Fatalf("Identify = %+v, %v", id, err)

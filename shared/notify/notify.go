@@ -53,8 +53,8 @@ type Store interface {
 	// or store.ErrNotFound if there is none.
 	DeleteConnection(ctx context.Context, connectionID string) (store.Connection, error)
 	// FindConnection returns the record naming connectionID, or
-	// store.ErrNotFound. (On DynamoDB it reads an eventually consistent
-	// index, so a record written a moment ago may not be found yet.)
+	// store.ErrNotFound. Like DeleteConnection it finds a record written
+	// just before the call.
 	FindConnection(ctx context.Context, connectionID string) (store.Connection, error)
 	// RemoveClient removes the record of ownerID's clientID only if it still
 	// names connectionID, and reports whether it did; a missing or newer
@@ -256,6 +256,7 @@ func (n *Notifier) connect(ctx context.Context, req ConnectRequest) (c store.Con
 		OwnerID:      owner,
 		ClientID:     req.ClientID,
 		ConnectionID: req.ConnectionID,
+		KeyID:        id.KeyID,
 		ConnectedAt:  now,
 		ExpiresAt:    now.Add(n.cfg.ConnectionTTL),
 	}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"sync"
-	"time"
 
 	"github.com/wsnotify/wsnotify/shared/event"
 	"github.com/wsnotify/wsnotify/shared/store"
@@ -72,14 +71,6 @@ type ResumeResult struct {
 
 // replayPage is how many events a resume reads at once.
 const replayPage = 500
-
-// findRetries and findBackoff cover the cloud's eventually consistent index
-// from connection id to record: a resume sent right after the connect may
-// not find the record at once.
-const (
-	findRetries = 5
-	findBackoff = 200 * time.Millisecond
-)
 
 // Resume sends a connection what its client missed, in seq order, then
 // {"type":"resumed","seq":S,"replayed":K}; the live stream goes on after it.
@@ -206,24 +197,12 @@ func (n *Notifier) sendResumed(ctx context.Context, connectionID string, res Res
 	return nil
 }
 
-// findConnection finds the record of a connection, waiting a little for the
-// cloud's index to catch up with a connect that has just happened.
+// findConnection finds the record of a connection. The store's lookup is
+// strongly consistent: a resume sent right after the connect finds it.
 func (n *Notifier) findConnection(ctx context.Context, connectionID string) (store.Connection, error) {
-	for attempt := 0; ; attempt++ {
-		c, err := n.store.FindConnection(ctx, connectionID)
-		if err == nil {
-			return c, nil
-		}
-		if !errors.Is(err, store.ErrNotFound) {
-			return store.Connection{}, err
-		}
-		if attempt == findRetries {
-			return store.Connection{}, fmt.Errorf("connection %s has no record: %w", connectionID, err)
-		}
-		select {
-		case <-ctx.Done():
-			return store.Connection{}, fmt.Errorf("find connection %s: %w", connectionID, ctx.Err())
-		case <-time.After(findBackoff * time.Duration(attempt+1)):
-		}
+	c, err := n.store.FindConnection(ctx, connectionID)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Connection{}, fmt.Errorf("connection %s has no record: %w", connectionID, err)
 	}
+	return c, err
 }

@@ -16,6 +16,10 @@ type Connection struct {
 	ClientID     string
 	ConnectionID string
 	ConnectedAt  time.Time
+	// KeyID names the API key the connection authenticated with (the
+	// Prefix of its hash, never the key), so that revoking the key finds
+	// the connections to close. Empty for a signed token.
+	KeyID string
 	// ExpiresAt is past API Gateway's 2-hour connection limit; a record past
 	// it is stale whether or not anything has deleted it yet.
 	ExpiresAt time.Time

@@ -87,12 +87,27 @@ func TestDynalite(t *testing.T) {
 		if err := s.PutConnection(testCtx(t), c, at); err != nil {
 			t.Fatal(err)
 		}
-		out, err := client.GetItem(testCtx(t), &dynamodb.GetItemInput{
-			TableName: &s.table,
-			Key:       map[string]types.AttributeValue{"pk": str("owner#acct_1"), "sk": str("client#tab-1")},
-		})
-		if err != nil {
-			t.Fatal(err)
+		item := func(pk, sk string) map[string]string {
+			t.Helper()
+			out, err := client.GetItem(testCtx(t), &dynamodb.GetItemInput{
+				TableName: &s.table,
+				Key:       map[string]types.AttributeValue{"pk": str(pk), "sk": str(sk)},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]string{}
+			for name, v := range out.Item {
+				switch v := v.(type) {
+				case *types.AttributeValueMemberS:
+					got[name] = "S:" + v.Value
+				case *types.AttributeValueMemberN:
+					got[name] = "N:" + v.Value
+				default:
+					got[name] = fmt.Sprintf("%T", v)
+				}
+			}
+			return got
 		}
 		want := map[string]string{
 			"pk":           "S:owner#acct_1",
@@ -102,19 +117,15 @@ func TestDynalite(t *testing.T) {
 			// Rounded up to the second: the TTL never cuts a record short.
 			"expiresAt": fmt.Sprintf("N:%d", at.Add(2*time.Hour).Unix()+1),
 		}
-		got := map[string]string{}
-		for name, v := range out.Item {
-			switch v := v.(type) {
-			case *types.AttributeValueMemberS:
-				got[name] = "S:" + v.Value
-			case *types.AttributeValueMemberN:
-				got[name] = "N:" + v.Value
-			default:
-				got[name] = fmt.Sprintf("%T", v)
-			}
+		if got := item("owner#acct_1", "client#tab-1"); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("record = %v\nwant     %v", got, want)
 		}
-		if fmt.Sprint(got) != fmt.Sprint(want) {
-			t.Fatalf("item = %v\nwant   %v", got, want)
+		// The id item: the same, keyed by the connection id, with the owner
+		// and client ids, and the same expiry for TTL.
+		want["pk"], want["sk"] = "S:conn#TWegAcC4EowCHnA=", "S:conn"
+		want["ownerId"], want["clientId"] = "S:acct_1", "S:tab-1"
+		if got := item("conn#TWegAcC4EowCHnA=", "conn"); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("id item = %v\nwant      %v", got, want)
 		}
 	})
 
@@ -161,10 +172,11 @@ func TestDynalite(t *testing.T) {
 		}
 	})
 
+	t.Run("a disconnect and a resume right after the connect wait for no index", func(t *testing.T) { testLaggingReads(t, client) })
 	t.Run("requests per publish and per connect", func(t *testing.T) { testRequestCounts(t, endpoint, client) })
 	t.Run("the requests benchmark runs", func(t *testing.T) {
 		res := testing.Benchmark(func(b *testing.B) { benchmarkRequests(b, endpoint, 1) })
-		if res.N < 1 || res.Extra["requests/connect"] != 3 || res.Extra["requests/publish"] != 7 {
+		if res.N < 1 || res.Extra["requests/connect"] != 4 || res.Extra["requests/publish"] != 7 {
 			t.Fatalf("benchmark result %v %v", res, res.Extra)
 		}
 	})

@@ -2,14 +2,32 @@
 // each owner's event history: one table, single-item conditional writes only
 // (no transactions, no PartiQL), as docs/architecture.md's "Data model" describes.
 //
-//	pk = "owner#<ownerId>"    sk = "client#<clientId>"  connectionId, connectedAt, expiresAt
+//	pk = "owner#<ownerId>"    sk = "client#<clientId>"  connectionId, connectedAt, expiresAt, keyId
+//	pk = "conn#<connectionId>" sk = "conn"              ownerId, clientId, connectedAt, expiresAt, keyId
 //	pk = "key#<sha256hex>"    sk = "key"                ownerId, name, createdAt, revoked
 //	pk = "count#<ownerId>"    sk = "connections"        connections
 //	pk = "history#<ownerId>"  sk = "head"               head, ticket
 //	                          sk = "seq#<seq, 20 digits>"  id, type, jobId, body, expiresAt
 //	                          sk = "id#<eventId>"       seq, type, jobId, body, claim, claimedAt, expiresAt
 //	                          sk = "job#<jobId>"        seq, id, type, body, expiresAt
-//	GSI "byConnection": hash key connectionId
+//
+// The table has no secondary index: every read by a key is a GetItem or a
+// Query that can be strongly consistent.
+//
+// A connection has two items: its record in the owner's partition, which a
+// publish's Query lists, and its id item (conn#), which finds the record by
+// connection id, for $disconnect and resume, with a strongly consistent
+// GetItem or the DeleteItem itself. A connect writes the record first, then
+// the id item; a disconnect deletes the id item first, then the record. So
+// whatever step a crash or a failure interrupts, what is left is either an
+// id item alone, which nothing lists and TTL deletes, or a record without an
+// id item, which is what a $disconnect that API Gateway never sent leaves:
+// the next publish's 410 cleanup, the client's next connect (take-over) or
+// TTL removes it. Both items carry the connection's expiresAt.
+//
+// keyId, the 12-hex-digit prefix of the API key's hash (auth.Prefix), is
+// absent on a connection made with a signed token. A key's revocation lists
+// its owner's records and closes those with its keyId.
 //
 // expiresAt is the table's TTL attribute, in epoch seconds. TTL deletion lags
 // by hours, so every read also treats an item past its expiresAt as absent.
@@ -19,9 +37,7 @@
 // partition of its own, has no connectionId and never expires.
 //
 // The history (history.go) has a partition of its own per owner, so the
-// fan-out's Query of owner#<ownerId> never reads it, and no history item
-// has a connectionId, so none enters the index.
-// Its items:
+// fan-out's Query of owner#<ownerId> never reads it. Its items:
 //
 //   - head: the owner's counter, the last seq given (ADD head 1 per event),
 //     with the ticket of the last update (see nextSeq). It never expires: a
@@ -47,6 +63,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"sort"
 	"strconv"
@@ -62,10 +79,6 @@ import (
 	"github.com/wsnotify/wsnotify/shared/store"
 )
 
-// ConnectionIndex is the global secondary index on connectionId, for
-// $disconnect, which knows only the connection id.
-const ConnectionIndex = "byConnection"
-
 // TTLAttribute is the attribute the table's time to live expires items by.
 const TTLAttribute = "expiresAt"
 
@@ -80,9 +93,13 @@ const (
 	attrName         = "name"
 	attrCreatedAt    = "createdAt"
 	attrRevoked      = "revoked"
+	attrClientID     = "clientId"
+	attrKeyID        = "keyId"
 
 	ownerPrefix  = "owner#"
 	clientPrefix = "client#"
+	connPrefix   = "conn#"
+	connSK       = "conn"
 	keyPrefix    = "key#"
 	keySK        = "key"
 )
@@ -210,6 +227,7 @@ const maxPutAttempts = 3
 // PutConnection implements notify.Store. One conditional PutItem keeps the
 // client id unique per owner without a transaction; an expired record fails
 // neither the condition nor the caller, it is replaced in the same write.
+// The connection's id item follows (see putIDItem).
 func (s *Store) PutConnection(ctx context.Context, c store.Connection, now time.Time) error {
 	item := connectionItem(c)
 	for range maxPutAttempts {
@@ -229,7 +247,7 @@ func (s *Store) PutConnection(ctx context.Context, c store.Connection, now time.
 			if err != nil {
 				return fmt.Errorf("put connection %s/%s: %w", c.OwnerID, c.ClientID, err)
 			}
-			return nil
+			return s.putIDItem(ctx, c)
 		}
 		existing, found, err := s.holder(ctx, failed.Item, item)
 		if err != nil {
@@ -242,6 +260,21 @@ func (s *Store) PutConnection(ctx context.Context, c store.Connection, now time.
 		// since: write again.
 	}
 	return fmt.Errorf("put connection %s/%s: %w", c.OwnerID, c.ClientID, store.ErrConditionFailed)
+}
+
+// putIDItem writes c's id item, once c's record is written. If it cannot,
+// the record is deleted again (best effort: one that stays is a stale
+// record, as a lost $disconnect leaves) and the connect fails, so that no
+// connection lives whose $disconnect could not find its record.
+func (s *Store) putIDItem(ctx context.Context, c store.Connection) error {
+	_, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &s.table, Item: idItem(c)})
+	if err == nil {
+		return nil
+	}
+	if _, undoErr := s.RemoveClient(ctx, c.OwnerID, c.ClientID, c.ConnectionID); undoErr != nil {
+		err = errors.Join(err, undoErr)
+	}
+	return fmt.Errorf("put connection id %s of %s/%s: %w", c.ConnectionID, c.OwnerID, c.ClientID, err)
 }
 
 // holder returns the record that failed a PutConnection condition: old, as
@@ -269,7 +302,9 @@ func (s *Store) holder(ctx context.Context, old, item map[string]types.Attribute
 	return c, true, nil
 }
 
-// ReplaceConnection implements notify.Store.
+// ReplaceConnection implements notify.Store: the record, conditioned on the
+// old connection id, then c's id item; last, the old connection's id item
+// is deleted, on a best-effort basis (deleteIDItem): the take-over is done.
 func (s *Store) ReplaceConnection(ctx context.Context, c store.Connection, oldConnectionID string) error {
 	_, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:                 &s.table,
@@ -284,88 +319,91 @@ func (s *Store) ReplaceConnection(ctx context.Context, c store.Connection, oldCo
 	if err != nil {
 		return fmt.Errorf("replace connection %s of %s/%s: %w", oldConnectionID, c.OwnerID, c.ClientID, err)
 	}
+	if err := s.putIDItem(ctx, c); err != nil {
+		return err
+	}
+	s.deleteIDItem(ctx, oldConnectionID)
 	return nil
 }
 
-// DeleteConnection implements notify.Store. It finds the record through the
-// byConnection index, then deletes it conditioned on its connection id, so a
-// late disconnect never deletes a newer connection of the same client.
-//
-// Global secondary indexes are eventually consistent (DynamoDB offers no
-// consistent read on them): a disconnect within a moment of its connect may
-// find nothing and return store.ErrNotFound, leaving the record to the 410
-// cleanup of the next publish, the next connect of the client, or TTL.
-func (s *Store) DeleteConnection(ctx context.Context, connectionID string) (store.Connection, error) {
-	items, err := s.byConnection(ctx, connectionID)
-	if err != nil {
-		return store.Connection{}, err
-	}
-	// API Gateway never reuses a connection id, so there is at most one item;
-	// the loop only makes sure no stray one survives.
-	var deleted *store.Connection
-	for _, it := range items {
-		del, err := s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
-			TableName:                 &s.table,
-			Key:                       map[string]types.AttributeValue{attrPK: it[attrPK], attrSK: it[attrSK]},
-			ConditionExpression:       aws.String("connectionId = :id"),
-			ExpressionAttributeValues: map[string]types.AttributeValue{":id": str(connectionID)},
-			ReturnValues:              types.ReturnValueAllOld,
-		})
-		var failed *types.ConditionalCheckFailedException
-		if errors.As(err, &failed) {
-			continue // a newer connection holds the client now: nothing of ours to delete
-		}
-		if err != nil {
-			return store.Connection{}, fmt.Errorf("delete connection %s: %w", connectionID, err)
-		}
-		if deleted == nil {
-			c, err := parseConnection(del.Attributes)
-			if err != nil {
-				return store.Connection{}, fmt.Errorf("delete connection %s: %w", connectionID, err)
-			}
-			deleted = &c
-		}
-	}
-	if deleted == nil {
-		return store.Connection{}, store.ErrNotFound
-	}
-	return *deleted, nil
+// deleteIDItem deletes the id item of a connection whose record is gone, on
+// a best-effort basis: an id item left behind names a connection that no
+// record names, which only a late $disconnect looks up (and deletes, finding
+// no record to delete) before TTL removes it.
+func (s *Store) deleteIDItem(ctx context.Context, connectionID string) {
+	_, _ = s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: &s.table, Key: idKey(connectionID)})
 }
 
-// FindConnection implements notify.Store: a Query of the byConnection index
-// (which projects every attribute). Like DeleteConnection it can miss a
-// record written a moment ago: the index is eventually consistent.
-func (s *Store) FindConnection(ctx context.Context, connectionID string) (store.Connection, error) {
-	items, err := s.byConnection(ctx, connectionID)
+// DeleteConnection implements notify.Store with two DeleteItems and no read:
+// the id item, which returns the owner and client ids, then the record,
+// conditioned on its connection id, so a late disconnect never deletes a
+// newer connection of the same client. Both are strongly consistent: a
+// disconnect right after its connect finds what the connect wrote.
+func (s *Store) DeleteConnection(ctx context.Context, connectionID string) (store.Connection, error) {
+	del, err := s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName:    &s.table,
+		Key:          idKey(connectionID),
+		ReturnValues: types.ReturnValueAllOld,
+	})
 	if err != nil {
-		return store.Connection{}, err
+		return store.Connection{}, fmt.Errorf("delete connection %s: %w", connectionID, err)
 	}
-	if len(items) == 0 {
+	if len(del.Attributes) == 0 {
 		return store.Connection{}, store.ErrNotFound
 	}
-	c, err := parseConnection(items[0])
+	id, err := parseIDItem(del.Attributes)
+	if err != nil {
+		return store.Connection{}, fmt.Errorf("delete connection %s: %w", connectionID, err)
+	}
+	del, err = s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName:                 &s.table,
+		Key:                       connectionKey(id.OwnerID, id.ClientID),
+		ConditionExpression:       aws.String("connectionId = :id"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":id": str(connectionID)},
+		ReturnValues:              types.ReturnValueAllOld,
+	})
+	var failed *types.ConditionalCheckFailedException
+	if errors.As(err, &failed) {
+		// Gone already (the 410 cleanup), or a newer connection holds the
+		// client now: nothing of ours to delete.
+		return store.Connection{}, store.ErrNotFound
+	}
+	if err != nil {
+		return store.Connection{}, fmt.Errorf("delete connection %s of %s/%s: %w", connectionID, id.OwnerID, id.ClientID, err)
+	}
+	c, err := parseConnection(del.Attributes)
+	if err != nil {
+		return store.Connection{}, fmt.Errorf("delete connection %s: %w", connectionID, err)
+	}
+	return c, nil
+}
+
+// FindConnection implements notify.Store: a strongly consistent GetItem of
+// the connection's id item, which carries the whole record, so a resume
+// sent right after the connect finds it.
+func (s *Store) FindConnection(ctx context.Context, connectionID string) (store.Connection, error) {
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      &s.table,
+		Key:            idKey(connectionID),
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return store.Connection{}, fmt.Errorf("find connection %s: %w", connectionID, err)
+	}
+	if len(out.Item) == 0 {
+		return store.Connection{}, store.ErrNotFound
+	}
+	c, err := parseIDItem(out.Item)
 	if err != nil {
 		return store.Connection{}, fmt.Errorf("find connection %s: %w", connectionID, err)
 	}
 	return c, nil
 }
 
-// byConnection returns the items the byConnection index holds for a
-// connection id: one, or none.
-func (s *Store) byConnection(ctx context.Context, connectionID string) ([]map[string]types.AttributeValue, error) {
-	out, err := s.db.Query(ctx, &dynamodb.QueryInput{
-		TableName:                 &s.table,
-		IndexName:                 aws.String(ConnectionIndex),
-		KeyConditionExpression:    aws.String("connectionId = :id"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":id": str(connectionID)},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("find connection %s: %w", connectionID, err)
-	}
-	return out.Items, nil
-}
-
-// RemoveClient implements notify.Store.
+// RemoveClient implements notify.Store: the record, conditioned on its
+// connection id, then, if it was deleted, the connection's id item. The
+// second delete is best effort: an id item left behind names a connection
+// that is gone (see ReplaceConnection).
 func (s *Store) RemoveClient(ctx context.Context, ownerID, clientID, connectionID string) (bool, error) {
 	_, err := s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
 		TableName:                 &s.table,
@@ -380,6 +418,7 @@ func (s *Store) RemoveClient(ctx context.Context, ownerID, clientID, connectionI
 	if err != nil {
 		return false, fmt.Errorf("remove connection %s of %s/%s: %w", connectionID, ownerID, clientID, err)
 	}
+	s.deleteIDItem(ctx, connectionID)
 	return true, nil
 }
 
@@ -532,20 +571,46 @@ func connectionKey(ownerID, clientID string) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{attrPK: str(ownerPrefix + ownerID), attrSK: str(clientPrefix + clientID)}
 }
 
+func idKey(connectionID string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{attrPK: str(connPrefix + connectionID), attrSK: str(connSK)}
+}
+
 func keyKey(hash string) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{attrPK: str(keyPrefix + hash), attrSK: str(keySK)}
 }
 
 // connectionItem encodes c. Owner and client ids live only in the keys, which
-// keeps an item near 110 bytes with short client ids, so that a 1 MB Query
-// page holds some 9,000 connections. expiresAt is rounded up to the second: a record may outlive
+// keeps an item near 130 bytes with short client ids and a key id, so that a
+// 1 MB Query page holds some 8,000 connections. expiresAt is rounded up to the second: a record may outlive
 // c.ExpiresAt by under a second, never fall short of it.
 func connectionItem(c store.Connection) map[string]types.AttributeValue {
 	it := connectionKey(c.OwnerID, c.ClientID)
 	it[attrConnectionID] = str(c.ConnectionID)
 	it[attrConnectedAt] = str(c.ConnectedAt.UTC().Format(time.RFC3339Nano))
 	it[attrExpiresAt] = number(expiry(c.ExpiresAt))
+	if c.KeyID != "" {
+		it[attrKeyID] = str(c.KeyID)
+	}
 	return it
+}
+
+// idItem encodes c as its id item: the record's attributes, keyed by the
+// connection id, with the owner and client ids as attributes.
+func idItem(c store.Connection) map[string]types.AttributeValue {
+	it := connectionItem(c)
+	it[attrPK], it[attrSK] = str(connPrefix+c.ConnectionID), str(connSK)
+	it[attrOwnerID], it[attrClientID] = str(c.OwnerID), str(c.ClientID)
+	return it
+}
+
+// parseIDItem decodes an id item as the record it stands for.
+func parseIDItem(it map[string]types.AttributeValue) (store.Connection, error) {
+	if !strings.HasPrefix(getS(it, attrPK), connPrefix) {
+		return store.Connection{}, fmt.Errorf("item %q is not a connection id item", getS(it, attrPK))
+	}
+	rec := maps.Clone(it)
+	rec[attrPK], rec[attrSK] = str(ownerPrefix+getS(it, attrOwnerID)), str(clientPrefix+getS(it, attrClientID))
+	return parseConnection(rec)
 }
 
 func parseConnection(it map[string]types.AttributeValue) (store.Connection, error) {
@@ -567,6 +632,7 @@ func parseConnection(it map[string]types.AttributeValue) (store.Connection, erro
 		OwnerID:      owner,
 		ClientID:     client,
 		ConnectionID: getS(it, attrConnectionID),
+		KeyID:        getS(it, attrKeyID),
 		ConnectedAt:  connectedAt,
 		ExpiresAt:    time.Unix(exp, 0).UTC(),
 	}, nil

@@ -3,6 +3,7 @@ package dynamo
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -91,7 +92,10 @@ func TestPutConnection(t *testing.T) {
 	t.Run("a holder deleted before it could be read does not block the write", func(t *testing.T) {
 		puts := 0
 		s := &Store{table: "t", db: &fakeAPI{t: t,
-			putItem: func(*dynamodb.PutItemInput) (*dynamodb.PutItemOutput, error) {
+			putItem: func(in *dynamodb.PutItemInput) (*dynamodb.PutItemOutput, error) {
+				if getS(in.Item, attrPK) != "owner#acct_1" {
+					return &dynamodb.PutItemOutput{}, nil // the id item
+				}
 				puts++
 				if puts == 1 {
 					return nil, conditionFailed(nil)
@@ -130,27 +134,80 @@ func TestPutConnection(t *testing.T) {
 	})
 }
 
-// The byConnection index is eventually consistent: it may still show a
-// record that a newer connection of the client has since overwritten.
-func TestDeleteConnectionThroughAStaleIndexDeletesNothing(t *testing.T) {
+func TestDeleteConnection(t *testing.T) {
 	old := conn(1, t0)
-	s := &Store{table: "t", db: &fakeAPI{t: t,
-		query: func(in *dynamodb.QueryInput) (*dynamodb.QueryOutput, error) {
-			if aws.ToString(in.IndexName) != ConnectionIndex {
-				t.Errorf("IndexName = %q, want %q", aws.ToString(in.IndexName), ConnectionIndex)
+	idOf := func(in *dynamodb.DeleteItemInput) string { return getS(in.Key, attrPK) }
+	t.Run("a late disconnect deletes the id item and not a newer connection's record", func(t *testing.T) {
+		var deleted []string
+		s := &Store{table: "t", db: &fakeAPI{t: t, deleteItem: func(in *dynamodb.DeleteItemInput) (*dynamodb.DeleteItemOutput, error) {
+			deleted = append(deleted, idOf(in))
+			if len(deleted) == 1 {
+				return &dynamodb.DeleteItemOutput{Attributes: idItem(old)}, nil
 			}
-			return &dynamodb.QueryOutput{Items: []map[string]types.AttributeValue{connectionItem(old)}}, nil
-		},
-		deleteItem: func(in *dynamodb.DeleteItemInput) (*dynamodb.DeleteItemOutput, error) {
 			want := old.ConnectionID
 			if got := in.ExpressionAttributeValues[":id"]; aws.ToString(in.ConditionExpression) != "connectionId = :id" || getS(map[string]types.AttributeValue{"v": got}, "v") != want {
-				t.Errorf("DeleteItem is not conditioned on connection %s", want)
+				t.Errorf("the record's DeleteItem is not conditioned on connection %s", want)
 			}
 			return nil, conditionFailed(nil)
+		}}}
+		if _, err := s.DeleteConnection(context.Background(), old.ConnectionID); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("DeleteConnection = %v, want store.ErrNotFound", err)
+		}
+		if want := []string{"conn#" + old.ConnectionID, "owner#acct_1"}; fmt.Sprint(deleted) != fmt.Sprint(want) {
+			t.Fatalf("deleted %v, want %v in that order", deleted, want)
+		}
+	})
+	t.Run("a connection without an id item touches no record", func(t *testing.T) {
+		s := &Store{table: "t", db: &fakeAPI{t: t, deleteItem: func(in *dynamodb.DeleteItemInput) (*dynamodb.DeleteItemOutput, error) {
+			if idOf(in) != "conn#"+old.ConnectionID || in.ReturnValues != types.ReturnValueAllOld {
+				t.Errorf("DeleteItem of %s returning %q, want the id item's, ALL_OLD", idOf(in), in.ReturnValues)
+			}
+			return &dynamodb.DeleteItemOutput{}, nil
+		}}}
+		if _, err := s.DeleteConnection(context.Background(), old.ConnectionID); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("DeleteConnection = %v, want store.ErrNotFound", err)
+		}
+	})
+}
+
+func TestAnIDItemThatCannotBeWrittenFailsTheConnectAndTakesItsRecordBack(t *testing.T) {
+	c := conn(1, t0)
+	throttled := errors.New("ProvisionedThroughputExceededException")
+	var puts, deleted []string
+	s := &Store{table: "t", db: &fakeAPI{t: t,
+		putItem: func(in *dynamodb.PutItemInput) (*dynamodb.PutItemOutput, error) {
+			puts = append(puts, getS(in.Item, attrPK))
+			if len(puts) == 2 {
+				return nil, throttled
+			}
+			return &dynamodb.PutItemOutput{}, nil
+		},
+		deleteItem: func(in *dynamodb.DeleteItemInput) (*dynamodb.DeleteItemOutput, error) {
+			deleted = append(deleted, getS(in.Key, attrPK))
+			return &dynamodb.DeleteItemOutput{}, nil
 		},
 	}}
-	if _, err := s.DeleteConnection(context.Background(), old.ConnectionID); !errors.Is(err, store.ErrNotFound) {
-		t.Fatalf("DeleteConnection = %v, want store.ErrNotFound", err)
+	err := s.PutConnection(context.Background(), c, t0)
+	if !errors.Is(err, throttled) {
+		t.Fatalf("PutConnection = %v, want the id item's failure", err)
+	}
+	if want := []string{"owner#acct_1", "conn#" + c.ConnectionID}; fmt.Sprint(puts) != fmt.Sprint(want) {
+		t.Fatalf("put %v, want %v in that order", puts, want)
+	}
+	if len(deleted) == 0 || deleted[0] != "owner#acct_1" {
+		t.Fatalf("deleted %v, want the record taken back", deleted)
+	}
+}
+
+func TestIDItemRoundTrip(t *testing.T) {
+	c := conn(7, t0.Add(123*time.Millisecond))
+	c.ExpiresAt = t0.Add(time.Hour)
+	got, err := parseIDItem(idItem(c))
+	if err != nil || got != c {
+		t.Fatalf("parseIDItem(idItem(c)) = %+v, %v; want %+v", got, err, c)
+	}
+	if _, err := parseIDItem(connectionItem(c)); err == nil {
+		t.Fatal("a record parsed as an id item")
 	}
 }
 
@@ -178,8 +235,9 @@ func TestTemplateTableMatchesTheStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(in.GlobalSecondaryIndexes) != 1 || aws.ToString(in.GlobalSecondaryIndexes[0].IndexName) != ConnectionIndex ||
-		aws.ToString(in.GlobalSecondaryIndexes[0].KeySchema[0].AttributeName) != attrConnectionID {
-		t.Fatalf("table indexes = %+v, want %s on %s", in.GlobalSecondaryIndexes, ConnectionIndex, attrConnectionID)
+	// Every read by a key is a GetItem or a Query of the table itself, which
+	// can be strongly consistent; an index could not be.
+	if len(in.GlobalSecondaryIndexes) != 0 || len(in.LocalSecondaryIndexes) != 0 {
+		t.Fatalf("table indexes = %+v %+v, want none", in.GlobalSecondaryIndexes, in.LocalSecondaryIndexes)
 	}
 }

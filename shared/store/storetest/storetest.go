@@ -98,7 +98,7 @@ func mustList(t *testing.T, s Store, owner string, now time.Time) []store.Connec
 
 // same reports whether two records are equal, comparing instants.
 func same(a, b store.Connection) bool {
-	return a.OwnerID == b.OwnerID && a.ClientID == b.ClientID && a.ConnectionID == b.ConnectionID &&
+	return a.OwnerID == b.OwnerID && a.ClientID == b.ClientID && a.ConnectionID == b.ConnectionID && a.KeyID == b.KeyID &&
 		a.ConnectedAt.Equal(b.ConnectedAt) && a.ExpiresAt.Equal(b.ExpiresAt)
 }
 
@@ -108,6 +108,22 @@ func ids(cs []store.Connection) []string {
 		out[i] = c.ConnectionID
 	}
 	return out
+}
+
+// wantFound checks that FindConnection finds c by its connection id.
+func wantFound(t *testing.T, s Store, c store.Connection) {
+	t.Helper()
+	if got, err := s.FindConnection(ctxT(t), c.ConnectionID); err != nil || !same(got, c) {
+		t.Fatalf("FindConnection(%s) = %+v, %v; want %+v", c.ConnectionID, got, err, c)
+	}
+}
+
+// wantNotFound checks that FindConnection finds no record of connectionID.
+func wantNotFound(t *testing.T, s Store, connectionID string) {
+	t.Helper()
+	if _, err := s.FindConnection(ctxT(t), connectionID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("FindConnection(%s) = %v, want store.ErrNotFound", connectionID, err)
+	}
 }
 
 // wantList checks that owner's live records at now are exactly want, in order.
@@ -129,8 +145,10 @@ func testPut(t *testing.T, newStore func(*testing.T) Store) {
 		s := newStore(t)
 		c := conn("acct_1", "tab-1", 1, epoch.Add(123456789*time.Nanosecond))
 		c.ExpiresAt = epoch.Add(ttl) // whole seconds: the precision every store keeps
+		c.KeyID = auth.Prefix(auth.Hash("wsn_x"))
 		mustPut(t, s, c, epoch)
 		wantList(t, s, "acct_1", epoch, c)
+		wantFound(t, s, c)
 	})
 	t.Run("the same client id under two owners is fine", func(t *testing.T) {
 		s := newStore(t)
@@ -231,13 +249,35 @@ func testDelete(t *testing.T, newStore func(*testing.T) Store) {
 		s := newStore(t)
 		c := conn("acct_1", "tab-1", 1, epoch)
 		mustPut(t, s, c, epoch)
-		got, err := s.FindConnection(ctxT(t), c.ConnectionID)
-		if err != nil || !same(got, c) {
-			t.Fatalf("FindConnection = %+v, %v; want %+v", got, err, c)
+		wantFound(t, s, c)
+		wantNotFound(t, s, connectionID(9))
+	})
+	t.Run("a disconnect right after the connect removes the record and frees the client id", func(t *testing.T) {
+		s := newStore(t)
+		c := conn("acct_1", "tab-1", 1, epoch)
+		mustPut(t, s, c, epoch)
+		if _, err := s.DeleteConnection(ctxT(t), c.ConnectionID); err != nil {
+			t.Fatalf("DeleteConnection: %v", err)
 		}
-		if _, err := s.FindConnection(ctxT(t), connectionID(9)); !errors.Is(err, store.ErrNotFound) {
-			t.Fatalf("FindConnection(unknown) = %v, want store.ErrNotFound", err)
+		wantList(t, s, "acct_1", epoch)
+		wantNotFound(t, s, c.ConnectionID)
+		next := conn("acct_1", "tab-1", 2, epoch)
+		mustPut(t, s, next, epoch) // at once, the same instant
+		wantFound(t, s, next)
+	})
+	t.Run("a replaced or removed connection is no longer found", func(t *testing.T) {
+		s := newStore(t)
+		old, next := conn("acct_1", "tab-1", 1, epoch), conn("acct_1", "tab-1", 2, epoch)
+		mustPut(t, s, old, epoch)
+		if err := s.ReplaceConnection(ctxT(t), next, old.ConnectionID); err != nil {
+			t.Fatalf("ReplaceConnection: %v", err)
 		}
+		wantNotFound(t, s, old.ConnectionID)
+		wantFound(t, s, next)
+		if removed, err := s.RemoveClient(ctxT(t), next.OwnerID, next.ClientID, next.ConnectionID); err != nil || !removed {
+			t.Fatalf("RemoveClient = %v, %v; want true", removed, err)
+		}
+		wantNotFound(t, s, next.ConnectionID)
 	})
 	t.Run("an unknown connection is not found", func(t *testing.T) {
 		s := newStore(t)
@@ -499,6 +539,17 @@ func testNotifier(t *testing.T, newStore func(*testing.T) Store) {
 		c, err := n.Connect(ctxT(t), notify.ConnectRequest{Token: key, ClientID: "tab-1", ConnectionID: connectionID(2)})
 		if err != nil {
 			t.Fatalf("Connect: %v", err)
+		}
+		wantList(t, s, "acct_1", now, c)
+	})
+	t.Run("a connect records the prefix of its key's hash, never the key", func(t *testing.T) {
+		s, _, n, key, now := setup(t)
+		c, err := n.Connect(ctxT(t), notify.ConnectRequest{Token: key, ClientID: "tab-1", ConnectionID: connectionID(1)})
+		if err != nil {
+			t.Fatalf("Connect: %v", err)
+		}
+		if want := auth.Prefix(auth.Hash(key)); c.KeyID != want {
+			t.Fatalf("KeyID = %q, want %q", c.KeyID, want)
 		}
 		wantList(t, s, "acct_1", now, c)
 	})
