@@ -58,9 +58,16 @@ func FunctionEnv(table, dynamoEndpoint, managementEndpoint string) []string {
 // Interface Emulator with env. The result is keyed by logical id.
 func StartFunctions(t testing.TB, env ...string) map[string]*Lambda {
 	t.Helper()
+	return StartFunctionsEach(t, func(string) []string { return env })
+}
+
+// StartFunctionsEach is StartFunctions with each function's environment
+// from envOf, given its logical id: its own credentials, for one.
+func StartFunctionsEach(t testing.TB, envOf func(id string) []string) map[string]*Lambda {
+	t.Helper()
 	lambdas := make(map[string]*Lambda, len(Functions))
 	for id, name := range Functions {
-		lambdas[id] = StartLambda(t, Bootstrap(t, name), env...)
+		lambdas[id] = StartLambda(t, Bootstrap(t, name), envOf(id)...)
 	}
 	return lambdas
 }

@@ -169,7 +169,8 @@ func startServer(t testing.TB, what string, nports int, newCmd func(ports []int)
 
 // portTaken reports whether a server's output says its port was in use.
 func portTaken(output string) bool {
-	return strings.Contains(output, "address already in use") || strings.Contains(output, "EADDRINUSE")
+	// Go and Node say "address already in use"; Python "Address already in use".
+	return strings.Contains(strings.ToLower(output), "address already in use") || strings.Contains(output, "EADDRINUSE")
 }
 
 // errExited is waitHTTP's error for a server that exited before answering.
