@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/wsnotify/wsnotify/infra/iamcheck"
 	"github.com/wsnotify/wsnotify/shared/auth"
+	"github.com/wsnotify/wsnotify/shared/store"
 	"github.com/wsnotify/wsnotify/shared/store/dynamo"
 	"github.com/wsnotify/wsnotify/shared/testenv"
 )
@@ -124,14 +126,16 @@ func seedClientSuite(t *testing.T, env *iamcheck.Env) {
 }
 
 // tokenAndDeadLetterSuite makes the calls the seed and resume suites do
-// not: a connect with a signed token, which reads the token secret, and a
-// job record that can never succeed, which goes to the job dead-letter
-// queue with its reason.
+// not: a connect with a signed token, which reads the token secret; a job
+// record that can never succeed, which goes to the job dead-letter queue
+// with its reason; and publishes to an owner whose record names a
+// connection that is gone (410), whose record each publishing function
+// removes.
 func tokenAndDeadLetterSuite(t *testing.T, env *iamcheck.Env) {
 	const key, owner = "wsn_iam_token_key", "acct_iam_token"
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	addr, _, _ := startBinaries(ctx, t, env, key, owner)
+	addr, st, _ := startBinaries(ctx, t, env, key, owner)
 
 	token, err := auth.MintToken(env.TokenSecret, owner, 5*time.Minute, time.Now())
 	if err != nil {
@@ -140,9 +144,10 @@ func tokenAndDeadLetterSuite(t *testing.T, env *iamcheck.Env) {
 	c := dialLocal(t, addr, "signed", token)
 	_ = c.CloseNow()
 
-	bad := fmt.Sprintf(`{"Records":[{"messageId":"never","body":"{\"ownerId\":%q,\"event\":{\"type\":\"job_started\",\"jobId\":\"j\"}}","attributes":{"MessageGroupId":"j"}}]}`, owner)
+	body, _ := json.Marshal(map[string]any{"ownerId": owner, "event": map[string]any{"type": "job_started", "jobId": "j"}})
+	bad, _ := json.Marshal(events.SQSEvent{Records: []events.SQSMessage{{MessageId: "never", Body: string(body), Attributes: map[string]string{"MessageGroupId": "j"}}}})
 	var resp events.SQSEventResponse
-	invoke(t, addr, "JobEventsFunction", []byte(bad), &resp)
+	invoke(t, addr, "JobEventsFunction", bad, &resp)
 	if len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("the invalid record was reported failed, not dead-lettered: %+v", resp.BatchItemFailures)
 	}
@@ -152,5 +157,22 @@ func tokenAndDeadLetterSuite(t *testing.T, env *iamcheck.Env) {
 	}
 	if len(out.Messages) != 1 || !strings.Contains(aws.ToString(out.Messages[0].Body), "job_started") {
 		t.Fatalf("the job dead-letter queue holds %+v, want the invalid record", out.Messages)
+	}
+
+	job, _ := json.Marshal(map[string]any{"ownerId": owner, "event": json.RawMessage(seedEvents["job_progress"])})
+	jobs, _ := json.Marshal(events.SQSEvent{Records: []events.SQSMessage{{MessageId: "to-gone", Body: string(job)}}})
+	upload := fmt.Sprintf(`{"Records":[{"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"uploads"},"object":{"key":"uploads/%s/gone.pdf","size":1,"eTag":"e","sequencer":"02"}}}]}`, owner)
+	for function, payload := range map[string][]byte{"JobEventsFunction": jobs, "S3UploadFunction": []byte(upload)} {
+		past := time.Now().Add(-time.Hour)
+		gone := store.Connection{OwnerID: owner, ClientID: "gone", ConnectionID: "R29uZUNvbm5lY3Q=", ConnectedAt: past, ExpiresAt: past.Add(2 * time.Hour)}
+		if err := st.PutConnection(ctx, gone, past); err != nil {
+			t.Fatal(err)
+		}
+		var answer any
+		invoke(t, addr, function, payload, &answer)
+		conns, err := st.ListConnections(ctx, owner, time.Now())
+		if err != nil || len(conns) != 0 {
+			t.Fatalf("after %s published to a gone connection its record is %+v (%v), want removed", function, conns, err)
+		}
 	}
 }
