@@ -14,7 +14,7 @@ TOOLS_BIN   := $(CURDIR)/.tools/bin
 RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d
 RIE         := $(TOOLS_BIN)/aws-lambda-rie
 
-.PHONY: run demo test build clean tools vet fuzz fuzz-short load bench
+.PHONY: run demo test build clean tools vet fuzz fuzz-short load bench sam-build smoke
 .PHONY: build-ConnectFunction build-DisconnectFunction build-DefaultFunction build-JobEventsFunction build-S3UploadFunction
 
 ## run: local mode on 127.0.0.1:8000 with the embedded store. The binary is
@@ -80,6 +80,12 @@ build: $(FUNCTIONS:%=$(BUILD_DIR)/%/bootstrap)
 
 $(BUILD_DIR)/%/bootstrap: FORCE
 	GOOS=linux GOARCH=$(LAMBDA_ARCH) $(GOBUILD) -o $@ ./functions/$*
+
+## sam-build: sam build in the source folder (--build-in-source, also set in
+## samconfig.toml): without it sam copies CodeUri (the whole repository, with
+## infra/node/node_modules and .tools) once per function before running make
+sam-build:
+	sam build --build-in-source
 
 # sam build (BuildMethod: makefile) calls build-<LogicalId> with ARTIFACTS_DIR set.
 build-ConnectFunction:    ; GOOS=linux GOARCH=arm64 $(GOBUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/connect
