@@ -66,6 +66,20 @@ $(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
 	cd $(NODE_DIR) && npm ci --no-audit --no-fund --ignore-scripts
 	touch $@
 
+## smoke: after sam deploy, checks the stack end to end (key, connect, queue,
+## upload, resume, revoke) and prints each step's result and latency:
+##   make smoke STACK=wsnotify             (reads the outputs with the aws CLI)
+##   make smoke OUTPUTS=outputs.json       (describe-stacks' Outputs, saved)
+smoke:
+	@if [ -n "$(STACK)" ]; then \
+	  aws cloudformation describe-stacks --stack-name "$(STACK)" --query 'Stacks[0].Outputs' --output json > .smoke-outputs.json || exit 1; \
+	  $(GO) run ./infra/smoke -outputs .smoke-outputs.json; status=$$?; rm -f .smoke-outputs.json; exit $$status; \
+	elif [ -n "$(OUTPUTS)" ]; then \
+	  $(GO) run ./infra/smoke -outputs "$(OUTPUTS)"; \
+	else \
+	  echo "usage: make smoke STACK=<stack name>, or make smoke OUTPUTS=<file of the stack's outputs>"; exit 2; \
+	fi
+
 ## load: the load test at full size (10,000 connections over 100 owners) against local mode
 load:
 	$(GO) run ./infra/loadtest -connections 10000 -owners 100 -events 300 -rate 50

@@ -124,6 +124,15 @@ func StartDynalite(t testing.TB) *DynaliteServer {
 	return &DynaliteServer{Endpoint: endpoint, process: srv.Process}
 }
 
+// StartServer starts the server newCmd makes for nports free loopback
+// ports, as the starters here do (see startServer), for a server of a
+// test's own: it returns once the URL newCmd names answers, and kills the
+// server's process group when the test ends.
+func StartServer(t testing.TB, what string, nports int, newCmd func(ports []int) (*exec.Cmd, string)) (*exec.Cmd, *SyncBuffer) {
+	t.Helper()
+	return startServer(t, what, nports, newCmd)
+}
+
 // startAttempts bounds how often startServer chooses ports afresh.
 const startAttempts = 3
 
