@@ -4,12 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/wsnotify/wsnotify/infra/template"
 	"github.com/wsnotify/wsnotify/shared/testenv"
@@ -192,5 +197,85 @@ func TestTemplatePassesCfnLintWithInformationalChecks(t *testing.T) {
 		t.Errorf("cfn-lint reports %d findings:\n%s", len(lines), out)
 	default:
 		t.Fatalf("cfn-lint did not run: %v\n%s", err, out)
+	}
+}
+
+// TestAFailedJobRecordWaitsOneVisibilityTimeoutPerAttempt measures what
+// TestAFailedJobRecordIsRetriedWithinAMinute reads from the template, on
+// moto's SQS at 1/scale of the template's times: a FIFO queue with the job
+// queue's redrive, and a consumer that fails every attempt (it never
+// deletes). Each retry comes one visibility timeout after the last receive,
+// the job's group is held meanwhile, and after maxReceiveCount receives the
+// record is in the dead-letter queue. The worst delay a job's events see
+// before the dead-letter queue is therefore maxReceiveCount x
+// VisibilityTimeout, plus the last attempt's run.
+func TestAFailedJobRecordWaitsOneVisibilityTimeoutPerAttempt(t *testing.T) {
+	const scale = 30
+	tpl := repoTemplate(t)
+	q := props(t, tpl, "JobEventsQueue", "AWS::SQS::Queue")
+	vt, _ := q["VisibilityTimeout"].(int)
+	receives, _ := dig(q, "RedrivePolicy", "maxReceiveCount").(int)
+	if vt%scale != 0 || receives < 1 {
+		t.Fatalf("VisibilityTimeout %d s is not a multiple of %d, or maxReceiveCount %d", vt, scale, receives)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	moto := testenv.Moto(t)
+	client := sqs.NewFromConfig(aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")},
+		func(o *sqs.Options) { o.BaseEndpoint = aws.String(moto) })
+	fifo := map[string]string{"FifoQueue": "true", "ContentBasedDeduplication": "true"}
+	dlq, err := client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("jobs-dlq.fifo"), Attributes: fifo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	redrive, _ := json.Marshal(map[string]any{"deadLetterTargetArn": "arn:aws:sqs:us-east-1:123456789012:jobs-dlq.fifo", "maxReceiveCount": receives})
+	attrs := maps.Clone(fifo)
+	attrs["VisibilityTimeout"], attrs["RedrivePolicy"] = fmt.Sprint(vt/scale), string(redrive)
+	jobs, err := client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("jobs.fifo"), Attributes: attrs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: jobs.QueueUrl, MessageBody: aws.String("an event that fails"), MessageGroupId: aws.String("job")}); err != nil {
+		t.Fatal(err)
+	}
+	// The record's group-mate, behind it in the job: held until the record
+	// is in the dead-letter queue.
+	if _, err := client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: jobs.QueueUrl, MessageBody: aws.String("the job's next event"), MessageGroupId: aws.String("job")}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	var attempts []time.Duration
+	var next string
+	for next == "" {
+		out, err := client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: jobs.QueueUrl, MaxNumberOfMessages: 1, WaitTimeSeconds: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range out.Messages {
+			if body := aws.ToString(m.Body); body == "the job's next event" {
+				next = body
+			} else {
+				attempts = append(attempts, time.Since(start))
+			}
+		}
+	}
+	frozen := time.Since(start)
+	dead, err := client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: dlq.QueueUrl, MaxNumberOfMessages: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(attempts) != receives || len(dead.Messages) != 1 {
+		t.Fatalf("%d attempts (want maxReceiveCount, %d), %d records in the dead-letter queue (want 1)", len(attempts), receives, len(dead.Messages))
+	}
+	step := time.Duration(vt/scale) * time.Second
+	for i := 1; i < len(attempts); i++ {
+		if gap := attempts[i] - attempts[i-1]; gap < step-100*time.Millisecond || gap > step+2*time.Second {
+			t.Errorf("attempt %d came %v after the last, want one visibility timeout (%v)", i+1, gap, step)
+		}
+	}
+	t.Logf("at 1/%d scale: attempts at %v; the job's next event came after %v; at full scale the job is held %v before the dead-letter queue",
+		scale, attempts, frozen.Round(time.Millisecond), time.Duration(receives*vt)*time.Second)
+	if frozen < time.Duration(receives)*step || frozen > time.Duration(receives)*step+5*time.Second {
+		t.Errorf("the job's next event came after %v, want %d x %v", frozen, receives, step)
 	}
 }
