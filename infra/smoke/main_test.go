@@ -52,8 +52,7 @@ func startStack(t *testing.T) *stack {
 	if err := template.CreateTable(ctx, db, smokeTable); err != nil {
 		t.Fatal(err)
 	}
-	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")}
-	q := sqs.NewFromConfig(cfg, func(o *sqs.Options) { o.BaseEndpoint = aws.String(moto) })
+	q := testenv.SQSClient(moto)
 	jobs, err := q.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("wsnotify-smoke-jobs.fifo"), Attributes: map[string]string{
 		string(sqstypes.QueueAttributeNameFifoQueue): "true", string(sqstypes.QueueAttributeNameContentBasedDeduplication): "true"}})
 	if err != nil {
@@ -63,7 +62,8 @@ func startStack(t *testing.T) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := s3.NewFromConfig(cfg, func(o *s3.Options) { o.BaseEndpoint = aws.String(moto); o.UsePathStyle = true })
+	b := s3.New(s3.Options{BaseEndpoint: aws.String(moto), UsePathStyle: true, Region: "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")})
 	if _, err := b.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(smokeBucket)}); err != nil {
 		t.Fatal(err)
 	}
@@ -225,8 +225,7 @@ func TestSmokeReportsAFailedStepAndStillRevokesTheKey(t *testing.T) {
 	st := startStack(t)
 	pointSDKAt(t, st.moto)
 	st.outputs[outQueueURL] = strings.Replace(st.outputs[outQueueURL], "wsnotify-smoke-jobs.fifo", "wsnotify-nobody-reads.fifo", 1)
-	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")}
-	q := sqs.NewFromConfig(cfg, func(o *sqs.Options) { o.BaseEndpoint = aws.String(st.moto) })
+	q := testenv.SQSClient(st.moto)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if _, err := q.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("wsnotify-nobody-reads.fifo"), Attributes: map[string]string{

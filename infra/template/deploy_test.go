@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/wsnotify/wsnotify/infra/template"
@@ -221,8 +220,7 @@ func TestAFailedJobRecordWaitsOneVisibilityTimeoutPerAttempt(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	moto := testenv.Moto(t)
-	client := sqs.NewFromConfig(aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")},
-		func(o *sqs.Options) { o.BaseEndpoint = aws.String(moto) })
+	client := testenv.SQSClient(moto)
 	fifo := map[string]string{"FifoQueue": "true", "ContentBasedDeduplication": "true"}
 	dlq, err := client.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("jobs-dlq.fifo"), Attributes: fifo})
 	if err != nil {

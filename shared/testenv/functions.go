@@ -8,6 +8,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/wsnotify/wsnotify/infra/template"
 )
@@ -39,6 +40,16 @@ func DynamoDB(endpoint string, optFns ...func(*dynamodb.Options)) *dynamodb.Clie
 		Region:       "us-east-1",
 		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
 	}, optFns...)
+}
+
+// SQSClient returns a client for a local SQS-compatible endpoint (moto),
+// with the dummy credentials and region DynamoDB gets.
+func SQSClient(endpoint string) *sqs.Client {
+	return sqs.New(sqs.Options{
+		BaseEndpoint: aws.String(endpoint),
+		Region:       "us-east-1",
+		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
+	})
 }
 
 // FunctionEnv is the environment the Lambda mains read (shared/app),
