@@ -22,7 +22,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/wsnotify/wsnotify/infra/template"
 	"github.com/wsnotify/wsnotify/shared/store/dynamo"
 	"github.com/wsnotify/wsnotify/shared/testenv"
 )
@@ -48,10 +47,7 @@ func startStack(t *testing.T) *stack {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	moto := testenv.Moto(t)
-	db := testenv.DynamoDB(moto)
-	if err := template.CreateTable(ctx, db, smokeTable); err != nil {
-		t.Fatal(err)
-	}
+	db := testenv.Table(t, moto, smokeTable)
 	q := testenv.SQSClient(moto)
 	jobs, err := q.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("wsnotify-smoke-jobs.fifo"), Attributes: map[string]string{
 		string(sqstypes.QueueAttributeNameFifoQueue): "true", string(sqstypes.QueueAttributeNameContentBasedDeduplication): "true"}})

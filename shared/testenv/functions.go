@@ -1,9 +1,11 @@
 package testenv
 
 import (
+	"context"
 	"os"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -40,6 +42,19 @@ func DynamoDB(endpoint string, optFns ...func(*dynamodb.Options)) *dynamodb.Clie
 		Region:       "us-east-1",
 		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
 	}, optFns...)
+}
+
+// Table creates template.yaml's connections table under name at a local
+// DynamoDB endpoint (dynalite, moto) and returns a client for it.
+func Table(t testing.TB, endpoint, name string) *dynamodb.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	db := DynamoDB(endpoint)
+	if err := template.CreateTable(ctx, db, name); err != nil {
+		t.Fatal(err)
+	}
+	return db
 }
 
 // SQSClient returns a client for a local SQS-compatible endpoint (moto),
