@@ -14,7 +14,7 @@ TOOLS_BIN   := $(CURDIR)/.tools/bin
 RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d
 RIE         := $(TOOLS_BIN)/aws-lambda-rie
 
-.PHONY: run demo test build clean tools vet fuzz fuzz-short load bench
+.PHONY: run demo test build clean tools vet fuzz fuzz-short load bench sam-build smoke
 .PHONY: build-ConnectFunction build-DisconnectFunction build-DefaultFunction build-JobEventsFunction build-S3UploadFunction
 
 ## run: local mode on 127.0.0.1:8000 with the embedded store. The binary is
@@ -66,6 +66,20 @@ $(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
 	cd $(NODE_DIR) && npm ci --no-audit --no-fund --ignore-scripts
 	touch $@
 
+## smoke: after sam deploy, checks the stack end to end (key, connect, queue,
+## upload, resume, revoke) and prints each step's result and latency:
+##   make smoke STACK=wsnotify             (reads the outputs with the aws CLI)
+##   make smoke OUTPUTS=outputs.json       (describe-stacks' Outputs, saved)
+smoke:
+	@if [ -n "$(STACK)" ]; then \
+	  aws cloudformation describe-stacks --stack-name "$(STACK)" --query 'Stacks[0].Outputs' --output json > .smoke-outputs.json || exit 1; \
+	  $(GO) run ./infra/smoke -outputs .smoke-outputs.json; status=$$?; rm -f .smoke-outputs.json; exit $$status; \
+	elif [ -n "$(OUTPUTS)" ]; then \
+	  $(GO) run ./infra/smoke -outputs "$(OUTPUTS)"; \
+	else \
+	  echo "usage: make smoke STACK=<stack name>, or make smoke OUTPUTS=<file of the stack's outputs>"; exit 2; \
+	fi
+
 ## load: the load test at full size (10,000 connections over 100 owners) against local mode
 load:
 	$(GO) run ./infra/loadtest -connections 10000 -owners 100 -events 300 -rate 50
@@ -80,6 +94,12 @@ build: $(FUNCTIONS:%=$(BUILD_DIR)/%/bootstrap)
 
 $(BUILD_DIR)/%/bootstrap: FORCE
 	GOOS=linux GOARCH=$(LAMBDA_ARCH) $(GOBUILD) -o $@ ./functions/$*
+
+## sam-build: sam build in the source folder (--build-in-source, also set in
+## samconfig.toml): without it sam copies CodeUri (the whole repository, with
+## infra/node/node_modules and .tools) once per function before running make
+sam-build:
+	sam build --build-in-source
 
 # sam build (BuildMethod: makefile) calls build-<LogicalId> with ARTIFACTS_DIR set.
 build-ConnectFunction:    ; GOOS=linux GOARCH=arm64 $(GOBUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/connect

@@ -2,8 +2,11 @@ package functions_test
 
 import (
 	"debug/elf"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/wsnotify/wsnotify/shared/testenv"
@@ -37,5 +40,38 @@ func TestSamBuildTargetsMakeLinuxArm64Bootstraps(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSamBuildsInTheSourceFolder: with CodeUri: . sam build would copy the
+// repository (Node packages, tools and all) once per function before
+// running its Makefile target; built in source it copies nothing. Both the
+// project's sam settings and `make sam-build` ask for that.
+func TestSamBuildsInTheSourceFolder(t *testing.T) {
+	root := testenv.RepoRoot(t)
+	config, err := os.ReadFile(filepath.Join(root, "samconfig.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	section := ""
+	found := false
+	for _, line := range strings.Split(string(config), "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "[") {
+			section = line
+		}
+		if section == "[default.build.parameters]" && strings.ReplaceAll(line, " ", "") == "build_in_source=true" {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("samconfig.toml does not set build_in_source = true in [default.build.parameters]:\n%s", config)
+	}
+	makefile, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^sam-build:\n\tsam build --build-in-source$`).Match(makefile) {
+		t.Error("the Makefile's sam-build target does not run sam build --build-in-source")
 	}
 }

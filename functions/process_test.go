@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/wsnotify/wsnotify/infra/asyncapi"
-	"github.com/wsnotify/wsnotify/infra/template"
 	"github.com/wsnotify/wsnotify/shared/auth"
 	"github.com/wsnotify/wsnotify/shared/metrics"
 	"github.com/wsnotify/wsnotify/shared/metrics/emf/emftest"
@@ -100,13 +99,8 @@ type stack struct {
 // API and the functions' environment pointed at both.
 func startBackends(t *testing.T, table string) (*dynamo.Store, *managementAPI, []string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
 	endpoint := testenv.Dynalite(t)
-	db := testenv.DynamoDB(endpoint)
-	if err := template.CreateTable(ctx, db, table); err != nil {
-		t.Fatal(err)
-	}
+	db := testenv.Table(t, endpoint, table)
 	mgmt := &managementAPI{posts: map[string][]string{}}
 	srv := httptest.NewServer(mgmt)
 	t.Cleanup(srv.Close)

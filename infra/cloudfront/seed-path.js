@@ -42,11 +42,13 @@ function handler(event) {
 }
 
 // refuse answers at the edge in the shape of the service's error events.
+// cloudfront-js-2.0 takes a generated response's body as an object: its
+// encoding ('text' or 'base64') and its data.
 function refuse(status, description, code, message) {
     return {
         statusCode: status,
         statusDescription: description,
         headers: { 'content-type': { value: 'application/json' } },
-        body: JSON.stringify({ type: 'error', error: message, code: code })
+        body: { encoding: 'text', data: JSON.stringify({ type: 'error', error: message, code: code }) }
     };
 }

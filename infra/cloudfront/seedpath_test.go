@@ -76,7 +76,15 @@ type result struct {
 	request
 	StatusCode        int    `json:"statusCode"`
 	StatusDescription string `json:"statusDescription"`
-	Body              string `json:"body"`
+	Body              *body  `json:"body"`
+}
+
+// body is a generated response's body in cloudfront-js-2.0's documented
+// form: an object with its encoding ("text" or "base64") and its data. (A
+// plain string is the form of the 1.0 runtime.)
+type body struct {
+	Encoding string `json:"encoding"`
+	Data     string `json:"data"`
 }
 
 // event is a WebSocket handshake as CloudFront hands it to the function:
@@ -208,9 +216,12 @@ func TestSeedPathAnswersOtherPathsAndBadClientIDsAtTheEdge(t *testing.T) {
 			if got.StatusCode != tt.status {
 				t.Fatalf("status %d (uri %q), want %d", got.StatusCode, got.URI, tt.status)
 			}
-			var body struct{ Type, Error, Code string }
-			if err := json.Unmarshal([]byte(got.Body), &body); err != nil || body.Type != "error" || body.Code != tt.code || body.Error == "" {
-				t.Errorf("body %q, want an error event with code %s", got.Body, tt.code)
+			if got.Body == nil || got.Body.Encoding != "text" {
+				t.Fatalf("body %+v, want cloudfront-js-2.0's {encoding: 'text', data}", got.Body)
+			}
+			var ev struct{ Type, Error, Code string }
+			if err := json.Unmarshal([]byte(got.Body.Data), &ev); err != nil || ev.Type != "error" || ev.Code != tt.code || ev.Error == "" {
+				t.Errorf("body data %q, want an error event with code %s", got.Body.Data, tt.code)
 			}
 		})
 	}

@@ -2,30 +2,33 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/wsnotify/wsnotify/infra/template"
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/wsnotify/wsnotify/infra/iamcheck"
 	"github.com/wsnotify/wsnotify/shared/auth"
+	"github.com/wsnotify/wsnotify/shared/store"
 	"github.com/wsnotify/wsnotify/shared/store/dynamo"
 	"github.com/wsnotify/wsnotify/shared/testenv"
 )
 
 // startBinaries runs the five Lambda binaries under the Runtime Interface
-// Emulator on a fresh dynalite table holding key for owner, pushing through
-// local mode's Management API, and local mode in front of them with
+// Emulator on the IAM-enforcing moto of env (each with the keys of an IAM
+// user holding exactly its role), its table holding key for owner, pushing
+// through local mode's Management API, and local mode in front of them with
 // --function-endpoint. It returns local mode's address, the table's store
 // and the emulators.
-func startBinaries(ctx context.Context, t *testing.T, key, owner, table string) (string, *dynamo.Store, map[string]*testenv.Lambda) {
+func startBinaries(ctx context.Context, t *testing.T, env *iamcheck.Env, key, owner string) (string, *dynamo.Store, map[string]*testenv.Lambda) {
 	t.Helper()
-	dynamoEndpoint := testenv.Dynalite(t)
-	db := testenv.DynamoDB(dynamoEndpoint)
-	if err := template.CreateTable(ctx, db, table); err != nil {
-		t.Fatal(err)
-	}
-	st := dynamo.New(db, table)
+	st := dynamo.New(env.DynamoDB(), iamcheck.TableName)
 	if err := st.PutKey(ctx, auth.Key{Hash: auth.Hash(key), OwnerID: owner, Name: "test", CreatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
@@ -36,10 +39,12 @@ func startBinaries(ctx context.Context, t *testing.T, key, owner, table string) 
 		t.Fatal(err)
 	}
 	addr := l.Addr().String()
-	lambdas := testenv.StartFunctions(t, testenv.FunctionEnv(table, dynamoEndpoint, "http://"+addr+"/local")...)
+	lambdas := testenv.StartFunctionsEach(t, func(id string) []string {
+		return env.FunctionEnv(id, "MANAGEMENT_API_ENDPOINT=http://"+addr+"/"+iamcheck.Stage)
+	})
 	// Local mode on the functions' table, with the key the table already
 	// holds: a restart with the same --api-key must work.
-	args := []string{"--addr", addr, "--dynamodb-endpoint", dynamoEndpoint, "--table", table, "--api-key", key + "=" + owner}
+	args := []string{"--addr", addr, "--dynamodb-endpoint", env.Endpoint, "--table", iamcheck.TableName, "--api-key", key + "=" + owner}
 	for name, l := range lambdas {
 		args = append(args, "--function-endpoint", name+"="+l.URL)
 	}
@@ -49,18 +54,36 @@ func startBinaries(ctx context.Context, t *testing.T, key, owner, table string) 
 	return addr, st, lambdas
 }
 
-// TestTheSeedsNodeClientThroughTheLambdaBinaries runs the cloud's code
-// path on one machine: the five Lambda binaries under the Runtime Interface
-// Emulator on one dynalite table, pushing through local mode's Management
-// API, and local mode in front of them with --function-endpoint, serving the
-// seed's Node client and forwarding its Invoke API to the binaries.
-func TestTheSeedsNodeClientThroughTheLambdaBinaries(t *testing.T) {
+// TestTheLambdaBinariesUnderEnforcedIAM runs the seed's end-to-end suite and
+// the resume suite through the built binaries on moto with IAM enforced,
+// each binary holding exactly its role as the SAM transform writes it, and
+// then holds every role to what its binary did: a call the role does not
+// grant fails, naming the function and the action, and so does a grant no
+// call used. A third part makes the calls the two suites do not: a connect
+// with a signed token (the token secret) and a job record that can never
+// succeed (the job dead-letter queue).
+func TestTheLambdaBinariesUnderEnforcedIAM(t *testing.T) {
 	t.Parallel()
-	const key, owner, table = "wsn_lambda_test_key", "acct_lambda", "wsnotify-functions"
+	env := iamcheck.Start(t)
+	t.Run("suites", func(t *testing.T) {
+		t.Run("seed client", func(t *testing.T) { t.Parallel(); seedClientSuite(t, env) })
+		t.Run("resume", func(t *testing.T) { t.Parallel(); resumeSuite(t, env) })
+		t.Run("signed token and dead letter", func(t *testing.T) { t.Parallel(); tokenAndDeadLetterSuite(t, env) })
+	})
+	env.Check(t)
+}
+
+// seedClientSuite runs the cloud's code path on one machine: the five
+// Lambda binaries under the Runtime Interface Emulator on one table,
+// pushing through local mode's Management API, and local mode in front of
+// them with --function-endpoint, serving the seed's Node client and
+// forwarding its Invoke API to the binaries.
+func seedClientSuite(t *testing.T, env *iamcheck.Env) {
+	const key, owner = "wsn_lambda_test_key", "acct_lambda"
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	addr, st, lambdas := startBinaries(ctx, t, key, owner, table)
+	addr, st, lambdas := startBinaries(ctx, t, env, key, owner)
 
 	client := startSeedClient(t, addr, key)
 	t.Run("the jobevents and s3upload binaries deliver every event type", func(t *testing.T) {
@@ -100,4 +123,56 @@ func TestTheSeedsNodeClientThroughTheLambdaBinaries(t *testing.T) {
 			}
 		}
 	})
+}
+
+// tokenAndDeadLetterSuite makes the calls the seed and resume suites do
+// not: a connect with a signed token, which reads the token secret; a job
+// record that can never succeed, which goes to the job dead-letter queue
+// with its reason; and publishes to an owner whose record names a
+// connection that is gone (410), whose record each publishing function
+// removes.
+func tokenAndDeadLetterSuite(t *testing.T, env *iamcheck.Env) {
+	const key, owner = "wsn_iam_token_key", "acct_iam_token"
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	addr, st, _ := startBinaries(ctx, t, env, key, owner)
+
+	token, err := auth.MintToken(env.TokenSecret, owner, 5*time.Minute, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dialLocal(t, addr, "signed", token)
+	_ = c.CloseNow()
+
+	body, _ := json.Marshal(map[string]any{"ownerId": owner, "event": map[string]any{"type": "job_started", "jobId": "j"}})
+	bad, _ := json.Marshal(events.SQSEvent{Records: []events.SQSMessage{{MessageId: "never", Body: string(body), Attributes: map[string]string{"MessageGroupId": "j"}}}})
+	var resp events.SQSEventResponse
+	invoke(t, addr, "JobEventsFunction", bad, &resp)
+	if len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("the invalid record was reported failed, not dead-lettered: %+v", resp.BatchItemFailures)
+	}
+	out, err := env.SQS().ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(env.JobDeadLetterQueueURL), MaxNumberOfMessages: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Messages) != 1 || !strings.Contains(aws.ToString(out.Messages[0].Body), "job_started") {
+		t.Fatalf("the job dead-letter queue holds %+v, want the invalid record", out.Messages)
+	}
+
+	job, _ := json.Marshal(map[string]any{"ownerId": owner, "event": json.RawMessage(seedEvents["job_progress"])})
+	jobs, _ := json.Marshal(events.SQSEvent{Records: []events.SQSMessage{{MessageId: "to-gone", Body: string(job)}}})
+	upload := fmt.Sprintf(`{"Records":[{"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"uploads"},"object":{"key":"uploads/%s/gone.pdf","size":1,"eTag":"e","sequencer":"02"}}}]}`, owner)
+	for function, payload := range map[string][]byte{"JobEventsFunction": jobs, "S3UploadFunction": []byte(upload)} {
+		past := time.Now().Add(-time.Hour)
+		gone := store.Connection{OwnerID: owner, ClientID: "gone", ConnectionID: "R29uZUNvbm5lY3Q=", ConnectedAt: past, ExpiresAt: past.Add(2 * time.Hour)}
+		if err := st.PutConnection(ctx, gone, past); err != nil {
+			t.Fatal(err)
+		}
+		var answer any
+		invoke(t, addr, function, payload, &answer)
+		conns, err := st.ListConnections(ctx, owner, time.Now())
+		if err != nil || len(conns) != 0 {
+			t.Fatalf("after %s published to a gone connection its record is %+v (%v), want removed", function, conns, err)
+		}
+	}
 }

@@ -12,9 +12,11 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/coder/websocket"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/wsnotify/wsnotify/infra/iamcheck"
 )
 
-// TestResumeThroughTheLambdaBinaries runs "never miss an event" on the
+// resumeSuite runs "never miss an event" on the
 // cloud's code path: the jobevents binary numbers and keeps events in the
 // DynamoDB history while several publishers run, and the default binary
 // replays them to a client that resumes, posting through the Management API
@@ -22,12 +24,11 @@ import (
 // stream are not ordered with each other: the guarantee is that nothing is
 // lost and every event keeps one id and one seq, so a client that orders by
 // seq and drops repeated ids sees each event once, in order.
-func TestResumeThroughTheLambdaBinaries(t *testing.T) {
-	t.Parallel()
-	const key, owner, table = "wsn_resume_binaries_key", "acct_resume", "wsnotify-resume"
+func resumeSuite(t *testing.T, env *iamcheck.Env) {
+	const key, owner = "wsn_resume_binaries_key", "acct_resume"
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	addr, _, _ := startBinaries(ctx, t, key, owner, table)
+	addr, _, _ := startBinaries(ctx, t, env, key, owner)
 
 	var batch atomic.Int64
 	// publish sends one SQS batch of bodies and fails if any record failed.

@@ -357,7 +357,7 @@ func TestTheFunctionTableComesFromTheTemplate(t *testing.T) {
 		`ConnectFunction dir=connect timeout=10s route="$connect"`,
 		`DefaultFunction dir=default timeout=10s route="$default"`,
 		`DisconnectFunction dir=disconnect timeout=10s route="$disconnect"`,
-		`JobEventsFunction dir=jobevents timeout=2m0s route=""`,
+		`JobEventsFunction dir=jobevents timeout=10s route=""`,
 		`S3UploadFunction dir=s3upload timeout=30s route=""`,
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {

@@ -1,13 +1,16 @@
 package testenv
 
 import (
+	"context"
 	"os"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/wsnotify/wsnotify/infra/template"
 )
@@ -41,6 +44,29 @@ func DynamoDB(endpoint string, optFns ...func(*dynamodb.Options)) *dynamodb.Clie
 	}, optFns...)
 }
 
+// Table creates template.yaml's connections table under name at a local
+// DynamoDB endpoint (dynalite, moto) and returns a client for it.
+func Table(t testing.TB, endpoint, name string) *dynamodb.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	db := DynamoDB(endpoint)
+	if err := template.CreateTable(ctx, db, name); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// SQSClient returns a client for a local SQS-compatible endpoint (moto),
+// with the dummy credentials and region DynamoDB gets.
+func SQSClient(endpoint string) *sqs.Client {
+	return sqs.New(sqs.Options{
+		BaseEndpoint: aws.String(endpoint),
+		Region:       "us-east-1",
+		Credentials:  credentials.NewStaticCredentialsProvider("test", "test", ""),
+	})
+}
+
 // FunctionEnv is the environment the Lambda mains read (shared/app),
 // pointed at a local table and Management API.
 func FunctionEnv(table, dynamoEndpoint, managementEndpoint string) []string {
@@ -58,9 +84,16 @@ func FunctionEnv(table, dynamoEndpoint, managementEndpoint string) []string {
 // Interface Emulator with env. The result is keyed by logical id.
 func StartFunctions(t testing.TB, env ...string) map[string]*Lambda {
 	t.Helper()
+	return StartFunctionsEach(t, func(string) []string { return env })
+}
+
+// StartFunctionsEach is StartFunctions with each function's environment
+// from envOf, given its logical id: its own credentials, for one.
+func StartFunctionsEach(t testing.TB, envOf func(id string) []string) map[string]*Lambda {
+	t.Helper()
 	lambdas := make(map[string]*Lambda, len(Functions))
 	for id, name := range Functions {
-		lambdas[id] = StartLambda(t, Bootstrap(t, name), env...)
+		lambdas[id] = StartLambda(t, Bootstrap(t, name), envOf(id)...)
 	}
 	return lambdas
 }

@@ -124,6 +124,15 @@ func StartDynalite(t testing.TB) *DynaliteServer {
 	return &DynaliteServer{Endpoint: endpoint, process: srv.Process}
 }
 
+// StartServer starts the server newCmd makes for nports free loopback
+// ports, as the starters here do (see startServer), for a server of a
+// test's own: it returns once the URL newCmd names answers, and kills the
+// server's process group when the test ends.
+func StartServer(t testing.TB, what string, nports int, newCmd func(ports []int) (*exec.Cmd, string)) (*exec.Cmd, *SyncBuffer) {
+	t.Helper()
+	return startServer(t, what, nports, newCmd)
+}
+
 // startAttempts bounds how often startServer chooses ports afresh.
 const startAttempts = 3
 
@@ -169,7 +178,8 @@ func startServer(t testing.TB, what string, nports int, newCmd func(ports []int)
 
 // portTaken reports whether a server's output says its port was in use.
 func portTaken(output string) bool {
-	return strings.Contains(output, "address already in use") || strings.Contains(output, "EADDRINUSE")
+	// Go and Node say "address already in use"; Python "Address already in use".
+	return strings.Contains(strings.ToLower(output), "address already in use") || strings.Contains(output, "EADDRINUSE")
 }
 
 // errExited is waitHTTP's error for a server that exited before answering.
