@@ -126,7 +126,8 @@ func seedClientSuite(t *testing.T, env *iamcheck.Env) {
 }
 
 // tokenAndDeadLetterSuite makes the calls the seed and resume suites do
-// not: a connect with a signed token, which reads the token secret; a job
+// not: a connect with a signed token, which reads the token secret; a
+// connect that takes over a client id from a gone connection; a job
 // record that can never succeed, which goes to the job dead-letter queue
 // with its reason; and publishes to an owner whose record names a
 // connection that is gone (410), whose record each publishing function
@@ -143,6 +144,20 @@ func tokenAndDeadLetterSuite(t *testing.T, env *iamcheck.Env) {
 	}
 	c := dialLocal(t, addr, "signed", token)
 	_ = c.CloseNow()
+
+	// A take-over: the client id is held by a record whose connection is
+	// gone (410), so the connect replaces the record and deletes the gone
+	// connection's id item.
+	past := time.Now().Add(-time.Minute)
+	held := store.Connection{OwnerID: owner, ClientID: "taken-over", ConnectionID: "SGVsZENvbm5lY3Q=", ConnectedAt: past, ExpiresAt: past.Add(2 * time.Hour)}
+	if err := st.PutConnection(ctx, held, past); err != nil {
+		t.Fatal(err)
+	}
+	c = dialLocal(t, addr, "taken-over", key)
+	_ = c.CloseNow()
+	if _, err := st.FindConnection(ctx, held.ConnectionID); err == nil {
+		t.Fatal("the taken-over connection is still found by its id")
+	}
 
 	body, _ := json.Marshal(map[string]any{"ownerId": owner, "event": map[string]any{"type": "job_started", "jobId": "j"}})
 	bad, _ := json.Marshal(events.SQSEvent{Records: []events.SQSMessage{{MessageId: "never", Body: string(body), Attributes: map[string]string{"MessageGroupId": "j"}}}})
