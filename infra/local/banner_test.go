@@ -6,11 +6,15 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/wsnotify/wsnotify/infra/asyncapi"
+	"github.com/wsnotify/wsnotify/shared/testenv"
 )
 
 // TestTheBannersLinesWorkAsPrinted follows the banner as a user would: it
@@ -49,24 +53,39 @@ func TestTheBannersLinesWorkAsPrinted(t *testing.T) {
 			}
 			defer c.CloseNow()
 
+			// Each run of the fire line is a new event: a new id, the next seq.
 			fire := "curl " + bannerLine(t, banner, "curl ")
-			url, body := curlRequest(t, fire)
-			resp, err := http.Post(url, "application/json", strings.NewReader(body))
-			if err != nil {
-				t.Fatal(err)
+			var last struct {
+				ID  string
+				Seq int
 			}
-			answer, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK || string(answer) != `{"batchItemFailures":[]}` {
-				t.Fatalf("the fire line got %d %s", resp.StatusCode, answer)
-			}
-			_, data, err := c.Read(ctx)
-			if err != nil {
-				t.Fatalf("no event after the fire line: %v", err)
-			}
-			var ev struct{ Type, JobID string }
-			if json.Unmarshal(data, &ev) != nil || ev.Type != "job_progress" || ev.JobID != "job_123" {
-				t.Fatalf("received %s", data)
+			for i := range 2 {
+				url, body := curlRequest(t, fire)
+				resp, err := http.Post(url, "application/json", strings.NewReader(body))
+				if err != nil {
+					t.Fatal(err)
+				}
+				answer, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK || string(answer) != `{"batchItemFailures":[]}` {
+					t.Fatalf("the fire line got %d %s", resp.StatusCode, answer)
+				}
+				_, data, err := c.Read(ctx)
+				if err != nil {
+					t.Fatalf("no event after the fire line: %v", err)
+				}
+				var ev struct {
+					Type, JobID, ID string
+					Seq             int
+				}
+				if json.Unmarshal(data, &ev) != nil || ev.Type != "job_progress" || ev.JobID != "job_123" {
+					t.Fatalf("received %s", data)
+				}
+				if i > 0 && (ev.ID == last.ID || ev.Seq <= last.Seq) {
+					t.Fatalf("the fire line run again delivered id %s seq %d after id %s seq %d: a redelivery, not a new event",
+						ev.ID, ev.Seq, last.ID, last.Seq)
+				}
+				last.ID, last.Seq = ev.ID, ev.Seq
 			}
 		})
 	}
@@ -107,4 +126,56 @@ func curlRequest(t *testing.T, line string) (url, body string) {
 		t.Fatalf("curl line %q gave arguments %q", line, args)
 	}
 	return url, body
+}
+
+// TestTheSamplesReachAPlainMakeRunsClient follows the README under a plain
+// `make run`: a client connected with the banner's URL receives what the
+// sample events in events/ publish, since the generated key's owner is the
+// samples' owner.
+func TestTheSamplesReachAPlainMakeRunsClient(t *testing.T) {
+	r := runLocalMode(t, nil)
+	waitLogged(t, r.stdout, "Store:")
+	ctx, cancel := context.WithTimeout(context.Background(), processWait)
+	defer cancel()
+	c, _, err := asyncapi.Dial(ctx, bannerLine(t, r.stdout.String(), "Connect:  "), nil)
+	if err != nil {
+		t.Fatalf("connect with the banner's URL: %v", err)
+	}
+	defer c.CloseNow()
+
+	samples := []struct{ file, function, answer string }{
+		{"sqs-job-batch.json", "JobEventsFunction", `{"batchItemFailures":[]}`},
+		{"s3-put.json", "S3UploadFunction", `{"published":1}`},
+	}
+	var want, got []string
+	for _, s := range samples {
+		data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "events", s.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.Post("http://"+r.addr+"/2015-03-31/functions/"+s.function+"/invocations", "application/json", bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		answer, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(answer) != s.answer {
+			t.Fatalf("events/%s answered %s, want %s", s.file, answer, s.answer)
+		}
+	}
+	want = []string{"job_progress", "job_complete", "error", "file_uploaded"}
+	for range want {
+		_, data, err := c.Read(ctx)
+		if err != nil {
+			t.Fatalf("after %v, no more events: %v", got, err)
+		}
+		var ev struct{ Type string }
+		if err := json.Unmarshal(data, &ev); err != nil {
+			t.Fatalf("received %s: %v", data, err)
+		}
+		got = append(got, ev.Type)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("received %v, want %v", got, want)
+	}
 }
