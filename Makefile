@@ -24,9 +24,11 @@ run:
 	$(GO) build -o build/local ./infra/local
 	build/local
 
-## demo: local mode with a simulated organization run; prints the live demo page's URL with a key
+## demo: local mode with a simulated organization run; prints the live demo page's URL
+## with a key. Built, then run by make, as for run: Ctrl-C ends it with status 0.
 demo:
-	$(GO) run ./infra/demo
+	$(GO) build -o build/demo ./infra/demo
+	build/demo
 
 ## test: every test, with the tools it needs installed first, then each fuzz target briefly
 test: tools vet
