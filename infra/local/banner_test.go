@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wsnotify/wsnotify/infra/asyncapi"
 	"github.com/wsnotify/wsnotify/shared/testenv"
@@ -177,5 +178,46 @@ func TestTheSamplesReachAPlainMakeRunsClient(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("received %v, want %v", got, want)
+	}
+}
+
+// TestTheBannersNodeLineReceivesTheFireLinesEvent runs the banner's Node.js
+// line as printed, with the URL as it is, from the repository's root as
+// after make run, and sees the fire line's event arrive.
+func TestTheBannersNodeLineReceivesTheFireLinesEvent(t *testing.T) {
+	r := runLocalMode(t, nil)
+	waitLogged(t, r.stdout, "Store:")
+	banner := r.stdout.String()
+	line, _, _ := strings.Cut(bannerLine(t, banner, "Node.js:  "), "   (")
+	// The shell reads the line, with node standing in as a function that
+	// prints its arguments.
+	out, err := exec.Command("sh", "-c", `node() { printf '%s\0' "$@"; }; `+line).Output()
+	if err != nil {
+		t.Fatalf("sh -c %q: %v", line, err)
+	}
+	args := strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
+	if len(args) != 2 || args[0] != "infra/node/seed-client.js" {
+		t.Fatalf("the Node.js line %q runs node with %q", line, args)
+	}
+	if connect := bannerLine(t, banner, "Connect:  "); args[1] != connect {
+		t.Fatalf("the Node.js line connects to %s, the Connect line to %s", args[1], connect)
+	}
+	p := testenv.StartNode(t, nil, filepath.Join(testenv.RepoRoot(t), args[0]), args[1])
+	client := &seedClient{out: p.Lines, stdin: p.Stdin, stderr: p.Stderr, deadline: time.After(30 * time.Second)}
+	for client.next(t, `"Connected"`) != "Connected" {
+	}
+	url, body := curlRequest(t, "curl "+bannerLine(t, banner, "curl "))
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	for {
+		if line := client.next(t, "the fire line's event"); strings.HasPrefix(line, "EVENT ") {
+			if !strings.Contains(line, `"type":"job_progress"`) {
+				t.Fatalf("node printed %s", line)
+			}
+			return
+		}
 	}
 }

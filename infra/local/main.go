@@ -229,7 +229,9 @@ func printBanner(w io.Writer, addr, generatedKey string, keys map[string]string,
 		fmt.Fprintf(w, "  No --api-key given: generated a development key.\n")
 		fmt.Fprintf(w, "  Owner:    %s\n", devOwner)
 	}
-	fmt.Fprintf(w, "  Connect:  ws://%s/api/v1/ws/%s?token=%s\n", addr, newUUID(), token)
+	url := fmt.Sprintf("ws://%s/api/v1/ws/%s?token=%s", addr, newUUID(), token)
+	fmt.Fprintf(w, "  Connect:  %s\n", url)
+	fmt.Fprintf(w, "  Node.js:  node infra/node/seed-client.js %s   (prints each event; after make tools)\n", shellQuote(url))
 	fmt.Fprintf(w, "  Fire an event at %s's connections:\n    %s\n", owner, fireCommand(addr, owner))
 	fmt.Fprintf(w, "  One client: curl -s --data '<message>' http://%s/@connections/<connectionId> (ids: the log's \"connected\" lines)\n", addr)
 	if len(origins) == 0 {
