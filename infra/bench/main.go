@@ -1,6 +1,6 @@
 // Command bench runs the performance measures of the issue that set them
 // and writes their figures, targets and the machine they ran on as a
-// markdown table into README.md, between the bench markers:
+// markdown table into docs/performance.md, between the bench markers:
 //
 //   - the cloud fan-out (BenchmarkFanOut in shared/app): the functions'
 //     pusher against an HTTPS stand-in answering each post after 20 ms;
@@ -15,7 +15,7 @@
 // each figure is a median of runs taken together, and the table says how
 // loaded the machine was while it ran.
 //
-//	go run ./infra/bench [-count 3] [-readme README.md]
+//	go run ./infra/bench [-count 3] [-doc docs/performance.md]
 package main
 
 import (
@@ -46,16 +46,16 @@ const (
 
 func main() {
 	count := flag.Int("count", 3, "runs of each fan-out benchmark; the table shows medians")
-	readme := flag.String("readme", "README.md", "the file whose bench section is rewritten")
+	doc := flag.String("doc", filepath.Join("docs", "performance.md"), "the file whose bench section is rewritten")
 	out := flag.String("out", filepath.Join("build", "bench"), "folder for the raw outputs")
 	flag.Parse()
-	if err := run(*count, *readme, *out); err != nil {
+	if err := run(*count, *doc, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(count int, readme, out string) error {
+func run(count int, doc, out string) error {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
@@ -80,7 +80,7 @@ func run(count int, readme, out string) error {
 		return err
 	}
 	fmt.Print(table)
-	return rewrite(readme, table)
+	return rewrite(doc, table)
 }
 
 // runner runs the steps and keeps their outputs and the machine's load.
@@ -113,6 +113,28 @@ func (r *runner) step(name string, args ...string) error {
 	r.load[name] = fmt.Sprintf("%d cores, load %s–%s", runtime.NumCPU(), before, loadAverage())
 	fmt.Fprintf(os.Stderr, "bench: %s took %v\n", name, time.Since(start).Round(time.Second))
 	return os.WriteFile(filepath.Join(r.out, name+".txt"), stdout.Bytes(), 0o644)
+}
+
+// machine describes the machine the figures come from: its processor,
+// cores, memory, system and Go.
+func machine() string {
+	cpu := "an unknown processor"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.SplitSeq(string(data), "\n") {
+			if name, value, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(name) == "model name" {
+				cpu = strings.Join(strings.Fields(value), " ")
+				break
+			}
+		}
+	}
+	memory := ""
+	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int
+		if _, err := fmt.Sscanf(string(data), "MemTotal: %d kB", &kb); err == nil {
+			memory = fmt.Sprintf(", %.1f GB of memory", float64(kb)/(1<<20))
+		}
+	}
+	return fmt.Sprintf("%s, %d cores%s, %s/%s, %s", cpu, runtime.NumCPU(), memory, runtime.GOOS, runtime.GOARCH, runtime.Version())
 }
 
 // loadAverage is the machine's one-minute load average.
@@ -208,7 +230,8 @@ func (r *runner) table() (_ string, err error) {
 	row := func(figure, target, measured, machine string) {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", figure, target, measured, machine)
 	}
-	fmt.Fprintf(&b, "Written by `make bench` on %s. Medians of runs taken together; compare within a run.\n\n", time.Now().UTC().Format("2006-01-02"))
+	fmt.Fprintf(&b, "Written by `make bench` on %s, on %s. Medians of runs taken together; compare within a run.\n\n",
+		time.Now().UTC().Format("2006-01-02"), machine())
 	b.WriteString("| figure | target | measured | machine |\n|---|---|---|---|\n")
 
 	fan := parseBench(r.outputs["fanout"])
