@@ -117,8 +117,14 @@ type seedClient struct {
 // messages (send), and closing stdin closes the connection (close).
 func startSeedClient(t *testing.T, addr, key string) *seedClient {
 	t.Helper()
+	// The seed's host is localhost, our examples' 127.0.0.1: local mode,
+	// listening on 127.0.0.1, must answer both.
+	host := strings.Replace(addr, "127.0.0.1:", "localhost:", 1)
+	if host == addr {
+		t.Fatalf("local mode listens on %s, not on 127.0.0.1", addr)
+	}
 	p := testenv.StartNode(t, []string{"NODE_PATH=" + testenv.NodeModules(t), "WSNOTIFY_SEND_STDIN=1"},
-		seedClientPath(t), "ws://"+addr+"/api/v1/ws/"+newUUID()+"?token="+key)
+		seedClientPath(t), "ws://"+host+"/api/v1/ws/"+newUUID()+"?token="+key)
 	c := &seedClient{out: p.Lines, stdin: p.Stdin, stderr: p.Stderr, deadline: time.After(30 * time.Second)}
 	for c.next(t, `"Connected"`) != "Connected" {
 	}
