@@ -62,7 +62,7 @@ $(RIE):
 	GOBIN=$(TOOLS_BIN) $(GO) install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$(RIE_VERSION)
 
 $(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
-	@command -v node >/dev/null || { echo "node not found: install Node.js 20 (see README)"; exit 1; }
+	@command -v node >/dev/null || { echo "node not found: install Node.js 20 (see README, Set-up)"; exit 1; }
 	@# --ignore-scripts: no package here needs its install script (dynalite runs
 	@# in memory), and @asyncapi/parser's dependencies carry a telemetry one.
 	cd $(NODE_DIR) && npm ci --no-audit --no-fund --ignore-scripts
@@ -73,7 +73,8 @@ load:
 	$(GO) run ./infra/loadtest -connections 10000 -owners 100 -events 300 -rate 50
 
 ## bench: the performance figures (cloud fan-out, DynamoDB requests, coalescing, the load
-## program at 10,000 connections, Lambda start-up) into README.md's table; some 15 minutes
+## program at 10,000 connections, Lambda start-up) into docs/performance.md's table, with
+## the machine they ran on; some 15 minutes
 bench: tools
 	$(GO) run ./infra/bench
 

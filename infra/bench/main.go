@@ -59,6 +59,10 @@ func run(count int, doc, out string) error {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
+	// The file is checked before the measuring, not after it.
+	if _, _, _, err := benchSection(doc); err != nil {
+		return err
+	}
 	r := &runner{out: out}
 	steps := []struct {
 		name string
@@ -360,15 +364,25 @@ func commas(n int) string {
 
 // rewrite puts table between the bench markers of the file at path.
 func rewrite(path, table string) error {
-	data, err := os.ReadFile(path)
+	s, begin, end, err := benchSection(path)
 	if err != nil {
 		return err
 	}
-	s := string(data)
-	begin, end := strings.Index(s, beginMarker), strings.Index(s, endMarker)
-	if begin < 0 || end < begin {
-		return fmt.Errorf("%s has no %s … %s section", path, beginMarker, endMarker)
-	}
 	s = s[:begin+len(beginMarker)] + "\n" + table + s[end:]
 	return os.WriteFile(path, []byte(s), 0o644)
+}
+
+// benchSection returns the content of the file at path and where its bench
+// markers are, or an error if it has none.
+func benchSection(path string) (s string, begin, end int, err error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", 0, 0, err
+	}
+	s = string(data)
+	begin, end = strings.Index(s, beginMarker), strings.Index(s, endMarker)
+	if begin < 0 || end < begin {
+		return "", 0, 0, fmt.Errorf("%s has no %s … %s section", path, beginMarker, endMarker)
+	}
+	return s, begin, end, nil
 }

@@ -99,3 +99,12 @@ func TestTheTableGoesBetweenTheMarkers(t *testing.T) {
 		t.Fatal("a missing file is no error")
 	}
 }
+
+// TestTheDefaultDocumentHasTheBenchSection holds docs/performance.md, the
+// file make bench rewrites, to keeping its markers: without them the
+// fifteen minutes of measuring would end in an error.
+func TestTheDefaultDocumentHasTheBenchSection(t *testing.T) {
+	if _, _, _, err := benchSection(filepath.Join("..", "..", "docs", "performance.md")); err != nil {
+		t.Fatalf("make bench could not write its table: %v", err)
+	}
+}
