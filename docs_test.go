@@ -137,6 +137,25 @@ func TestTheReadmeLinksEveryDocument(t *testing.T) {
 	}
 }
 
+// TestEveryExampleUsesOneHostName holds the README and the docs to one
+// local address in every example, 127.0.0.1:8000, local mode's own: a
+// reader who copies lines from two places gets the same host. (Local mode
+// answers localhost too; infra/local's tests connect by that name.)
+func TestEveryExampleUsesOneHostName(t *testing.T) {
+	docs, _ := filepath.Glob("docs/*.md")
+	for _, doc := range append([]string{"README.md", "clients/js/README.md"}, docs...) {
+		text, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, line := range strings.Split(string(text), "\n") {
+			if strings.Contains(line, "localhost:8000") {
+				t.Errorf("%s:%d uses localhost:8000; the examples use 127.0.0.1:8000: %s", doc, i+1, line)
+			}
+		}
+	}
+}
+
 // ignoredDirs are the folders .gitignore keeps out of the repository: tools,
 // builds and test output, not the repository's own files.
 var ignoredDirs = map[string]bool{".git": true, ".tools": true, "build": true, "node_modules": true, "test-output": true, "rapid": true}
