@@ -26,7 +26,7 @@ import (
 type script struct {
 	cmd  *exec.Cmd
 	out  output
-	tmp  string // its TMPDIR: its binaries go in a folder there
+	tmp  string // its TMPDIR, which it must leave as it found it
 	addr string // local mode's address
 	done chan struct{}
 	err  error // cmd.Wait's, set before done closes
@@ -86,7 +86,7 @@ func (s *script) wait(t *testing.T, timeout time.Duration) {
 }
 
 // checkNothingLeft fails the test if a process of the script's group still
-// runs, or its binaries folder is still there.
+// runs, or it left something in its TMPDIR.
 func (s *script) checkNothingLeft(t *testing.T) {
 	t.Helper()
 	// The emulators and dynalite, started in the background, share the
