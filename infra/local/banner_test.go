@@ -104,16 +104,23 @@ func bannerLine(t *testing.T, banner, prefix string) string {
 	return ""
 }
 
-// curlRequest has a shell read a printed curl line, with curl standing in as
-// a shell function that prints its arguments, so the quoting is the shell's
-// own; it returns the line's URL and its -d body.
-func curlRequest(t *testing.T, line string) (url, body string) {
+// shellArgs has a shell run a printed line, with command standing in as a
+// shell function that prints its arguments, so the quoting and expansions
+// are the shell's own; it returns the arguments command would get.
+func shellArgs(t *testing.T, command, line string) []string {
 	t.Helper()
-	out, err := exec.Command("sh", "-c", `curl() { printf '%s\0' "$@"; }; `+line).Output()
+	out, err := exec.Command("sh", "-c", command+`() { printf '%s\0' "$@"; }; `+line).Output()
 	if err != nil {
 		t.Fatalf("sh -c %q: %v", line, err)
 	}
-	args := strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
+	return strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
+}
+
+// curlRequest has a shell read a printed curl line (shellArgs); it returns
+// the line's URL and its -d body.
+func curlRequest(t *testing.T, line string) (url, body string) {
+	t.Helper()
+	args := shellArgs(t, "curl", line)
 	for i := 0; i < len(args); i++ {
 		switch {
 		case args[i] == "-d" && i+1 < len(args):
@@ -189,13 +196,7 @@ func TestTheBannersNodeLineReceivesTheFireLinesEvent(t *testing.T) {
 	waitLogged(t, r.stdout, "Store:")
 	banner := r.stdout.String()
 	line, _, _ := strings.Cut(bannerLine(t, banner, "Node.js:  "), "   (")
-	// The shell reads the line, with node standing in as a function that
-	// prints its arguments.
-	out, err := exec.Command("sh", "-c", `node() { printf '%s\0' "$@"; }; `+line).Output()
-	if err != nil {
-		t.Fatalf("sh -c %q: %v", line, err)
-	}
-	args := strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
+	args := shellArgs(t, "node", line)
 	if len(args) != 2 || args[0] != "infra/node/seed-client.js" {
 		t.Fatalf("the Node.js line %q runs node with %q", line, args)
 	}
