@@ -13,7 +13,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -35,16 +37,68 @@ const key, owner = "wsn_js_client_test_key", "acct_js"
 
 func dir(t *testing.T) string { return filepath.Join(testenv.RepoRoot(t), "clients", "js") }
 
+// unitTestTimeout bounds the module's unit tests as a whole, and
+// unitTestEach each of them: a test that hangs fails the run within
+// minutes, not at go test's own ten-minute limit.
+const (
+	unitTestTimeout = 3 * time.Minute
+	unitTestEach    = 60 * time.Second
+)
+
+// declaredTest matches a test declared at the top level of a test file;
+// tests declared in a loop are more, so it gives a lower bound.
+var declaredTest = regexp.MustCompile(`(?m)^test\(`)
+
 func TestTheModuleUnitTestsPass(t *testing.T) {
-	cmd := exec.Command(testenv.Node(t), "--test", "--test-reporter=spec", "test/wsnotify.test.mjs")
-	cmd.Dir = dir(t)
-	out, err := cmd.CombinedOutput()
+	const file = "test/wsnotify.test.mjs"
+	src, err := os.ReadFile(filepath.Join(dir(t), file))
 	if err != nil {
-		t.Fatalf("node --test clients/js/test/: %v\n%s", err, out)
+		t.Fatal(err)
 	}
-	if !bytes.Contains(out, []byte("fail 0")) {
-		t.Fatalf("node --test reported no result:\n%s", out)
+	declared := len(declaredTest.FindAll(src, -1))
+	if declared == 0 {
+		t.Fatalf("%s declares no test", file)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), unitTestTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, testenv.Node(t), "--test", "--test-reporter=tap",
+		fmt.Sprintf("--test-timeout=%d", unitTestEach.Milliseconds()), file)
+	cmd.Dir = dir(t)
+	cmd.WaitDelay = 5 * time.Second // the pipes of anything node left behind
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("node --test %s did not end within %v:\n%s", file, unitTestTimeout, out)
+	}
+	if err != nil {
+		t.Fatalf("node --test %s: %v\n%s", file, err, out)
+	}
+	counts, err := tapCounts(out)
+	if err != nil {
+		t.Fatalf("%v:\n%s", err, out)
+	}
+	// Every test ran and passed: none failed, was skipped, cancelled or
+	// left to do, and at least the ones declared at the top level ran.
+	if counts["tests"] < declared || counts["pass"] != counts["tests"] {
+		t.Fatalf("node --test ran %d tests of the %d or more %s declares, %d passed:\n%s",
+			counts["tests"], declared, file, counts["pass"], out)
+	}
+	t.Logf("%d tests ran and passed", counts["tests"])
+}
+
+// tapCounts reads the summary that node's TAP reporter ends with
+// ("# tests 19", "# pass 19", "# fail 0", …).
+func tapCounts(out []byte) (map[string]int, error) {
+	counts := map[string]int{}
+	for _, m := range regexp.MustCompile(`(?m)^# (tests|suites|pass|fail|cancelled|skipped|todo) (\d+)$`).FindAllSubmatch(out, -1) {
+		n, _ := strconv.Atoi(string(m[2]))
+		counts[string(m[1])] = n
+	}
+	for _, k := range []string{"tests", "pass", "fail", "cancelled", "skipped", "todo"} {
+		if _, ok := counts[k]; !ok {
+			return nil, fmt.Errorf("node --test printed no %q count", k)
+		}
+	}
+	return counts, nil
 }
 
 func TestThePackagePublishesTheModuleAndItsTypes(t *testing.T) {

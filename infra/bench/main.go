@@ -1,6 +1,6 @@
 // Command bench runs the performance measures of the issue that set them
 // and writes their figures, targets and the machine they ran on as a
-// markdown table into README.md, between the bench markers:
+// markdown table into docs/performance.md, between the bench markers:
 //
 //   - the cloud fan-out (BenchmarkFanOut in shared/app): the functions'
 //     pusher against an HTTPS stand-in answering each post after 20 ms;
@@ -15,7 +15,7 @@
 // each figure is a median of runs taken together, and the table says how
 // loaded the machine was while it ran.
 //
-//	go run ./infra/bench [-count 3] [-readme README.md]
+//	go run ./infra/bench [-count 3] [-doc docs/performance.md]
 package main
 
 import (
@@ -46,17 +46,21 @@ const (
 
 func main() {
 	count := flag.Int("count", 3, "runs of each fan-out benchmark; the table shows medians")
-	readme := flag.String("readme", "README.md", "the file whose bench section is rewritten")
+	doc := flag.String("doc", filepath.Join("docs", "performance.md"), "the file whose bench section is rewritten")
 	out := flag.String("out", filepath.Join("build", "bench"), "folder for the raw outputs")
 	flag.Parse()
-	if err := run(*count, *readme, *out); err != nil {
+	if err := run(*count, *doc, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(count int, readme, out string) error {
+func run(count int, doc, out string) error {
 	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	// The file is checked before the measuring, not after it.
+	if _, _, _, err := benchSection(doc); err != nil {
 		return err
 	}
 	r := &runner{out: out}
@@ -80,7 +84,7 @@ func run(count int, readme, out string) error {
 		return err
 	}
 	fmt.Print(table)
-	return rewrite(readme, table)
+	return rewrite(doc, table)
 }
 
 // runner runs the steps and keeps their outputs and the machine's load.
@@ -113,6 +117,28 @@ func (r *runner) step(name string, args ...string) error {
 	r.load[name] = fmt.Sprintf("%d cores, load %s–%s", runtime.NumCPU(), before, loadAverage())
 	fmt.Fprintf(os.Stderr, "bench: %s took %v\n", name, time.Since(start).Round(time.Second))
 	return os.WriteFile(filepath.Join(r.out, name+".txt"), stdout.Bytes(), 0o644)
+}
+
+// machine describes the machine the figures come from: its processor,
+// cores, memory, system and Go.
+func machine() string {
+	cpu := "an unknown processor"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.SplitSeq(string(data), "\n") {
+			if name, value, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(name) == "model name" {
+				cpu = strings.Join(strings.Fields(value), " ")
+				break
+			}
+		}
+	}
+	memory := ""
+	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int
+		if _, err := fmt.Sscanf(string(data), "MemTotal: %d kB", &kb); err == nil {
+			memory = fmt.Sprintf(", %.1f GB of memory", float64(kb)/(1<<20))
+		}
+	}
+	return fmt.Sprintf("%s, %d cores%s, %s/%s, %s", cpu, runtime.NumCPU(), memory, runtime.GOOS, runtime.GOARCH, runtime.Version())
 }
 
 // loadAverage is the machine's one-minute load average.
@@ -208,7 +234,8 @@ func (r *runner) table() (_ string, err error) {
 	row := func(figure, target, measured, machine string) {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", figure, target, measured, machine)
 	}
-	fmt.Fprintf(&b, "Written by `make bench` on %s. Medians of runs taken together; compare within a run.\n\n", time.Now().UTC().Format("2006-01-02"))
+	fmt.Fprintf(&b, "Written by `make bench` on %s, on %s. Medians of runs taken together; compare within a run.\n\n",
+		time.Now().UTC().Format("2006-01-02"), machine())
 	b.WriteString("| figure | target | measured | machine |\n|---|---|---|---|\n")
 
 	fan := parseBench(r.outputs["fanout"])
@@ -337,15 +364,25 @@ func commas(n int) string {
 
 // rewrite puts table between the bench markers of the file at path.
 func rewrite(path, table string) error {
-	data, err := os.ReadFile(path)
+	s, begin, end, err := benchSection(path)
 	if err != nil {
 		return err
 	}
-	s := string(data)
-	begin, end := strings.Index(s, beginMarker), strings.Index(s, endMarker)
-	if begin < 0 || end < begin {
-		return fmt.Errorf("%s has no %s … %s section", path, beginMarker, endMarker)
-	}
 	s = s[:begin+len(beginMarker)] + "\n" + table + s[end:]
 	return os.WriteFile(path, []byte(s), 0o644)
+}
+
+// benchSection returns the content of the file at path and where its bench
+// markers are, or an error if it has none.
+func benchSection(path string) (s string, begin, end int, err error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", 0, 0, err
+	}
+	s = string(data)
+	begin, end = strings.Index(s, beginMarker), strings.Index(s, endMarker)
+	if begin < 0 || end < begin {
+		return "", 0, 0, fmt.Errorf("%s has no %s … %s section", path, beginMarker, endMarker)
+	}
+	return s, begin, end, nil
 }

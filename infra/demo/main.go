@@ -3,6 +3,8 @@
 //
 //	make demo        # or: go run ./infra/demo [--addr 127.0.0.1:8000] [--step 700ms] [--rounds 0]
 //
+// WSNOTIFY_ADDR sets the address as it does for local mode; --addr wins.
+//
 // It prints the page's URL with a generated API key. Once the page (or any
 // client of the demo owner) connects, it uploads a few files and runs two
 // jobs, one of which fails part way, through the same Lambda Invoke API that
@@ -38,7 +40,11 @@ func main() {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, log); err != nil {
+	args := os.Args[1:]
+	if addr, ok := os.LookupEnv("WSNOTIFY_ADDR"); ok {
+		args = append([]string{"--addr", addr}, args...) // a later --addr wins
+	}
+	if err := run(ctx, args, os.Stdout, log); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(2)
 		}

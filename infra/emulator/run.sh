@@ -26,9 +26,12 @@ if [ "${#function_ports[@]}" -ne 5 ] || [ "${#runtime_ports[@]}" -ne 5 ]; then
   exit 2
 fi
 
-# The binaries go to a folder of this run's own, so that neither make build's
-# linux/arm64 bootstraps nor another run's are overwritten.
-bin=$(mktemp -d)
+# The binaries go to build/emulator/ (git-ignored), apart from make build's
+# linux/arm64 bootstraps. go build leaves a binary that is up to date with
+# its sources as it is, so a second run links nothing; runs that start
+# together take turns through the lock file.
+bin=build/emulator/$(go env GOOS)_$(go env GOARCH)
+mkdir -p "$bin"
 cleanup() {
   local pids
   pids=$(jobs -p)
@@ -36,7 +39,6 @@ cleanup() {
     kill $pids 2>/dev/null || true
     wait $pids 2>/dev/null || true
   fi
-  rm -rf "$bin"
 }
 trap cleanup EXIT
 # Exiting from these traps runs the EXIT trap; without them SIGTERM would end
@@ -56,8 +58,11 @@ wait_port() {
   return 1
 }
 
-make --no-print-directory tools build LAMBDA_ARCH="$(go env GOARCH)" BUILD_DIR="$bin"
-go build -o "$bin/local" ./infra/local
+(
+  flock 9
+  make --no-print-directory tools build LAMBDA_ARCH="$(go env GOARCH)" BUILD_DIR="$bin"
+  go build -o "$bin/local" ./infra/local
+) 9>"$bin/.lock"
 
 node infra/node/node_modules/dynalite/cli.js --host 127.0.0.1 --port "$dynalite_port" \
   --createTableMs 0 --deleteTableMs 0 --updateTableMs 0 &

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,12 +13,7 @@ import (
 // make test: every accepted event reaches every connection of its owner once,
 // and no connection sees another owner's event.
 func TestSmallLoadLosesNothing(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "local")
-	build := exec.Command("go", "build", "-o", bin, "./infra/local")
-	build.Dir = testenv.RepoRoot(t)
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build local mode: %v\n%s", err, out)
-	}
+	bin := testenv.LocalMode(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	log := &strings.Builder{}

@@ -6,11 +6,16 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wsnotify/wsnotify/infra/asyncapi"
+	"github.com/wsnotify/wsnotify/shared/testenv"
 )
 
 // TestTheBannersLinesWorkAsPrinted follows the banner as a user would: it
@@ -49,24 +54,39 @@ func TestTheBannersLinesWorkAsPrinted(t *testing.T) {
 			}
 			defer c.CloseNow()
 
+			// Each run of the fire line is a new event: a new id, the next seq.
 			fire := "curl " + bannerLine(t, banner, "curl ")
-			url, body := curlRequest(t, fire)
-			resp, err := http.Post(url, "application/json", strings.NewReader(body))
-			if err != nil {
-				t.Fatal(err)
+			var last struct {
+				ID  string
+				Seq int
 			}
-			answer, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK || string(answer) != `{"batchItemFailures":[]}` {
-				t.Fatalf("the fire line got %d %s", resp.StatusCode, answer)
-			}
-			_, data, err := c.Read(ctx)
-			if err != nil {
-				t.Fatalf("no event after the fire line: %v", err)
-			}
-			var ev struct{ Type, JobID string }
-			if json.Unmarshal(data, &ev) != nil || ev.Type != "job_progress" || ev.JobID != "job_123" {
-				t.Fatalf("received %s", data)
+			for i := range 2 {
+				url, body := curlRequest(t, fire)
+				resp, err := http.Post(url, "application/json", strings.NewReader(body))
+				if err != nil {
+					t.Fatal(err)
+				}
+				answer, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK || string(answer) != `{"batchItemFailures":[]}` {
+					t.Fatalf("the fire line got %d %s", resp.StatusCode, answer)
+				}
+				_, data, err := c.Read(ctx)
+				if err != nil {
+					t.Fatalf("no event after the fire line: %v", err)
+				}
+				var ev struct {
+					Type, JobID, ID string
+					Seq             int
+				}
+				if json.Unmarshal(data, &ev) != nil || ev.Type != "job_progress" || ev.JobID != "job_123" {
+					t.Fatalf("received %s", data)
+				}
+				if i > 0 && (ev.ID == last.ID || ev.Seq <= last.Seq) {
+					t.Fatalf("the fire line run again delivered id %s seq %d after id %s seq %d: a redelivery, not a new event",
+						ev.ID, ev.Seq, last.ID, last.Seq)
+				}
+				last.ID, last.Seq = ev.ID, ev.Seq
 			}
 		})
 	}
@@ -84,16 +104,23 @@ func bannerLine(t *testing.T, banner, prefix string) string {
 	return ""
 }
 
-// curlRequest has a shell read a printed curl line, with curl standing in as
-// a shell function that prints its arguments, so the quoting is the shell's
-// own; it returns the line's URL and its -d body.
-func curlRequest(t *testing.T, line string) (url, body string) {
+// shellArgs has a shell run a printed line, with command standing in as a
+// shell function that prints its arguments, so the quoting and expansions
+// are the shell's own; it returns the arguments command would get.
+func shellArgs(t *testing.T, command, line string) []string {
 	t.Helper()
-	out, err := exec.Command("sh", "-c", `curl() { printf '%s\0' "$@"; }; `+line).Output()
+	out, err := exec.Command("sh", "-c", command+`() { printf '%s\0' "$@"; }; `+line).Output()
 	if err != nil {
 		t.Fatalf("sh -c %q: %v", line, err)
 	}
-	args := strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
+	return strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
+}
+
+// curlRequest has a shell read a printed curl line (shellArgs); it returns
+// the line's URL and its -d body.
+func curlRequest(t *testing.T, line string) (url, body string) {
+	t.Helper()
+	args := shellArgs(t, "curl", line)
 	for i := 0; i < len(args); i++ {
 		switch {
 		case args[i] == "-d" && i+1 < len(args):
@@ -107,4 +134,91 @@ func curlRequest(t *testing.T, line string) (url, body string) {
 		t.Fatalf("curl line %q gave arguments %q", line, args)
 	}
 	return url, body
+}
+
+// TestTheSamplesReachAPlainMakeRunsClient follows the README under a plain
+// `make run`: a client connected with the banner's URL receives what the
+// sample events in events/ publish, since the generated key's owner is the
+// samples' owner.
+func TestTheSamplesReachAPlainMakeRunsClient(t *testing.T) {
+	r := runLocalMode(t, nil)
+	waitLogged(t, r.stdout, "Store:")
+	ctx, cancel := context.WithTimeout(context.Background(), processWait)
+	defer cancel()
+	c, _, err := asyncapi.Dial(ctx, bannerLine(t, r.stdout.String(), "Connect:  "), nil)
+	if err != nil {
+		t.Fatalf("connect with the banner's URL: %v", err)
+	}
+	defer c.CloseNow()
+
+	samples := []struct{ file, function, answer string }{
+		{"sqs-job-batch.json", "JobEventsFunction", `{"batchItemFailures":[]}`},
+		{"s3-put.json", "S3UploadFunction", `{"published":1}`},
+	}
+	var want, got []string
+	for _, s := range samples {
+		data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "events", s.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.Post("http://"+r.addr+"/2015-03-31/functions/"+s.function+"/invocations", "application/json", bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		answer, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(answer) != s.answer {
+			t.Fatalf("events/%s answered %s, want %s", s.file, answer, s.answer)
+		}
+	}
+	want = []string{"job_progress", "job_complete", "error", "file_uploaded"}
+	for range want {
+		_, data, err := c.Read(ctx)
+		if err != nil {
+			t.Fatalf("after %v, no more events: %v", got, err)
+		}
+		var ev struct{ Type string }
+		if err := json.Unmarshal(data, &ev); err != nil {
+			t.Fatalf("received %s: %v", data, err)
+		}
+		got = append(got, ev.Type)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("received %v, want %v", got, want)
+	}
+}
+
+// TestTheBannersNodeLineReceivesTheFireLinesEvent runs the banner's Node.js
+// line as printed, with the URL as it is, from the repository's root as
+// after make run, and sees the fire line's event arrive.
+func TestTheBannersNodeLineReceivesTheFireLinesEvent(t *testing.T) {
+	r := runLocalMode(t, nil)
+	waitLogged(t, r.stdout, "Store:")
+	banner := r.stdout.String()
+	line, _, _ := strings.Cut(bannerLine(t, banner, "Node.js:  "), "   (")
+	args := shellArgs(t, "node", line)
+	if len(args) != 2 || args[0] != "infra/node/seed-client.js" {
+		t.Fatalf("the Node.js line %q runs node with %q", line, args)
+	}
+	if connect := bannerLine(t, banner, "Connect:  "); args[1] != connect {
+		t.Fatalf("the Node.js line connects to %s, the Connect line to %s", args[1], connect)
+	}
+	p := testenv.StartNode(t, nil, filepath.Join(testenv.RepoRoot(t), args[0]), args[1])
+	client := &seedClient{out: p.Lines, stdin: p.Stdin, stderr: p.Stderr, deadline: time.After(30 * time.Second)}
+	for client.next(t, `"Connected"`) != "Connected" {
+	}
+	url, body := curlRequest(t, "curl "+bannerLine(t, banner, "curl "))
+	resp, err := http.Post(url, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	for {
+		if line := client.next(t, "the fire line's event"); strings.HasPrefix(line, "EVENT ") {
+			if !strings.Contains(line, `"type":"job_progress"`) {
+				t.Fatalf("node printed %s", line)
+			}
+			return
+		}
+	}
 }

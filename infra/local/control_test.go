@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/wsnotify/wsnotify/shared/testenv"
 )
 
 // TestBeyondLoopbackTheControlPlaneNeedsItsToken runs the built command on
@@ -19,7 +21,7 @@ import (
 func TestBeyondLoopbackTheControlPlaneNeedsItsToken(t *testing.T) {
 	t.Parallel()
 	const token = "ctl_SECRET_control_token_91c2"
-	bin := buildLocalMode(t)
+	bin := testenv.LocalMode(t)
 
 	p := startLocalModeProcess(t, bin, []string{envControlToken + "=" + token}, "--addr", "0.0.0.0:0")
 	_, port, _ := net.SplitHostPort(p.addr)

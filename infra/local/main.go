@@ -5,8 +5,9 @@
 //	go run ./infra/local [--addr 127.0.0.1:8000] [--api-key KEY=OWNER ...]
 //
 // Every flag can also be set through an environment variable (see flags).
-// With no API key given it creates one for the owner "local-dev" and prints
-// a ready-to-use connect URL and a curl line that fires an event.
+// With no API key given it creates one for the owner "acct_42", the owner of
+// the sample events in events/, and prints a ready-to-use connect URL and a
+// curl line that fires a new event each time it runs.
 package main
 
 import (
@@ -39,8 +40,9 @@ const (
 	envControlToken = "WSNOTIFY_CONTROL_TOKEN"
 )
 
-// devOwner owns the key generated when none is given.
-const devOwner = "local-dev"
+// devOwner owns the key generated when none is given: the owner the sample
+// events in events/ are for, so that they reach a client connected with it.
+const devOwner = "acct_42"
 
 // shutdownTimeout bounds the graceful shutdown: WebSocket close handshakes
 // (5 s each at most, run in parallel) and the $disconnect of each connection.
@@ -227,7 +229,9 @@ func printBanner(w io.Writer, addr, generatedKey string, keys map[string]string,
 		fmt.Fprintf(w, "  No --api-key given: generated a development key.\n")
 		fmt.Fprintf(w, "  Owner:    %s\n", devOwner)
 	}
-	fmt.Fprintf(w, "  Connect:  ws://%s/api/v1/ws/%s?token=%s\n", addr, newUUID(), token)
+	url := fmt.Sprintf("ws://%s/api/v1/ws/%s?token=%s", addr, newUUID(), token)
+	fmt.Fprintf(w, "  Connect:  %s\n", url)
+	fmt.Fprintf(w, "  Node.js:  node infra/node/seed-client.js %s   (prints each event; after make tools)\n", shellQuote(url))
 	fmt.Fprintf(w, "  Fire an event at %s's connections:\n    %s\n", owner, fireCommand(addr, owner))
 	fmt.Fprintf(w, "  One client: curl -s --data '<message>' http://%s/@connections/<connectionId> (ids: the log's \"connected\" lines)\n", addr)
 	if len(origins) == 0 {
@@ -239,7 +243,10 @@ func printBanner(w io.Writer, addr, generatedKey string, keys map[string]string,
 
 // fireCommand is a curl line that publishes a job_progress event to owner
 // through the Invoke API, as an SQS batch of one message, the shape the job
-// events function receives from its queue in the cloud.
+// events function receives from its queue in the cloud. The shell gives the
+// message a new id each time the line runs: a message id seen before is a
+// redelivery, which the service pushes again as the same event (same id,
+// same seq), where the user firing the line wants a new one.
 func fireCommand(addr, owner string) string {
 	envelope, _ := json.Marshal(struct {
 		OwnerID string      `json:"ownerId"`
@@ -252,9 +259,16 @@ func fireCommand(addr, owner string) string {
 	}
 	batch, _ := json.Marshal(struct {
 		Records []record `json:"Records"`
-	}{[]record{{MessageID: "1", Body: string(envelope)}}})
-	return fmt.Sprintf("curl -s http://%s/2015-03-31/functions/JobEventsFunction/invocations -d %s", addr, shellQuote(string(batch)))
+	}{[]record{{MessageID: messageIDSlot, Body: string(envelope)}}})
+	// The slot leaves the single quotes for a command substitution: the
+	// time in nanoseconds (GNU date; elsewhere in seconds, with an N).
+	data := strings.Replace(shellQuote(string(batch)), messageIDSlot, `local-'"$(date +%s%N)"'`, 1)
+	return fmt.Sprintf("curl -s http://%s/2015-03-31/functions/JobEventsFunction/invocations -d %s", addr, data)
 }
+
+// messageIDSlot stands for the fire line's message id until the shell's
+// command substitution replaces it.
+const messageIDSlot = "MESSAGE_ID_SLOT"
 
 // shellQuote quotes s as one word for a POSIX shell.
 func shellQuote(s string) string {

@@ -58,13 +58,18 @@ func TestSeedClientRunsTheSeedsNodeExampleUnchanged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, rest, ok := strings.Cut(string(src), "// ---- seed code (verbatim but for host and token) ----\n")
+	_, rest, ok := strings.Cut(string(src), "// ---- seed code (verbatim but for client id, token, scheme and host) ----\n")
 	block, _, ok2 := strings.Cut(rest, "// ---- end of seed code ----")
 	if !ok || !ok2 {
 		t.Fatal("seed-client.js lost its seed code markers")
 	}
-	block = strings.Replace(block, "process.env.WSNOTIFY_TOKEN", "'YOUR_API_KEY'", 1)
-	block = strings.Replace(block, "ws://${host}/", "ws://localhost:8000/", 1)
+	for _, sub := range []struct{ ours, seeds string }{
+		{"given.pathname.split('/').pop()", "randomUUID()"},
+		{"given.searchParams.get('token')", "'YOUR_API_KEY'"},
+		{"${given.protocol}//${given.host}/", "ws://localhost:8000/"},
+	} {
+		block = strings.Replace(block, sub.ours, sub.seeds, 1)
+	}
 	if block != seedNodeExample {
 		t.Fatalf("the seed's code changed in seed-client.js:\n%s\nwant:\n%s", block, seedNodeExample)
 	}
@@ -112,8 +117,14 @@ type seedClient struct {
 // messages (send), and closing stdin closes the connection (close).
 func startSeedClient(t *testing.T, addr, key string) *seedClient {
 	t.Helper()
-	p := testenv.StartNode(t, []string{"NODE_PATH=" + testenv.NodeModules(t), "WSNOTIFY_HOST=" + addr, "WSNOTIFY_TOKEN=" + key, "WSNOTIFY_SEND_STDIN=1"},
-		seedClientPath(t))
+	// The seed's host is localhost, our examples' 127.0.0.1: local mode,
+	// listening on 127.0.0.1, must answer both.
+	host := strings.Replace(addr, "127.0.0.1:", "localhost:", 1)
+	if host == addr {
+		t.Fatalf("local mode listens on %s, not on 127.0.0.1", addr)
+	}
+	p := testenv.StartNode(t, []string{"NODE_PATH=" + testenv.NodeModules(t), "WSNOTIFY_SEND_STDIN=1"},
+		seedClientPath(t), "ws://"+host+"/api/v1/ws/"+newUUID()+"?token="+key)
 	c := &seedClient{out: p.Lines, stdin: p.Stdin, stderr: p.Stderr, deadline: time.After(30 * time.Second)}
 	for c.next(t, `"Connected"`) != "Connected" {
 	}

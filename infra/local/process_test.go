@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -27,19 +26,6 @@ const processWait = 20 * time.Second
 
 // bannerPrefix starts the first line local mode prints; the address follows.
 const bannerPrefix = "wsnotify local mode on http://"
-
-// buildLocalMode compiles this command, as `go build ./infra/local` does,
-// and returns the binary's path.
-func buildLocalMode(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "local")
-	cmd := exec.Command("go", "build", "-o", bin, "./infra/local")
-	cmd.Dir = testenv.RepoRoot(t)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./infra/local: %v\n%s", err, out)
-	}
-	return bin
-}
 
 // localModeProcess is the built command running as a child process.
 type localModeProcess struct {

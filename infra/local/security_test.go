@@ -158,7 +158,7 @@ func TestNoSecretReachesTheLogsOfAWholeSession(t *testing.T) {
 	})
 	t.Run("the built command, all it writes until SIGTERM", func(t *testing.T) {
 		t.Parallel()
-		p := startLocalModeProcess(t, buildLocalMode(t), []string{envAPIKeys + "=" + secretKey + "=" + secretOwner})
+		p := startLocalModeProcess(t, testenv.LocalMode(t), []string{envAPIKeys + "=" + secretKey + "=" + secretOwner})
 		secretSession(t, p.addr, p.stderr)
 		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/wsnotify/wsnotify/infra/asyncapi"
+	"github.com/wsnotify/wsnotify/shared/testenv"
 )
 
 const (
@@ -52,7 +53,7 @@ func closeStatuses(t *testing.T, addr string) <-chan error {
 
 func TestASignalClosesEveryConnectionWith1001RunsEachDisconnectAndExitsZero(t *testing.T) {
 	t.Parallel()
-	bin := buildLocalMode(t)
+	bin := testenv.LocalMode(t)
 	for _, sig := range []os.Signal{syscall.SIGTERM, os.Interrupt} {
 		t.Run(sig.String(), func(t *testing.T) {
 			t.Parallel()

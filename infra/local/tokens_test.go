@@ -209,7 +209,7 @@ func TestSignedTokensThroughRealWebSocketClients(t *testing.T) {
 	}
 }
 
-// nodeMintedToken runs infra/node/mint-token.js, the README's Node snippet,
+// nodeMintedToken runs infra/node/mint-token.js, docs/keys-and-tokens.md's Node snippet,
 // as a backend would.
 func nodeMintedToken(t *testing.T, owner, secret string) string {
 	t.Helper()
@@ -232,9 +232,10 @@ func TestTheSeedsNodeClientConnectsWithATokenMintedByTheNodeSnippet(t *testing.T
 	client.expectSeedEvents(t)
 }
 
-func TestTheREADMEsTokenSnippetsAreTheTestedOnes(t *testing.T) {
+func TestTheDocsTokenSnippetsAreTheTestedOnes(t *testing.T) {
 	root := testenv.RepoRoot(t)
-	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	const doc = "docs/keys-and-tokens.md"
+	readme, err := os.ReadFile(filepath.Join(root, doc))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +253,7 @@ func TestTheREADMEsTokenSnippetsAreTheTestedOnes(t *testing.T) {
 			t.Fatalf("%s has no %s…}", file, start)
 		}
 		if snippet := start + body + "\n}\n"; !strings.Contains(string(readme), snippet) {
-			t.Errorf("README.md does not show %s's snippet as it is:\n%s", file, snippet)
+			t.Errorf("%s does not show %s's snippet as it is:\n%s", doc, file, snippet)
 		}
 	}
 }

@@ -1,5 +1,5 @@
 // Mints a wsnotify signed token as an app's backend does, with Node's own
-// crypto and no dependency; the README shows wsnotifyToken as the Node
+// crypto and no dependency; docs/keys-and-tokens.md shows wsnotifyToken as the Node
 // snippet, and a test checks that the two stay the same. By hand:
 //
 //   WSNOTIFY_TOKEN_SECRET=<the first secret> node infra/node/mint-token.js <owner> [ttl seconds]

@@ -1,13 +1,20 @@
 // The client contract's original Node.js example (the "standard approach for
-// both browser and Node.js"), run against local mode by infra/local's tests
-// and usable by hand, with local mode running (make run):
+// both browser and Node.js"), made runnable: give it the URL local mode's
+// banner prints (make run), as it is, and it prints every event it receives:
 //
-//   WSNOTIFY_TOKEN=<API key> WSNOTIFY_HOST=127.0.0.1:8000 node infra/node/seed-client.js
+//   node infra/node/seed-client.js 'ws://127.0.0.1:8000/api/v1/ws/<client id>?token=<API key>'
+//
+// Any URL of the same shape works, wss:// included (a deployed stack's
+// SeedWebSocketURL followed by a client id and ?token=). require('ws')
+// resolves from infra/node/node_modules, which `make tools` (or the first
+// `make test`) installs.
 //
 // The block between the two marker comments is the seed's code verbatim,
-// except for two substitutions, both taken from the environment:
-//   - the URL's host:port, "localhost:8000" in the seed  -> WSNOTIFY_HOST (default localhost:8000)
-//   - the token, 'YOUR_API_KEY' in the seed              -> WSNOTIFY_TOKEN (required)
+// except for three substitutions, all taken from the URL given:
+//   - the client id, randomUUID() in the seed        -> the URL path's last part
+//   - the token, 'YOUR_API_KEY' in the seed           -> the URL's token
+//   - the scheme and host, "ws://localhost:8000"      -> the URL's
+// infra/local's tests check that, and run this file against local mode.
 //
 // After the seed's block, this file adds machine-readable output for tests:
 // every received event as one line "EVENT <json>" on stdout (the seed's own
@@ -16,23 +23,29 @@
 // With WSNOTIFY_SEND_STDIN=1 it also sends each line of stdin as one message
 // (e.g. {"action":"ping"}), and closes the connection normally (1000) at the
 // end of stdin.
-// require('ws') resolves from infra/node/node_modules (`make tools`).
 
-const host = process.env.WSNOTIFY_HOST || 'localhost:8000';
-if (!process.env.WSNOTIFY_TOKEN) {
-  console.error('WSNOTIFY_TOKEN is not set: the API key to connect with');
+const usage = "usage: node infra/node/seed-client.js 'ws://127.0.0.1:8000/api/v1/ws/<client id>?token=<API key>'";
+let given;
+try {
+  given = new URL(process.argv[2]);
+} catch {
+  console.error(process.argv[2] === undefined ? usage : `not a URL: ${process.argv[2]}\n${usage}`);
+  process.exit(2);
+}
+if (!/^wss?:$/.test(given.protocol) || !/^\/api\/v1\/ws\/[^/]+$/.test(given.pathname) || !given.searchParams.get('token')) {
+  console.error(`${given.href} is not a client URL: ws:// or wss://, path /api/v1/ws/<client id>, and ?token=\n${usage}`);
   process.exit(2);
 }
 
-// ---- seed code (verbatim but for host and token) ----
+// ---- seed code (verbatim but for client id, token, scheme and host) ----
 const WebSocket = require('ws');
 const { randomUUID } = require('crypto');
 
-const clientId = randomUUID();
-const token = process.env.WSNOTIFY_TOKEN;
+const clientId = given.pathname.split('/').pop();
+const token = given.searchParams.get('token');
 
 const ws = new WebSocket(
-  `ws://${host}/api/v1/ws/${clientId}?token=${token}`
+  `${given.protocol}//${given.host}/api/v1/ws/${clientId}?token=${token}`
 );
 
 ws.on('open', () => {

@@ -10,7 +10,7 @@ import (
 	"github.com/wsnotify/wsnotify/shared/auth"
 )
 
-// wsnotifyToken is the README's Go snippet: what an app's backend runs to
+// wsnotifyToken is docs/keys-and-tokens.md's Go snippet: what an app's backend runs to
 // give a browser a token instead of an API key.
 func wsnotifyToken(ownerID string, secret []byte) (string, error) {
 	now := time.Now()

@@ -54,7 +54,7 @@ type Figure struct {
 	Distribution bool
 	// Local marks a figure only local mode measures: it holds the
 	// WebSockets itself. In the cloud API Gateway holds them and tells no
-	// function how many are open (README, "Metrics and alarms").
+	// function how many are open (docs/operations.md, "Live connections").
 	Local bool
 	// Help says what is counted.
 	Help string

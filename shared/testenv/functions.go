@@ -2,8 +2,6 @@ package testenv
 
 import (
 	"context"
-	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -96,46 +94,4 @@ func StartFunctionsEach(t testing.TB, envOf func(id string) []string) map[string
 		lambdas[id] = StartLambda(t, Bootstrap(t, name), envOf(id)...)
 	}
 	return lambdas
-}
-
-// bootstraps is Bootstrap's cache, on once CacheBootstraps has run.
-var bootstraps struct {
-	dir   string   // the folder it builds into; "" while off
-	built sync.Map // function folder name → *builtBootstrap
-}
-
-type builtBootstrap struct {
-	mu   sync.Mutex // held while it builds
-	path string     // "" until built
-}
-
-// CacheBootstraps makes Bootstrap build each function once for the rest of
-// the test process, into a folder that the returned remove deletes. A
-// package whose tests build the same functions again and again calls it in
-// its TestMain, before m.Run, and remove after it.
-func CacheBootstraps() (remove func()) {
-	dir, err := os.MkdirTemp("", "wsnotify-bootstraps-")
-	if err != nil {
-		panic(err)
-	}
-	bootstraps.dir = dir
-	return func() { os.RemoveAll(dir) }
-}
-
-// Bootstrap returns the path of ./functions/<name> compiled by
-// BuildBootstrap: once per test process if CacheBootstraps has run, the
-// same path every call, else into a new folder of the test's.
-func Bootstrap(t testing.TB, name string) string {
-	t.Helper()
-	if bootstraps.dir == "" {
-		return BuildBootstrap(t, t.TempDir(), name)
-	}
-	v, _ := bootstraps.built.LoadOrStore(name, &builtBootstrap{})
-	b := v.(*builtBootstrap)
-	b.mu.Lock()
-	defer b.mu.Unlock() // also when the build fails the test: the next call builds again
-	if b.path == "" {
-		b.path = BuildBootstrap(t, bootstraps.dir, name)
-	}
-	return b.path
 }

@@ -233,20 +233,6 @@ func LambdaEmulator(t testing.TB) string {
 	return p
 }
 
-// BuildBootstrap compiles ./functions/<name> for this machine, as the
-// Makefile builds it for Lambda (static, lambda.norpc), and returns its path.
-func BuildBootstrap(t testing.TB, dir, name string) string {
-	t.Helper()
-	out := filepath.Join(dir, name, "bootstrap")
-	cmd := exec.Command("go", "build", "-trimpath", "-tags", "lambda.norpc", "-o", out, "./functions/"+name)
-	cmd.Dir = RepoRoot(t)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("testenv: build %s: %v\n%s", name, err, b)
-	}
-	return out
-}
-
 // Lambda is a bootstrap running under the Runtime Interface Emulator.
 type Lambda struct {
 	// URL is the emulator's Invoke API endpoint for the function.

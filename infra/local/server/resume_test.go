@@ -118,9 +118,17 @@ func aReconnectingClientGetsExactlyWhatItMissed(t *testing.T, store newStore) {
 }
 
 func aResumeWhilePublishersRunLosesAndRepeatsNothing(t *testing.T, store newStore) {
-	h := start(t, onStore(twoOwners(), store(t)))
-	const publishers, each, early = 4, 600, 200
-	const total = early + publishers*each
+	st := store(t)
+	h := start(t, onStore(twoOwners(), st))
+	publishers, each, early := 4, 600, 200
+	if st != nil {
+		// The DynamoDB store on dynalite: each publish is several requests
+		// to a Node process, so the full size took some 50 s of a warm
+		// `make test` (the embedded store's, 8 s). A quarter of the events
+		// still has the publishers run through the whole resume.
+		each, early = 150, 50
+	}
+	total := early + publishers*each
 	// Events the client will have missed: published before it connects.
 	for i := range early {
 		h.publishJobs(t, envelope(ownerA, "", progressEvent("early", i)))
@@ -186,7 +194,7 @@ func aResumeWhilePublishersRunLosesAndRepeatsNothing(t *testing.T, store newStor
 	}
 	// Then the live stream goes on from the head, in order, to the end.
 	var after []int64
-	for next := resumed.Seq + 1; next <= total; next++ {
+	for next := resumed.Seq + 1; next <= int64(total); next++ {
 		after = append(after, readMsg(t, c).Seq)
 	}
 	consecutive("the live events after resumed", after, resumed.Seq+1)
