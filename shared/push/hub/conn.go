@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/wsnotify/wsnotify/shared/event"
 	"github.com/wsnotify/wsnotify/shared/notify"
 )
 
@@ -58,6 +60,14 @@ type Conn struct {
 	idle       *time.Timer
 	maxAge     *time.Timer
 	cutoff     *time.Timer // drops a slow consumer's socket after slowConsumerGrace
+	// stream, while a replay runs, gives the writer its next message
+	// once the streamAfter messages queued before it are written; what is
+	// queued meanwhile waits for the stream to end (PostStream).
+	stream      func(context.Context) ([]byte, error)
+	streamAfter int
+	// farewell is written before the close frame of a connection closed
+	// as a slow consumer: the client learns why (an error event).
+	farewell []byte
 }
 
 func newConn(id string, peer Peer, now time.Time, cfg Config, log *slog.Logger, counts *counts) *Conn {
@@ -215,7 +225,7 @@ func (c *Conn) leave() {
 // stack for writing: at 10,000 mostly idle connections, a writer each,
 // parked on a channel, was a quarter of local mode's memory. c.mu is held.
 func (c *Conn) kick() {
-	if c.writing || c.ws == nil || (c.queue.Len() == 0 && c.state != closing) {
+	if c.writing || c.ws == nil || (c.queue.Len() == 0 && c.stream == nil && c.state != closing) {
 		return
 	}
 	c.writing = true
@@ -249,6 +259,7 @@ func (c *Conn) enqueue(data []byte) error {
 	}
 	if !c.queue.Push(data) {
 		n, size := c.queue.Len(), c.queue.Size()
+		c.farewell = slowConsumerError(n, size)
 		c.closeLocked(StatusSlowConsumer, ReasonSlowConsumer, false)
 		c.counts.slowConsumer.Add(1)
 		c.cutoff = time.AfterFunc(slowConsumerGrace, c.abort)
@@ -280,7 +291,27 @@ func (c *Conn) writeQueued() {
 			close(c.writerDone) // writing stays set: no writer starts again
 			return
 		}
+		if c.stream != nil && c.streamAfter == 0 {
+			next := c.stream
+			c.mu.Unlock()
+			data, err := c.pull(next)
+			if err != nil || data == nil {
+				c.mu.Lock()
+				c.stream = nil
+				c.mu.Unlock()
+				if err != nil {
+					c.log.Error("replay failed", "connectionId", c.id, "err", err)
+					c.close(websocket.StatusInternalError, "replay failed", false)
+				}
+				continue
+			}
+			c.writeOrBreak(data)
+			continue
+		}
 		data, ok := c.queue.Pop()
+		if ok && c.streamAfter > 0 {
+			c.streamAfter--
+		}
 		if !ok {
 			c.writing = false
 			idle := c.writerIdle
@@ -291,12 +322,46 @@ func (c *Conn) writeQueued() {
 			return
 		}
 		c.mu.Unlock()
-		if err := c.write(data); err != nil {
-			c.log.Info("write to connection failed", "connectionId", c.id, "err", err)
-			c.close(websocket.StatusAbnormalClosure, "write failed", false)
-			_ = c.ws.CloseNow() // whatever close came first: the WebSocket is broken
-		}
+		c.writeOrBreak(data)
 	}
+}
+
+// writeOrBreak writes data; a failed write breaks the connection.
+func (c *Conn) writeOrBreak(data []byte) {
+	if err := c.write(data); err != nil {
+		c.log.Info("write to connection failed", "connectionId", c.id, "err", err)
+		c.close(websocket.StatusAbnormalClosure, "write failed", false)
+		_ = c.ws.CloseNow() // whatever close came first: the WebSocket is broken
+	}
+}
+
+// pull asks a stream for its next message, within one write timeout.
+func (c *Conn) pull(next func(context.Context) ([]byte, error)) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.WriteTimeout)
+	defer cancel()
+	return next(ctx)
+}
+
+// setStream starts a stream (see Hub.PostStream).
+func (c *Conn) setStream(next func(context.Context) ([]byte, error)) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.state != open:
+		return fmt.Errorf("stream to %s: %w", c.id, notify.ErrGone)
+	case c.stream != nil:
+		return notify.Errorf(notify.CodeInvalid, "a replay is already under way on this connection: wait for its resumed message")
+	}
+	c.stream, c.streamAfter = next, c.queue.Len()
+	c.kick()
+	return nil
+}
+
+// slowConsumerError is the error event a slow consumer gets before its close.
+func slowConsumerError(n, size int) []byte {
+	msg, _ := json.Marshal(event.Error{Type: event.TypeError, Code: CodeSlowConsumer,
+		Error: fmt.Sprintf("the connection did not read fast enough (%d messages, %d bytes waiting) and is closed; reconnect and resume", n, size)})
+	return msg
 }
 
 func (c *Conn) write(data []byte) error {
@@ -310,8 +375,14 @@ func (c *Conn) write(data []byte) error {
 // finish writes what a draining close must deliver, then closes.
 func (c *Conn) finish() {
 	c.mu.Lock()
-	code, reason, drain := c.code, c.reason, c.drain
+	code, reason, drain, farewell := c.code, c.reason, c.drain, c.farewell
 	c.mu.Unlock()
+	if farewell != nil {
+		// Bounded by the slow consumer's cutoff: its socket may take nothing.
+		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.WriteTimeout)
+		_ = c.ws.Write(ctx, websocket.MessageText, farewell)
+		cancel()
+	}
 	if drain {
 		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.WriteTimeout)
 		for data, ok := c.next(); ok; data, ok = c.next() {

@@ -67,6 +67,10 @@ const (
 	ReasonTooBig       = "message too big"
 )
 
+// CodeSlowConsumer is the code of the error event a connection closed as a
+// slow consumer gets before its close frame.
+const CodeSlowConsumer = "SLOW_CONSUMER"
+
 // slowConsumerGrace is how long a connection closed as a slow consumer may
 // take to finish the write in flight before its socket is dropped. A client
 // that still reads takes a queued message in far less and then gets the
@@ -152,7 +156,7 @@ type Hub struct {
 	wg sync.WaitGroup
 }
 
-var _ notify.OrderedPusher = (*Hub)(nil)
+var _ notify.StreamPusher = (*Hub)(nil)
 
 // New returns an empty Hub.
 func New(cfg Config) (*Hub, error) {
@@ -247,6 +251,18 @@ func (h *Hub) PostEvent(ctx context.Context, connectionID string, data []byte, s
 	}
 	c.firstSeq.CompareAndSwap(0, seq)
 	return nil
+}
+
+// PostStream implements notify.StreamPusher: the connection's writer pulls
+// the stream's messages one at a time as it writes them, after what is
+// queued now; what is posted meanwhile is queued behind the stream. A replay
+// of any size so holds one message at a time and never fills the queue.
+func (h *Hub) PostStream(_ context.Context, connectionID string, next func(context.Context) ([]byte, error)) error {
+	c := h.get(connectionID)
+	if c == nil {
+		return fmt.Errorf("stream to %s: %w", connectionID, notify.ErrGone)
+	}
+	return c.setStream(next)
 }
 
 // FirstSeq implements notify.OrderedPusher.
