@@ -99,8 +99,10 @@ func ParseMessage(body string, binary bool) (Message, error) {
 	if !ok {
 		return Message{}, notify.Errorf(notify.CodeInvalid, "message has no \"action\" field")
 	}
+	// json.Unmarshal leaves a string alone for null: only a JSON string is
+	// an action, whatever other JSON type (null included) is sent.
 	var msg Message
-	if err := json.Unmarshal(raw, &msg.Action); err != nil {
+	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &msg.Action) != nil {
 		return Message{}, notify.Errorf(notify.CodeInvalid, "\"action\" must be a string")
 	}
 	if len(msg.Action) > maxActionLength {
