@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -68,6 +69,9 @@ type Conn struct {
 	// farewell is written before the close frame of a connection closed
 	// as a slow consumer: the client learns why (an error event).
 	farewell []byte
+	// reply is the route response queued and not yet written, if any: an
+	// identical one posted meanwhile is not queued again (PostReply).
+	reply []byte
 }
 
 func newConn(id string, peer Peer, now time.Time, cfg Config, log *slog.Logger, counts *counts) *Conn {
@@ -253,8 +257,12 @@ func (c *Conn) stopTimers() {
 // client id is free again without waiting for the write timeout.
 func (c *Conn) enqueue(data []byte) error {
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.enqueueLocked(data)
+}
+
+func (c *Conn) enqueueLocked(data []byte) error {
 	if c.state != open {
-		c.mu.Unlock()
 		return fmt.Errorf("post to %s: %w", c.id, notify.ErrGone)
 	}
 	if !c.queue.Push(data) {
@@ -263,11 +271,25 @@ func (c *Conn) enqueue(data []byte) error {
 		c.closeLocked(StatusSlowConsumer, ReasonSlowConsumer, false)
 		c.counts.slowConsumer.Add(1)
 		c.cutoff = time.AfterFunc(slowConsumerGrace, c.abort)
-		c.mu.Unlock()
 		return fmt.Errorf("post to %s: outgoing queue full (%d messages, %d bytes), closing slow consumer: %w", c.id, n, size, notify.ErrGone)
 	}
 	c.kick()
-	c.mu.Unlock()
+	return nil
+}
+
+// enqueueReply queues a route response unless the same answer is queued
+// already and not yet written: a client that sends a thousand pings before
+// it reads owes one pong, not a thousand.
+func (c *Conn) enqueueReply(data []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.reply != nil && bytes.Equal(c.reply, data) && c.state == open {
+		return nil
+	}
+	if err := c.enqueueLocked(data); err != nil {
+		return err
+	}
+	c.reply = data
 	return nil
 }
 
@@ -311,6 +333,9 @@ func (c *Conn) writeQueued() {
 		data, ok := c.queue.Pop()
 		if ok && c.streamAfter > 0 {
 			c.streamAfter--
+		}
+		if ok && c.reply != nil && len(data) > 0 && &data[0] == &c.reply[0] {
+			c.reply = nil // written from now on: the next answer is owed again
 		}
 		if !ok {
 			c.writing = false

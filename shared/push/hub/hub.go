@@ -241,6 +241,21 @@ func (h *Hub) post(ctx context.Context, connectionID string, data []byte) (*Conn
 	return c, c.enqueue(data)
 }
 
+// PostReply queues a route response (the answer to a client's message) as
+// Post does, except that an answer identical to one still queued is not
+// queued again: a client that pipelines pings gets the pongs it still owes
+// coalesced, so answering a flood costs a bounded queue.
+func (h *Hub) PostReply(ctx context.Context, connectionID string, data []byte) error {
+	if len(data) > notify.MaxMessageBytes {
+		return h.Post(ctx, connectionID, data) // refused as Post refuses it
+	}
+	c := h.get(connectionID)
+	if c == nil {
+		return fmt.Errorf("post to %s: %w", connectionID, notify.ErrGone)
+	}
+	return c.enqueueReply(data)
+}
+
 // PostEvent implements notify.OrderedPusher: Post, and the connection
 // remembers the first owner-wide event it got live, so that a resume does
 // not send it again what it has.
