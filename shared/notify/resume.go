@@ -90,6 +90,28 @@ type StreamPusher interface {
 	PostStream(ctx context.Context, connectionID string, next func(context.Context) ([]byte, error)) error
 }
 
+// Closer is a Pusher that can close a connection, as the Management API's
+// DeleteConnection does: what was posted before is delivered first.
+type Closer interface {
+	CloseConnection(ctx context.Context, connectionID string) error
+}
+
+// CloseConnection sends msg (unless nil) to the connection, then closes it:
+// for a client that keeps breaking the protocol. A pusher that cannot close
+// gives an error.
+func (n *Notifier) CloseConnection(ctx context.Context, connectionID string, msg []byte) error {
+	closer, ok := n.pusher.(Closer)
+	if !ok {
+		return fmt.Errorf("close %s: the pusher cannot close connections", connectionID)
+	}
+	if msg != nil {
+		if err := n.pusher.Post(ctx, connectionID, msg); err != nil {
+			return fmt.Errorf("close %s: %w", connectionID, err)
+		}
+	}
+	return closer.CloseConnection(ctx, connectionID)
+}
+
 // replayPage is how many events a resume reads at once.
 const replayPage = 500
 

@@ -159,6 +159,11 @@ func (c *Conn) readLoop(ws *websocket.Conn, onMessage func(websocket.MessageType
 				return websocket.StatusAbnormalClosure, ""
 			}
 		}
+		if !c.isOpen() {
+			// Closing (deleted, slow, …): like API Gateway, routes no more
+			// of its messages while the close completes.
+			continue
+		}
 		c.touch(time.Now())
 		if typ == websocket.MessageText && !utf8.Valid(data) {
 			// RFC 6455 §8.1: a text message that is not UTF-8 fails the

@@ -316,6 +316,11 @@ func (h *Hub) Close(connectionID string) error {
 	return nil
 }
 
+// CloseConnection implements notify.Closer: Close.
+func (h *Hub) CloseConnection(_ context.Context, connectionID string) error {
+	return h.Close(connectionID)
+}
+
 // Len returns the number of connections from Reserve to Release. Zero means
 // every connection is over.
 func (h *Hub) Len() int {
