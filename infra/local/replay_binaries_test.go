@@ -73,7 +73,8 @@ func TestAReplayOfTheHistoryThroughTheDefaultBinary(t *testing.T) {
 		total = n
 	}
 	const key, owner, table = "wsn_replay_binaries_key", "acct_replay", "wsnotify-replay"
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	// Writing the history to dynalite takes most of it: some 40 ms an event.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute+time.Duration(total)*100*time.Millisecond)
 	defer cancel()
 
 	dynamoEndpoint := testenv.Dynalite(t)
