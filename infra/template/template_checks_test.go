@@ -250,6 +250,8 @@ var envValues = map[string]string{
 	app.EnvJobDeadLetterQueueURL: "Ref(JobEventsDeadLetterQueue)",
 	app.EnvTokenSecretID:         "Ref(TokenSecretName)",
 	app.EnvTokenMaxTTL:           "Ref(TokenMaxTTL)",
+	app.EnvTokenAudience:         "Ref(TokenAudience)",
+	app.EnvTokenIssuer:           "Ref(TokenIssuer)",
 	app.EnvHistoryTTL:            "Ref(HistoryTTL)",
 	app.EnvHistoryMaxEvents:      "Ref(HistoryMaxEvents)",
 	app.EnvMetricsNamespace:      "Ref(MetricsNamespace)",
