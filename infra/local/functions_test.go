@@ -20,6 +20,14 @@ import (
 // and the emulators.
 func startBinaries(ctx context.Context, t *testing.T, key, owner, table string) (string, *dynamo.Store, map[string]*testenv.Lambda) {
 	t.Helper()
+	return startBinariesVia(ctx, t, key, owner, table, func(stageURL string) string { return stageURL })
+}
+
+// startBinariesVia is startBinaries with the functions' Management API
+// endpoint of their choosing: management gets local mode's stage URL and
+// returns the endpoint to give them (a stand-in in front of it).
+func startBinariesVia(ctx context.Context, t *testing.T, key, owner, table string, management func(stageURL string) string) (string, *dynamo.Store, map[string]*testenv.Lambda) {
+	t.Helper()
 	dynamoEndpoint := testenv.Dynalite(t)
 	db := testenv.DynamoDB(dynamoEndpoint)
 	if err := template.CreateTable(ctx, db, table); err != nil {
@@ -36,7 +44,7 @@ func startBinaries(ctx context.Context, t *testing.T, key, owner, table string) 
 		t.Fatal(err)
 	}
 	addr := l.Addr().String()
-	lambdas := testenv.StartFunctions(t, testenv.FunctionEnv(table, dynamoEndpoint, "http://"+addr+"/local")...)
+	lambdas := testenv.StartFunctions(t, testenv.FunctionEnv(table, dynamoEndpoint, management("http://"+addr+"/local"))...)
 	// Local mode on the functions' table, with the key the table already
 	// holds: a restart with the same --api-key must work.
 	args := []string{"--addr", addr, "--dynamodb-endpoint", dynamoEndpoint, "--table", table, "--api-key", key + "=" + owner}

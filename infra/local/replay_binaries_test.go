@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -20,13 +19,9 @@ import (
 	"github.com/coder/websocket"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/wsnotify/wsnotify/infra/template"
-	"github.com/wsnotify/wsnotify/shared/auth"
 	"github.com/wsnotify/wsnotify/shared/event"
 	"github.com/wsnotify/wsnotify/shared/notify"
 	"github.com/wsnotify/wsnotify/shared/store"
-	"github.com/wsnotify/wsnotify/shared/store/dynamo"
-	"github.com/wsnotify/wsnotify/shared/testenv"
 )
 
 // managementLatency is how long the stand-in for API Gateway's Management
@@ -40,8 +35,9 @@ type slowManagement struct {
 	posts, units, bytes atomic.Int64
 }
 
-func (m *slowManagement) handler(target string) http.Handler {
-	u, _ := url.Parse(target)
+func (m *slowManagement) handler(stageURL string) http.Handler {
+	u, _ := url.Parse(stageURL)
+	u.Path = "" // the functions' requests carry the stage in their path
 	proxy := httputil.NewSingleHostReverseProxy(u)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost && strings.Contains(r.URL.Path, "/@connections/") {
@@ -77,15 +73,12 @@ func TestAReplayOfTheHistoryThroughTheDefaultBinary(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute+time.Duration(total)*100*time.Millisecond)
 	defer cancel()
 
-	dynamoEndpoint := testenv.Dynalite(t)
-	db := testenv.DynamoDB(dynamoEndpoint)
-	if err := template.CreateTable(ctx, db, table); err != nil {
-		t.Fatal(err)
-	}
-	st := dynamo.New(db, table)
-	if err := st.PutKey(ctx, auth.Key{Hash: auth.Hash(key), OwnerID: owner, Name: "test", CreatedAt: time.Now()}); err != nil {
-		t.Fatal(err)
-	}
+	var mgmt slowManagement
+	addr, st, _ := startBinariesVia(ctx, t, key, owner, table, func(stageURL string) string {
+		slow := httptest.NewServer(mgmt.handler(stageURL))
+		t.Cleanup(slow.Close)
+		return slow.URL + "/local"
+	})
 	// The history, written as the publishers write it, 16 at a time.
 	var g errgroup.Group
 	g.SetLimit(16)
@@ -104,21 +97,6 @@ func TestAReplayOfTheHistoryThroughTheDefaultBinary(t *testing.T) {
 	if err := g.Wait(); err != nil {
 		t.Fatal(err)
 	}
-
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	var mgmt slowManagement
-	slow := httptest.NewServer(mgmt.handler("http://" + addr))
-	t.Cleanup(slow.Close)
-	lambdas := testenv.StartFunctions(t, testenv.FunctionEnv(table, dynamoEndpoint, slow.URL+"/local")...)
-	args := []string{"--addr", addr, "--dynamodb-endpoint", dynamoEndpoint, "--table", table, "--api-key", key + "=" + owner}
-	for name, l := range lambdas {
-		args = append(args, "--function-endpoint", name+"="+l.URL)
-	}
-	runLocalModeOn(t, l, nil, args...)
 
 	c := dialLocal(t, addr, "resumer", key)
 	c.SetReadLimit(notify.MaxMessageBytes)
