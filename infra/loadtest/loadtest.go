@@ -401,14 +401,14 @@ func startLocal(ctx context.Context, cfg Config, pairs []string) (base string, s
 		return "", nil, nil, err
 	}
 	var cleanup []func()
-	stop = func() {
+	stopAll := func() {
 		for _, f := range slices.Backward(cleanup) {
 			f()
 		}
 	}
 	defer func() {
 		if err != nil {
-			stop()
+			stopAll()
 		}
 	}()
 	if cfg.Server == "" {
@@ -425,27 +425,27 @@ func startLocal(ctx context.Context, cfg Config, pairs []string) (base string, s
 		}
 	}
 	base = fmt.Sprintf("127.0.0.1:%d", cfg.Port)
-	srv = exec.Command(cfg.Server, "--addr", base)
-	srv.Env = append(os.Environ(), "WSNOTIFY_API_KEYS="+strings.Join(pairs, ","))
+	cmd := exec.Command(cfg.Server, "--addr", base)
+	cmd.Env = append(os.Environ(), "WSNOTIFY_API_KEYS="+strings.Join(pairs, ","))
 	// The banner is of no use here, and the server's INFO lines (one per
 	// connect, disconnect and publish: tens of thousands in a run) would
 	// bury the report; warnings, errors and anything unexpected still show.
-	srv.Stdout, srv.Stderr = io.Discard, cfg.Log
+	cmd.Stdout, cmd.Stderr = io.Discard, cfg.Log
 	if !cfg.ServerInfo {
-		srv.Stderr = &dropInfo{w: cfg.Log}
+		cmd.Stderr = &dropInfo{w: cfg.Log}
 	}
-	if err := srv.Start(); err != nil {
+	if err := cmd.Start(); err != nil {
 		return "", nil, nil, fmt.Errorf("start local mode: %w", err)
 	}
 	exited := make(chan struct{}) // closed once local mode has exited: the wait below and the clean-up both see it
 	var exitErr error
-	go func() { exitErr = srv.Wait(); close(exited) }()
+	go func() { exitErr = cmd.Wait(); close(exited) }()
 	cleanup = append(cleanup, func() {
-		_ = srv.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-exited:
 		case <-time.After(30 * time.Second):
-			_ = srv.Process.Kill()
+			_ = cmd.Process.Kill()
 			<-exited
 		}
 	})
@@ -455,7 +455,7 @@ func startLocal(ctx context.Context, cfg Config, pairs []string) (base string, s
 		}
 		return "", nil, nil, err
 	}
-	return base, srv, stop, nil
+	return base, cmd, stopAll, nil
 }
 
 // connectAll opens the connections, Dialers at a time; connection i belongs

@@ -171,7 +171,9 @@ func (n *Notifier) Resume(ctx context.Context, req ResumeRequest) (ResumeResult,
 	}
 	r.res.Head = r.head
 	if sp, ok := n.pusher.(StreamPusher); ok {
-		return r.res, sp.PostStream(ctx, req.ConnectionID, r.next)
+		// Once the stream is set, the connection's writer owns r.
+		res := r.res
+		return res, sp.PostStream(ctx, req.ConnectionID, r.next)
 	}
 	return r.postAll(ctx)
 }
