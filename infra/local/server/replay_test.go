@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 	"golang.org/x/sync/errgroup"
@@ -14,6 +15,9 @@ import (
 	"github.com/wsnotify/wsnotify/shared/notify"
 	"github.com/wsnotify/wsnotify/shared/push/hub"
 )
+
+// replayWait bounds the wait for a whole replay.
+const replayWait = 2 * time.Minute
 
 // publishMany publishes n owner-wide job_complete events of owner, each of
 // a job of its own, in batches of 100.
@@ -90,7 +94,7 @@ func TestAResumeOfTheWholeHistoryIsPacedByTheConnection(t *testing.T) {
 	cfg := twoOwners()
 	cfg.Connections = hub.Config{QueueMessages: 4}
 	h := start(t, cfg)
-	const total, clients = notify.DefaultHistoryMaxEvents, 8
+	const total, clients = notify.DefaultHistoryMaxEvents, 4
 	publishMany(t, h, ownerA, total, completeEvent)
 
 	var g errgroup.Group
@@ -98,7 +102,9 @@ func TestAResumeOfTheWholeHistoryIsPacedByTheConnection(t *testing.T) {
 	for i := range clients {
 		c := h.connect(t, fmt.Sprintf("resumer-%d", i), keyA)
 		g.Go(func() error {
-			ctx, cancel := context.WithTimeout(context.Background(), 3*wait)
+			// Generous: under the race detector, checking each 128 KB
+			// message against the protocol's schemas is slow.
+			ctx, cancel := context.WithTimeout(context.Background(), replayWait)
 			defer cancel()
 			if err := c.Write(ctx, websocket.MessageText, []byte(`{"action":"resume","since":0}`)); err != nil {
 				return err
@@ -139,7 +145,7 @@ func TestAResumeOfTheWholeHistoryIsPacedByTheConnection(t *testing.T) {
 		// history, which keeps 10,000.
 		send(t, c, `{"action":"resume","since":3}`)
 		publishMany(t, h, ownerA, 3, func(i int) string { return completeEvent(total + i) })
-		ctx, cancel := context.WithTimeout(context.Background(), 3*wait)
+		ctx, cancel := context.WithTimeout(context.Background(), replayWait)
 		defer cancel()
 		st, err := readReplay(ctx, c)
 		if err != nil {
@@ -178,7 +184,7 @@ func TestAResumeWithoutSinceSendsAtMostTheMostRecentJobs(t *testing.T) {
 	publishMany(t, h, ownerA, running, func(i int) string { return progressEvent(fmt.Sprintf("job-%06d", i), i) })
 	c := h.connect(t, "fresh", keyA)
 	send(t, c, `{"action":"resume"}`)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*wait)
+	ctx, cancel := context.WithTimeout(context.Background(), replayWait)
 	defer cancel()
 	st, err := readReplay(ctx, c)
 	if err != nil {
