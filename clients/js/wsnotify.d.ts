@@ -52,6 +52,11 @@ export interface FileUploaded extends Published {
  *   before opening while the browser was online; the client stops
  *   ('closed'). A browser cannot see a refused handshake's status, so this
  *   is how a refused token ends there (see README.md).
+ * - `RESUME_FAILED`: `maxResumeFailures` connections in a row ended before
+ *   their resume completed; the client goes on from the current state
+ *   (events were missed: reload the application's state).
+ * - `SLOW_CONSUMER` (from the server): the connection is closed because it
+ *   did not read fast enough; the client reconnects and resumes.
  */
 export interface ErrorEvent extends Published {
   type: 'error';
@@ -118,6 +123,10 @@ export interface ConnectOptions {
   maxFailures?: number;
   /** Milliseconds an out-of-order event waits for the ones before it before they are asked for again, then skipped (default 5 s). */
   gapTimeout?: number;
+  /** Milliseconds after which an open connection that has received messages counts as healthy: the reconnect delay starts again from minDelay (default 10 s; a completed resume counts at once). */
+  stableAfter?: number;
+  /** Connections in a row that end before their resume completes, after which the client reports RESUME_FAILED and goes on from the current state (default 3). */
+  maxResumeFailures?: number;
 }
 
 /** Default values of the numeric options. */
@@ -128,6 +137,8 @@ export declare const defaults: Readonly<{
   maxDelay: number;
   maxFailures: number;
   gapTimeout: number;
+  stableAfter: number;
+  maxResumeFailures: number;
 }>;
 
 export interface Client {

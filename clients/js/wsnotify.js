@@ -21,6 +21,8 @@ export const defaults = Object.freeze({
   maxDelay: 30 * 1000,
   maxFailures: 10,
   gapTimeout: 5 * 1000,
+  stableAfter: 10 * 1000,
+  maxResumeFailures: 3,
 });
 
 // How many event ids are remembered to drop a redelivered event.
@@ -52,6 +54,7 @@ class Client {
   #retry = null; // the reconnect timer
   #attempt = 0; // reconnects since the last healthy connection
   #failures = 0; // consecutive handshakes that failed before 'open'
+  #resumeFailures = 0; // consecutive connections that ended before 'resumed'
   #pingTimer = null;
   #pongTimer = null;
 
@@ -140,7 +143,7 @@ class Client {
       if (this.#stopped) return;
     }
     const url = `${this.#opts.url}/api/v1/ws/${encodeURIComponent(this.#clientId)}?token=${encodeURIComponent(String(token))}`;
-    const conn = { ws: null, opened: false, status: null, canSeeStatus: false };
+    const conn = { ws: null, opened: false, status: null, canSeeStatus: false, received: 0, stable: null };
     try {
       conn.ws = new this.#WebSocket(url);
     } catch (err) {
@@ -168,9 +171,16 @@ class Client {
       if (conn !== this.#conn) return; // a state listener closed the client
       this.#resume(this.#seq === null);
       this.#pingTimer = setInterval(() => this.#ping(conn), this.#opts.pingInterval);
+      // A connection open for stableAfter that has carried messages is
+      // healthy whether or not its resume has ended: the backoff starts
+      // again from minDelay after it.
+      conn.stable = setTimeout(() => {
+        if (conn === this.#conn && conn.received > 0) this.#attempt = 0;
+      }, this.#opts.stableAfter);
     });
     ws.addEventListener('message', (msg) => {
       if (conn !== this.#conn) return;
+      conn.received++;
       this.#receive(msg.data);
     });
     ws.addEventListener('error', () => {}); // 'close' follows and says what to do
@@ -182,8 +192,21 @@ class Client {
 
   // #ended decides what follows the end of a connection (or of an attempt).
   #ended(conn) {
+    const resuming = this.#resuming !== null;
     this.#dropConn();
     if (this.#stopped) return;
+    if (conn.opened && resuming && this.#resumeFailures++ + 1 >= this.#opts.maxResumeFailures) {
+      // Resume after resume ended before 'resumed' (a replay this client
+      // cannot take, or a server closing it): say so, and start again from
+      // the current state rather than loop.
+      this.#resumeFailures = 0;
+      this.#seq = null;
+      this.#pending.clear();
+      this.#resumedSeq = 0;
+      this.#emitError('RESUME_FAILED',
+        `${this.#opts.maxResumeFailures} connections in a row ended before their resume completed: events were missed; reload the state`);
+      if (this.#stopped) return; // an error listener closed the client
+    }
     if (!conn.opened) {
       // Only where the status is unknown does a run of failures mean
       // anything, and not while the browser knows it is offline.
@@ -224,6 +247,7 @@ class Client {
   #dropConn() {
     const conn = this.#conn;
     this.#conn = null;
+    if (conn) clearTimeout(conn.stable);
     clearInterval(this.#pingTimer);
     clearTimeout(this.#pongTimer);
     clearTimeout(this.#gapTimer);
@@ -286,6 +310,15 @@ class Client {
     } catch {
       return; // not JSON: not for us
     }
+    if (msg?.type === 'replay' && Array.isArray(msg.events)) {
+      // Replayed events, packed: each as if it came alone.
+      for (const ev of msg.events) this.#handle(ev);
+      return;
+    }
+    this.#handle(msg);
+  }
+
+  #handle(msg) {
     if (msg === null || typeof msg !== 'object' || typeof msg.type !== 'string') return;
     // Replies to the client's own messages carry no id ('resumed' has a
     // seq: the head it caught up to).
@@ -337,6 +370,7 @@ class Client {
     const r = this.#resuming;
     this.#resuming = null;
     this.#attempt = 0; // the server has answered: this connection is healthy
+    this.#resumeFailures = 0;
     const head = Number.isSafeInteger(msg.seq) && msg.seq >= 0 ? msg.seq : null;
     if (r?.fresh) {
       r.buffer.sort((a, b) => a.seq - b.seq);

@@ -121,6 +121,40 @@ func TestTheServerSendsExactlyTheDocumentsExamples(t *testing.T) {
 	}
 }
 
+// TestTheResumeMessagesHaveSharedEventsFields holds the schemas of the
+// messages that answer a resume to their Go types in shared/event, field by
+// field, and checks that what the server sends of each is on the contract.
+func TestTheResumeMessagesHaveSharedEventsFields(t *testing.T) {
+	doc, err := asyncapi.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	replayed := json.RawMessage(`{"type":"job_complete","jobId":"j","status":"completed","organized":1,"failed":0,"id":"evt_1","seq":7}`)
+	for schema, sent := range map[string]any{
+		"Resumed":   event.Resumed{Type: "resumed", Seq: 7, Replayed: 1, More: true},
+		"Replay":    event.Replay{Type: "replay", Events: []json.RawMessage{replayed}},
+		"ResumeGap": event.ResumeGap{Type: event.TypeError, Error: "gone", Code: event.CodeResumeGap, OldestSeq: 3},
+	} {
+		t.Run(schema, func(t *testing.T) {
+			v, err := doc.Lookup("/components/schemas/" + schema + "/properties")
+			if err != nil {
+				t.Fatal(err)
+			}
+			schemaFields := map[string]string{}
+			for name, p := range v.(map[string]any) {
+				schemaFields[name] = jsonType(t, doc, p.(map[string]any))
+			}
+			if goFields := jsonFields(reflect.TypeOf(sent)); !reflect.DeepEqual(goFields, schemaFields) {
+				t.Errorf("fields and JSON types:\nshared/event %v\nschema       %v", goFields, schemaFields)
+			}
+			out, _ := json.Marshal(sent)
+			if err := doc.CheckReceived(out); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
 // inexpressible lists the rules of shared/event that the schemas do not
 // state, and why. Samples that need one name it; every rule here must be
 // named by a sample, so the list cannot outlive its reason.
@@ -292,6 +326,10 @@ func jsonFields(typ reflect.Type) map[string]string {
 			fields[name] = "number"
 		case reflect.Int, reflect.Int32, reflect.Int64:
 			fields[name] = "integer"
+		case reflect.Bool:
+			fields[name] = "boolean"
+		case reflect.Slice:
+			fields[name] = "array"
 		default:
 			fields[name] = "unknown Go kind " + f.Type.Kind().String()
 		}
@@ -314,6 +352,8 @@ func jsonType(t *testing.T, doc *asyncapi.Document, schema map[string]any) strin
 		switch c.(type) {
 		case string:
 			return "string"
+		case bool:
+			return "boolean"
 		default:
 			return fmt.Sprintf("const %T", c)
 		}

@@ -65,6 +65,10 @@ const (
 	envEndpoint     = "WSNOTIFY_DYNAMODB_ENDPOINT"
 	envTokenSecrets = "WSNOTIFY_TOKEN_SECRETS"
 	envManagement   = "WSNOTIFY_MANAGEMENT_ENDPOINT"
+	// The aud and iss a minted token carries, as local mode requires them
+	// (--token-audience, --token-issuer): one environment mints what it accepts.
+	envTokenAudience = "WSNOTIFY_TOKEN_AUDIENCE"
+	envTokenIssuer   = "WSNOTIFY_TOKEN_ISSUER"
 )
 
 // minPrefix is the shortest hash prefix revoke accepts: auth.Prefix's length,
@@ -83,9 +87,11 @@ commands:
                                     Management API at URL (default $WSNOTIFY_MANAGEMENT_ENDPOINT):
                                     the stack's ManagementApiEndpoint output, or local mode's
                                     http://127.0.0.1:8000/local
-  mint --owner ID [--ttl 10m] [--token-secret S]
+  mint --owner ID [--ttl 10m] [--token-secret S] [--audience AUD] [--issuer ISS]
                                     print a signed token for an owner, signed with the first
-                                    secret of --token-secret or $WSNOTIFY_TOKEN_SECRETS; no table
+                                    secret of --token-secret or $WSNOTIFY_TOKEN_SECRETS, with the
+                                    aud and iss the service requires (default
+                                    $WSNOTIFY_TOKEN_AUDIENCE, $WSNOTIFY_TOKEN_ISSUER); no table
 
 flags of every command but mint:
   --table NAME      DynamoDB table (default $WSNOTIFY_TABLE)
@@ -197,10 +203,12 @@ func (c cli) run(ctx context.Context, args []string) error {
 		ttl := fs.Duration("ttl", 10*time.Minute, "")
 		var secrets stringList
 		fs.Var(&secrets, "token-secret", "")
+		audience := fs.String("audience", c.getenv(envTokenAudience), "")
+		issuer := fs.String("issuer", c.getenv(envTokenIssuer), "")
 		if err := c.parse(fs, args); err != nil {
 			return err
 		}
-		return c.mint(*owner, *ttl, secrets)
+		return c.mint(*owner, *ttl, secrets, auth.TokenScope{Audience: *audience, Issuer: *issuer})
 	case "help", "-h", "--help":
 		fmt.Fprint(c.stdout, usage)
 		return nil
@@ -449,7 +457,7 @@ func readKey(r io.Reader) (string, error) {
 // mint prints a signed token for owner, valid for ttl. It refuses what the
 // service would refuse: a secret under 32 bytes, a bad owner id, a ttl
 // past the default maximum lifetime.
-func (c cli) mint(owner string, ttl time.Duration, flagSecrets []string) error {
+func (c cli) mint(owner string, ttl time.Duration, flagSecrets []string, scope auth.TokenScope) error {
 	if !event.ValidOwnerID(owner) {
 		return usagef("mint needs --owner, 1-%d characters of A-Z a-z 0-9 . _ : @ -", event.MaxOwnerIDLength)
 	}
@@ -470,7 +478,7 @@ func (c cli) mint(owner string, ttl time.Duration, flagSecrets []string) error {
 		return err
 	}
 	now := c.now()
-	token, err := auth.MintToken(secrets[0], owner, ttl, now)
+	token, err := auth.MintToken(secrets[0], owner, ttl, now, scope)
 	if err != nil {
 		return err
 	}

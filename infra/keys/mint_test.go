@@ -77,6 +77,33 @@ func TestMintTakesTheFlagsSecretOverTheEnvironments(t *testing.T) {
 	}
 }
 
+func TestMintSetsTheAudienceAndIssuerTheServiceRequires(t *testing.T) {
+	scoped := auth.NewTokenVerifier(auth.StaticSecrets{[]byte(signingSecret)}, auth.TokenConfig{
+		Audience: "wsnotify", Issuer: "https://app.example.com", Now: func() time.Time { return created }})
+	for name, tt := range map[string]struct {
+		env  map[string]string
+		args []string
+	}{
+		"from the environment": {map[string]string{envTokenSecrets: signingSecret, envTokenAudience: "wsnotify", envTokenIssuer: "https://app.example.com"}, nil},
+		"from the flags":       {map[string]string{envTokenSecrets: signingSecret, envTokenAudience: "other"}, []string{"--audience", "wsnotify", "--issuer", "https://app.example.com"}},
+	} {
+		stdout, _, err := invoke(t, tt.env, "", noTable, append([]string{"mint", "--owner", "acct_42"}, tt.args...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := scoped.Verify(context.Background(), strings.TrimSpace(stdout)); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	stdout, _, err := invoke(t, map[string]string{envTokenSecrets: signingSecret}, "", noTable, "mint", "--owner", "acct_42")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := scoped.Verify(context.Background(), strings.TrimSpace(stdout)); !errors.Is(err, auth.ErrUnauthorized) {
+		t.Fatalf("a token minted without aud and iss: %v, want refused where they are required", err)
+	}
+}
+
 func TestMintRefusesWhatTheServiceWouldRefuse(t *testing.T) {
 	good := map[string]string{envTokenSecrets: signingSecret}
 	for _, tt := range []struct {

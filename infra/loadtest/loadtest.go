@@ -10,6 +10,7 @@
 //	go run ./infra/loadtest -connections 10000 -owners 100 -events 300 -rate 50
 //	go run ./infra/loadtest -connections 10000 -owners 1 -events 200 -rate 20   # a broadcast
 //	go run ./infra/loadtest -connections 10000 -owners 1 -events 200 -rates 10,20,40
+//	go run ./infra/loadtest -resume-events 1000 -connections 200   # 200 clients resume 1,000 events at once
 //
 // With -rates it runs once per rate and reports the largest rate, in
 // deliveries per second, at which nothing was lost and p99 stayed within
@@ -196,9 +197,23 @@ func main() {
 	rates := flag.String("rates", "", "comma-separated events per second: one run each, instead of -rate")
 	p99 := flag.Duration("p99", 100*time.Millisecond, "with -rates, the p99 a rate must keep to count as sustained")
 	jsonOut := flag.Bool("json", false, "print the reports as JSON, one a line")
+	resumeEvents := flag.Int("resume-events", 0, "instead of the publishing load: publish this many events to one owner, then have -connections clients of it resume them all at once")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *resumeEvents > 0 {
+		rep, err := RunResume(ctx, cfg, *resumeEvents)
+		if *jsonOut {
+			_ = json.NewEncoder(os.Stdout).Encode(rep)
+		} else {
+			fmt.Printf("%s\n", rep)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadtest:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	sweep := []float64{cfg.Rate}
 	if *rates != "" {
 		sweep = nil
@@ -246,22 +261,6 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if cfg.Dialers < 1 {
 		cfg.Dialers = 1
 	}
-	if err := raiseFileLimit(); err != nil {
-		return Report{}, err
-	}
-	if cfg.Server == "" {
-		dir, err := os.MkdirTemp("", "wsnotify-loadtest")
-		if err != nil {
-			return Report{}, err
-		}
-		defer os.RemoveAll(dir)
-		cfg.Server = dir + "/local"
-		build := exec.CommandContext(ctx, "go", "build", "-o", cfg.Server, "./infra/local")
-		build.Stdout, build.Stderr = cfg.Log, cfg.Log
-		if err := build.Run(); err != nil {
-			return Report{}, fmt.Errorf("build local mode: %w", err)
-		}
-	}
 	// A key per 100 connections of an owner: local mode lets a key connect
 	// 100 times at once (its burst), so that even one owner of 10,000
 	// connections connects at full speed.
@@ -275,37 +274,11 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 			pairs = append(pairs, fmt.Sprintf("%s=owner-%04d", key, i))
 		}
 	}
-	base := fmt.Sprintf("127.0.0.1:%d", cfg.Port)
-	srv := exec.Command(cfg.Server, "--addr", base)
-	srv.Env = append(os.Environ(), "WSNOTIFY_API_KEYS="+strings.Join(pairs, ","))
-	// The banner is of no use here, and the server's INFO lines (one per
-	// connect, disconnect and publish: tens of thousands in a run) would
-	// bury the report; warnings, errors and anything unexpected still show.
-	srv.Stdout, srv.Stderr = io.Discard, cfg.Log
-	if !cfg.ServerInfo {
-		srv.Stderr = &dropInfo{w: cfg.Log}
-	}
-	if err := srv.Start(); err != nil {
-		return Report{}, fmt.Errorf("start local mode: %w", err)
-	}
-	exited := make(chan struct{}) // closed once local mode has exited: the wait below and the clean-up both see it
-	var exitErr error
-	go func() { exitErr = srv.Wait(); close(exited) }()
-	defer func() {
-		_ = srv.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			_ = srv.Process.Kill()
-			<-exited
-		}
-	}()
-	if err := waitReady(ctx, "http://"+base+"/", exited); err != nil {
-		if errors.Is(err, errExited) {
-			err = fmt.Errorf("%w (%v)", err, exitErr)
-		}
+	base, srv, stopServer, err := startLocal(ctx, cfg, pairs)
+	if err != nil {
 		return Report{}, err
 	}
+	defer stopServer()
 	rep := Report{Connections: cfg.Connections, Owners: cfg.Owners}
 	rep.ServerRSSIdle = rss(srv.Process.Pid)
 
@@ -418,6 +391,71 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	rep.Rate = cfg.Rate
 	rep.DeliveriesPerSecond = cfg.Rate * float64(cfg.Connections) / float64(cfg.Owners)
 	return rep, nil
+}
+
+// startLocal builds local mode unless cfg.Server names a binary, starts it
+// on cfg.Port with the API keys of pairs (key=owner), and waits until it
+// answers. stop ends it and removes what was built.
+func startLocal(ctx context.Context, cfg Config, pairs []string) (base string, srv *exec.Cmd, stop func(), err error) {
+	if err := raiseFileLimit(); err != nil {
+		return "", nil, nil, err
+	}
+	var cleanup []func()
+	stopAll := func() {
+		for _, f := range slices.Backward(cleanup) {
+			f()
+		}
+	}
+	defer func() {
+		if err != nil {
+			stopAll()
+		}
+	}()
+	if cfg.Server == "" {
+		dir, err := os.MkdirTemp("", "wsnotify-loadtest")
+		if err != nil {
+			return "", nil, nil, err
+		}
+		cleanup = append(cleanup, func() { os.RemoveAll(dir) })
+		cfg.Server = dir + "/local"
+		build := exec.CommandContext(ctx, "go", "build", "-o", cfg.Server, "./infra/local")
+		build.Stdout, build.Stderr = cfg.Log, cfg.Log
+		if err := build.Run(); err != nil {
+			return "", nil, nil, fmt.Errorf("build local mode: %w", err)
+		}
+	}
+	base = fmt.Sprintf("127.0.0.1:%d", cfg.Port)
+	cmd := exec.Command(cfg.Server, "--addr", base)
+	cmd.Env = append(os.Environ(), "WSNOTIFY_API_KEYS="+strings.Join(pairs, ","))
+	// The banner is of no use here, and the server's INFO lines (one per
+	// connect, disconnect and publish: tens of thousands in a run) would
+	// bury the report; warnings, errors and anything unexpected still show.
+	cmd.Stdout, cmd.Stderr = io.Discard, cfg.Log
+	if !cfg.ServerInfo {
+		cmd.Stderr = &dropInfo{w: cfg.Log}
+	}
+	if err := cmd.Start(); err != nil {
+		return "", nil, nil, fmt.Errorf("start local mode: %w", err)
+	}
+	exited := make(chan struct{}) // closed once local mode has exited: the wait below and the clean-up both see it
+	var exitErr error
+	go func() { exitErr = cmd.Wait(); close(exited) }()
+	cleanup = append(cleanup, func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+	if err := waitReady(ctx, "http://"+base+"/", exited); err != nil {
+		if errors.Is(err, errExited) {
+			err = fmt.Errorf("%w (%v)", err, exitErr)
+		}
+		return "", nil, nil, err
+	}
+	return base, cmd, stopAll, nil
 }
 
 // connectAll opens the connections, Dialers at a time; connection i belongs

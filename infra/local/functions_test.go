@@ -20,6 +20,39 @@ import (
 	"github.com/wsnotify/wsnotify/shared/testenv"
 )
 
+// binariesBackend is where the Lambda binaries keep their table: the
+// store on it, its endpoint and name, and each function's environment
+// given the Management API endpoint it pushes to.
+type binariesBackend struct {
+	st              *dynamo.Store
+	endpoint, table string
+	functionEnv     func(id, management string) []string
+}
+
+// enforcedIAM is the IAM-enforcing moto of env: each binary holds the keys
+// of an IAM user with exactly its role.
+func enforcedIAM(env *iamcheck.Env) binariesBackend {
+	return binariesBackend{
+		st: dynamo.New(env.DynamoDB(), iamcheck.TableName), endpoint: env.Endpoint, table: iamcheck.TableName,
+		functionEnv: func(id, management string) []string {
+			return env.FunctionEnv(id, "MANAGEMENT_API_ENDPOINT="+management)
+		},
+	}
+}
+
+// dynaliteTable is a fresh dynalite holding the template's table, for a
+// suite that measures rather than checks grants: moto, a Python server,
+// takes some 40 times longer to write a large history.
+func dynaliteTable(t *testing.T, table string) binariesBackend {
+	endpoint := testenv.Dynalite(t)
+	return binariesBackend{
+		st: dynamo.New(testenv.Table(t, endpoint, table), table), endpoint: endpoint, table: table,
+		functionEnv: func(_, management string) []string {
+			return testenv.FunctionEnv(table, endpoint, management)
+		},
+	}
+}
+
 // startBinaries runs the five Lambda binaries under the Runtime Interface
 // Emulator on the IAM-enforcing moto of env (each with the keys of an IAM
 // user holding exactly its role), its table holding key for owner, pushing
@@ -28,7 +61,16 @@ import (
 // and the emulators.
 func startBinaries(ctx context.Context, t *testing.T, env *iamcheck.Env, key, owner string) (string, *dynamo.Store, map[string]*testenv.Lambda) {
 	t.Helper()
-	st := dynamo.New(env.DynamoDB(), iamcheck.TableName)
+	return startBinariesOn(ctx, t, enforcedIAM(env), key, owner, func(stageURL string) string { return stageURL })
+}
+
+// startBinariesOn is startBinaries on a backend of the caller's choosing,
+// with the functions' Management API endpoint of its choosing: management
+// gets local mode's stage URL and returns the endpoint to give them (a
+// stand-in in front of it).
+func startBinariesOn(ctx context.Context, t *testing.T, b binariesBackend, key, owner string, management func(stageURL string) string) (string, *dynamo.Store, map[string]*testenv.Lambda) {
+	t.Helper()
+	st := b.st
 	if err := st.PutKey(ctx, auth.Key{Hash: auth.Hash(key), OwnerID: owner, Name: "test", CreatedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
@@ -39,12 +81,11 @@ func startBinaries(ctx context.Context, t *testing.T, env *iamcheck.Env, key, ow
 		t.Fatal(err)
 	}
 	addr := l.Addr().String()
-	lambdas := testenv.StartFunctionsEach(t, func(id string) []string {
-		return env.FunctionEnv(id, "MANAGEMENT_API_ENDPOINT=http://"+addr+"/"+iamcheck.Stage)
-	})
+	stageURL := management("http://" + addr + "/" + iamcheck.Stage)
+	lambdas := testenv.StartFunctionsEach(t, func(id string) []string { return b.functionEnv(id, stageURL) })
 	// Local mode on the functions' table, with the key the table already
 	// holds: a restart with the same --api-key must work.
-	args := []string{"--addr", addr, "--dynamodb-endpoint", env.Endpoint, "--table", iamcheck.TableName, "--api-key", key + "=" + owner}
+	args := []string{"--addr", addr, "--dynamodb-endpoint", b.endpoint, "--table", b.table, "--api-key", key + "=" + owner}
 	for name, l := range lambdas {
 		args = append(args, "--function-endpoint", name+"="+l.URL)
 	}

@@ -91,9 +91,10 @@ func resumeSuite(t *testing.T, env *iamcheck.Env) {
 			t.Fatalf("after %d messages (%d distinct events, resumed at %d): %v", received, len(idOf), resumedAt, err)
 		}
 		var m struct {
-			Type string `json:"type"`
-			ID   string `json:"id"`
-			Seq  int64  `json:"seq"`
+			Type   string            `json:"type"`
+			ID     string            `json:"id"`
+			Seq    int64             `json:"seq"`
+			Events []json.RawMessage `json:"events"`
 		}
 		if err := json.Unmarshal(data, &m); err != nil {
 			t.Fatal(err)
@@ -102,17 +103,26 @@ func resumeSuite(t *testing.T, env *iamcheck.Env) {
 			resumedAt = m.Seq
 			continue
 		}
-		received++
-		if m.ID == "" || m.Seq < 1 || m.Seq > total {
-			t.Fatalf("event without its place in the stream: %s", data)
+		events := []json.RawMessage{data}
+		if m.Type == "replay" {
+			events = m.Events
 		}
-		if s, ok := seqOf[m.ID]; ok && s != m.Seq {
-			t.Fatalf("id %s came with seq %d and %d", m.ID, s, m.Seq)
+		for _, raw := range events {
+			if err := json.Unmarshal(raw, &m); err != nil {
+				t.Fatal(err)
+			}
+			received++
+			if m.ID == "" || m.Seq < 1 || m.Seq > total {
+				t.Fatalf("event without its place in the stream: %s", raw)
+			}
+			if s, ok := seqOf[m.ID]; ok && s != m.Seq {
+				t.Fatalf("id %s came with seq %d and %d", m.ID, s, m.Seq)
+			}
+			if id, ok := idOf[m.Seq]; ok && id != m.ID {
+				t.Fatalf("seq %d came as %s and %s", m.Seq, id, m.ID)
+			}
+			seqOf[m.ID], idOf[m.Seq] = m.Seq, m.ID
 		}
-		if id, ok := idOf[m.Seq]; ok && id != m.ID {
-			t.Fatalf("seq %d came as %s and %s", m.Seq, id, m.ID)
-		}
-		seqOf[m.ID], idOf[m.Seq] = m.Seq, m.ID
 	}
 	if err := publishing.Wait(); err != nil {
 		t.Fatal(err)

@@ -209,6 +209,45 @@ func TestSignedTokensThroughRealWebSocketClients(t *testing.T) {
 	}
 }
 
+// TestTokenAudienceAndIssuerAreRequiredWhenConfigured runs local mode with
+// --token-audience and --token-issuer (the issuer from the environment): a
+// token minted with them connects, one without them, or for another
+// service, is refused with 401.
+func TestTokenAudienceAndIssuerAreRequiredWhenConfigured(t *testing.T) {
+	t.Parallel()
+	r := runLocalMode(t, map[string]string{envTokenSecrets: tokenSecret, envTokenIssuer: "https://app.example.com"},
+		"--token-audience", "wsnotify")
+	now := time.Now()
+	mint := func(scope auth.TokenScope) string {
+		token, err := auth.MintToken([]byte(tokenSecret), "acct_a", 10*time.Minute, now, scope)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return token
+	}
+	dialLocal(t, r.addr, "scoped", mint(auth.TokenScope{Audience: "wsnotify", Issuer: "https://app.example.com"}))
+	for _, tt := range []struct {
+		name   string
+		scope  auth.TokenScope
+		reason string
+	}{
+		{"without aud and iss", auth.TokenScope{}, "has no aud"},
+		{"for another service", auth.TokenScope{Audience: "billing", Issuer: "https://app.example.com"}, "aud does not name this service"},
+		{"from another issuer", auth.TokenScope{Audience: "wsnotify", Issuer: "https://elsewhere.example.com"}, "iss is not the issuer"},
+	} {
+		id := "refused-" + strings.ReplaceAll(tt.name, " ", "-")
+		if status, _ := refusedWith(t, r.addr, id, mint(tt.scope), ""); status != http.StatusUnauthorized {
+			t.Errorf("a token %s: status %d, want 401", tt.name, status)
+		}
+		if line := waitLogged(t, r.logs, `msg="token refused"`, "clientId="+id+" "); !strings.Contains(line, tt.reason) {
+			t.Errorf("a token %s: log line %q does not say %q", tt.name, line, tt.reason)
+		}
+	}
+	if !strings.Contains(r.stdout.String(), `aud "wsnotify" and iss "https://app.example.com"`) {
+		t.Errorf("the banner does not name the required aud and iss:\n%s", r.stdout.String())
+	}
+}
+
 // nodeMintedToken runs infra/node/mint-token.js, docs/keys-and-tokens.md's Node snippet,
 // as a backend would.
 func nodeMintedToken(t *testing.T, owner, secret string) string {

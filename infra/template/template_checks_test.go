@@ -105,9 +105,12 @@ const connectionsOf = "Sub(arn:${AWS::Partition}:execute-api:${AWS::Region}:${AW
 var managementGrants = map[string][]string{
 	"ConnectFunction":    {"execute-api:ManageConnections on " + fmt.Sprintf(connectionsOf, "GET")}, // is a stale record's connection gone?
 	"DisconnectFunction": nil,
-	"DefaultFunction":    {"execute-api:ManageConnections on " + fmt.Sprintf(connectionsOf, "POST")}, // a resume's replay
-	"JobEventsFunction":  {"execute-api:ManageConnections on " + fmt.Sprintf(connectionsOf, "POST")},
-	"S3UploadFunction":   {"execute-api:ManageConnections on " + fmt.Sprintf(connectionsOf, "POST")},
+	"DefaultFunction": {
+		"execute-api:ManageConnections on " + fmt.Sprintf(connectionsOf, "POST"),   // a resume's replay
+		"execute-api:ManageConnections on " + fmt.Sprintf(connectionsOf, "DELETE"), // closing a sender of junk
+	},
+	"JobEventsFunction": {"execute-api:ManageConnections on " + fmt.Sprintf(connectionsOf, "POST")},
+	"S3UploadFunction":  {"execute-api:ManageConnections on " + fmt.Sprintf(connectionsOf, "POST")},
 }
 
 func TestFunctionsAreGrantedExactlyTheirManagementAPICalls(t *testing.T) {
@@ -220,6 +223,8 @@ var envValues = map[string]string{
 	app.EnvJobDeadLetterQueueURL: "Ref(JobEventsDeadLetterQueue)",
 	app.EnvTokenSecretID:         "Ref(TokenSecretName)",
 	app.EnvTokenMaxTTL:           "Ref(TokenMaxTTL)",
+	app.EnvTokenAudience:         "Ref(TokenAudience)",
+	app.EnvTokenIssuer:           "Ref(TokenIssuer)",
 	app.EnvHistoryTTL:            "Ref(HistoryTTL)",
 	app.EnvHistoryMaxEvents:      "Ref(HistoryMaxEvents)",
 	app.EnvMetricsNamespace:      "Ref(MetricsNamespace)",

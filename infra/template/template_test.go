@@ -355,7 +355,7 @@ func TestTheFunctionTableComesFromTheTemplate(t *testing.T) {
 	}
 	want := []string{
 		`ConnectFunction dir=connect timeout=10s route="$connect"`,
-		`DefaultFunction dir=default timeout=10s route="$default"`,
+		`DefaultFunction dir=default timeout=29s route="$default"`,
 		`DisconnectFunction dir=disconnect timeout=10s route="$disconnect"`,
 		`JobEventsFunction dir=jobevents timeout=10s route=""`,
 		`S3UploadFunction dir=s3upload timeout=30s route=""`,

@@ -68,7 +68,8 @@ func build(ctx context.Context, cfg Config, log *slog.Logger, m Metrics) (*notif
 		// The client is cheap to build; the secret itself is read on the
 		// first signed token, so API-key connects never wait for it.
 		secrets := awssecrets.New(secretsmanager.NewFromConfig(awsCfg), cfg.TokenSecretID)
-		authn.WithTokens(auth.NewTokenVerifier(secrets, auth.TokenConfig{MaxTTL: cfg.TokenMaxTTL}))
+		authn.WithTokens(auth.NewTokenVerifier(secrets, auth.TokenConfig{MaxTTL: cfg.TokenMaxTTL,
+			Audience: cfg.TokenAudience, Issuer: cfg.TokenIssuer}))
 	}
 	return notify.New(authn, store, pusher, log, ncfg), awsCfg, nil
 }

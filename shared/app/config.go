@@ -40,6 +40,10 @@ const (
 	// (empty: signed tokens off); EnvTokenMaxTTL bounds their lifetime.
 	EnvTokenSecretID = "TOKEN_SECRET_ID"
 	EnvTokenMaxTTL   = "TOKEN_MAX_TTL"
+	// EnvTokenAudience and EnvTokenIssuer, when set, are required in every
+	// signed token: its aud must name the one, its iss be the other.
+	EnvTokenAudience = "TOKEN_AUDIENCE"
+	EnvTokenIssuer   = "TOKEN_ISSUER"
 	// EnvHistoryTTL and EnvHistoryMaxEvents bound each owner's history of
 	// events for resume: kept this long, and at most this many.
 	EnvHistoryTTL       = "HISTORY_TTL"
@@ -150,6 +154,14 @@ var (
 		c.TokenMaxTTL = d
 		return nil
 	}}
+	tokenAudience = setting{Var{EnvTokenAudience, true}, func(c *Config, v string) error {
+		c.TokenAudience = v
+		return nil
+	}}
+	tokenIssuer = setting{Var{EnvTokenIssuer, true}, func(c *Config, v string) error {
+		c.TokenIssuer = v
+		return nil
+	}}
 	historyTTL = setting{Var{EnvHistoryTTL, true}, func(c *Config, v string) error {
 		if v == "" {
 			return nil
@@ -204,7 +216,7 @@ var (
 
 // functions is the table: the variables each function's main reads.
 var functions = map[Function][]setting{
-	ConnectFunction:    {tableName, managementEndpoint, dynamoDBEndpoint, allowedOrigins, tokenSecretID, tokenMaxTTL, metricsNamespace, logLevel, memorySize},
+	ConnectFunction:    {tableName, managementEndpoint, dynamoDBEndpoint, allowedOrigins, tokenSecretID, tokenMaxTTL, tokenAudience, tokenIssuer, metricsNamespace, logLevel, memorySize},
 	DisconnectFunction: {tableName, managementEndpoint, dynamoDBEndpoint, metricsNamespace, logLevel, memorySize},
 	// $default answers a ping through its route response; a resume reads
 	// the history and posts the replay through the Management API.
@@ -264,6 +276,10 @@ type Config struct {
 	HistoryMaxEvents int
 	// TokenMaxTTL is how far ahead a signed token's exp may lie (0: auth's default).
 	TokenMaxTTL time.Duration
+	// TokenAudience and TokenIssuer, when set, must be a signed token's
+	// aud (one of them) and iss.
+	TokenAudience string
+	TokenIssuer   string
 	// MetricsNamespace is the CloudWatch namespace the function's metrics
 	// go to (DefaultMetricsNamespace when the variable is unset).
 	MetricsNamespace string

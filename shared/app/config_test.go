@@ -101,9 +101,10 @@ func TestFromEnv(t *testing.T) {
 	})
 	t.Run("the signed-token settings of ConnectFunction", func(t *testing.T) {
 		env := map[string]string{EnvTableName: "t", EnvManagementEndpoint: full[EnvManagementEndpoint],
-			EnvTokenSecretID: "wsnotify/token-secrets", EnvTokenMaxTTL: "30m"}
+			EnvTokenSecretID: "wsnotify/token-secrets", EnvTokenMaxTTL: "30m", EnvTokenAudience: "wsnotify", EnvTokenIssuer: "https://app.example.com"}
 		cfg, err := FromEnv(ConnectFunction, lookupFrom(env))
-		if err != nil || cfg.TokenSecretID != "wsnotify/token-secrets" || cfg.TokenMaxTTL != 30*time.Minute {
+		if err != nil || cfg.TokenSecretID != "wsnotify/token-secrets" || cfg.TokenMaxTTL != 30*time.Minute ||
+			cfg.TokenAudience != "wsnotify" || cfg.TokenIssuer != "https://app.example.com" {
 			t.Fatalf("cfg = %+v, %v", cfg, err)
 		}
 		for _, bad := range []string{"forever", "-1h", "0s"} {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -98,6 +99,11 @@ type TokenConfig struct {
 	MaxTTL time.Duration
 	// Leeway is the clock skew allowed on exp, nbf and iat (default DefaultTokenLeeway).
 	Leeway time.Duration
+	// Audience and Issuer, when set, are required: a token must name
+	// Audience among its aud and carry iss Issuer, so that a token signed
+	// with the same secret for another service opens nothing here.
+	Audience string
+	Issuer   string
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -168,6 +174,18 @@ func (v *TokenVerifier) Verify(ctx context.Context, token string) (string, error
 	if ahead := claims.ExpiresAt.Sub(v.cfg.Now()); ahead > v.cfg.MaxTTL+v.cfg.Leeway {
 		return "", refuse("signed token expires %s ahead, more than the %s allowed", ahead.Round(time.Second), v.cfg.MaxTTL)
 	}
+	if a := v.cfg.Audience; a != "" && !slices.Contains(claims.Audience, a) {
+		if len(claims.Audience) == 0 {
+			return "", refuse("signed token has no aud: this service requires %q", a)
+		}
+		return "", refuse("signed token aud does not name this service (%q)", a)
+	}
+	if i := v.cfg.Issuer; i != "" && claims.Issuer != i {
+		if claims.Issuer == "" {
+			return "", refuse("signed token has no iss: this service requires %q", i)
+		}
+		return "", refuse("signed token iss is not the issuer this service trusts (%q)", i)
+	}
 	if claims.Subject == "" {
 		return "", refuse("signed token has no sub")
 	}
@@ -232,10 +250,18 @@ func IsSignedToken(token string) bool {
 	return true
 }
 
+// TokenScope is what a token names besides its owner: the service it is
+// for (aud) and who issued it (iss). Empty fields are left out.
+type TokenScope struct {
+	Audience string
+	Issuer   string
+}
+
 // MintToken returns a token for owner, valid from now for ttl, signed with
-// secret: what an app's backend does for each browser session (the README
-// shows it in Node and Go). infra/keys mint and the tests use it.
-func MintToken(secret []byte, owner string, ttl time.Duration, now time.Time) (string, error) {
+// secret, naming scope's audience and issuer if given: what an app's backend
+// does for each browser session (the README shows it in Node and Go).
+// infra/keys mint and the tests use it.
+func MintToken(secret []byte, owner string, ttl time.Duration, now time.Time, scope ...TokenScope) (string, error) {
 	if len(secret) < MinSecretBytes {
 		return "", fmt.Errorf("token secret is %d bytes: at least %d are needed", len(secret), MinSecretBytes)
 	}
@@ -249,6 +275,14 @@ func MintToken(secret []byte, owner string, ttl time.Duration, now time.Time) (s
 		Subject:   owner,
 		IssuedAt:  jwt.NewNumericDate(now),
 		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+	}
+	for _, sc := range scope {
+		if sc.Audience != "" {
+			claims.Audience = append(claims.Audience, sc.Audience)
+		}
+		if sc.Issuer != "" {
+			claims.Issuer = sc.Issuer
+		}
 	}
 	token, err := jwt.NewWithClaims(signingMethod, claims).SignedString(secret)
 	if err != nil {

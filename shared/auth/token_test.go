@@ -166,6 +166,50 @@ func TestVerifyMaxTTLIsConfigurable(t *testing.T) {
 	}
 }
 
+func TestVerifyRequiresAudienceAndIssuerWhenConfigured(t *testing.T) {
+	scoped := NewTokenVerifier(StaticSecrets{secretNew}, TokenConfig{Audience: "wsnotify", Issuer: "https://app.example.com",
+		Now: func() time.Time { return tokenNow }})
+	good := with(with(claimsFor("acct_42"), "aud", "wsnotify"), "iss", "https://app.example.com")
+	for _, tt := range []struct {
+		name   string
+		claims jwt.MapClaims
+		says   string // "" if accepted
+	}{
+		{"aud and iss as configured", good, ""},
+		{"aud as a list naming this service", with(good, "aud", []string{"billing", "wsnotify"}), ""},
+		{"no aud", with(good, "aud", nil), "has no aud"},
+		{"another service's aud", with(good, "aud", "billing"), "aud does not name this service"},
+		{"no iss", with(good, "iss", nil), "has no iss"},
+		{"another issuer", with(good, "iss", "https://evil.example.com"), "iss is not the issuer"},
+	} {
+		_, err := scoped.Verify(context.Background(), sign(t, jwt.SigningMethodHS256, secretNew, tt.claims))
+		switch {
+		case tt.says == "" && err != nil:
+			t.Errorf("%s: %v", tt.name, err)
+		case tt.says != "" && (!errors.Is(err, ErrUnauthorized) || !strings.Contains(err.Error(), tt.says)):
+			t.Errorf("%s: %v, want a refusal saying %q", tt.name, err, tt.says)
+		}
+	}
+	t.Run("unconfigured, a token without them is accepted", func(t *testing.T) {
+		if _, err := testVerifier().Verify(context.Background(), sign(t, jwt.SigningMethodHS256, secretNew, claimsFor("acct_42"))); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("MintToken sets them", func(t *testing.T) {
+		token, err := MintToken(secretNew, "acct_42", time.Minute, tokenNow, TokenScope{Audience: "wsnotify", Issuer: "https://app.example.com"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if owner, err := scoped.Verify(context.Background(), token); err != nil || owner != "acct_42" {
+			t.Fatalf("Verify = %q, %v", owner, err)
+		}
+		unscoped, _ := MintToken(secretNew, "acct_42", time.Minute, tokenNow)
+		if _, err := scoped.Verify(context.Background(), unscoped); !errors.Is(err, ErrUnauthorized) {
+			t.Fatalf("a token minted without aud/iss: %v, want refused", err)
+		}
+	})
+}
+
 type failingSecrets struct{}
 
 func (failingSecrets) TokenSecrets(context.Context) ([][]byte, error) {

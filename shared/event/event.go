@@ -435,6 +435,17 @@ type Resumed struct {
 	Type     string `json:"type"` // "resumed"
 	Seq      int64  `json:"seq"`
 	Replayed int    `json:"replayed"`
+	// More is set when a resume without since sent the state of only the
+	// most recently active running jobs: more were running.
+	More bool `json:"more,omitempty"`
+}
+
+// Replay carries replayed events, in seq order, each as it was published
+// (with its id and seq): a resume packs them into as few messages as the
+// message limit allows. Only a client that resumes ever gets one.
+type Replay struct {
+	Type   string            `json:"type"` // "replay"
+	Events []json.RawMessage `json:"events"`
 }
 
 // CodeResumeGap is the code of the error sent when a resume asks for events

@@ -327,6 +327,11 @@ func TestParseAction(t *testing.T) {
 		{"null", `null`, false, "", "must be a JSON object"},
 		{"no action", `{"type":"ping"}`, false, "", `no "action"`},
 		{"a numeric action", `{"action":1}`, false, "", `"action" must be a string`},
+		{"a null action", `{"action":null}`, false, "", `"action" must be a string`},
+		{"a boolean action", `{"action":true}`, false, "", `"action" must be a string`},
+		{"an object action", `{"action":{"name":"ping"}}`, false, "", `"action" must be a string`},
+		{"an array action", `{"action":["ping"]}`, false, "", `"action" must be a string`},
+		{"a string action after spaces", `{"action":  "ping"}`, false, "ping", ""},
 		{"a binary frame", `eyJhY3Rpb24iOiJwaW5nIn0=`, true, "", "binary messages are not supported"},
 		{"an overlong action", `{"action":"` + strings.Repeat("a", 65) + `"}`, false, "", "longer than 64"},
 	}

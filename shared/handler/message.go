@@ -3,11 +3,14 @@ package handler
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"strconv"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/wsnotify/wsnotify/shared/event"
 	"github.com/wsnotify/wsnotify/shared/notify"
 	"github.com/wsnotify/wsnotify/shared/text"
 )
@@ -25,10 +28,23 @@ type Resumer interface {
 type Default struct {
 	log     *slog.Logger
 	resumer Resumer // nil: resume is refused
+	closer  Closer  // nil: a connection sending junk is never closed
+	bad     *badMessages
 }
 
-// NewDefault returns the $default handler; r serves resume requests.
-func NewDefault(log *slog.Logger, r Resumer) *Default { return &Default{log: log, resumer: r} }
+// Closer closes a connection after sending it a last message: the Notifier.
+type Closer interface {
+	CloseConnection(ctx context.Context, connectionID string, msg []byte) error
+}
+
+// NewDefault returns the $default handler; r serves resume requests and,
+// if it is a Closer too (the Notifier), closes connections that send too
+// many bad messages.
+func NewDefault(log *slog.Logger, r Resumer) *Default {
+	d := &Default{log: log, resumer: r, bad: newBadMessages(time.Now)}
+	d.closer, _ = r.(Closer)
+	return d
+}
 
 // pong is the reply to {"action":"ping"}. Clients ping to keep the
 // connection alive: API Gateway's 10-minute idle timeout is reset only by
@@ -43,7 +59,17 @@ func (h *Default) Handle(ctx context.Context, req events.APIGatewayWebsocketProx
 	}
 	connID := req.RequestContext.ConnectionID
 	refuse := func(err error) (events.APIGatewayProxyResponse, error) {
-		h.log.InfoContext(ctx, "bad client message", "connectionId", connID, "reason", notify.ErrorMessage(err))
+		v := h.bad.note(connID)
+		if v.log {
+			attrs := []any{"connectionId", connID, "reason", notify.ErrorMessage(err)}
+			if v.suppressed > 0 {
+				attrs = append(attrs, "notLogged", v.suppressed)
+			}
+			h.log.InfoContext(ctx, "bad client message", attrs...)
+		}
+		if v.close && h.closer != nil {
+			return h.closeJunk(ctx, connID, v.total)
+		}
 		return reply(ErrorJSON(err))
 	}
 	msg, err := ParseMessage(req.Body, req.IsBase64Encoded)
@@ -74,6 +100,18 @@ func (h *Default) Handle(ctx context.Context, req events.APIGatewayWebsocketProx
 	}
 }
 
+// closeJunk closes a connection that sent MaxBadMessages bad messages,
+// telling it why first.
+func (h *Default) closeJunk(ctx context.Context, connID string, total int) (events.APIGatewayProxyResponse, error) {
+	msg, _ := json.Marshal(event.Error{Type: event.TypeError, Code: CodeTooManyBadMessages,
+		Error: fmt.Sprintf("%d messages the server could not understand: the connection is closed", total)})
+	h.log.InfoContext(ctx, "closing a connection that sent too many bad messages", "connectionId", connID, "badMessages", total)
+	if err := h.closer.CloseConnection(ctx, connID, msg); err != nil {
+		h.log.ErrorContext(ctx, "close failed", "connectionId", connID, "err", err)
+	}
+	return events.APIGatewayProxyResponse{StatusCode: 200}, nil
+}
+
 // maxActionLength bounds the action name echoed back in an error message.
 const maxActionLength = 64
 
@@ -99,8 +137,10 @@ func ParseMessage(body string, binary bool) (Message, error) {
 	if !ok {
 		return Message{}, notify.Errorf(notify.CodeInvalid, "message has no \"action\" field")
 	}
+	// json.Unmarshal leaves a string alone for null: only a JSON string is
+	// an action, whatever other JSON type (null included) is sent.
 	var msg Message
-	if err := json.Unmarshal(raw, &msg.Action); err != nil {
+	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &msg.Action) != nil {
 		return Message{}, notify.Errorf(notify.CodeInvalid, "\"action\" must be a string")
 	}
 	if len(msg.Action) > maxActionLength {

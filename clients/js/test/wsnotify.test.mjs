@@ -379,10 +379,117 @@ test('a listener that throws does not keep the event from the others', async () 
   }
 });
 
+// ---- the fresh resume (no seq yet): the snapshot is buffered until 'resumed' ----
+
+test('a fresh resume delivers one event per seq, even when two of the snapshot share a seq', async () => {
+  const { client, Socket, ids } = setup();
+  const s = await socket(Socket, 0);
+  s.open();
+  // Two events under one seq (different ids): only the first is the one at that seq.
+  s.push(ev(4, { jobId: 'a', id: 'first' }), ev(4, { jobId: 'a', id: 'again' }), { type: 'resumed', seq: 4, replayed: 2 });
+  assert.deepEqual(ids(), ['first']);
+  assert.equal(client.seq, 4);
+  client.close();
+});
+
+test('a fresh resume holds back a live event past the head until the events before it arrive', async () => {
+  const { client, Socket, seen } = setup({ gapTimeout: 60000 });
+  const s = await socket(Socket, 0);
+  s.open();
+  // 12 arrives live before 'resumed' says the snapshot ends at 10; 11 comes after.
+  s.push(ev(4), ev(12), { type: 'resumed', seq: 10, replayed: 1 });
+  assert.deepEqual(seen.map((e) => e.seq), [4], 'seq 12 must wait for 11');
+  s.push(ev(11));
+  assert.deepEqual(seen.map((e) => e.seq), [4, 11, 12]);
+  client.close();
+});
+
+test('events held back are dropped when their seq was delivered or is held already', async () => {
+  const { client, Socket, ids } = setup({ gapTimeout: 20 });
+  const s = await socket(Socket, 0);
+  s.open();
+  s.push(ev(9, { id: 'nine' }), ev(13, { id: 'early' }), ev(13, { id: 'early-twin' }), { type: 'resumed', seq: 10, replayed: 1 });
+  // The head itself again, under another id, and 13 again: none is new.
+  s.push(ev(10, { id: 'ten-again' }), ev(13, { id: 'early-again' }), ev(11, { id: 'eleven' }), ev(12, { id: 'twelve' }));
+  assert.deepEqual(ids(), ['nine', 'eleven', 'twelve', 'early']);
+  assert.equal(client.seq, 13);
+  // Nothing is missing now: no event may stay held (one would be asked for
+  // again after gapTimeout). Waiting for something not to happen takes a
+  // wait: five gap timeouts.
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  assert.deepEqual(s.sent, [{ action: 'resume' }], 'a held-back duplicate stayed pending and was asked for again');
+  client.close();
+});
+
+// ---- replay messages, backoff, failed resumes ----
+
+test('unpacks replay messages into events, in seq order, once each', async () => {
+  const { client, Socket, seen } = setup();
+  const s1 = await socket(Socket, 0);
+  s1.open();
+  s1.push({ type: 'resumed', seq: 2, replayed: 0 });
+  s1.drop();
+  const s2 = await socket(Socket, 1);
+  s2.open();
+  s2.push({ type: 'replay', events: [ev(3), ev(4)] }, { type: 'replay', events: [ev(4), ev(5)] }, { type: 'resumed', seq: 5, replayed: 3 }, ev(6));
+  assert.deepEqual(seen.map((e) => e.seq), [3, 4, 5, 6]);
+  client.close();
+});
+
+test('the reconnect delay starts again after a connection that stayed open and carried messages, without resumed', async () => {
+  const { client, Socket } = setup({ minDelay: 40, maxDelay: 10000, stableAfter: 30, maxResumeFailures: 100 });
+  const s1 = await socket(Socket, 0);
+  s1.open();
+  s1.push({ type: 'resumed', seq: 0, replayed: 0 });
+  // Five connections that end at once, each before its resume completes:
+  // the next delay would be 640-1280 ms.
+  let s = s1;
+  for (let i = 1; i <= 5; i++) {
+    s.drop(1013);
+    s = await socket(Socket, i);
+    s.open();
+  }
+  // This one carries events for longer than stableAfter, then ends.
+  s.push(ev(1));
+  await new Promise((resolve) => setTimeout(resolve, 60));
+  s.drop(1013);
+  const dropped = Date.now();
+  await socket(Socket, 6);
+  const delay = Date.now() - dropped;
+  assert.ok(delay < 250, `the delay after a healthy connection was ${delay} ms; want minDelay's 20-40 ms`);
+  client.close();
+});
+
+test('connections that end before their resume completes end in RESUME_FAILED, then a fresh start', async () => {
+  const { client, Socket, seen } = setup({ maxResumeFailures: 2 });
+  const s1 = await socket(Socket, 0);
+  s1.open();
+  s1.push({ type: 'resumed', seq: 5, replayed: 0 });
+  s1.drop();
+  const s2 = await socket(Socket, 1);
+  s2.open();
+  assert.deepEqual(s2.sent, [{ action: 'resume', since: 5 }]);
+  s2.push({ type: 'replay', events: [ev(6)] });
+  s2.drop(1013);
+  const s3 = await socket(Socket, 2);
+  s3.open();
+  assert.deepEqual(s3.sent, [{ action: 'resume', since: 6 }]);
+  s3.drop(1013);
+  assert.deepEqual(seen.map((e) => e.code ?? e.seq), [6, 'RESUME_FAILED']);
+  const s4 = await socket(Socket, 3);
+  s4.open();
+  assert.deepEqual(s4.sent, [{ action: 'resume' }], 'after RESUME_FAILED, the current state');
+  s4.push(ev(9, { jobId: 'b' }), { type: 'resumed', seq: 9, replayed: 1 });
+  assert.deepEqual(seen.map((e) => e.code ?? e.seq), [6, 'RESUME_FAILED', 9]);
+  client.close();
+});
+
 test('refuses options it cannot work with', () => {
   assert.throws(() => connect({ token: 'k' }), /url is required/);
   assert.throws(() => connect({ url: 'ws://x' }), /token is required/);
   assert.throws(() => connect({ url: 'ws://x', token: 'k', WebSocket: null, pingInterval: -1 }), /WebSocket|pingInterval/);
   assert.throws(() => connect({ url: 'ws://x', token: 'k', WebSocket: FakeSocket, pingInterval: 'soon' }), /pingInterval/);
   assert.equal(defaults.pingInterval, 5 * 60 * 1000);
+  assert.equal(defaults.stableAfter, 10 * 1000);
+  assert.equal(defaults.maxResumeFailures, 3);
 });

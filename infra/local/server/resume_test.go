@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/coder/websocket"
@@ -36,17 +37,47 @@ type msg struct {
 	Error    string `json:"error"`
 	Replayed int    `json:"replayed"`
 	Oldest   int64  `json:"oldestSeq"`
+	More     bool   `json:"more"`
+	// Events are a replay message's; readMsg hands them out one by one,
+	// each with replayed set.
+	Events   []json.RawMessage `json:"events"`
+	replayed bool
 	raw      string
 }
 
+// unread holds the events of replay messages not yet handed out, by connection.
+var unread sync.Map // *asyncapi.Conn → []json.RawMessage
+
+// readMsg returns the next message a client received; the events of a
+// replay message come one at a time, as if each were a message.
 func readMsg(t *testing.T, c *asyncapi.Conn) msg {
 	t.Helper()
+	if held, ok := unread.Load(c); ok && len(held.([]json.RawMessage)) > 0 {
+		events := held.([]json.RawMessage)
+		unread.Store(c, events[1:])
+		m := decodeMsg(t, events[0])
+		m.replayed = true
+		return m
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	_, data, err := c.Read(ctx)
 	if err != nil {
 		t.Fatalf("read: %v", err)
 	}
+	m := decodeMsg(t, data)
+	if m.Type == "replay" {
+		if len(m.Events) == 0 {
+			t.Fatalf("an empty replay message: %s", data)
+		}
+		unread.Store(c, m.Events)
+		return readMsg(t, c)
+	}
+	return m
+}
+
+func decodeMsg(t *testing.T, data []byte) msg {
+	t.Helper()
 	var m msg
 	if err := json.Unmarshal(data, &m); err != nil {
 		t.Fatalf("message %s: %v", data, err)

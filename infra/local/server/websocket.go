@@ -198,7 +198,7 @@ func (s *Server) routeMessage(c *wsConn, typ websocket.MessageType, data []byte,
 	if len(reply) == 0 {
 		return
 	}
-	if err := s.hub.Post(ctx, c.ID(), reply); err != nil {
+	if err := s.hub.PostReply(ctx, c.ID(), reply); err != nil {
 		log.Info("route response not sent", "err", err)
 	}
 }

@@ -136,6 +136,7 @@ func final(err error) aws.Ternary {
 type connectionsAPI interface {
 	PostToConnection(ctx context.Context, in *apigatewaymanagementapi.PostToConnectionInput, optFns ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.PostToConnectionOutput, error)
 	GetConnection(ctx context.Context, in *apigatewaymanagementapi.GetConnectionInput, optFns ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.GetConnectionOutput, error)
+	DeleteConnection(ctx context.Context, in *apigatewaymanagementapi.DeleteConnectionInput, optFns ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.DeleteConnectionOutput, error)
 }
 
 // Pusher sends messages to API Gateway WebSocket connections. It is safe for
@@ -168,6 +169,19 @@ func (p *Pusher) Post(ctx context.Context, connectionID string, data []byte) err
 	})
 	if err != nil {
 		return fmt.Errorf("post to connection %s: %w", connectionID, classify(err))
+	}
+	return nil
+}
+
+// CloseConnection implements notify.Closer with DeleteConnection; a
+// connection already gone is not an error.
+func (p *Pusher) CloseConnection(ctx context.Context, connectionID string) error {
+	_, err := p.api.DeleteConnection(ctx, &apigatewaymanagementapi.DeleteConnectionInput{
+		ConnectionId: aws.String(connectionID),
+	})
+	var gone *types.GoneException
+	if err != nil && !errors.As(err, &gone) {
+		return fmt.Errorf("delete connection %s: %w", connectionID, err)
 	}
 	return nil
 }

@@ -21,6 +21,11 @@ import (
 type fakeAPI struct {
 	post func(in *apigatewaymanagementapi.PostToConnectionInput) error
 	get  func(in *apigatewaymanagementapi.GetConnectionInput) error
+	del  func(in *apigatewaymanagementapi.DeleteConnectionInput) error
+}
+
+func (f fakeAPI) DeleteConnection(_ context.Context, in *apigatewaymanagementapi.DeleteConnectionInput, _ ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.DeleteConnectionOutput, error) {
+	return &apigatewaymanagementapi.DeleteConnectionOutput{}, f.del(in)
 }
 
 func (f fakeAPI) PostToConnection(_ context.Context, in *apigatewaymanagementapi.PostToConnectionInput, _ ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.PostToConnectionOutput, error) {
@@ -154,5 +159,26 @@ func TestAlive(t *testing.T) {
 				t.Errorf("Alive error = %v, want an error: %v", err, !gone)
 			}
 		})
+	}
+}
+
+func TestCloseConnectionDeletesItAndTakesGoneAsDone(t *testing.T) {
+	var deleted []string
+	for _, tt := range []struct {
+		name    string
+		err     error
+		wantErr bool
+	}{{"deleted", nil, false}, {"already gone", &types.GoneException{}, false}, {"refused", errNetwork, true}} {
+		log, _ := testLogger()
+		p := apigw.New(fakeAPI{del: func(in *apigatewaymanagementapi.DeleteConnectionInput) error {
+			deleted = append(deleted, *in.ConnectionId)
+			return tt.err
+		}}, log)
+		if err := p.CloseConnection(context.Background(), connID); (err != nil) != tt.wantErr || (err != nil && !errors.Is(err, errNetwork)) {
+			t.Errorf("%s: err = %v", tt.name, err)
+		}
+	}
+	if len(deleted) != 3 || deleted[0] != connID {
+		t.Fatalf("deleted %v", deleted)
 	}
 }

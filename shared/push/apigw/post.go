@@ -58,6 +58,11 @@ func (c *Client) GetConnection(ctx context.Context, in *apigatewaymanagementapi.
 	return c.sdk.GetConnection(ctx, in, optFns...)
 }
 
+// DeleteConnection is the SDK client's.
+func (c *Client) DeleteConnection(ctx context.Context, in *apigatewaymanagementapi.DeleteConnectionInput, optFns ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.DeleteConnectionOutput, error) {
+	return c.sdk.DeleteConnection(ctx, in, optFns...)
+}
+
 // PostToConnection sends in.Data to the connection, retrying as NewClient
 // says. optFns are not supported (no caller passes any) and refused.
 func (c *Client) PostToConnection(ctx context.Context, in *apigatewaymanagementapi.PostToConnectionInput, optFns ...func(*apigatewaymanagementapi.Options)) (*apigatewaymanagementapi.PostToConnectionOutput, error) {

@@ -1,7 +1,9 @@
 package hub
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/wsnotify/wsnotify/shared/event"
 	"github.com/wsnotify/wsnotify/shared/notify"
 )
 
@@ -58,6 +61,17 @@ type Conn struct {
 	idle       *time.Timer
 	maxAge     *time.Timer
 	cutoff     *time.Timer // drops a slow consumer's socket after slowConsumerGrace
+	// stream, while a replay runs, gives the writer its next message
+	// once the streamAfter messages queued before it are written; what is
+	// queued meanwhile waits for the stream to end (PostStream).
+	stream      func(context.Context) ([]byte, error)
+	streamAfter int
+	// farewell is written before the close frame of a connection closed
+	// as a slow consumer: the client learns why (an error event).
+	farewell []byte
+	// reply is the route response queued and not yet written, if any: an
+	// identical one posted meanwhile is not queued again (PostReply).
+	reply []byte
 }
 
 func newConn(id string, peer Peer, now time.Time, cfg Config, log *slog.Logger, counts *counts) *Conn {
@@ -145,6 +159,11 @@ func (c *Conn) readLoop(ws *websocket.Conn, onMessage func(websocket.MessageType
 				return websocket.StatusAbnormalClosure, ""
 			}
 		}
+		if !c.isOpen() {
+			// Closing (deleted, slow, …): like API Gateway, routes no more
+			// of its messages while the close completes.
+			continue
+		}
 		c.touch(time.Now())
 		if typ == websocket.MessageText && !utf8.Valid(data) {
 			// RFC 6455 §8.1: a text message that is not UTF-8 fails the
@@ -215,7 +234,7 @@ func (c *Conn) leave() {
 // stack for writing: at 10,000 mostly idle connections, a writer each,
 // parked on a channel, was a quarter of local mode's memory. c.mu is held.
 func (c *Conn) kick() {
-	if c.writing || c.ws == nil || (c.queue.Len() == 0 && c.state != closing) {
+	if c.writing || c.ws == nil || (c.queue.Len() == 0 && c.stream == nil && c.state != closing) {
 		return
 	}
 	c.writing = true
@@ -243,20 +262,39 @@ func (c *Conn) stopTimers() {
 // client id is free again without waiting for the write timeout.
 func (c *Conn) enqueue(data []byte) error {
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.enqueueLocked(data)
+}
+
+func (c *Conn) enqueueLocked(data []byte) error {
 	if c.state != open {
-		c.mu.Unlock()
 		return fmt.Errorf("post to %s: %w", c.id, notify.ErrGone)
 	}
 	if !c.queue.Push(data) {
 		n, size := c.queue.Len(), c.queue.Size()
+		c.farewell = slowConsumerError(n, size)
 		c.closeLocked(StatusSlowConsumer, ReasonSlowConsumer, false)
 		c.counts.slowConsumer.Add(1)
 		c.cutoff = time.AfterFunc(slowConsumerGrace, c.abort)
-		c.mu.Unlock()
 		return fmt.Errorf("post to %s: outgoing queue full (%d messages, %d bytes), closing slow consumer: %w", c.id, n, size, notify.ErrGone)
 	}
 	c.kick()
-	c.mu.Unlock()
+	return nil
+}
+
+// enqueueReply queues a route response unless the same answer is queued
+// already and not yet written: a client that sends a thousand pings before
+// it reads owes one pong, not a thousand.
+func (c *Conn) enqueueReply(data []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.reply != nil && bytes.Equal(c.reply, data) && c.state == open {
+		return nil
+	}
+	if err := c.enqueueLocked(data); err != nil {
+		return err
+	}
+	c.reply = data
 	return nil
 }
 
@@ -280,7 +318,30 @@ func (c *Conn) writeQueued() {
 			close(c.writerDone) // writing stays set: no writer starts again
 			return
 		}
+		if c.stream != nil && c.streamAfter == 0 {
+			next := c.stream
+			c.mu.Unlock()
+			data, err := c.pull(next)
+			if err != nil || data == nil {
+				c.mu.Lock()
+				c.stream = nil
+				c.mu.Unlock()
+				if err != nil {
+					c.log.Error("replay failed", "connectionId", c.id, "err", err)
+					c.close(websocket.StatusInternalError, "replay failed", false)
+				}
+				continue
+			}
+			c.writeOrBreak(data)
+			continue
+		}
 		data, ok := c.queue.Pop()
+		if ok && c.streamAfter > 0 {
+			c.streamAfter--
+		}
+		if ok && c.reply != nil && len(data) > 0 && &data[0] == &c.reply[0] {
+			c.reply = nil // written from now on: the next answer is owed again
+		}
 		if !ok {
 			c.writing = false
 			idle := c.writerIdle
@@ -291,12 +352,46 @@ func (c *Conn) writeQueued() {
 			return
 		}
 		c.mu.Unlock()
-		if err := c.write(data); err != nil {
-			c.log.Info("write to connection failed", "connectionId", c.id, "err", err)
-			c.close(websocket.StatusAbnormalClosure, "write failed", false)
-			_ = c.ws.CloseNow() // whatever close came first: the WebSocket is broken
-		}
+		c.writeOrBreak(data)
 	}
+}
+
+// writeOrBreak writes data; a failed write breaks the connection.
+func (c *Conn) writeOrBreak(data []byte) {
+	if err := c.write(data); err != nil {
+		c.log.Info("write to connection failed", "connectionId", c.id, "err", err)
+		c.close(websocket.StatusAbnormalClosure, "write failed", false)
+		_ = c.ws.CloseNow() // whatever close came first: the WebSocket is broken
+	}
+}
+
+// pull asks a stream for its next message, within one write timeout.
+func (c *Conn) pull(next func(context.Context) ([]byte, error)) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.WriteTimeout)
+	defer cancel()
+	return next(ctx)
+}
+
+// setStream starts a stream (see Hub.PostStream).
+func (c *Conn) setStream(next func(context.Context) ([]byte, error)) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.state != open:
+		return fmt.Errorf("stream to %s: %w", c.id, notify.ErrGone)
+	case c.stream != nil:
+		return notify.Errorf(notify.CodeInvalid, "a replay is already under way on this connection: wait for its resumed message")
+	}
+	c.stream, c.streamAfter = next, c.queue.Len()
+	c.kick()
+	return nil
+}
+
+// slowConsumerError is the error event a slow consumer gets before its close.
+func slowConsumerError(n, size int) []byte {
+	msg, _ := json.Marshal(event.Error{Type: event.TypeError, Code: CodeSlowConsumer,
+		Error: fmt.Sprintf("the connection did not read fast enough (%d messages, %d bytes waiting) and is closed; reconnect and resume", n, size)})
+	return msg
 }
 
 func (c *Conn) write(data []byte) error {
@@ -310,8 +405,14 @@ func (c *Conn) write(data []byte) error {
 // finish writes what a draining close must deliver, then closes.
 func (c *Conn) finish() {
 	c.mu.Lock()
-	code, reason, drain := c.code, c.reason, c.drain
+	code, reason, drain, farewell := c.code, c.reason, c.drain, c.farewell
 	c.mu.Unlock()
+	if farewell != nil {
+		// Bounded by the slow consumer's cutoff: its socket may take nothing.
+		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.WriteTimeout)
+		_ = c.ws.Write(ctx, websocket.MessageText, farewell)
+		cancel()
+	}
 	if drain {
 		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.WriteTimeout)
 		for data, ok := c.next(); ok; data, ok = c.next() {

@@ -67,6 +67,10 @@ const (
 	ReasonTooBig       = "message too big"
 )
 
+// CodeSlowConsumer is the code of the error event a connection closed as a
+// slow consumer gets before its close frame.
+const CodeSlowConsumer = "SLOW_CONSUMER"
+
 // slowConsumerGrace is how long a connection closed as a slow consumer may
 // take to finish the write in flight before its socket is dropped. A client
 // that still reads takes a queued message in far less and then gets the
@@ -152,7 +156,7 @@ type Hub struct {
 	wg sync.WaitGroup
 }
 
-var _ notify.OrderedPusher = (*Hub)(nil)
+var _ notify.StreamPusher = (*Hub)(nil)
 
 // New returns an empty Hub.
 func New(cfg Config) (*Hub, error) {
@@ -237,6 +241,21 @@ func (h *Hub) post(ctx context.Context, connectionID string, data []byte) (*Conn
 	return c, c.enqueue(data)
 }
 
+// PostReply queues a route response (the answer to a client's message) as
+// Post does, except that an answer identical to one still queued is not
+// queued again: a client that pipelines pings gets the pongs it still owes
+// coalesced, so answering a flood costs a bounded queue.
+func (h *Hub) PostReply(ctx context.Context, connectionID string, data []byte) error {
+	if len(data) > notify.MaxMessageBytes {
+		return h.Post(ctx, connectionID, data) // refused as Post refuses it
+	}
+	c := h.get(connectionID)
+	if c == nil {
+		return fmt.Errorf("post to %s: %w", connectionID, notify.ErrGone)
+	}
+	return c.enqueueReply(data)
+}
+
 // PostEvent implements notify.OrderedPusher: Post, and the connection
 // remembers the first owner-wide event it got live, so that a resume does
 // not send it again what it has.
@@ -247,6 +266,18 @@ func (h *Hub) PostEvent(ctx context.Context, connectionID string, data []byte, s
 	}
 	c.firstSeq.CompareAndSwap(0, seq)
 	return nil
+}
+
+// PostStream implements notify.StreamPusher: the connection's writer pulls
+// the stream's messages one at a time as it writes them, after what is
+// queued now; what is posted meanwhile is queued behind the stream. A replay
+// of any size so holds one message at a time and never fills the queue.
+func (h *Hub) PostStream(_ context.Context, connectionID string, next func(context.Context) ([]byte, error)) error {
+	c := h.get(connectionID)
+	if c == nil {
+		return fmt.Errorf("stream to %s: %w", connectionID, notify.ErrGone)
+	}
+	return c.setStream(next)
 }
 
 // FirstSeq implements notify.OrderedPusher.
@@ -283,6 +314,11 @@ func (h *Hub) Close(connectionID string) error {
 		return fmt.Errorf("delete %s: %w", connectionID, notify.ErrGone)
 	}
 	return nil
+}
+
+// CloseConnection implements notify.Closer: Close.
+func (h *Hub) CloseConnection(_ context.Context, connectionID string) error {
+	return h.Close(connectionID)
 }
 
 // Len returns the number of connections from Reserve to Release. Zero means
