@@ -43,6 +43,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/wsnotify/wsnotify/shared/auth"
+	"github.com/wsnotify/wsnotify/shared/notify"
 	"github.com/wsnotify/wsnotify/shared/store/dynamo"
 )
 
@@ -229,9 +230,12 @@ func (s *smoke) run(ctx context.Context) error {
 		if err := c.send(ctx, `{"action":"resume","since":0}`); err != nil {
 			return "", err
 		}
+		// The replay comes packed in replay messages, then resumed.
 		replayed := map[string]bool{}
 		if _, err := c.await(ctx, s.wait, func(m message) bool {
-			replayed[m.ID] = m.ID != ""
+			for _, e := range append(m.Events, m) {
+				replayed[e.ID] = e.ID != ""
+			}
 			return m.Type == "resumed"
 		}); err != nil {
 			return "", err
@@ -271,6 +275,8 @@ type message struct {
 	Seq   int64  `json:"seq"`
 	JobID string `json:"jobId"`
 	Name  string `json:"name"`
+	// Events are a replay message's events.
+	Events []message `json:"events"`
 }
 
 type client struct{ conn *websocket.Conn }
@@ -303,6 +309,7 @@ func (s *smoke) dial(ctx context.Context, clientID, token string) (*client, erro
 		}
 		return nil, err
 	}
+	conn.SetReadLimit(notify.MaxMessageBytes) // a replay message is up to the API's message limit
 	return &client{conn: conn}, nil
 }
 
