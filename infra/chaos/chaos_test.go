@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -32,8 +33,8 @@ var (
 type scenario struct {
 	name  string
 	short bool // also in the short set `go test ./...` runs
-	// fault turns the fault on.
-	fault func(t *testing.T, r *rig)
+	// fault turns the fault on, for the clients cls.
+	fault func(t *testing.T, r *rig, cls []*client)
 	// healAfter, if set, heals the fault that long after it was turned on,
 	// while the producers go on (their retries outlast it); otherwise it is
 	// healed once every producer has finished.
@@ -41,37 +42,51 @@ type scenario struct {
 }
 
 var scenarios = []scenario{
-	{name: "DynamoDB connections reset mid-request", short: true, fault: func(t *testing.T, r *rig) {
+	{name: "DynamoDB connections reset mid-request", short: true, fault: func(t *testing.T, r *rig, _ []*client) {
 		r.dynamo.toxic(t, `{"type":"reset_peer","stream":"upstream","toxicity":0.3,"attributes":{"timeout":20}}`)
 	}},
-	{name: "Management API 500 burst", short: true, fault: func(t *testing.T, r *rig) {
+	{name: "Management API 500 burst", short: true, fault: func(t *testing.T, r *rig, _ []*client) {
 		r.manage.http.set(&faultPlan{answers: []answer{internalError}, every: 2, burst: 40})
 	}},
-	{name: "DynamoDB latency 50 ms", fault: func(t *testing.T, r *rig) {
+	{name: "DynamoDB latency 50 ms", fault: func(t *testing.T, r *rig, _ []*client) {
 		r.dynamo.toxic(t, `{"type":"latency","attributes":{"latency":50}}`)
 	}},
-	{name: "DynamoDB latency 2 s", healAfter: 20 * time.Second, fault: func(t *testing.T, r *rig) {
+	{name: "DynamoDB latency 2 s", healAfter: 20 * time.Second, fault: func(t *testing.T, r *rig, _ []*client) {
 		r.dynamo.toxic(t, `{"type":"latency","attributes":{"latency":2000}}`)
 	}},
-	{name: "DynamoDB bandwidth 8 KB/s", fault: func(t *testing.T, r *rig) {
+	{name: "DynamoDB bandwidth 8 KB/s", fault: func(t *testing.T, r *rig, _ []*client) {
 		r.dynamo.toxic(t, `{"type":"bandwidth","attributes":{"rate":8}}`)
 	}},
-	{name: "DynamoDB blackhole 12 s (beyond the SDK timeouts)", healAfter: 12 * time.Second, fault: func(t *testing.T, r *rig) {
+	{name: "DynamoDB blackhole 12 s (beyond the SDK timeouts)", healAfter: 12 * time.Second, fault: func(t *testing.T, r *rig, _ []*client) {
 		r.dynamo.toxic(t, `{"type":"timeout","attributes":{"timeout":0}}`)
 	}},
-	{name: "DynamoDB throttling and 500s (1 in 3)", fault: func(t *testing.T, r *rig) {
+	{name: "DynamoDB throttling and 500s (1 in 3)", fault: func(t *testing.T, r *rig, _ []*client) {
 		r.dynamo.http.set(&faultPlan{answers: []answer{throughputExceeded, throttling, dynamoInternal}, every: 3})
 	}},
-	{name: "Management API 429 burst", fault: func(t *testing.T, r *rig) {
+	{name: "Management API 429 burst", fault: func(t *testing.T, r *rig, _ []*client) {
 		r.manage.http.set(&faultPlan{answers: []answer{tooManyRequests}, every: 1, burst: 40})
 	}},
-	{name: "Management API latency 2 s", healAfter: 20 * time.Second, fault: func(t *testing.T, r *rig) {
+	{name: "Management API latency 2 s", healAfter: 20 * time.Second, fault: func(t *testing.T, r *rig, _ []*client) {
 		r.manage.toxic(t, `{"type":"latency","attributes":{"latency":2000}}`)
 	}},
-	{name: "Management API connections reset", fault: func(t *testing.T, r *rig) {
+	{name: "Management API connections reset", fault: func(t *testing.T, r *rig, _ []*client) {
 		r.manage.toxic(t, `{"type":"reset_peer","stream":"upstream","toxicity":0.3,"attributes":{"timeout":20}}`)
 	}},
-	{name: "dead-letter queue unreachable", fault: func(t *testing.T, r *rig) {
+	{name: "job events binary killed mid-batch", fault: func(t *testing.T, r *rig, cls []*client) {
+		// Slow pushes keep a batch in flight long enough to be cut.
+		r.manage.toxic(t, `{"type":"latency","attributes":{"latency":30}}`)
+		r.busy.Go(func() { killMidBatch(t, r, cls[0], 5) })
+	}},
+	{name: "local mode restarted mid-stream", fault: func(t *testing.T, r *rig, cls []*client) {
+		r.busy.Go(func() {
+			if waitRaw(cls[0], 8) {
+				if err := r.restart(); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}},
+	{name: "dead-letter queue unreachable", fault: func(t *testing.T, r *rig, _ []*client) {
 		r.sqs.toxic(t, `{"type":"reset_peer","attributes":{"timeout":0}}`)
 	}},
 }
@@ -85,14 +100,17 @@ const (
 	// maxReceive is the source's attempts at a record before it moves it to
 	// its dead-letter queue, as SQS's redrive policy does (maxReceiveCount).
 	maxReceive = 5
+	// redeliverWithin bounds the source's redeliveries after the heal:
+	// longer than the lease of a dead publisher's claim on an event (1 min).
+	redeliverWithin = 90 * time.Second
 	// recoverWithin bounds the time from the heal to every client caught up.
-	recoverWithin = 60 * time.Second
+	recoverWithin = redeliverWithin + 30*time.Second
 )
 
 // figures are a scenario's measured outcome.
 type figures struct {
-	published, deliveries, duplicates, retries, redriven, deadLetters, lost, injected int
-	recovery, slowestInvoke                                                           time.Duration
+	published, deliveries, duplicates, gaps, retries, redriven, deadLetters, lost, injected int
+	recovery, slowestInvoke                                                                 time.Duration
 }
 
 func TestChaos(t *testing.T) {
@@ -105,8 +123,8 @@ func TestChaos(t *testing.T) {
 		}
 		ok := t.Run(sc.name, func(t *testing.T) {
 			f := runScenario(t, r, sc, fmt.Sprintf("acct_chaos_%d", i))
-			rows = append(rows, fmt.Sprintf("| %s | %d | %d | %d | %d | %d | %d | %d | %d | %s | %s |",
-				sc.name, f.published, f.deliveries, f.duplicates, f.retries, f.redriven, f.deadLetters, f.lost, f.injected,
+			rows = append(rows, fmt.Sprintf("| %s | %d | %d | %d | %d | %d | %d | %d | %d | %d | %s | %s |",
+				sc.name, f.published, f.deliveries, f.duplicates, f.gaps, f.retries, f.redriven, f.deadLetters, f.lost, f.injected,
 				f.recovery.Round(10*time.Millisecond), f.slowestInvoke.Round(10*time.Millisecond)))
 			t.Logf("%+v", f)
 		})
@@ -116,8 +134,8 @@ func TestChaos(t *testing.T) {
 		}
 	}
 	table := strings.Join(append([]string{
-		"| scenario | events | deliveries | raw duplicates | retries | to source DLQ | to job DLQ (invalid) | lost | faults injected | recovery | slowest invocation |",
-		"|---|---|---|---|---|---|---|---|---|---|---|",
+		"| scenario | events | deliveries | raw duplicates | seq gaps | retries | to source DLQ | to job DLQ (invalid) | lost | faults injected | recovery | slowest invocation |",
+		"|---|---|---|---|---|---|---|---|---|---|---|---|",
 	}, rows...), "\n")
 	t.Logf("\n%s", table)
 	checkLeaks(t, r, goroutines, fds)
@@ -146,11 +164,11 @@ func runScenario(t *testing.T, r *rig, sc scenario, owner string) figures {
 		cls = append(cls, c)
 	}
 	dlqBefore := len(r.dlq.Received())
-	injectedBefore := r.dynamo.http.injectedTotal() + r.manage.http.injectedTotal()
+	injectedBefore := r.dynamo.http.injectedTotal() + r.manage.http.injectedTotal() + int(r.kills.Load()+r.restarts.Load())
 
 	src := &source{addr: r.addr, owner: owner, http: &http.Client{}}
 	defer src.http.CloseIdleConnections()
-	sc.fault(t, r)
+	sc.fault(t, r, cls)
 	healed := make(chan time.Time, 1)
 	if sc.healAfter > 0 {
 		timer := time.AfterFunc(sc.healAfter, func() { r.heal(); healed <- time.Now() })
@@ -161,6 +179,7 @@ func runScenario(t *testing.T, r *rig, sc scenario, owner string) figures {
 		wg.Go(func() { src.produce(ctx, p) })
 	}
 	wg.Wait()
+	r.busy.Wait()
 	var healedAt time.Time
 	if sc.healAfter > 0 {
 		healedAt = <-healed
@@ -173,9 +192,10 @@ func runScenario(t *testing.T, r *rig, sc scenario, owner string) figures {
 	// operator would, and every record must then be acknowledged.
 	redriven := len(src.redrive)
 	if left := src.drain(ctx); len(left) > 0 {
-		t.Fatalf("%d records still failing after the heal: %v", len(left), left)
+		out := r.lambdas["JobEventsFunction"].Output.String()
+		t.Fatalf("%d records still failing after the heal (last invocation error: %v): %v\njob events emulator's output (end):\n%s", len(left), src.lastErr, left, out[max(0, len(out)-3000):])
 	}
-	n := int64(producers * perProducer)
+	n := producers * perProducer
 	for _, c := range cls {
 		cctx, ccancel := context.WithDeadline(ctx, healedAt.Add(recoverWithin))
 		err := c.catchUp(cctx, n)
@@ -185,7 +205,7 @@ func runScenario(t *testing.T, r *rig, sc scenario, owner string) figures {
 		}
 	}
 	f := figures{published: int(n), retries: src.retries, redriven: redriven, recovery: time.Since(healedAt), slowestInvoke: src.slowest,
-		injected: r.dynamo.http.injectedTotal() + r.manage.http.injectedTotal() - injectedBefore}
+		injected: r.dynamo.http.injectedTotal() + r.manage.http.injectedTotal() + int(r.kills.Load()+r.restarts.Load()) - injectedBefore}
 
 	// The invariant.
 	want := src.jobs()
@@ -196,11 +216,12 @@ func runScenario(t *testing.T, r *rig, sc scenario, owner string) figures {
 		}
 		var got []string
 		for i, ev := range c.delivered {
-			if ev.Seq != int64(i+1) {
-				t.Errorf("%s: delivery %d has seq %d", c.id, i+1, ev.Seq)
+			if i > 0 && ev.Seq <= c.delivered[i-1].Seq {
+				t.Errorf("%s: delivery %d has seq %d, after %d", c.id, i+1, ev.Seq, c.delivered[i-1].Seq)
 			}
 			got = append(got, ev.JobID)
 		}
+		f.gaps += c.gaps
 		slices.Sort(got)
 		if !slices.Equal(got, want) {
 			t.Errorf("%s got the jobs %v, want each of %v once", c.id, got, want)
@@ -279,6 +300,7 @@ type source struct {
 	retries int
 	redrive []events.SQSMessage
 	slowest time.Duration
+	lastErr error // the last failed invocation's error
 }
 
 // produce publishes producer p's records in batches.
@@ -307,15 +329,28 @@ func (s *source) produce(ctx context.Context, p int) {
 	}
 }
 
-// drain redelivers the source's dead-letter queue until each record is
-// acknowledged, maxReceive times at most, and returns those that are not.
+// drain redelivers the source's dead-letter queue, as an operator's redrive
+// does once the fault is healed, and then redelivers what still fails once a
+// second, as SQS does after each visibility timeout, until redeliverWithin has
+// passed. It returns the records still not acknowledged. A record whose
+// publisher died while numbering it waits for its claim to lapse (a minute,
+// within SQS's 60 s visibility timeout times maxReceiveCount).
 func (s *source) drain(ctx context.Context) []string {
 	s.mu.Lock()
 	batch := s.redrive
 	s.redrive = nil
 	s.mu.Unlock()
-	for attempt := 0; attempt < maxReceive && len(batch) > 0; attempt++ {
-		batch = s.deliver(ctx, batch)
+	ctx, cancel := context.WithTimeout(ctx, redeliverWithin)
+	defer cancel()
+	visibility := time.NewTicker(time.Second)
+	defer visibility.Stop()
+	for len(batch) > 0 && ctx.Err() == nil {
+		if batch = s.deliver(ctx, batch); len(batch) > 0 {
+			select {
+			case <-ctx.Done():
+			case <-visibility.C:
+			}
+		}
 	}
 	var ids []string
 	for _, r := range batch {
@@ -334,6 +369,9 @@ func (s *source) deliver(ctx context.Context, batch []events.SQSMessage) []event
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.slowest = max(s.slowest, took)
+	if err != nil {
+		s.lastErr = err
+	}
 	var failed []events.SQSMessage
 	for _, rec := range batch {
 		if err != nil || failedIDs[rec.MessageId] {
@@ -435,4 +473,42 @@ func checkLeaks(t *testing.T, r *rig, goroutines, fds int) {
 		}
 	}
 	t.Logf("after the scenarios: %d goroutines (%d before), %d open files (%d before)", runtime.NumGoroutine(), goroutines, openFDs(t), fds)
+}
+
+// killMidBatch kills the job events bootstrap (SIGKILL, as Lambda ends a
+// crashed or out-of-memory function) once c has received after events: the
+// batch in flight fails as a whole, and the emulator starts the bootstrap
+// again for the next invocation.
+func killMidBatch(t *testing.T, r *rig, c *client, after int) {
+	if !waitRaw(c, after) {
+		return
+	}
+	pid := r.lambdas["JobEventsFunction"].Pid()
+	kids, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	if err != nil || len(strings.Fields(string(kids))) == 0 {
+		t.Errorf("find the job events bootstrap under the emulator (pid %d): %v %q", pid, err, kids)
+		return
+	}
+	for _, kid := range strings.Fields(string(kids)) {
+		var p int
+		fmt.Sscan(kid, &p)
+		if err := syscall.Kill(p, syscall.SIGKILL); err != nil {
+			t.Errorf("kill the bootstrap %d: %v", p, err)
+		}
+	}
+	r.kills.Add(1)
+}
+
+// waitRaw waits until c has received n events, or its connection has ended
+// for good (false).
+func waitRaw(c *client, n int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.raw < n && c.err == nil {
+		changed := c.changed
+		c.mu.Unlock()
+		<-changed
+		c.mu.Lock()
+	}
+	return c.err == nil
 }

@@ -2,11 +2,14 @@ package chaos
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http/httptest"
 	"os"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,15 +38,45 @@ const (
 // rig is the service on one machine with a fault-injecting link between the
 // function binaries and each backend.
 type rig struct {
-	addr    string         // local mode's host:port
-	store   *dynamo.Store  // the table, reached without faults
-	dynamo  *link          // binaries → DynamoDB (dynalite)
-	manage  *link          // binaries → local mode's Management API
-	sqs     *link          // job events binary → the job dead-letter queue
-	dlq     *testenv.SQS   // that queue
-	local   *server.Server // local mode, in this process
-	stop    func() error   // shuts local mode down
-	lambdas map[string]*testenv.Lambda
+	addr     string         // local mode's host:port
+	store    *dynamo.Store  // the table, reached without faults
+	dynamo   *link          // binaries → DynamoDB (dynalite)
+	manage   *link          // binaries → local mode's Management API
+	sqs      *link          // job events binary → the job dead-letter queue
+	dlq      *testenv.SQS   // that queue
+	local    *server.Server // local mode, in this process
+	stop     func() error   // shuts local mode down
+	lambdas  map[string]*testenv.Lambda
+	kills    atomic.Int64 // bootstraps killed by a scenario
+	restarts atomic.Int64 // restarts of local mode by a scenario
+	config   server.Config
+	// busy counts the faults still at work in goroutines of their own.
+	busy sync.WaitGroup
+}
+
+// serve starts local mode on l.
+func (r *rig) serve(l net.Listener) error {
+	local, err := server.New(r.config)
+	if err != nil {
+		return err
+	}
+	r.local = local
+	_, r.stop = local.Start(l, 10*time.Second)
+	return nil
+}
+
+// restart shuts local mode down gracefully (its connections close with
+// 1001 and their $disconnect runs) and starts it again on its address.
+func (r *rig) restart() error {
+	if err := r.stop(); err != nil {
+		return fmt.Errorf("shut local mode down: %w", err)
+	}
+	l, err := net.Listen("tcp", r.addr)
+	if err != nil {
+		return fmt.Errorf("listen again on %s: %w", r.addr, err)
+	}
+	r.restarts.Add(1)
+	return r.serve(l)
 }
 
 // newRig starts dynalite with the template's table holding the chaos key,
@@ -87,16 +120,15 @@ func newRig(t *testing.T) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.local, err = server.New(server.Config{
+	r.config = server.Config{
 		APIKeys:           map[string]string{key: owner},
 		Store:             st,
 		FunctionEndpoints: endpoints,
 		Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
-	if err != nil {
+	}
+	if err := r.serve(l); err != nil {
 		t.Fatal(err)
 	}
-	_, r.stop = r.local.Start(l, 10*time.Second)
 	t.Cleanup(func() { _ = r.stop() })
 	return r
 }
