@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -484,12 +485,19 @@ func killMidBatch(t *testing.T, r *rig, c *client, after int) {
 		return
 	}
 	pid := r.lambdas["JobEventsFunction"].Pid()
-	kids, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
-	if err != nil || len(strings.Fields(string(kids))) == 0 {
-		t.Errorf("find the job events bootstrap under the emulator (pid %d): %v %q", pid, err, kids)
+	// The emulator starts the bootstrap from any of its threads: each
+	// thread lists the children it started.
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	var kids []string
+	for _, task := range tasks {
+		b, _ := os.ReadFile(task)
+		kids = append(kids, strings.Fields(string(b))...)
+	}
+	if len(kids) == 0 {
+		t.Errorf("no job events bootstrap under the emulator (pid %d)", pid)
 		return
 	}
-	for _, kid := range strings.Fields(string(kids)) {
+	for _, kid := range kids {
 		var p int
 		fmt.Sscan(kid, &p)
 		if err := syscall.Kill(p, syscall.SIGKILL); err != nil {

@@ -29,6 +29,7 @@ type client struct {
 	idAtSeq   map[int64]string     // every id seen per seq
 	gaps      int                  // seqs skipped: no event has them
 	raw       int                  // events received, duplicates included
+	final     bool                 // set by catchUp: publishing is over
 	resuming  bool                 // a resume awaits its resumed
 	changed   chan struct{}        // closed and replaced on each message
 	err       error                // the read loop's end
@@ -140,21 +141,26 @@ func (c *client) handle(data []byte) {
 	}
 	switch {
 	case ev.Type == "resumed":
-		// The replay before it held every event up to its head: a seq
-		// still missing there is a gap no event has (a publisher that
-		// died between numbering and writing), skipped as the client
-		// module skips it.
 		c.resuming = false
-		for s := c.seq + 1; s <= ev.Seq; s++ {
-			if next, ok := c.pending[s]; ok {
-				delete(c.pending, s)
-				c.delivered = append(c.delivered, next)
-			} else {
-				c.gaps++
+		if c.final {
+			// Nothing is being published any more: the replay before it
+			// held every event up to its head, and a seq still missing is
+			// a gap no event will ever have (a publisher that died between
+			// numbering and writing it), skipped. While publishers run, the
+			// head can count an event numbered but not written yet, which
+			// arrives later: the client module skips nothing on a resume
+			// from a seq, and neither does this one.
+			for s := c.seq + 1; s <= ev.Seq; s++ {
+				if next, ok := c.pending[s]; ok {
+					delete(c.pending, s)
+					c.delivered = append(c.delivered, next)
+				} else {
+					c.gaps++
+				}
+				c.seq = s
 			}
-			c.seq = s
+			c.release()
 		}
-		c.release()
 		return
 	case ev.Type == "error":
 		c.bad = append(c.bad, string(data))
@@ -211,6 +217,7 @@ func (c *client) sendResume() {
 func (c *client) catchUp(ctx context.Context, n int) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.final = true
 	for len(c.delivered) < n {
 		if c.err != nil {
 			return fmt.Errorf("%s: connection ended after %d of %d events: %w", c.id, len(c.delivered), n, c.err)
