@@ -20,7 +20,7 @@ import (
 
 // link is one backend as the binaries reach it: a Toxiproxy proxy (TCP
 // faults: latency, bandwidth, resets, blackholes) in front of an HTTP fault
-// injector (answers the backend could give: throttling, 500, 429, 410) in
+// injector (answers the backend could give: throttling, 500, 429) in
 // front of the backend itself.
 type link struct {
 	name  string
@@ -91,7 +91,6 @@ var (
 	dynamoInternal     = answer{500, `{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"injected"}`}
 	tooManyRequests    = answer{429, `{"message":"Too Many Requests"}`}
 	internalError      = answer{500, `{"message":"Internal server error"}`}
-	gone               = answer{410, `{"message":"Gone"}`}
 )
 
 // faultPlan chooses which requests get an injected answer.
