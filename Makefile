@@ -89,6 +89,16 @@ smoke:
 load:
 	$(GO) run ./infra/loadtest -connections 10000 -owners 100 -events 300 -rate 50
 
+## chaos: every fault-injection scenario (infra/chaos: Toxiproxy between the function binaries
+## and each backend) with the invariant checked after each; the figures' table lands in
+## build/chaos.md (docs/reliability.md). `make test` runs the short set. One scenario alone:
+##   make chaos RUN='TestChaos/DynamoDB_latency_2_s'
+.PHONY: chaos
+RUN ?= TestChaos
+chaos: tools
+	@mkdir -p $(BUILD_DIR)
+	$(GO) test -race -count=1 -v -timeout 30m -run '$(RUN)' ./infra/chaos -args -chaos.full -chaos.report $(CURDIR)/$(BUILD_DIR)/chaos.md
+
 ## bench: the performance figures (cloud fan-out, DynamoDB requests, coalescing, the load
 ## program at 10,000 connections, Lambda start-up) into docs/performance.md's table, with
 ## the machine they ran on; some 15 minutes

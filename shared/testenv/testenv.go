@@ -239,7 +239,15 @@ type Lambda struct {
 	URL string
 	// Output collects the emulator's and the function's output.
 	Output *SyncBuffer
+	cmd    *exec.Cmd
 }
+
+// Stop kills the emulator and the bootstrap it runs (its process group)
+// before the test ends, as a crash would.
+func (l *Lambda) Stop() { _ = syscall.Kill(-l.cmd.Process.Pid, syscall.SIGKILL) }
+
+// Pid returns the emulator's process id; the bootstrap is its child.
+func (l *Lambda) Pid() int { return l.cmd.Process.Pid }
 
 // StartLambda runs bootstrap under the emulator on free loopback ports with
 // the given extra environment, and returns once the emulator listens. The
@@ -248,7 +256,7 @@ func StartLambda(t testing.TB, bootstrap string, env ...string) *Lambda {
 	t.Helper()
 	emulator := LambdaEmulator(t)
 	var base string
-	_, out := startServer(t, "the Lambda emulator", 2, func(ports []int) (*exec.Cmd, string) {
+	cmd, out := startServer(t, "the Lambda emulator", 2, func(ports []int) (*exec.Cmd, string) {
 		cmd := exec.Command(emulator,
 			"--runtime-interface-emulator-address", fmt.Sprintf("127.0.0.1:%d", ports[0]),
 			"--runtime-api-address", fmt.Sprintf("127.0.0.1:%d", ports[1]),
@@ -258,7 +266,7 @@ func StartLambda(t testing.TB, bootstrap string, env ...string) *Lambda {
 		base = fmt.Sprintf("http://127.0.0.1:%d", ports[0])
 		return cmd, base
 	})
-	return &Lambda{URL: base + "/2015-03-31/functions/function/invocations", Output: out}
+	return &Lambda{URL: base + "/2015-03-31/functions/function/invocations", Output: out, cmd: cmd}
 }
 
 // UserEnv returns this process's environment as a user's shell would have

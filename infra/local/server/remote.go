@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
@@ -138,15 +139,50 @@ type invocation struct {
 	functionError string
 }
 
+// abandonedGrace bounds how long after its caller's deadline an invocation
+// the caller gave up on may still hold its endpoint: the endpoint stops the
+// function at the same timeout (aws-lambda-rie's AWS_LAMBDA_FUNCTION_TIMEOUT,
+// Lambda's Timeout) and answers then.
+const abandonedGrace = 10 * time.Second
+
 // invoke sends payload to the endpoint and reads its answer. The error is
 // one of transport (or ctx's); a function error is an invocation.
+//
+// The caller's context ending (the function's timeout) returns at once, but
+// the request goes on, and holds the endpoint's slot, until the endpoint
+// answers it: the function runs on there until its own timeout, and a second
+// invocation sent meanwhile would crash aws-lambda-rie for good.
 func (e *endpoint) invoke(ctx context.Context, payload []byte) (invocation, error) {
 	select {
 	case e.slot <- struct{}{}:
 	case <-ctx.Done():
 		return invocation{}, fmt.Errorf("wait for the endpoint: %w", ctx.Err())
 	}
-	defer func() { <-e.slot }()
+	type answer struct {
+		inv invocation
+		err error
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		defer func() { <-e.slot }()
+		rctx, cancel := context.WithoutCancel(ctx), context.CancelFunc(func() {})
+		if deadline, ok := ctx.Deadline(); ok {
+			rctx, cancel = context.WithDeadline(rctx, deadline.Add(abandonedGrace))
+		}
+		defer cancel()
+		inv, err := e.send(rctx, payload)
+		answered <- answer{inv, err}
+	}()
+	select {
+	case a := <-answered:
+		return a.inv, a.err
+	case <-ctx.Done():
+		return invocation{}, ctx.Err()
+	}
+}
+
+// send makes the request of invoke.
+func (e *endpoint) send(ctx context.Context, payload []byte) (invocation, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.url, bytes.NewReader(payload))
 	if err != nil {
 		return invocation{}, err

@@ -308,3 +308,35 @@ func TestFunctionEndpointsAreChecked(t *testing.T) {
 		})
 	}
 }
+
+// An invocation whose caller gave up (the function's timeout) keeps its
+// endpoint until the endpoint answers it: aws-lambda-rie runs one
+// invocation at a time and crashes, for good, when a second one arrives
+// while the abandoned one still runs (found by infra/chaos under 2 s of
+// DynamoDB latency: the job events function never answered again).
+func TestAnInvocationThatTimedOutHoldsItsEndpointUntilItAnswers(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	jobs := newFakeEndpoint(t, func(c invocation) {
+		if strings.Contains(string(c.payload), "hold") {
+			<-release
+		}
+		_, _ = io.WriteString(c.w, `{"batchItemFailures":[]}`)
+	})
+	h := start(t, server.Config{
+		APIKeys:           map[string]string{keyA: ownerA},
+		FunctionEndpoints: map[string]string{server.JobEventsFunction: jobs.url},
+		FunctionTimeouts:  map[string]time.Duration{server.JobEventsFunction: 200 * time.Millisecond},
+	})
+	defer close(release)
+	for _, payload := range []string{`{"Records":[],"hold":1}`, `{"Records":[]}`} {
+		resp := h.invoke(t, server.JobEventsFunction, []byte(payload), nil)
+		body, _ := io.ReadAll(resp.Body)
+		if !strings.Contains(string(body), "Sandbox.Timedout") {
+			t.Fatalf("%s: got %d %s, want the timeout: the endpoint still runs the first invocation", payload, resp.StatusCode, body)
+		}
+	}
+	if n := jobs.maxSeen.Load(); n != 1 {
+		t.Fatalf("the endpoint ran %d invocations at once, want 1", n)
+	}
+}

@@ -1,0 +1,522 @@
+package chaos
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/wsnotify/wsnotify/shared/auth"
+	"github.com/wsnotify/wsnotify/shared/testenv"
+)
+
+var (
+	full   = flag.Bool("chaos.full", false, "run every scenario (make chaos), not only the short set")
+	report = flag.String("chaos.report", "", "write the scenarios' figures as a Markdown table to this file")
+)
+
+// scenario is one fault, on while the producers publish.
+type scenario struct {
+	name  string
+	short bool // also in the short set `go test ./...` runs
+	// fault turns the fault on, for the clients cls.
+	fault func(t *testing.T, r *rig, cls []*client)
+	// healAfter, if set, heals the fault that long after it was turned on,
+	// while the producers go on (their retries outlast it); otherwise it is
+	// healed once every producer has finished.
+	healAfter time.Duration
+}
+
+var scenarios = []scenario{
+	{name: "DynamoDB connections reset mid-request", short: true, fault: func(t *testing.T, r *rig, _ []*client) {
+		r.dynamo.toxic(t, `{"type":"reset_peer","stream":"upstream","toxicity":0.3,"attributes":{"timeout":20}}`)
+	}},
+	{name: "Management API 500 burst", short: true, fault: func(t *testing.T, r *rig, _ []*client) {
+		r.manage.http.set(&faultPlan{answers: []answer{internalError}, every: 2, burst: 40})
+	}},
+	{name: "DynamoDB latency 50 ms", fault: func(t *testing.T, r *rig, _ []*client) {
+		r.dynamo.toxic(t, `{"type":"latency","attributes":{"latency":50}}`)
+	}},
+	{name: "DynamoDB latency 2 s", healAfter: 20 * time.Second, fault: func(t *testing.T, r *rig, _ []*client) {
+		r.dynamo.toxic(t, `{"type":"latency","attributes":{"latency":2000}}`)
+	}},
+	{name: "DynamoDB bandwidth 8 KB/s", fault: func(t *testing.T, r *rig, _ []*client) {
+		r.dynamo.toxic(t, `{"type":"bandwidth","attributes":{"rate":8}}`)
+	}},
+	{name: "DynamoDB blackhole 12 s (beyond the SDK timeouts)", healAfter: 12 * time.Second, fault: func(t *testing.T, r *rig, _ []*client) {
+		r.dynamo.toxic(t, `{"type":"timeout","attributes":{"timeout":0}}`)
+	}},
+	{name: "DynamoDB throttling and 500s (1 in 3)", fault: func(t *testing.T, r *rig, _ []*client) {
+		r.dynamo.http.set(&faultPlan{answers: []answer{throughputExceeded, throttling, dynamoInternal}, every: 3})
+	}},
+	{name: "Management API 429 burst", fault: func(t *testing.T, r *rig, _ []*client) {
+		r.manage.http.set(&faultPlan{answers: []answer{tooManyRequests}, every: 1, burst: 40})
+	}},
+	{name: "Management API latency 2 s", healAfter: 20 * time.Second, fault: func(t *testing.T, r *rig, _ []*client) {
+		r.manage.toxic(t, `{"type":"latency","attributes":{"latency":2000}}`)
+	}},
+	{name: "Management API connections reset", fault: func(t *testing.T, r *rig, _ []*client) {
+		r.manage.toxic(t, `{"type":"reset_peer","stream":"upstream","toxicity":0.3,"attributes":{"timeout":20}}`)
+	}},
+	{name: "job events binary killed mid-batch", fault: func(t *testing.T, r *rig, cls []*client) {
+		// Slow pushes keep a batch in flight long enough to be cut.
+		r.manage.toxic(t, `{"type":"latency","attributes":{"latency":30}}`)
+		r.busy.Go(func() { killMidBatch(t, r, cls[0], 5) })
+	}},
+	{name: "local mode restarted mid-stream", fault: func(t *testing.T, r *rig, cls []*client) {
+		r.busy.Go(func() {
+			if waitRaw(cls[0], 8) {
+				if err := r.restart(); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}},
+	{name: "dead-letter queue unreachable", fault: func(t *testing.T, r *rig, _ []*client) {
+		r.sqs.toxic(t, `{"type":"reset_peer","attributes":{"timeout":0}}`)
+	}},
+}
+
+// Sizes of a scenario's load.
+const (
+	producers   = 3
+	perProducer = 10 // valid events each; one invalid record more
+	batchSize   = 4
+	clients     = 3
+	// maxReceive is the source's attempts at a record before it moves it to
+	// its dead-letter queue, as SQS's redrive policy does (maxReceiveCount).
+	maxReceive = 5
+	// redeliverWithin bounds the source's redeliveries after the heal:
+	// longer than the lease of a dead publisher's claim on an event (1 min).
+	redeliverWithin = 90 * time.Second
+	// recoverWithin bounds the time from the heal to every client caught up.
+	recoverWithin = redeliverWithin + 30*time.Second
+)
+
+// figures are a scenario's measured outcome.
+type figures struct {
+	published, deliveries, duplicates, gaps, retries, redriven, deadLetters, lost, injected int
+	recovery, slowestInvoke                                                                 time.Duration
+}
+
+func TestChaos(t *testing.T) {
+	r := newRig(t)
+	goroutines, fds := runtime.NumGoroutine(), openFDs(t)
+	var rows []string
+	for i, sc := range scenarios {
+		if !*full && !sc.short {
+			continue
+		}
+		ok := t.Run(sc.name, func(t *testing.T) {
+			f := runScenario(t, r, sc, fmt.Sprintf("acct_chaos_%d", i))
+			rows = append(rows, fmt.Sprintf("| %s | %d | %d | %d | %d | %d | %d | %d | %d | %d | %s | %s |",
+				sc.name, f.published, f.deliveries, f.duplicates, f.gaps, f.retries, f.redriven, f.deadLetters, f.lost, f.injected,
+				f.recovery.Round(10*time.Millisecond), f.slowestInvoke.Round(10*time.Millisecond)))
+			t.Logf("%+v", f)
+		})
+		r.heal()
+		if !ok {
+			break // the next scenario would start from a broken state
+		}
+	}
+	table := strings.Join(append([]string{
+		"| scenario | events | deliveries | raw duplicates | seq gaps | retries | to source DLQ | to job DLQ (invalid) | lost | faults injected | recovery | slowest invocation |",
+		"|---|---|---|---|---|---|---|---|---|---|---|---|",
+	}, rows...), "\n")
+	t.Logf("\n%s", table)
+	checkLeaks(t, r, goroutines, fds)
+	if *report != "" {
+		if err := os.WriteFile(*report, []byte(table+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// runScenario connects the clients of a fresh owner, turns the fault on,
+// publishes from the producers, heals the fault and checks the invariant.
+func runScenario(t *testing.T, r *rig, sc scenario, owner string) figures {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	token := "wsn_" + owner + "_key"
+	if err := r.store.PutKey(ctx, auth.Key{Hash: auth.Hash(token), OwnerID: owner, Name: "chaos", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	var cls []*client
+	for i := range clients {
+		c, err := dial(ctx, r.addr, fmt.Sprintf("client-%d", i), token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cls = append(cls, c)
+	}
+	dlqBefore := len(r.dlq.Received())
+	injectedBefore := r.dynamo.http.injectedTotal() + r.manage.http.injectedTotal() + int(r.kills.Load()+r.restarts.Load())
+
+	src := &source{addr: r.addr, owner: owner, http: &http.Client{}}
+	defer src.http.CloseIdleConnections()
+	sc.fault(t, r, cls)
+	healed := make(chan time.Time, 1)
+	if sc.healAfter > 0 {
+		timer := time.AfterFunc(sc.healAfter, func() { r.heal(); healed <- time.Now() })
+		defer timer.Stop()
+	}
+	var wg sync.WaitGroup
+	for p := range producers {
+		wg.Go(func() { src.produce(ctx, p) })
+	}
+	wg.Wait()
+	r.busy.Wait()
+	var healedAt time.Time
+	if sc.healAfter > 0 {
+		healedAt = <-healed
+	} else {
+		r.heal()
+		healedAt = time.Now()
+	}
+
+	// After the heal: the source redrives its dead-letter queue, as an
+	// operator would, and every record must then be acknowledged.
+	redriven := len(src.redrive)
+	if left := src.drain(ctx); len(left) > 0 {
+		out := r.lambdas["JobEventsFunction"].Output.String()
+		t.Fatalf("%d records still failing after the heal (last invocation error: %v): %v\njob events emulator's output (end):\n%s", len(left), src.lastErr, left, out[max(0, len(out)-3000):])
+	}
+	n := producers * perProducer
+	for _, c := range cls {
+		cctx, ccancel := context.WithDeadline(ctx, healedAt.Add(recoverWithin))
+		err := c.catchUp(cctx, n)
+		ccancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := figures{published: int(n), retries: src.retries, redriven: redriven, recovery: time.Since(healedAt), slowestInvoke: src.slowest,
+		injected: r.dynamo.http.injectedTotal() + r.manage.http.injectedTotal() + int(r.kills.Load()+r.restarts.Load()) - injectedBefore}
+
+	// The invariant.
+	want := src.jobs()
+	for _, c := range cls {
+		c.mu.Lock()
+		if len(c.bad) > 0 {
+			t.Errorf("%s saw %v", c.id, c.bad)
+		}
+		var got []string
+		for i, ev := range c.delivered {
+			if i > 0 && ev.Seq <= c.delivered[i-1].Seq {
+				t.Errorf("%s: delivery %d has seq %d, after %d", c.id, i+1, ev.Seq, c.delivered[i-1].Seq)
+			}
+			got = append(got, ev.JobID)
+		}
+		f.gaps += c.gaps
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s got the jobs %v, want each of %v once", c.id, got, want)
+		}
+		f.deliveries += len(c.delivered)
+		f.duplicates += c.raw - len(c.delivered)
+		f.lost += len(want) - len(c.delivered)
+		c.mu.Unlock()
+	}
+	// The job dead-letter queue holds this scenario's invalid records, each
+	// once per producer at least, with its reason, and nothing valid.
+	for _, m := range r.dlq.Received()[dlqBefore:] {
+		body, _ := m["MessageBody"].(string)
+		if !strings.Contains(body, owner) {
+			continue
+		}
+		f.deadLetters++
+		if !strings.Contains(body, invalidType) {
+			t.Errorf("a valid record in the job dead-letter queue: %s", body)
+		}
+		if attrs, _ := m["MessageAttributes"].(map[string]any); len(attrs) == 0 {
+			t.Errorf("a dead letter without its reason: %v", m)
+		}
+	}
+	if f.deadLetters < producers {
+		t.Errorf("%d invalid records in the job dead-letter queue, want %d", f.deadLetters, producers)
+	}
+	// Connection records and counts match the live connections.
+	checkConnections(ctx, t, r, owner, clients)
+	for _, c := range cls {
+		c.close()
+	}
+	checkConnections(ctx, t, r, owner, 0)
+	return f
+}
+
+// checkConnections waits until the owner's connection records, its
+// connection count and local mode's live connections all equal n.
+func checkConnections(ctx context.Context, t *testing.T, r *rig, owner string, n int) {
+	t.Helper()
+	var records, count int
+	testenv.Eventually(t, 20*time.Second, fmt.Sprintf("%d connections of %s (records %d, count %d)", n, owner, records, count), func() bool {
+		list, err := r.store.ListConnections(ctx, owner, time.Now())
+		if err != nil {
+			return false
+		}
+		count, err = r.store.ConnectionCount(ctx, owner)
+		records = len(list)
+		return err == nil && records == n && count == n && r.local.Hub().Len() == n
+	})
+}
+
+// openFDs counts this process's open file descriptors.
+func openFDs(t *testing.T) int {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatalf("count open files: %v", err)
+	}
+	return len(entries)
+}
+
+// invalidType is the event type of the record each producer sends that can
+// never succeed: it belongs in the job dead-letter queue.
+const invalidType = "job_exploded"
+
+// source plays SQS in front of the job events function: it delivers
+// batches, redelivers the records reported failed (or all of a batch whose
+// invocation failed) up to maxReceive times, and then keeps them in its own
+// dead-letter queue for a redrive.
+type source struct {
+	addr, owner string
+	http        *http.Client
+
+	mu      sync.Mutex
+	acked   map[string]string // message id → job id of the acknowledged valid records
+	retries int
+	redrive []events.SQSMessage
+	slowest time.Duration
+	lastErr error // the last failed invocation's error
+}
+
+// produce publishes producer p's records in batches.
+func (s *source) produce(ctx context.Context, p int) {
+	var recs []events.SQSMessage
+	for i := range perProducer {
+		job := fmt.Sprintf("job-%d-%02d", p, i)
+		recs = append(recs, events.SQSMessage{MessageId: fmt.Sprintf("%s-p%d-%d", s.owner, p, i),
+			Body: fmt.Sprintf(`{"ownerId":%q,"event":{"type":"job_progress","jobId":%q,"progress":50,"processedCount":1,"totalCount":2}}`, s.owner, job)})
+	}
+	recs = append(recs, events.SQSMessage{MessageId: fmt.Sprintf("%s-p%d-invalid", s.owner, p),
+		Body: fmt.Sprintf(`{"ownerId":%q,"event":{"type":%q,"jobId":"x"}}`, s.owner, invalidType)})
+	for len(recs) > 0 {
+		batch := recs[:min(batchSize, len(recs))]
+		recs = recs[len(batch):]
+		for attempt := 1; len(batch) > 0; attempt++ {
+			failed := s.deliver(ctx, batch)
+			if len(failed) > 0 && attempt == maxReceive {
+				s.mu.Lock()
+				s.redrive = append(s.redrive, failed...)
+				s.mu.Unlock()
+				break
+			}
+			batch = failed
+		}
+	}
+}
+
+// drain redelivers the source's dead-letter queue, as an operator's redrive
+// does once the fault is healed, and then redelivers what still fails once a
+// second, as SQS does after each visibility timeout, until redeliverWithin has
+// passed. It returns the records still not acknowledged. A record whose
+// publisher died while numbering it waits for its claim to lapse (a minute,
+// within SQS's 60 s visibility timeout times maxReceiveCount).
+func (s *source) drain(ctx context.Context) []string {
+	s.mu.Lock()
+	batch := s.redrive
+	s.redrive = nil
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, redeliverWithin)
+	defer cancel()
+	visibility := time.NewTicker(time.Second)
+	defer visibility.Stop()
+	for len(batch) > 0 && ctx.Err() == nil {
+		if batch = s.deliver(ctx, batch); len(batch) > 0 {
+			select {
+			case <-ctx.Done():
+			case <-visibility.C:
+			}
+		}
+	}
+	var ids []string
+	for _, r := range batch {
+		ids = append(ids, r.MessageId)
+	}
+	return ids
+}
+
+// deliver invokes the job events function with batch through local mode's
+// Invoke API and returns the records not acknowledged.
+func (s *source) deliver(ctx context.Context, batch []events.SQSMessage) []events.SQSMessage {
+	payload, _ := json.Marshal(events.SQSEvent{Records: batch})
+	start := time.Now()
+	failedIDs, err := s.invoke(ctx, payload)
+	took := time.Since(start)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.slowest = max(s.slowest, took)
+	if err != nil {
+		s.lastErr = err
+	}
+	var failed []events.SQSMessage
+	for _, rec := range batch {
+		if err != nil || failedIDs[rec.MessageId] {
+			failed = append(failed, rec)
+			continue
+		}
+		if s.acked == nil {
+			s.acked = map[string]string{}
+		}
+		if job := jobOf(rec.Body); job != "x" {
+			s.acked[rec.MessageId] = job
+		}
+	}
+	s.retries += len(failed)
+	return failed
+}
+
+func (s *source) invoke(ctx context.Context, payload []byte) (map[string]bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, functionTimeout+5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+s.addr+"/2015-03-31/functions/JobEventsFunction/invocations", bytes.NewReader(payload))
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Amz-Function-Error") != "" {
+		return nil, fmt.Errorf("invoke: %d %s", resp.StatusCode, body)
+	}
+	var out events.SQSEventResponse
+	if err := json.Unmarshal(body, &out); err != nil {
+		return nil, fmt.Errorf("invoke answered %s: %w", body, err)
+	}
+	if out.BatchItemFailures == nil {
+		return nil, errors.New("invoke answered no batchItemFailures")
+	}
+	failed := map[string]bool{}
+	for _, f := range out.BatchItemFailures {
+		failed[f.ItemIdentifier] = true
+	}
+	return failed, nil
+}
+
+// jobs returns the job ids of the acknowledged valid records, sorted.
+func (s *source) jobs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var jobs []string
+	for _, j := range s.acked {
+		jobs = append(jobs, j)
+	}
+	slices.Sort(jobs)
+	return jobs
+}
+
+func jobOf(body string) string {
+	var v struct {
+		Event struct {
+			JobID string `json:"jobId"`
+		} `json:"event"`
+	}
+	_ = json.Unmarshal([]byte(body), &v)
+	return v.Event.JobID
+}
+
+// Leak margins: what a pool of idle connections may keep once everything
+// else has stopped (local mode's DynamoDB client keeps up to 10 idle
+// connections, each a descriptor and two goroutines).
+const (
+	spareGoroutines = 20
+	spareFDs        = 10
+)
+
+// checkLeaks stops the binaries (ending their pooled connections through
+// the proxies) and local mode, and then waits for this process's goroutines
+// and open descriptors to come back to what they were before the scenarios:
+// the proxies, the fault injectors, local mode's hub and the clients must
+// let go of everything a scenario made.
+func checkLeaks(t *testing.T, r *rig, goroutines, fds int) {
+	t.Helper()
+	for _, l := range r.lambdas {
+		l.Stop()
+	}
+	if err := r.stop(); err != nil {
+		t.Errorf("local mode's shutdown: %v", err)
+	}
+	deadline := time.NewTimer(15 * time.Second)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for runtime.NumGoroutine() > goroutines+spareGoroutines || openFDs(t) > fds+spareFDs {
+		select {
+		case <-deadline.C:
+			buf := make([]byte, 1<<20)
+			t.Fatalf("leak: %d goroutines (%d before the scenarios), %d open files (%d before):\n%s",
+				runtime.NumGoroutine(), goroutines, openFDs(t), fds, buf[:runtime.Stack(buf, true)])
+		case <-tick.C:
+		}
+	}
+	t.Logf("after the scenarios: %d goroutines (%d before), %d open files (%d before)", runtime.NumGoroutine(), goroutines, openFDs(t), fds)
+}
+
+// killMidBatch kills the job events bootstrap (SIGKILL, as Lambda ends a
+// crashed or out-of-memory function) once c has received after events: the
+// batch in flight fails as a whole, and the emulator starts the bootstrap
+// again for the next invocation.
+func killMidBatch(t *testing.T, r *rig, c *client, after int) {
+	if !waitRaw(c, after) {
+		return
+	}
+	pid := r.lambdas["JobEventsFunction"].Pid()
+	// The emulator starts the bootstrap from any of its threads: each
+	// thread lists the children it started.
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	var kids []string
+	for _, task := range tasks {
+		b, _ := os.ReadFile(task)
+		kids = append(kids, strings.Fields(string(b))...)
+	}
+	if len(kids) == 0 {
+		t.Errorf("no job events bootstrap under the emulator (pid %d)", pid)
+		return
+	}
+	for _, kid := range kids {
+		var p int
+		fmt.Sscan(kid, &p)
+		if err := syscall.Kill(p, syscall.SIGKILL); err != nil {
+			t.Errorf("kill the bootstrap %d: %v", p, err)
+		}
+	}
+	r.kills.Add(1)
+}
+
+// waitRaw waits until c has received n events, or its connection has ended
+// for good (false).
+func waitRaw(c *client, n int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.raw < n && c.err == nil {
+		changed := c.changed
+		c.mu.Unlock()
+		<-changed
+		c.mu.Lock()
+	}
+	return c.err == nil
+}
