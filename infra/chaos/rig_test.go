@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http/httptest"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,13 +17,6 @@ import (
 	"github.com/wsnotify/wsnotify/shared/store/dynamo"
 	"github.com/wsnotify/wsnotify/shared/testenv"
 )
-
-func TestMain(m *testing.M) {
-	remove := testenv.CacheBootstraps()
-	code := m.Run()
-	remove()
-	os.Exit(code)
-}
 
 const (
 	table = "chaos"
