@@ -57,6 +57,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("Keys", func(t *testing.T) { t.Parallel(); testKeys(t, newStore) })
 	t.Run("Notifier", func(t *testing.T) { t.Parallel(); testNotifier(t, newStore) })
 	t.Run("NotifierCount", func(t *testing.T) { t.Parallel(); testNotifierCount(t, newStore) })
+	t.Run("ExpiredTokens", func(t *testing.T) { t.Parallel(); testExpiredTokens(t, newStore) })
 	t.Run("Concurrency", func(t *testing.T) { t.Parallel(); testConcurrency(t, newStore) })
 }
 
