@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,26 +12,8 @@ import (
 	"github.com/wsnotify/wsnotify/infra/asyncapi"
 	"github.com/wsnotify/wsnotify/shared/auth"
 	"github.com/wsnotify/wsnotify/shared/notify"
+	"github.com/wsnotify/wsnotify/shared/notify/notifytest"
 )
-
-// testClock is a clock a test moves, for the Notifier and the token
-// verifier alike.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // TestALeakedShortTokenCannotLockItsOwnerOut is issue 19's scenario as a
 // client sees it: 20 connections opened with an 8-second token fill the
@@ -43,7 +24,7 @@ func TestALeakedShortTokenCannotLockItsOwnerOut(t *testing.T) {
 	t.Parallel()
 	const limit = 20
 	secret := []byte(strings.Repeat("k", auth.MinSecretBytes))
-	clock := &testClock{now: time.Now()}
+	clock := notifytest.NewClock(time.Now())
 	cfg := twoOwners()
 	cfg.Notify = notify.Config{MaxConnectionsPerOwner: limit, Now: clock.Now}
 	cfg.Tokens = auth.NewTokenVerifier(auth.StaticSecrets{secret}, auth.TokenConfig{Now: clock.Now})
@@ -65,7 +46,7 @@ func TestALeakedShortTokenCannotLockItsOwnerOut(t *testing.T) {
 		t.Fatalf("connect while the leaked token is valid: %d %v, want 403", status, e)
 	}
 
-	clock.advance(notify.DefaultConnectGrace + time.Second)
+	clock.Advance(notify.DefaultConnectGrace + time.Second)
 	if status, _ := refusal(t, h, "leaked-again", leaked); status != http.StatusUnauthorized {
 		t.Fatalf("connect with the expired token: %d, want 401", status)
 	}

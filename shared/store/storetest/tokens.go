@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,12 +24,11 @@ type tokenBed struct {
 	n      *notify.Notifier
 	key    string
 	secret []byte
-	mu     sync.Mutex
-	now    time.Time
+	clock  *notifytest.Clock
 }
 
 func newTokenBed(t *testing.T, newStore func(*testing.T) Store) *tokenBed {
-	b := &tokenBed{secret: []byte(strings.Repeat("s", auth.MinSecretBytes)), now: epoch.Add(time.Hour)}
+	b := &tokenBed{secret: []byte(strings.Repeat("s", auth.MinSecretBytes)), clock: notifytest.NewClock(epoch.Add(time.Hour))}
 	b.s = newStore(t)
 	key, err := auth.NewKey()
 	if err != nil {
@@ -41,29 +39,17 @@ func newTokenBed(t *testing.T, newStore func(*testing.T) Store) *tokenBed {
 	}
 	b.key = key
 	b.rec = notifytest.NewRecorder()
-	a := auth.NewAuthenticator(b.s).WithTokens(auth.NewTokenVerifier(auth.StaticSecrets{b.secret}, auth.TokenConfig{Now: b.clock}))
+	a := auth.NewAuthenticator(b.s).WithTokens(auth.NewTokenVerifier(auth.StaticSecrets{b.secret}, auth.TokenConfig{Now: b.clock.Now}))
 	b.n = notify.New(a, b.s, b.rec, slog.New(slog.DiscardHandler), notify.Config{
-		ConnectionTTL: ttl, MaxConnectionsPerOwner: tokenCap, Now: b.clock,
+		ConnectionTTL: ttl, MaxConnectionsPerOwner: tokenCap, Now: b.clock.Now,
 	})
 	return b
-}
-
-func (b *tokenBed) clock() time.Time {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.now
-}
-
-func (b *tokenBed) advance(d time.Duration) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.now = b.now.Add(d)
 }
 
 // mint returns a token of acct_1 valid for ttl from the clock's now.
 func (b *tokenBed) mint(t *testing.T, ttl time.Duration) string {
 	t.Helper()
-	token, err := auth.MintToken(b.secret, "acct_1", ttl, b.clock())
+	token, err := auth.MintToken(b.secret, "acct_1", ttl, b.clock.Now())
 	if err != nil {
 		t.Fatalf("MintToken: %v", err)
 	}
@@ -101,7 +87,7 @@ func (b *tokenBed) wantRefusedFull(t *testing.T, token string, n int) {
 // wantLive checks that acct_1's live records are exactly conns, and counted so.
 func (b *tokenBed) wantLive(t *testing.T, conns []string) {
 	t.Helper()
-	got := ids(mustList(t, b.s, "acct_1", b.clock()))
+	got := ids(mustList(t, b.s, "acct_1", b.clock.Now()))
 	if !slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(conns))) {
 		t.Fatalf("live connections %v, want %v", got, conns)
 	}
@@ -117,7 +103,7 @@ func testExpiredTokens(t *testing.T, newStore func(*testing.T) Store) {
 		leaked := b.mint(t, 8*time.Second)
 		held := b.fill(t, leaked, 1, tokenCap)
 		b.wantRefusedFull(t, leaked, 100) // not expired yet: the cap holds
-		b.advance(notify.DefaultConnectGrace + time.Second)
+		b.clock.Advance(notify.DefaultConnectGrace + time.Second)
 		if err := b.connect(t, leaked, 101); notify.ErrorCode(err) != notify.CodeUnauthorized {
 			t.Fatalf("connect with the expired token = %v, want %s", err, notify.CodeUnauthorized)
 		}
@@ -140,7 +126,7 @@ func testExpiredTokens(t *testing.T, newStore func(*testing.T) Store) {
 	t.Run("connections whose token has not expired keep the cap", func(t *testing.T) {
 		b := newTokenBed(t, newStore)
 		held := b.fill(t, b.mint(t, time.Hour), 1, tokenCap)
-		b.advance(10 * time.Minute)
+		b.clock.Advance(10 * time.Minute)
 		b.wantRefusedFull(t, b.mint(t, time.Hour), 100)
 		if got := b.rec.Closed(); len(got) != 0 {
 			t.Fatalf("closed %v, want none", got)
@@ -151,18 +137,18 @@ func testExpiredTokens(t *testing.T, newStore func(*testing.T) Store) {
 		b := newTokenBed(t, newStore)
 		keyed := b.fill(t, b.key, 1, tokenCap-1)
 		short := b.fill(t, b.mint(t, 8*time.Second), 50, 1)
-		b.advance(10 * time.Second)
+		b.clock.Advance(10 * time.Second)
 		// Expired, but within the connect grace: it may still be in its
 		// handshake, so it is left alone for now.
 		b.wantRefusedFull(t, b.mint(t, time.Hour), 100)
-		b.advance(notify.DefaultConnectGrace)
+		b.clock.Advance(notify.DefaultConnectGrace)
 		if err := b.connect(t, b.mint(t, time.Hour), 101); err != nil {
 			t.Fatalf("connect once the short token's connection is past the grace: %v", err)
 		}
 		if got := b.rec.Closed(); !slices.Equal(got, short) {
 			t.Fatalf("closed %v, want only %v", got, short)
 		}
-		b.advance(30 * time.Minute) // the API key's connections are older than any token here
+		b.clock.Advance(30 * time.Minute) // the API key's connections are older than any token here
 		b.wantRefusedFull(t, b.mint(t, time.Hour), 102)
 		b.wantRefusedFull(t, b.key, 103)
 		if got := b.rec.Closed(); !slices.Equal(got, short) {
