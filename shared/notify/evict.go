@@ -20,11 +20,12 @@ var tokenExpiredMessage = []byte(`{"type":"error","error":"this connection's sig
 
 // evictExpiredTokens closes owner's connections whose signed token has
 // expired, and removes their records, for a connect that found the owner at
-// its cap; it returns how many it closed whose records are gone: removed
-// here and released from the count, or by their $disconnect first. A connection within the connect grace is left alone: it may still
-// be in its handshake, when a close would not reach it. Connections opened
-// with an API key are never closed here: a key lives until it is revoked,
-// and revoking it closes them.
+// its cap; it returns how many it closed whose records are gone (removed
+// here and released from the count, or by their $disconnect first). A
+// connection within the connect grace is left alone: it may still be in its
+// handshake, when a close would not reach it. Connections opened with an API
+// key are never closed here: a key lives until it is revoked, and revoking
+// it closes them.
 //
 // It needs a pusher that can close connections; with another it removes
 // nothing. A failure is logged and leaves the connection counted: the
@@ -91,6 +92,7 @@ func (n *Notifier) evictExpiredTokens(ctx context.Context, owner string) int {
 	return freed
 }
 
+// minTime returns the earlier of a and b.
 func minTime(a, b time.Time) time.Time {
 	if b.Before(a) {
 		return b
