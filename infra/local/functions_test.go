@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/wsnotify/wsnotify/infra/iamcheck"
 	"github.com/wsnotify/wsnotify/shared/auth"
+	"github.com/wsnotify/wsnotify/shared/notify"
 	"github.com/wsnotify/wsnotify/shared/store"
 	"github.com/wsnotify/wsnotify/shared/store/dynamo"
 	"github.com/wsnotify/wsnotify/shared/testenv"
@@ -186,12 +188,36 @@ func tokenAndDeadLetterSuite(t *testing.T, env *iamcheck.Env) {
 	c := dialLocal(t, addr, "signed", token)
 	_ = c.CloseNow()
 
+	// A connect that finds its owner at the cap, which one connection of an
+	// expired signed token holds: the connect lists the owner's records,
+	// closes that connection (gone already here) and removes its record.
+	// The signed connection's $disconnect runs after its close: the count
+	// is set once that has given its place back.
+	testenv.Eventually(t, 20*time.Second, "the signed connection's disconnect", func() bool {
+		n, err := st.ConnectionCount(ctx, owner)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n == 0
+	})
+	expired := store.Connection{OwnerID: owner, ClientID: "expired-token", ConnectionID: "RXhwaXJlZFRva2Vu",
+		ConnectedAt: ago(time.Hour), TokenExpiresAt: ago(50 * time.Minute), ExpiresAt: ago(time.Hour).Add(2 * time.Hour)}
+	if err := st.PutConnection(ctx, expired, expired.ConnectedAt); err != nil {
+		t.Fatal(err)
+	}
+	fillOwner(ctx, t, st, owner, notify.DefaultMaxConnectionsPerOwner)
+	c = dialLocal(t, addr, "after-expired", token)
+	_ = c.CloseNow()
+	if _, err := st.FindConnection(ctx, expired.ConnectionID); err == nil {
+		t.Fatal("the expired token's connection is still found by its id")
+	}
+	fillOwner(ctx, t, st, owner, 0)
+
 	// A take-over: the client id is held by a record whose connection is
 	// gone (410), so the connect replaces the record and deletes the gone
 	// connection's id item.
-	past := time.Now().Add(-time.Minute)
-	held := store.Connection{OwnerID: owner, ClientID: "taken-over", ConnectionID: "SGVsZENvbm5lY3Q=", ConnectedAt: past, ExpiresAt: past.Add(2 * time.Hour)}
-	if err := st.PutConnection(ctx, held, past); err != nil {
+	held := store.Connection{OwnerID: owner, ClientID: "taken-over", ConnectionID: "SGVsZENvbm5lY3Q=", ConnectedAt: ago(time.Minute), ExpiresAt: ago(time.Minute).Add(2 * time.Hour)}
+	if err := st.PutConnection(ctx, held, held.ConnectedAt); err != nil {
 		t.Fatal(err)
 	}
 	c = dialLocal(t, addr, "taken-over", key)
@@ -231,4 +257,23 @@ func tokenAndDeadLetterSuite(t *testing.T, env *iamcheck.Env) {
 			t.Fatalf("after %s published to a gone connection its record is %+v (%v), want removed", function, conns, err)
 		}
 	}
+}
+
+// ago returns the time d ago.
+func ago(d time.Duration) time.Time { return time.Now().Add(-d) }
+
+// fillOwner sets owner's connection count to n, whatever it is, trying
+// again when a disconnect changes it in between.
+func fillOwner(ctx context.Context, t *testing.T, st *dynamo.Store, owner string, n int) {
+	t.Helper()
+	testenv.Eventually(t, 20*time.Second, fmt.Sprintf("the connection count of %s set to %d", owner, n), func() bool {
+		was, err := st.ConnectionCount(ctx, owner)
+		if err == nil {
+			err = st.CorrectConnectionCount(ctx, owner, was, n)
+		}
+		if err != nil && !errors.Is(err, store.ErrConditionFailed) {
+			t.Fatalf("set the connection count of %s to %d: %v", owner, n, err)
+		}
+		return err == nil
+	})
 }

@@ -226,6 +226,12 @@ func TestTokenAudienceAndIssuerAreRequiredWhenConfigured(t *testing.T) {
 		return token
 	}
 	dialLocal(t, r.addr, "scoped", mint(auth.TokenScope{Audience: "wsnotify", Issuer: "https://app.example.com"}))
+	// The Node snippet sets them from the environment, as the key tool does.
+	dialLocal(t, r.addr, "scoped-by-node", nodeMintedToken(t, "acct_a", tokenSecret,
+		envTokenAudience+"=wsnotify", envTokenIssuer+"=https://app.example.com"))
+	if status, _ := refusedWith(t, r.addr, "unscoped-by-node", nodeMintedToken(t, "acct_a", tokenSecret), ""); status != http.StatusUnauthorized {
+		t.Errorf("a token the Node snippet minted without aud and iss: status %d, want 401", status)
+	}
 	for _, tt := range []struct {
 		name   string
 		scope  auth.TokenScope
@@ -249,11 +255,11 @@ func TestTokenAudienceAndIssuerAreRequiredWhenConfigured(t *testing.T) {
 }
 
 // nodeMintedToken runs infra/node/mint-token.js, docs/keys-and-tokens.md's Node snippet,
-// as a backend would.
-func nodeMintedToken(t *testing.T, owner, secret string) string {
+// as a backend would; env adds variables (NAME=value) to its environment.
+func nodeMintedToken(t *testing.T, owner, secret string, env ...string) string {
 	t.Helper()
 	cmd := exec.Command(testenv.Node(t), filepath.Join(testenv.RepoRoot(t), "infra", "node", "mint-token.js"), owner)
-	cmd.Env = append(os.Environ(), "WSNOTIFY_TOKEN_SECRET="+secret)
+	cmd.Env = append(append(os.Environ(), "WSNOTIFY_TOKEN_SECRET="+secret), env...)
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("mint-token.js: %v", err)

@@ -103,7 +103,11 @@ const connectionsOf = "Sub(arn:${AWS::Partition}:execute-api:${AWS::Region}:${AW
 // (infra/iamcheck, in infra/local's tests); the Management API calls go to
 // local mode there, so these are checked here, by hand.
 var managementGrants = map[string][]string{
-	"ConnectFunction":    {"execute-api:ManageConnections on " + fmt.Sprintf(connectionsOf, "GET")}, // is a stale record's connection gone?
+	"ConnectFunction": {
+		"execute-api:ManageConnections on " + fmt.Sprintf(connectionsOf, "GET"),    // is a stale record's connection gone?
+		"execute-api:ManageConnections on " + fmt.Sprintf(connectionsOf, "POST"),   // why an expired token's connection is closed
+		"execute-api:ManageConnections on " + fmt.Sprintf(connectionsOf, "DELETE"), // closing it to make room at the cap
+	},
 	"DisconnectFunction": nil,
 	"DefaultFunction": {
 		"execute-api:ManageConnections on " + fmt.Sprintf(connectionsOf, "POST"),   // a resume's replay

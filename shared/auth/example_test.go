@@ -11,11 +11,14 @@ import (
 )
 
 // wsnotifyToken is docs/keys-and-tokens.md's Go snippet: what an app's backend runs to
-// give a browser a token instead of an API key.
-func wsnotifyToken(ownerID string, secret []byte) (string, error) {
+// give a browser a token instead of an API key. audience and issuer are the
+// ones the service is configured to require.
+func wsnotifyToken(ownerID string, secret []byte, audience, issuer string) (string, error) {
 	now := time.Now()
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.RegisteredClaims{
 		Subject:   ownerID,
+		Audience:  jwt.ClaimStrings{audience},
+		Issuer:    issuer,
 		IssuedAt:  jwt.NewNumericDate(now),
 		ExpiresAt: jwt.NewNumericDate(now.Add(10 * time.Minute)),
 	}).SignedString(secret)
@@ -26,11 +29,12 @@ func wsnotifyToken(ownerID string, secret []byte) (string, error) {
 func ExampleTokenVerifier_Verify() {
 	newSecret := []byte("new-secret-0123456789abcdefghijklmnop")
 	oldSecret := []byte("old-secret-0123456789abcdefghijklmnop")
-	token, err := wsnotifyToken("acct_42", newSecret)
+	token, err := wsnotifyToken("acct_42", newSecret, "wsnotify", "https://app.example.com")
 	if err != nil {
 		panic(err)
 	}
-	v := auth.NewTokenVerifier(auth.StaticSecrets{newSecret, oldSecret}, auth.TokenConfig{})
+	v := auth.NewTokenVerifier(auth.StaticSecrets{newSecret, oldSecret}, auth.TokenConfig{
+		Audience: "wsnotify", Issuer: "https://app.example.com"})
 	owner, err := v.Verify(context.Background(), token)
 	fmt.Println(owner, err)
 	// Output: acct_42 <nil>

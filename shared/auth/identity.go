@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // Identity is what a connect's token proves.
@@ -20,6 +21,11 @@ type Identity struct {
 	// connection's record keeps so that revoking the key can find and
 	// close its connections. Empty for a signed token, which names no key.
 	KeyID string
+	// TokenExpiresAt is a signed token's expiry (its exp); zero for an API
+	// key. A connection opened with the token outlives it, but past it the
+	// connection yields its place under the owner's cap to a new connect
+	// (see notify.Notifier.Connect).
+	TokenExpiresAt time.Time
 }
 
 // Refusal is an ErrUnauthorized that says why, for the service's log. The
@@ -64,9 +70,9 @@ func (a *Authenticator) Identify(ctx context.Context, token string) (Identity, e
 	if a.tokens == nil {
 		return Identity{}, refuse("signed token, and signed tokens are not enabled (no token secret configured)")
 	}
-	owner, err := a.tokens.Verify(ctx, token)
+	owner, expires, err := a.tokens.verify(ctx, token)
 	if err != nil {
 		return Identity{}, err
 	}
-	return Identity{OwnerID: owner, RateKey: "sub:" + owner}, nil
+	return Identity{OwnerID: owner, RateKey: "sub:" + owner, TokenExpiresAt: expires}, nil
 }

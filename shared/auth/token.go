@@ -142,21 +142,27 @@ func NewTokenVerifier(secrets SecretSource, cfg TokenConfig) *TokenVerifier {
 // *Refusal (errors.Is ErrUnauthorized) naming the reason; a failure to get
 // the secrets gives their source's error.
 func (v *TokenVerifier) Verify(ctx context.Context, token string) (string, error) {
+	owner, _, err := v.verify(ctx, token)
+	return owner, err
+}
+
+// verify is Verify, also returning when the token expires (its exp).
+func (v *TokenVerifier) verify(ctx context.Context, token string) (string, time.Time, error) {
 	if len(token) > MaxTokenBytes {
-		return "", refuse("signed token longer than %d bytes", MaxTokenBytes)
+		return "", time.Time{}, refuse("signed token longer than %d bytes", MaxTokenBytes)
 	}
 	if !IsSignedToken(token) {
 		// Go's base64 decoders skip \r and \n, so without this a token with
 		// a line break inside would verify as the same token: one token, one
 		// spelling.
-		return "", refuse("malformed signed token: not three base64url parts")
+		return "", time.Time{}, refuse("malformed signed token: not three base64url parts")
 	}
 	secrets, err := v.secrets.TokenSecrets(ctx)
 	if err != nil {
-		return "", fmt.Errorf("token secrets: %w", err)
+		return "", time.Time{}, fmt.Errorf("token secrets: %w", err)
 	}
 	if len(secrets) == 0 {
-		return "", errors.New("token secrets: none configured")
+		return "", time.Time{}, errors.New("token secrets: none configured")
 	}
 	keys := make([]jwt.VerificationKey, len(secrets))
 	for i, s := range secrets {
@@ -167,32 +173,32 @@ func (v *TokenVerifier) Verify(ctx context.Context, token string) (string, error
 		return jwt.VerificationKeySet{Keys: keys}, nil
 	})
 	if err != nil {
-		return "", refuse("%s", tokenReason(parsed, err))
+		return "", time.Time{}, refuse("%s", tokenReason(parsed, err))
 	}
 	// The library checks that exp is there and not past; how far ahead it
 	// may lie is this service's rule.
 	if ahead := claims.ExpiresAt.Sub(v.cfg.Now()); ahead > v.cfg.MaxTTL+v.cfg.Leeway {
-		return "", refuse("signed token expires %s ahead, more than the %s allowed", ahead.Round(time.Second), v.cfg.MaxTTL)
+		return "", time.Time{}, refuse("signed token expires %s ahead, more than the %s allowed", ahead.Round(time.Second), v.cfg.MaxTTL)
 	}
 	if a := v.cfg.Audience; a != "" && !slices.Contains(claims.Audience, a) {
 		if len(claims.Audience) == 0 {
-			return "", refuse("signed token has no aud: this service requires %q", a)
+			return "", time.Time{}, refuse("signed token has no aud: this service requires %q", a)
 		}
-		return "", refuse("signed token aud does not name this service (%q)", a)
+		return "", time.Time{}, refuse("signed token aud does not name this service (%q)", a)
 	}
 	if i := v.cfg.Issuer; i != "" && claims.Issuer != i {
 		if claims.Issuer == "" {
-			return "", refuse("signed token has no iss: this service requires %q", i)
+			return "", time.Time{}, refuse("signed token has no iss: this service requires %q", i)
 		}
-		return "", refuse("signed token iss is not the issuer this service trusts (%q)", i)
+		return "", time.Time{}, refuse("signed token iss is not the issuer this service trusts (%q)", i)
 	}
 	if claims.Subject == "" {
-		return "", refuse("signed token has no sub")
+		return "", time.Time{}, refuse("signed token has no sub")
 	}
 	if !event.ValidOwnerID(claims.Subject) {
-		return "", refuse("signed token sub is not an owner id (1-%d characters of A-Z a-z 0-9 . _ : @ -)", event.MaxOwnerIDLength)
+		return "", time.Time{}, refuse("signed token sub is not an owner id (1-%d characters of A-Z a-z 0-9 . _ : @ -)", event.MaxOwnerIDLength)
 	}
-	return claims.Subject, nil
+	return claims.Subject, claims.ExpiresAt.Time, nil
 }
 
 // tokenReasons say why the library refused a token, in words of our own:

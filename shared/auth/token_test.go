@@ -238,10 +238,12 @@ func TestIdentify(t *testing.T) {
 			t.Fatalf("Identify = %+v, %v", id, err)
 		}
 	})
-	t.Run("a signed token is limited by its owner and names no key", func(t *testing.T) {
+	t.Run("a signed token is limited by its owner, names no key and says when it expires", func(t *testing.T) {
 		id, err := withTokens.Identify(ctx, token)
-		if err != nil || id != (Identity{OwnerID: "acct_7", RateKey: "sub:acct_7"}) {
-			t.Fatalf("Identify = %+v, %v", id, err)
+		exp := id.TokenExpiresAt
+		id.TokenExpiresAt = time.Time{}
+		if err != nil || id != (Identity{OwnerID: "acct_7", RateKey: "sub:acct_7"}) || !exp.Equal(tokenNow.Add(time.Minute)) {
+			t.Fatalf("Identify = %+v (expiring %v), %v", id, exp, err)
 		}
 	})
 	t.Run("a signed token is refused when tokens are off", func(t *testing.T) {

@@ -154,6 +154,7 @@ type Notifier struct {
 	log     *slog.Logger
 	cfg     Config
 	limiter *keyLimiter
+	sweeps  sweepHolds // when each owner's expired tokens may be looked for again
 }
 
 // New returns a Notifier. log receives connection ids, owners and client ids,
@@ -253,12 +254,13 @@ func (n *Notifier) connect(ctx context.Context, req ConnectRequest) (c store.Con
 		return c, held, err
 	}
 	c = store.Connection{
-		OwnerID:      owner,
-		ClientID:     req.ClientID,
-		ConnectionID: req.ConnectionID,
-		KeyID:        id.KeyID,
-		ConnectedAt:  now,
-		ExpiresAt:    now.Add(n.cfg.ConnectionTTL),
+		OwnerID:        owner,
+		ClientID:       req.ClientID,
+		ConnectionID:   req.ConnectionID,
+		KeyID:          id.KeyID,
+		TokenExpiresAt: id.TokenExpiresAt,
+		ConnectedAt:    now,
+		ExpiresAt:      now.Add(n.cfg.ConnectionTTL),
 	}
 	err = n.store.PutConnection(ctx, c, now)
 	var taken *store.ClientTakenError
@@ -280,8 +282,16 @@ func (n *Notifier) connect(ctx context.Context, req ConnectRequest) (c store.Con
 // Concurrent connects cannot overshoot the cap together, as each one's
 // write is conditioned on the count it finds. held is the owner's count
 // before this connect.
+//
+// An owner at its cap first gets back the places of its connections whose
+// signed token has expired (evictExpiredTokens), then the reservation is
+// tried once more: a leaked short-lived token cannot fill the cap for the
+// two hours its connections may live and lock the owner out.
 func (n *Notifier) reserve(ctx context.Context, owner string) (held int, err error) {
 	held, err = n.store.ReserveConnection(ctx, owner, n.cfg.MaxConnectionsPerOwner)
+	if errors.Is(err, store.ErrOwnerFull) && n.evictExpiredTokens(ctx, owner) > 0 {
+		held, err = n.store.ReserveConnection(ctx, owner, n.cfg.MaxConnectionsPerOwner)
+	}
 	if errors.Is(err, store.ErrOwnerFull) {
 		return held, Errorf(CodeForbidden, "this account has reached its limit of %d live connections", n.cfg.MaxConnectionsPerOwner)
 	}

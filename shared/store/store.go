@@ -20,6 +20,11 @@ type Connection struct {
 	// Prefix of its hash, never the key), so that revoking the key finds
 	// the connections to close. Empty for a signed token.
 	KeyID string
+	// TokenExpiresAt is when the signed token the connection opened with
+	// expires (whole seconds, as the token states it); zero for an API key.
+	// Past it, the connection may be closed to make room under its owner's
+	// cap.
+	TokenExpiresAt time.Time
 	// ExpiresAt is past API Gateway's 2-hour connection limit; a record past
 	// it is stale whether or not anything has deleted it yet.
 	ExpiresAt time.Time
@@ -27,6 +32,12 @@ type Connection struct {
 
 // Expired reports whether the record is stale at now.
 func (c Connection) Expired(now time.Time) bool { return !now.Before(c.ExpiresAt) }
+
+// TokenExpired reports whether the connection opened with a signed token
+// that has expired at now. A connection opened with an API key never has.
+func (c Connection) TokenExpired(now time.Time) bool {
+	return !c.TokenExpiresAt.IsZero() && !now.Before(c.TokenExpiresAt)
+}
 
 // ErrNotFound is returned when no live record matches.
 var ErrNotFound = errors.New("connection not found")

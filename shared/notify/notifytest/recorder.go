@@ -16,11 +16,16 @@ type Recorder struct {
 	mu   sync.Mutex
 	sent map[string][]string
 	gone map[string]bool
+	// closed lists the connections CloseConnection closed, in order.
+	closed []string
 	// Fail, when set, is asked before each post; a non-nil error fails it.
 	Fail func(connectionID string) error
 }
 
-var _ notify.Pusher = (*Recorder)(nil)
+var (
+	_ notify.Pusher = (*Recorder)(nil)
+	_ notify.Closer = (*Recorder)(nil)
+)
 
 // NewRecorder returns an empty Recorder.
 func NewRecorder() *Recorder {
@@ -52,6 +57,27 @@ func (r *Recorder) Alive(_ context.Context, connectionID string) (bool, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return !r.gone[connectionID], nil
+}
+
+// CloseConnection implements notify.Closer as the Management API's
+// DeleteConnection: the connection is gone from then on. A connection gone
+// already gives an error wrapping notify.ErrGone.
+func (r *Recorder) CloseConnection(_ context.Context, connectionID string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.gone[connectionID] {
+		return fmt.Errorf("delete %s: %w", connectionID, notify.ErrGone)
+	}
+	r.gone[connectionID] = true
+	r.closed = append(r.closed, connectionID)
+	return nil
+}
+
+// Closed returns the connections CloseConnection closed, in order.
+func (r *Recorder) Closed() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.closed...)
 }
 
 // SetGone marks a connection gone.

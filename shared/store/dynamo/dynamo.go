@@ -2,8 +2,8 @@
 // each owner's event history: one table, single-item conditional writes only
 // (no transactions, no PartiQL), as docs/architecture.md's "Data model" describes.
 //
-//	pk = "owner#<ownerId>"    sk = "client#<clientId>"  connectionId, connectedAt, expiresAt, keyId
-//	pk = "conn#<connectionId>" sk = "conn"              ownerId, clientId, connectedAt, expiresAt, keyId
+//	pk = "owner#<ownerId>"    sk = "client#<clientId>"  connectionId, connectedAt, expiresAt, keyId, tokenExp
+//	pk = "conn#<connectionId>" sk = "conn"              ownerId, clientId, connectedAt, expiresAt, keyId, tokenExp
 //	pk = "key#<sha256hex>"    sk = "key"                ownerId, name, createdAt, revoked
 //	pk = "count#<ownerId>"    sk = "connections"        connections
 //	pk = "history#<ownerId>"  sk = "head"               head, ticket
@@ -27,7 +27,10 @@
 //
 // keyId, the 12-hex-digit prefix of the API key's hash (auth.Prefix), is
 // absent on a connection made with a signed token. A key's revocation lists
-// its owner's records and closes those with its keyId.
+// its owner's records and closes those with its keyId. tokenExp, in epoch
+// seconds, is present only on a connection made with a signed token: when
+// that token expires (a connect that finds its owner full closes the
+// connections whose token has).
 //
 // expiresAt is the table's TTL attribute, in epoch seconds. TTL deletion lags
 // by hours, so every read also treats an item past its expiresAt as absent.
@@ -95,6 +98,7 @@ const (
 	attrRevoked      = "revoked"
 	attrClientID     = "clientId"
 	attrKeyID        = "keyId"
+	attrTokenExp     = "tokenExp"
 
 	ownerPrefix  = "owner#"
 	clientPrefix = "client#"
@@ -591,6 +595,9 @@ func connectionItem(c store.Connection) map[string]types.AttributeValue {
 	if c.KeyID != "" {
 		it[attrKeyID] = str(c.KeyID)
 	}
+	if !c.TokenExpiresAt.IsZero() {
+		it[attrTokenExp] = number(expiry(c.TokenExpiresAt))
+	}
 	return it
 }
 
@@ -628,13 +635,22 @@ func parseConnection(it map[string]types.AttributeValue) (store.Connection, erro
 	if err != nil {
 		return store.Connection{}, fmt.Errorf("item %s/%s: %w", pk, sk, err)
 	}
+	var tokenExp time.Time
+	if _, ok := it[attrTokenExp]; ok {
+		n, err := getN(it, attrTokenExp)
+		if err != nil {
+			return store.Connection{}, fmt.Errorf("item %s/%s: %w", pk, sk, err)
+		}
+		tokenExp = time.Unix(n, 0).UTC()
+	}
 	return store.Connection{
-		OwnerID:      owner,
-		ClientID:     client,
-		ConnectionID: getS(it, attrConnectionID),
-		KeyID:        getS(it, attrKeyID),
-		ConnectedAt:  connectedAt,
-		ExpiresAt:    time.Unix(exp, 0).UTC(),
+		OwnerID:        owner,
+		ClientID:       client,
+		ConnectionID:   getS(it, attrConnectionID),
+		KeyID:          getS(it, attrKeyID),
+		TokenExpiresAt: tokenExp,
+		ConnectedAt:    connectedAt,
+		ExpiresAt:      time.Unix(exp, 0).UTC(),
 	}, nil
 }
 

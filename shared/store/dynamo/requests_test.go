@@ -35,7 +35,13 @@ import (
 //     job event (the job's state). Only the Query grows with n.
 //   - connect: GetItem of the key, UpdateItem of the count (the per-owner
 //     cap), 2 PutItem (the record, then its id item): 4, whatever n.
-//   - connect at the cap: GetItem of the key, the refused UpdateItem: 2.
+//   - connect at the cap: GetItem of the key, the refused UpdateItem, and
+//     Q(n) Queries of the owner's records looking for connections of
+//     expired signed tokens to close (notify's expired-token rule): 3 at
+//     1 MB pages, the Query's read units growing with n. A process that
+//     found none makes no such Query for that owner for 10 seconds (or
+//     until a token it saw expires): the next connect at the cap within
+//     them is 2 requests, whatever n.
 //   - refused connect (client id taken): the key's GetItem, the count's
 //     UpdateItem, the refused PutItem of the record, a consistent
 //     GetItem of the holder (not on DynamoDB, which returns the holder in
@@ -146,9 +152,14 @@ func testRequestCounts(t *testing.T, endpoint string, plain *dynamodb.Client) {
 			if notify.ErrorCode(err) != notify.CodeForbidden {
 				t.Fatalf("Connect over the cap = %v, want %s", err, notify.CodeForbidden)
 			}
-			units = check("connect refused at the cap", map[string]int{"GetItem": 1, "UpdateItem": 1})
+			check("connect refused at the cap, looking for expired tokens", map[string]int{"GetItem": 1, "UpdateItem": 1, "Query": 1})
+			_, err = full.Connect(ctx, notify.ConnectRequest{Token: key, ClientID: "one-too-many", ConnectionID: "Fresh0000000005="})
+			if notify.ErrorCode(err) != notify.CodeForbidden {
+				t.Fatalf("Connect over the cap = %v, want %s", err, notify.CodeForbidden)
+			}
+			units = check("connect refused at the cap, held off", map[string]int{"GetItem": 1, "UpdateItem": 1})
 			// A refused conditional write reports nothing on dynalite (see capacityClient).
-			wantUnits("connect refused at the cap", units, map[string]float64{"GetItem": 1})
+			wantUnits("connect refused at the cap, held off", units, map[string]float64{"GetItem": 1})
 
 			if err := n1.Disconnect(ctx, "Fresh0000000001="); err != nil {
 				t.Fatal(err)

@@ -57,6 +57,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("Keys", func(t *testing.T) { t.Parallel(); testKeys(t, newStore) })
 	t.Run("Notifier", func(t *testing.T) { t.Parallel(); testNotifier(t, newStore) })
 	t.Run("NotifierCount", func(t *testing.T) { t.Parallel(); testNotifierCount(t, newStore) })
+	t.Run("ExpiredTokens", func(t *testing.T) { t.Parallel(); testExpiredTokens(t, newStore) })
 	t.Run("Concurrency", func(t *testing.T) { t.Parallel(); testConcurrency(t, newStore) })
 }
 
@@ -99,7 +100,7 @@ func mustList(t *testing.T, s Store, owner string, now time.Time) []store.Connec
 // same reports whether two records are equal, comparing instants.
 func same(a, b store.Connection) bool {
 	return a.OwnerID == b.OwnerID && a.ClientID == b.ClientID && a.ConnectionID == b.ConnectionID && a.KeyID == b.KeyID &&
-		a.ConnectedAt.Equal(b.ConnectedAt) && a.ExpiresAt.Equal(b.ExpiresAt)
+		a.TokenExpiresAt.Equal(b.TokenExpiresAt) && a.ConnectedAt.Equal(b.ConnectedAt) && a.ExpiresAt.Equal(b.ExpiresAt)
 }
 
 func ids(cs []store.Connection) []string {
@@ -149,6 +150,24 @@ func testPut(t *testing.T, newStore func(*testing.T) Store) {
 		mustPut(t, s, c, epoch)
 		wantList(t, s, "acct_1", epoch, c)
 		wantFound(t, s, c)
+	})
+	t.Run("a signed token's expiry is kept with the record", func(t *testing.T) {
+		s := newStore(t)
+		c := conn("acct_1", "tab-1", 1, epoch)
+		c.TokenExpiresAt = epoch.Add(8 * time.Second)
+		mustPut(t, s, c, epoch)
+		wantList(t, s, "acct_1", epoch, c)
+		wantFound(t, s, c)
+		if got := mustList(t, s, "acct_1", epoch)[0]; got.TokenExpired(epoch.Add(7*time.Second)) || !got.TokenExpired(epoch.Add(8*time.Second)) {
+			t.Fatalf("TokenExpiresAt = %v, want expired from %v on", got.TokenExpiresAt, c.TokenExpiresAt)
+		}
+		d := conn("acct_1", "tab-1", 2, epoch) // a take-over keeps the new token's expiry
+		d.TokenExpiresAt = epoch.Add(9 * time.Second)
+		if err := s.ReplaceConnection(ctxT(t), d, c.ConnectionID); err != nil {
+			t.Fatalf("ReplaceConnection: %v", err)
+		}
+		wantList(t, s, "acct_1", epoch, d)
+		wantFound(t, s, d)
 	})
 	t.Run("the same client id under two owners is fine", func(t *testing.T) {
 		s := newStore(t)
