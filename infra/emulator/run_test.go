@@ -42,9 +42,11 @@ func startScript(t *testing.T, args ...string) *script {
 	t.Helper()
 	testenv.NodeModules(t)
 	testenv.LambdaEmulator(t)
+	// Twelve distinct ports: one at a time, two calls can return the same
+	// port (it failed so: local mode and dynalite on one port).
 	ports := make([]string, 12)
-	for i := range ports {
-		ports[i] = fmt.Sprint(testenv.FreePort(t))
+	for i, p := range testenv.FreePorts(t, len(ports)) {
+		ports[i] = fmt.Sprint(p)
 	}
 	s := &script{out: output(filepath.Join(t.TempDir(), "output")), tmp: t.TempDir(), addr: "127.0.0.1:" + ports[0], done: make(chan struct{})}
 	s.cmd = exec.Command(filepath.Join(testenv.RepoRoot(t), "infra", "emulator", "run.sh"), args...)
