@@ -265,7 +265,7 @@ type TokenScope struct {
 
 // MintToken returns a token for owner, valid from now for ttl, signed with
 // secret, naming scope's audience and issuer if given: what an app's backend
-// does for each browser session (the README shows it in Node and Go).
+// does for each browser session (docs/keys-and-tokens.md shows it in Node and Go).
 // infra/keys mint and the tests use it.
 func MintToken(secret []byte, owner string, ttl time.Duration, now time.Time, scope ...TokenScope) (string, error) {
 	if len(secret) < MinSecretBytes {
