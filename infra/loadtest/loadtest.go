@@ -604,16 +604,9 @@ func publish(ctx context.Context, cfg Config, base string, perOwner []int, publi
 			published[seq].Store(now.UnixNano())
 		}
 		rep.EventsPublished += len(sqs.Records)
-		body, _ := json.Marshal(sqs)
-		resp, err := http.Post(url, "application/json", bytes.NewReader(body))
+		out, err := invokeJobEvents(url, sqs)
 		if err != nil {
-			return accepted, fmt.Errorf("invoke: %w", err)
-		}
-		var out events.SQSEventResponse
-		err = json.NewDecoder(resp.Body).Decode(&out)
-		resp.Body.Close()
-		if err != nil || resp.StatusCode != http.StatusOK {
-			return accepted, fmt.Errorf("invoke answered %d: %v", resp.StatusCode, err)
+			return accepted, err
 		}
 		failed := map[string]bool{}
 		for _, f := range out.BatchItemFailures {
@@ -634,6 +627,25 @@ func publish(ctx context.Context, cfg Config, base string, perOwner []int, publi
 		}
 	}
 	return accepted, nil
+}
+
+// invokeJobEvents posts one SQS batch to the job events function's Invoke
+// API at url and returns the function's answer: its failed records.
+func invokeJobEvents(url string, batch events.SQSEvent) (events.SQSEventResponse, error) {
+	var out events.SQSEventResponse
+	body, err := json.Marshal(batch)
+	if err != nil {
+		return out, err
+	}
+	resp, err := http.Post(url, "application/json", bytes.NewReader(body))
+	if err != nil {
+		return out, fmt.Errorf("invoke: %w", err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK {
+		return out, fmt.Errorf("invoke answered %d: %v", resp.StatusCode, err)
+	}
+	return out, nil
 }
 
 // serverFigures reads local mode's /metrics (from this machine: no

@@ -137,3 +137,24 @@ func TestALocalModeThatExitsAtOnceEndsTheRunWithItsExit(t *testing.T) {
 		t.Fatal("Run did not return after local mode exited")
 	}
 }
+
+// TestResumeRunCompletesForEveryClient runs the resume mode small: 20
+// clients of one owner resume a history of 1,500 events at once, each
+// receiving every event, packed into replay messages, then resumed.
+func TestResumeRunCompletesForEveryClient(t *testing.T) {
+	bin := testenv.LocalMode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	log := &strings.Builder{}
+	rep, err := RunResume(ctx, Config{Server: bin, Port: testenv.FreePort(t), Connections: 20, Dialers: 8, Log: log}, 1500)
+	if err != nil {
+		t.Fatalf("resume run: %v\nserver output:\n%s", err, tail(log.String(), 40))
+	}
+	t.Logf("\n%s", rep)
+	if rep.Events != 1500 || rep.Clients != 20 || rep.Completed != 20 {
+		t.Fatalf("%d of %d clients completed a resume of %d events; want all 20 of 1,500", rep.Completed, rep.Clients, rep.Events)
+	}
+	if rep.Frames < 2 || rep.Frames >= 1500 {
+		t.Fatalf("%d replay messages for 1,500 events; want them packed, more than one", rep.Frames)
+	}
+}
