@@ -23,7 +23,7 @@ func Moto(t testing.TB) string {
 	var endpoint string
 	startServer(t, "moto", 1, func(ports []int) (*exec.Cmd, string) {
 		endpoint = fmt.Sprintf("http://127.0.0.1:%d", ports[0])
-		return exec.Command(python, "-m", "moto.server", "-H", "127.0.0.1", "-p", fmt.Sprint(ports[0])), endpoint + "/moto-api/"
-	})
+		return exec.Command(python, "-m", "moto.server", "-H", "127.0.0.1", "-p", fmt.Sprint(ports[0])), endpoint + "/moto-api/data.json"
+	}, answered2xx)
 	return endpoint
 }

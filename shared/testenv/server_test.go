@@ -2,6 +2,8 @@ package testenv
 
 import (
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"runtime"
 	"strings"
@@ -29,12 +31,12 @@ func (f *fatalRecorder) Cleanup(fn func()) { f.cleanups = append(f.cleanups, fn)
 
 // run calls startServer on f in a goroutine of its own (Fatalf ends it),
 // then its clean-ups, each within a deadline.
-func (f *fatalRecorder) run(t *testing.T, newCmd func(ports []int) (*exec.Cmd, string)) {
+func (f *fatalRecorder) run(t *testing.T, newCmd func(ports []int) (*exec.Cmd, string), ready func(int) bool) {
 	t.Helper()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		startServer(f, "the server", 1, newCmd)
+		startServer(f, "the server", 1, newCmd, ready)
 	}()
 	select {
 	case <-done:
@@ -59,7 +61,7 @@ func TestAServerThatExitsBeforeAnsweringFailsTheTestAndIsCleanedUp(t *testing.T)
 	f := &fatalRecorder{TB: t}
 	f.run(t, func(ports []int) (*exec.Cmd, string) {
 		return exec.Command("sh", "-c", "echo out of memory; exit 3"), fmt.Sprintf("http://127.0.0.1:%d", ports[0])
-	})
+	}, nil)
 	if !strings.Contains(f.fatal, "exited before answering (exit status 3)") || !strings.Contains(f.fatal, "out of memory") {
 		t.Fatalf("failure %q, want the exit and the server's output", f.fatal)
 	}
@@ -80,9 +82,36 @@ func TestAServerWhosePortWasTakenIsStartedAgainOnAnother(t *testing.T) {
 		}
 		return exec.Command(node, "-e", fmt.Sprintf(
 			"require('http').createServer((q, r) => r.end('ok')).listen(%d, '127.0.0.1')", ports[0])), url
-	})
+	}, nil)
 	if f.fatal != "" || len(urls) != 2 {
 		t.Fatalf("failure %q after %d starts, want none after 2", f.fatal, len(urls))
+	}
+}
+
+// TestAnotherServerOnATakenPortIsNotTakenForTheServer: the port chosen for
+// the server is taken by another that answers 404 where the server would
+// answer 200, and the server exits, its port in use. With a readiness check
+// of 2xx, startServer does not return the other server as ready (as it did
+// for moto, whose table then went to a local mode): it starts the server
+// again on fresh ports.
+func TestAnotherServerOnATakenPortIsNotTakenForTheServer(t *testing.T) {
+	node := Node(t)
+	thief := httptest.NewServer(http.NotFoundHandler())
+	defer thief.Close()
+	f := &fatalRecorder{TB: t}
+	var urls []string
+	f.run(t, func(ports []int) (*exec.Cmd, string) {
+		if len(urls) == 0 {
+			urls = append(urls, thief.URL)
+			return exec.Command("sh", "-c", "echo 'listen tcp: bind: address already in use'; exit 1"), thief.URL
+		}
+		url := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
+		urls = append(urls, url)
+		return exec.Command(node, "-e", fmt.Sprintf(
+			"require('http').createServer((q, r) => r.end('ok')).listen(%d, '127.0.0.1')", ports[0])), url
+	}, answered2xx)
+	if f.fatal != "" || len(urls) != 2 {
+		t.Fatalf("failure %q after %d starts (%v), want none after 2", f.fatal, len(urls), urls)
 	}
 }
 

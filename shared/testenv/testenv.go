@@ -120,31 +120,38 @@ func StartDynalite(t testing.TB) *DynaliteServer {
 		endpoint = fmt.Sprintf("http://127.0.0.1:%d", ports[0])
 		return exec.Command(node, bin, "--port", fmt.Sprint(ports[0]), "--host", "127.0.0.1",
 			"--createTableMs", "0", "--deleteTableMs", "0", "--updateTableMs", "0"), endpoint
-	})
+	}, nil)
 	return &DynaliteServer{Endpoint: endpoint, process: srv.Process}
 }
 
 // StartServer starts the server newCmd makes for nports free loopback
 // ports, as the starters here do (see startServer), for a server of a
-// test's own: it returns once the URL newCmd names answers, and kills the
-// server's process group when the test ends.
+// test's own: it returns once the URL newCmd names answers with a 2xx
+// status (anything else may be another server on a port taken meanwhile),
+// and kills the server's process group when the test ends.
 func StartServer(t testing.TB, what string, nports int, newCmd func(ports []int) (*exec.Cmd, string)) (*exec.Cmd, *SyncBuffer) {
 	t.Helper()
-	return startServer(t, what, nports, newCmd)
+	return startServer(t, what, nports, newCmd, answered2xx)
 }
+
+// answered2xx is a readiness check for a URL only the server started
+// answers with success: another server that took its port in the meantime
+// answers 404 there, and is not mistaken for it.
+func answered2xx(status int) bool { return status >= 200 && status < 300 }
 
 // startAttempts bounds how often startServer chooses ports afresh.
 const startAttempts = 3
 
 // startServer starts the server newCmd makes for nports free loopback ports
-// and returns once the URL newCmd names answers any HTTP response. The
+// and returns once the URL newCmd names answers with a status ready accepts
+// (any status, when ready is nil). The
 // server runs in a process group of its own, so that what it starts (the
 // emulator's bootstrap) is killed with it when the test ends. A port can be
 // taken by another test between FreePorts choosing it and the server
 // binding it: a server that exits saying so is started again on fresh
 // ports. Any other exit before answering, or no answer within 20 s, fails
 // the test with the server's output.
-func startServer(t testing.TB, what string, nports int, newCmd func(ports []int) (*exec.Cmd, string)) (*exec.Cmd, *SyncBuffer) {
+func startServer(t testing.TB, what string, nports int, newCmd func(ports []int) (*exec.Cmd, string), ready func(status int) bool) (*exec.Cmd, *SyncBuffer) {
 	t.Helper()
 	for attempt := 1; ; attempt++ {
 		cmd, url := newCmd(FreePorts(t, nports))
@@ -162,7 +169,7 @@ func startServer(t testing.TB, what string, nports int, newCmd func(ports []int)
 			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // SIGKILL ends a paused process too
 			<-exited
 		})
-		err := waitHTTP(url, 20*time.Second, exited)
+		err := waitHTTP(url, 20*time.Second, exited, ready)
 		if err == nil {
 			return cmd, out
 		}
@@ -185,9 +192,10 @@ func portTaken(output string) bool {
 // errExited is waitHTTP's error for a server that exited before answering.
 var errExited = errors.New("exited before answering")
 
-// waitHTTP waits until url answers any HTTP response, for at most timeout
-// or until exited is closed (the server process ended first).
-func waitHTTP(url string, timeout time.Duration, exited <-chan struct{}) error {
+// waitHTTP waits until url answers with a status ready accepts (any, when
+// ready is nil), for at most timeout or until exited is closed (the server
+// process ended first).
+func waitHTTP(url string, timeout time.Duration, exited <-chan struct{}, ready func(status int) bool) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	tick := time.NewTicker(20 * time.Millisecond)
@@ -196,7 +204,9 @@ func waitHTTP(url string, timeout time.Duration, exited <-chan struct{}) error {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if resp, err := http.DefaultClient.Do(req); err == nil {
 			resp.Body.Close()
-			return nil
+			if ready == nil || ready(resp.StatusCode) {
+				return nil
+			}
 		}
 		select {
 		case <-exited:
@@ -265,7 +275,7 @@ func StartLambda(t testing.TB, bootstrap string, env ...string) *Lambda {
 		cmd.Env = append(os.Environ(), env...)
 		base = fmt.Sprintf("http://127.0.0.1:%d", ports[0])
 		return cmd, base
-	})
+	}, nil)
 	return &Lambda{URL: base + "/2015-03-31/functions/function/invocations", Output: out, cmd: cmd}
 }
 
