@@ -578,10 +578,14 @@ func (s *Store) queryEvents(ctx context.Context, owner string, from, to int64, l
 			// Expired events are skipped here rather than by a
 			// FilterExpression, which would save no read capacity, and
 			// whose Limit would count them anyway.
-			if now.Before(e.ExpiresAt) {
-				out = append(out, e)
-			} else {
+			switch {
+			case !now.Before(e.ExpiresAt):
 				expired = max(expired, e.Seq)
+			case stateOnly(e):
+				// Written by a version that kept every step: the job
+				// item holds the job's state.
+			default:
+				out = append(out, e)
 			}
 		}
 		if start = page.LastEvaluatedKey; len(start) == 0 || len(out) >= limit {

@@ -208,6 +208,20 @@ func testHistory(t *testing.T, endpoint string, client *dynamodb.Client) {
 		}
 	})
 
+	t.Run("a job_progress's event item, from a version that kept every step, is not replayed", func(t *testing.T) {
+		s := New(client, newTable(t, client))
+		mustRecord(t, s, historyEvent("msg-1", "job_progress", "job_1"), 10, at)
+		mustRecord(t, s, historyEvent("msg-2", "job_progress", "job_1"), 10, at)
+		old := historyEvent("msg-1", "job_progress", "job_1")
+		old.Seq = 1
+		if err := s.putEvent(testCtx(t), old); err != nil {
+			t.Fatal(err)
+		}
+		if got, w := replay(t, s, 0, 10, at); got != "[2]" || w.Head != 2 {
+			t.Fatalf("replay = %s, head %d; want [2], the job's state", got, w.Head)
+		}
+	})
+
 	t.Run("a finished job's item keeps no body", func(t *testing.T) {
 		s := New(client, newTable(t, client))
 		mustRecord(t, s, historyEvent("msg-1", "job_progress", "job_1"), 10, at)
