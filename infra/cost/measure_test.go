@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -39,7 +40,7 @@ var (
 
 // maxBatched is the largest owner whose publishes are also measured in
 // batches of 10 events.
-const maxBatched = 1000
+const maxBatched = 100
 
 // postLatency is the Management API's answer time the stand-in gives each
 // post, as infra/bench's fan-out measure assumes.
@@ -112,6 +113,9 @@ func checkMeasurements(t *testing.T, m Measurements, sz sizes) {
 	if m.Connect.Dynamo.writes() == 0 || m.Disconnect.Dynamo.writes() == 0 {
 		t.Errorf("connect %+v, disconnect %+v: want their writes counted", m.Connect.Dynamo, m.Disconnect.Dynamo)
 	}
+	if len(m.MetricSeries) == 0 {
+		t.Error("no custom metric seen in the functions' EMF lines")
+	}
 	if m.Ping.Invocations != 1 || m.Ping.Posts != 0 {
 		t.Errorf("ping: %d invocations, %d posts; want 1 and none (the answer is the route response)", m.Ping.Invocations, m.Ping.Posts)
 	}
@@ -139,7 +143,8 @@ func measure(t *testing.T, sz sizes) Measurements {
 		r.mgmt.take()
 		for _, mem := range sz.memories {
 			runs := sz.runs
-			if n > 1000 {
+			switch {
+			case n > 1000:
 				runs = 1
 			}
 			var all []Counts
@@ -223,6 +228,7 @@ func measure(t *testing.T, sz sizes) Measurements {
 	m.Ping = r.run(t, def, messageEvent(t, "ResumeConn0001=", `{"action":"ping"}`))
 	m.Disconnect = r.run(t, disconnect, disconnectEvent(t, "ResumeConn0001="))
 	m.FunctionMemoryMB = mem
+	m.MetricSeries = slices.Sorted(maps.Keys(r.series))
 	t.Logf("connect %v, resume %v (%d posts), ping %v, disconnect %v", m.Connect.Dynamo.Requests, m.Resume.Dynamo.Requests, m.Resume.Posts, m.Ping.Dynamo.Requests, m.Disconnect.Dynamo.Requests)
 	return m
 }
@@ -234,6 +240,9 @@ func (r *rig) run(t *testing.T, fn *function, payload []byte) Counts {
 	r.mgmt.take()
 	inv := fn.invoke(t, payload)
 	c := Counts{Invocations: 1, Dynamo: r.meter.take(), WallMs: ms(inv.Wall), CPUMs: ms(inv.CPU), PeakRSSMB: inv.PeakRSSMB, EMFBytes: inv.EMFBytes, LogBytes: inv.LogBytes}
+	for _, s := range inv.Series {
+		r.series[s] = true
+	}
 	c.Posts, c.MessageUnits, c.PostBytes = r.mgmt.take()
 	return c
 }

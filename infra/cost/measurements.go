@@ -38,6 +38,9 @@ type Measurements struct {
 	Resume     Counts `json:"resume"`
 	Ping       Counts `json:"ping"`
 	Disconnect Counts `json:"disconnect"`
+	// MetricSeries are the custom metrics (namespace, name, dimension
+	// values) the measured invocations' EMF lines wrote to.
+	MetricSeries []string `json:"metricSeries"`
 }
 
 // FanoutRun is one publish of the fan-out table.

@@ -238,14 +238,42 @@ func boolf(b bool) float64 {
 	return 0
 }
 
-// fanout returns the fan-out run of n connections at memMB.
+// fanout returns the fan-out run of n connections at memMB, its wall times
+// replaced by the median of the runs of n at every size: the emulator does
+// not limit the CPU, so the runs at different sizes differ by the shared
+// machine's noise only, and the model (billedMs) applies each size's CPU
+// share to its own CPU time.
 func (m Measurements) fanout(n, memMB int) (FanoutRun, bool) {
+	var walls, batchWalls []float64
+	var run FanoutRun
+	found := false
 	for _, f := range m.Fanout {
-		if f.Connections == n && f.MemoryMB == memMB {
-			return f, true
+		if f.Connections != n {
+			continue
+		}
+		walls = append(walls, f.WallMs/float64(max(1, f.Invocations)))
+		if f.Batch10.Invocations > 0 {
+			batchWalls = append(batchWalls, f.Batch10.WallMs/float64(f.Batch10.Invocations))
+		}
+		if f.MemoryMB == memMB {
+			run, found = f, true
 		}
 	}
-	return FanoutRun{}, false
+	if !found {
+		return FanoutRun{}, false
+	}
+	run.WallMs = medianOf(walls) * float64(run.Invocations)
+	if run.Batch10.Invocations > 0 {
+		run.Batch10.WallMs = medianOf(batchWalls) * float64(run.Batch10.Invocations)
+	}
+	return run, true
+}
+
+// medianOf is the median of vs (the upper one of an even count).
+func medianOf(vs []float64) float64 {
+	s := slices.Clone(vs)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 // sizes returns the measured connection counts and memory sizes.

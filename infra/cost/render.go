@@ -84,8 +84,8 @@ func render(m Measurements, pt PriceTable, tpl *template.Template, a Assumptions
 	}
 
 	// Right-sizing.
-	p("\n**One publish by memory size** (JobEventsFunction; billed duration = the longer of the wall time and the CPU time over the share of a vCPU the memory buys; $ per million publishes, Lambda only; peak resident memory):\n\n")
-	p("| connections | wall, CPU (one processor) |")
+	p("\n**One publish by memory size** (JobEventsFunction; billed duration = the longer of the duration measured (the median at every size) and the CPU time measured at that size over the share of a vCPU the memory buys; $ per million publishes, Lambda only; peak resident memory at that size):\n\n")
+	p("| connections | duration, CPU at 1,769 MB (one processor) |")
 	for _, mm := range mems {
 		p(" %s MB |", thousands(float64(mm)))
 	}
@@ -97,17 +97,17 @@ func render(m Measurements, pt PriceTable, tpl *template.Template, a Assumptions
 	for _, n := range conns {
 		ref, _ := m.fanout(n, mems[len(mems)-1])
 		p("| %s | %s ms, %s ms |", thousands(float64(n)), decimal(ref.WallMs), decimal(ref.CPUMs))
-		peak := 0.0
+		var peaks []string
 		for _, mm := range mems {
 			f, ok := m.fanout(n, mm)
 			if !ok {
 				p(" — |")
 				continue
 			}
-			peak = max(peak, f.PeakRSSMB)
+			peaks = append(peaks, fmt.Sprintf("%.0f", f.PeakRSSMB))
 			p(" %s ms, %s |", thousands(billedMs(f.Counts, mm)), usd(pt.lambdaUSD(f.Counts, mm)*1e6))
 		}
-		p(" %.0f MB |\n", peak)
+		p(" %s MB |\n", strings.Join(peaks, " / "))
 	}
 
 	// Scenarios.
@@ -130,6 +130,8 @@ func render(m Measurements, pt PriceTable, tpl *template.Template, a Assumptions
 	p("| 1,000 users connected %.0f h a day, idle | %s connection minutes, %s pings, a connect and a disconnect a day, each | %s a month | %s a month |\n",
 		a.HoursPerDay, thousands(a.HoursPerDay*60*a.DaysPerMonth*1000), thousands(a.HoursPerDay*60*a.DaysPerMonth/a.PingMinutes*1000),
 		usd(ours.total()*1000), usd(appsync.total()*1000))
+	p("| custom metrics of a stack in use every hour | the %d metrics (name and dimensions) the measured invocations wrote to; refusal reasons and S3UploadFunction's add more | %s a month | none: built-in metrics |\n",
+		len(m.MetricSeries), usd(float64(len(m.MetricSeries))*pt.usd("cloudwatch_metric_month")))
 	items := pt.fixedCost(tpl, a)
 	fixed := 0.0
 	for _, it := range items {

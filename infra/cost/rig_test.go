@@ -31,8 +31,9 @@ type rig struct {
 	dynamo  string // dynalite's endpoint, unmetered: seeding
 	meter   *dynamoMeter
 	mgmt    *management
-	metered string // the proxy's endpoint, for the functions
-	mgmtURL string // the stand-in's endpoint with the stage
+	metered string          // the proxy's endpoint, for the functions
+	mgmtURL string          // the stand-in's endpoint with the stage
+	series  map[string]bool // the custom metrics the measured invocations wrote to
 }
 
 func newRig(t testing.TB, postLatency time.Duration) *rig {
@@ -47,7 +48,7 @@ func newRig(t testing.TB, postLatency time.Duration) *rig {
 	mg := &management{latency: postLatency}
 	api := httptest.NewServer(mg)
 	t.Cleanup(api.Close)
-	return &rig{table: table, dynamo: endpoint, meter: m, mgmt: mg, metered: proxy.URL, mgmtURL: api.URL + "/prod"}
+	return &rig{table: table, dynamo: endpoint, meter: m, mgmt: mg, metered: proxy.URL, mgmtURL: api.URL + "/prod", series: map[string]bool{}}
 }
 
 // store is the DynamoDB store on dynalite, unmetered, for seeding.
@@ -257,6 +258,44 @@ type invocation struct {
 	EMFBytes  int
 	LogBytes  int
 	Answer    []byte
+	// Series are the CloudWatch metrics (name and dimension values) its
+	// EMF lines wrote to.
+	Series []string
+}
+
+// emfSeries returns the metrics an Embedded Metric Format line writes to,
+// one per metric and dimension set: each is a custom metric CloudWatch
+// bills by the hour it receives data.
+func emfSeries(t testing.TB, line string) []string {
+	t.Helper()
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(line), &doc); err != nil {
+		t.Fatalf("EMF line: %v: %s", err, line)
+	}
+	var meta struct {
+		CloudWatchMetrics []struct {
+			Namespace  string
+			Dimensions [][]string
+			Metrics    []struct{ Name string }
+		}
+	}
+	raw, _ := json.Marshal(doc["_aws"])
+	if err := json.Unmarshal(raw, &meta); err != nil {
+		t.Fatalf("EMF line: %v: %s", err, line)
+	}
+	var series []string
+	for _, d := range meta.CloudWatchMetrics {
+		for _, set := range d.Dimensions {
+			var dims []string
+			for _, name := range set {
+				dims = append(dims, fmt.Sprintf("%s=%v", name, doc[name]))
+			}
+			for _, m := range d.Metrics {
+				series = append(series, d.Namespace+" "+m.Name+" "+strings.Join(dims, ","))
+			}
+		}
+	}
+	return series
 }
 
 // invoke sends payload to the function and measures the invocation: its
@@ -297,6 +336,7 @@ func (f *function) invoke(t testing.TB, payload []byte) invocation {
 		switch {
 		case strings.Contains(line, `"_aws"`):
 			inv.EMFBytes += len(line) + 1
+			inv.Series = append(inv.Series, emfSeries(t, line)...)
 		case strings.HasPrefix(line, "{"), platformLine(line):
 			inv.LogBytes += len(line) + 1
 		}
