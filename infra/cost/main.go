@@ -19,7 +19,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 
 	"github.com/wsnotify/wsnotify/infra/template"
 )
@@ -41,7 +40,7 @@ func run(doc, prices, measured string, renderOnly bool) error {
 	if err != nil {
 		return err
 	}
-	if _, _, _, err := section(doc); err != nil { // checked before the measuring
+	if _, _, _, err := markers.Section(doc); err != nil { // checked before the measuring
 		return err
 	}
 	if !renderOnly {
@@ -69,7 +68,7 @@ func run(doc, prices, measured string, renderOnly bool) error {
 		return err
 	}
 	fmt.Print(table)
-	return rewrite(doc, table)
+	return markers.Rewrite(doc, table)
 }
 
 func loadMeasurements(path string) (Measurements, error) {
@@ -85,28 +84,4 @@ func loadMeasurements(path string) (Measurements, error) {
 		return m, errors.New(path + ": no fan-out figures")
 	}
 	return m, nil
-}
-
-// rewrite puts table between the markers of the file at path.
-func rewrite(path, table string) error {
-	s, begin, end, err := section(path)
-	if err != nil {
-		return err
-	}
-	s = s[:begin+len(beginMarker)] + "\n" + table + s[end:]
-	return os.WriteFile(path, []byte(s), 0o644)
-}
-
-// section returns the file at path and where its cost markers are.
-func section(path string) (s string, begin, end int, err error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "", 0, 0, err
-	}
-	s = string(data)
-	begin, end = strings.Index(s, beginMarker), strings.Index(s, endMarker)
-	if begin < 0 || end < begin {
-		return "", 0, 0, fmt.Errorf("%s has no %s … %s section", path, beginMarker, endMarker)
-	}
-	return s, begin, end, nil
 }

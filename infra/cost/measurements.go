@@ -2,9 +2,9 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"runtime"
-	"strings"
+
+	"github.com/wsnotify/wsnotify/infra/gendoc"
 )
 
 // Measurements are what TestMeasure counted on the real code paths; the
@@ -137,14 +137,5 @@ func messageUnits(n int) int { return max(1, (n+32*1024-1)/(32*1024)) }
 
 // machine describes the machine the figures come from.
 func machine() string {
-	cpu := "an unknown processor"
-	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for line := range strings.SplitSeq(string(data), "\n") {
-			if name, value, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(name) == "model name" {
-				cpu = strings.Join(strings.Fields(value), " ")
-				break
-			}
-		}
-	}
-	return fmt.Sprintf("%s, %d cores, %s/%s", cpu, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
+	return fmt.Sprintf("%s, %d cores, %s/%s", gendoc.CPU(), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
 }

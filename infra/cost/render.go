@@ -7,13 +7,12 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/wsnotify/wsnotify/infra/gendoc"
 	"github.com/wsnotify/wsnotify/infra/template"
 )
 
-const (
-	beginMarker = "<!-- cost:begin -->"
-	endMarker   = "<!-- cost:end -->"
-)
+// markers enclose the table in docs/cost.md.
+var markers = gendoc.Markers{Begin: "<!-- cost:begin -->", End: "<!-- cost:end -->"}
 
 // fanoutMemory is the MemorySize template.yaml gives the publishing
 // functions by default (its FanoutMemorySize parameter).
