@@ -6,9 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"maps"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -112,6 +116,9 @@ func checkMeasurements(t *testing.T, m Measurements, sz sizes) {
 	}
 	if m.Connect.Dynamo.writes() == 0 || m.Disconnect.Dynamo.writes() == 0 {
 		t.Errorf("connect %+v, disconnect %+v: want their writes counted", m.Connect.Dynamo, m.Disconnect.Dynamo)
+	}
+	if m.SignedConnects.Invocations != 5 || m.SignedConnects.SecretsCalls != 1 {
+		t.Errorf("%d signed-token connects read the secret %d times; want 5 connects and one read (the cache)", m.SignedConnects.Invocations, m.SignedConnects.SecretsCalls)
 	}
 	if len(m.MetricSeries) == 0 {
 		t.Error("no custom metric seen in the functions' EMF lines")
@@ -227,10 +234,48 @@ func measure(t *testing.T, sz sizes) Measurements {
 	m.Resume = r.run(t, def, messageEvent(t, "ResumeConn0001=", `{"action":"resume","since":0}`))
 	m.Ping = r.run(t, def, messageEvent(t, "ResumeConn0001=", `{"action":"ping"}`))
 	m.Disconnect = r.run(t, disconnect, disconnectEvent(t, "ResumeConn0001="))
+	m.SignedConnects = r.signedConnects(t, mem, 5)
+	t.Logf("%d signed-token connects of one container: %d Secrets Manager reads", m.SignedConnects.Invocations, m.SignedConnects.SecretsCalls)
 	m.FunctionMemoryMB = mem
 	m.MetricSeries = slices.Sorted(maps.Keys(r.series))
 	t.Logf("connect %v, resume %v (%d posts), ping %v, disconnect %v", m.Connect.Dynamo.Requests, m.Resume.Dynamo.Requests, m.Resume.Posts, m.Ping.Dynamo.Requests, m.Disconnect.Dynamo.Requests)
 	return m
+}
+
+// signedConnects runs ConnectFunction with signed tokens on (its secret
+// read from a stand-in for Secrets Manager that counts the reads) and
+// connects n clients with signed tokens: what the secret's cache saves.
+func (r *rig) signedConnects(t *testing.T, mem, n int) Counts {
+	t.Helper()
+	const name, secret = "wsnotify/token-secrets", "cost-signing-secret-0123456789-abcdefghijk"
+	var reads atomic.Int64
+	sm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Header.Get("X-Amz-Target") != "secretsmanager.GetSecretValue" {
+			http.Error(w, "unexpected call", http.StatusBadRequest)
+			return
+		}
+		reads.Add(1)
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		out, _ := json.Marshal(map[string]string{"Name": name, "SecretString": `["` + secret + `"]`})
+		_, _ = w.Write(out)
+	}))
+	t.Cleanup(sm.Close)
+	fn := r.startFunction(t, "connect", mem, "TOKEN_SECRET_ID="+name, "TOKEN_MAX_TTL=1h", "AWS_ENDPOINT_URL_SECRETS_MANAGER="+sm.URL)
+	var runs []Counts
+	for i := range n {
+		token, err := auth.MintToken([]byte(secret), "acct_signed", 10*time.Minute, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := r.run(t, fn, connectEvent(t, token, fmt.Sprintf("signed-%d", i), fmt.Sprintf("SignedConn%04d=", i)))
+		if !strings.Contains(string(c.answer), `"statusCode":200`) {
+			t.Fatalf("signed-token connect answered %s", c.answer)
+		}
+		runs = append(runs, c)
+	}
+	c := sum(runs)
+	c.SecretsCalls = int(reads.Load())
+	return c
 }
 
 // run invokes fn with payload and returns everything it cost.
@@ -244,6 +289,7 @@ func (r *rig) run(t *testing.T, fn *function, payload []byte) Counts {
 		r.series[s] = true
 	}
 	c.Posts, c.MessageUnits, c.PostBytes = r.mgmt.take()
+	c.answer = inv.Answer
 	return c
 }
 

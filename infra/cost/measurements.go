@@ -38,6 +38,9 @@ type Measurements struct {
 	Resume     Counts `json:"resume"`
 	Ping       Counts `json:"ping"`
 	Disconnect Counts `json:"disconnect"`
+	// SignedConnects are connects with signed tokens, one container: the
+	// secret is read once and cached.
+	SignedConnects Counts `json:"signedConnects"`
 	// MetricSeries are the custom metrics (namespace, name, dimension
 	// values) the measured invocations' EMF lines wrote to.
 	MetricSeries []string `json:"metricSeries"`
@@ -70,6 +73,10 @@ type Counts struct {
 	// LogBytes the other log lines'.
 	EMFBytes int `json:"emfBytes"`
 	LogBytes int `json:"logBytes"`
+	// SecretsCalls are the Secrets Manager requests.
+	SecretsCalls int `json:"secretsCalls,omitempty"`
+
+	answer []byte // the invocation's answer, for the measure's checks
 }
 
 // dynamoCounts are the DynamoDB requests by operation and the read and
@@ -127,6 +134,7 @@ func sum(runs []Counts) Counts {
 		s.PeakRSSMB = max(s.PeakRSSMB, r.PeakRSSMB)
 		s.EMFBytes += r.EMFBytes
 		s.LogBytes += r.LogBytes
+		s.SecretsCalls += r.SecretsCalls
 	}
 	return s
 }

@@ -298,7 +298,7 @@ func usd(v float64) string {
 		return "$0"
 	case v >= 100:
 		return "$" + thousands(math.Round(v))
-	case v >= 1:
+	case v >= 0.1:
 		return fmt.Sprintf("$%.2f", v)
 	case v >= 0.01:
 		return fmt.Sprintf("$%.3f", v)

@@ -68,8 +68,8 @@ func render(m Measurements, pt PriceTable, tpl *template.Template, a Assumptions
 		}
 		month := ours.scale(a.PublishedPerMonth).plus(connOurs.scale(float64(n))).total()
 		appsyncMonth := pt.appSyncPublish(n)*a.PublishedPerMonth + connAppSync.scale(float64(n)).total()
-		p("| %s | %d (%s, %s) | %.0f | %s: %s, %s, %s, %s, %s | %s | %s | %s | %s | %s | %s |\n",
-			thousands(float64(n)), f.Dynamo.total(), fmt.Sprint(f.Dynamo.RRU), fmt.Sprint(f.Dynamo.WRU), billedMs(f.Counts, mem),
+		p("| %s | %d (%s, %s) | %s | %s: %s, %s, %s, %s, %s | %s | %s | %s | %s | %s | %s |\n",
+			thousands(float64(n)), f.Dynamo.total(), fmt.Sprint(f.Dynamo.RRU), fmt.Sprint(f.Dynamo.WRU), thousands(billedMs(f.Counts, mem)),
 			usd(perM.total()), usd(perM.Lambda), usd(perM.DynamoDB), usd(perM.APIGateway), usd(perM.SQS), usd(perM.Logs),
 			batched, usd(appsync), ratio, usd(pt.chatSample(f.Counts, n, mem)*1e6/float64(n)), usd(month), usd(appsyncMonth))
 	}
@@ -123,12 +123,18 @@ func render(m Measurements, pt PriceTable, tpl *template.Template, a Assumptions
 			usd(ours.total()/(files+1)*1e6), usd(pt.appSyncPublish(1)*(files+1)))
 	}
 	reconnect := pt.cost(m.Connect, m.FunctionMemoryMB, 0, a).plus(pt.cost(m.Resume, m.FunctionMemoryMB, 0, a))
-	p("| a reconnect and resume after missing that job | connect %s; resume %s, %d replay messages | %s (%s per million) | not offered (no replay) |\n",
+	p("| a reconnect and resume after missing that job | connect %s; resume %s, %d replay messages | %s (%s per million reconnects) | not offered (no replay) |\n",
 		dynamoString(m.Connect.Dynamo), dynamoString(m.Resume.Dynamo), m.Resume.Posts, usd(reconnect.total()), usd(reconnect.total()*1e6))
 	ours, appsync := pt.connectionMonth(m, a)
 	p("| 1,000 users connected %.0f h a day, idle | %s connection minutes, %s pings, a connect and a disconnect a day, each | %s a month | %s a month |\n",
 		a.HoursPerDay, thousands(a.HoursPerDay*60*a.DaysPerMonth*1000), thousands(a.HoursPerDay*60*a.DaysPerMonth/a.PingMinutes*1000),
 		usd(ours.total()*1000), usd(appsync.total()*1000))
+	if sc := m.SignedConnects; sc.Invocations > 0 {
+		perConnect := pt.cost(sc, m.FunctionMemoryMB, 0, a).total() / float64(sc.Invocations)
+		p("| connects with signed tokens (`TokenSecretName`) | %d connects to one container: %d Secrets Manager read (the secret is cached for the container's life), %s each | %s per million connects, plus %s per cold start and %s a month for the secret | %s per million connects and subscribes |\n",
+			sc.Invocations, sc.SecretsCalls, dynamoString(scaleDynamo(sc.Dynamo, 1/float64(sc.Invocations))), usd(perConnect*1e6),
+			usd(pt.usd("secrets_api_call")), usd(pt.usd("secrets_secret_month")), usd(2*pt.usd("appsync_events_operation")*1e6))
+	}
 	p("| custom metrics of a stack in use every hour | the %d metrics (name and dimensions) the measured invocations wrote to; refusal reasons and S3UploadFunction's add more | %s a month | none: built-in metrics |\n",
 		len(m.MetricSeries), usd(float64(len(m.MetricSeries))*pt.usd("cloudwatch_metric_month")))
 	items := pt.fixedCost(tpl, a)
@@ -189,6 +195,15 @@ func opsString(ops map[string]int) string {
 		return "none"
 	}
 	return strings.Join(parts, ", ")
+}
+
+// scaleDynamo scales a count's units and requests by f (a per-invocation share).
+func scaleDynamo(c dynamoCounts, f float64) dynamoCounts {
+	s := dynamoCounts{Requests: map[string]int{}, RRU: c.RRU * f, WRU: c.WRU * f}
+	for op, n := range c.Requests {
+		s.Requests[op] = int(float64(n)*f + 0.5)
+	}
+	return s
 }
 
 // dynamoString is a count's requests and units in short.
