@@ -281,6 +281,8 @@ var fieldFirst = regexp.MustCompile(`^(?:field "([A-Za-z]+)"|missing field "([A-
 func eventPath(reason string) string {
 	m := fieldFirst.FindStringSubmatch(reason)
 	switch {
+	case reason == `missing field "event"`:
+		return "event: missing"
 	case m == nil:
 		return "event: " + reason
 	case m[1] != "":

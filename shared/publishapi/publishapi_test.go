@@ -68,7 +68,7 @@ func TestEveryRefusalHasACodeAndNothingIsPublished(t *testing.T) {
 		{"null clientId", `{"ownerId":"acct_a","clientId":null,"event":` + progress("job_1", 5) + `}`, 400, publishapi.CodeInvalidMessage, "clientId: must not be null"},
 		{"bad clientId", `{"ownerId":"acct_a","clientId":"a b","event":` + progress("job_1", 5) + `}`, 400, publishapi.CodeInvalidMessage, "clientId: "},
 		{"long key", `{"ownerId":"acct_a","idempotencyKey":"` + strings.Repeat("k", 129) + `","event":` + progress("job_1", 5) + `}`, 400, publishapi.CodeInvalidMessage, "idempotencyKey: must be 1-128"},
-		{"missing event", `{"ownerId":"acct_a"}`, 400, publishapi.CodeInvalidEvent, "event: missing"},
+		{"missing event", `{"messages":[{"ownerId":"acct_a"}]}`, 400, publishapi.CodeInvalidEvent, "messages[0].event: missing"},
 		{"file_uploaded", `{"ownerId":"acct_a","event":{"type":"file_uploaded","fileId":"f","name":"n","size":1}}`, 400, publishapi.CodeInvalidEvent, "upload trigger"},
 		{"invalid event in a batch", `{"messages":[` + good + `,` + good + `,` + good + `,{"ownerId":"acct_a","event":` + progress("job_1", 150) + `}]}`,
 			400, publishapi.CodeInvalidEvent, "messages[3].event.progress: must be between 0 and 100, got 150"},

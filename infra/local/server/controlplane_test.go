@@ -117,6 +117,8 @@ func controlRequests(conn string) []controlRequest {
 		{"a connection's details", http.MethodGet, "/@connections/" + conn, "", "ForbiddenException"},
 		{"a connection's deletion", http.MethodDelete, "/@connections/" + conn, "", "ForbiddenException"},
 		{"a scrape of /metrics", http.MethodGet, "/metrics", "", ""},
+		{"a publish through the publish API", http.MethodPost, "/v1/publish", envelope(ownerA, "", seedJobComplete), ""},
+		{"an owner's presence", http.MethodGet, "/v1/owners/" + ownerA + "/connections", "", ""},
 	}
 }
 
