@@ -233,6 +233,9 @@ func New(cfg Config) (*Server, error) {
 	s.functions = map[string]function{
 		JobEventsFunction: lambdaFunction(jobs.Handle),
 		S3UploadFunction:  lambdaFunction(uploads.Handle),
+		// The HTTP API's function, as `sam local start-lambda` serves it;
+		// the routes themselves are served below.
+		PublishFunction: lambdaFunction(api.HandleLambda),
 	}
 
 	mux := http.NewServeMux()
