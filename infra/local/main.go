@@ -249,11 +249,7 @@ func printBanner(w io.Writer, addr, generatedKey string, keys map[string]string,
 // redelivery, which the service pushes again as the same event (same id,
 // same seq), where the user firing the line wants a new one.
 func fireCommand(addr, owner string) string {
-	envelope, _ := json.Marshal(struct {
-		OwnerID string      `json:"ownerId"`
-		Event   event.Event `json:"event"`
-	}{owner, event.JobProgress{Type: event.TypeJobProgress, JobID: "job_123", Progress: 65,
-		ProcessedCount: 65, TotalCount: 100, CurrentFile: "document.pdf"}})
+	envelope := progressMessage(owner, 65, "document.pdf")
 	type record struct {
 		MessageID string `json:"messageId"`
 		Body      string `json:"body"`
@@ -272,12 +268,19 @@ func fireCommand(addr, owner string) string {
 // event's id, seq and how many connections got it. Each run is a new event:
 // it carries no idempotency key.
 func publishCommand(addr, owner string) string {
+	msg := progressMessage(owner, 80, "report.pdf")
+	return fmt.Sprintf("curl -s http://%s/v1/publish -d %s", addr, shellQuote(string(msg)))
+}
+
+// progressMessage is a message of the banner's lines: job_123's progress at
+// pct percent of 100 files, for owner.
+func progressMessage(owner string, pct int64, file string) []byte {
 	msg, _ := json.Marshal(struct {
 		OwnerID string      `json:"ownerId"`
 		Event   event.Event `json:"event"`
-	}{owner, event.JobProgress{Type: event.TypeJobProgress, JobID: "job_123", Progress: 80,
-		ProcessedCount: 80, TotalCount: 100, CurrentFile: "report.pdf"}})
-	return fmt.Sprintf("curl -s http://%s/v1/publish -d %s", addr, shellQuote(string(msg)))
+	}{owner, event.JobProgress{Type: event.TypeJobProgress, JobID: "job_123", Progress: float64(pct),
+		ProcessedCount: pct, TotalCount: 100, CurrentFile: file}})
+	return msg
 }
 
 // messageIDSlot stands for the fire line's message id until the shell's

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,23 +21,9 @@ func runValidator(t *testing.T, path string) ([]string, int) {
 	if _, err := os.Stat(filepath.Join(modules, "@readme", "openapi-parser", "package.json")); err != nil {
 		t.Fatalf("@readme/openapi-parser is not installed in %s: run `make test` (it runs `npm ci` in infra/node)", modules)
 	}
-	script := filepath.Join(testenv.RepoRoot(t), "infra", "node", "openapi-check.js")
-	cmd := exec.Command(testenv.Node(t), script, path)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	code := 0
-	if err := cmd.Run(); err != nil {
-		exit, ok := err.(*exec.ExitError)
-		if !ok {
-			t.Fatalf("run node: %v", err)
-		}
-		code = exit.ExitCode()
-	}
+	lines, stderr, code := testenv.RunNodeScript(t, "openapi-check.js", path)
 	var msgs []string
-	for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
-		if line == "" {
-			continue
-		}
+	for _, line := range lines {
 		var m struct{ Severity, Message string }
 		if err := json.Unmarshal([]byte(line), &m); err != nil {
 			t.Fatalf("openapi-check.js printed %q: %v", line, err)
@@ -46,7 +31,7 @@ func runValidator(t *testing.T, path string) ([]string, int) {
 		msgs = append(msgs, m.Severity+": "+m.Message)
 	}
 	if code != 0 && len(msgs) == 0 {
-		msgs = append(msgs, "stderr: "+stderr.String())
+		msgs = append(msgs, "stderr: "+stderr)
 	}
 	return msgs, code
 }
