@@ -26,7 +26,6 @@ import (
 
 	"github.com/wsnotify/wsnotify/shared/event"
 	"github.com/wsnotify/wsnotify/shared/notify"
-	"github.com/wsnotify/wsnotify/shared/store"
 )
 
 // Limits of one request.
@@ -149,9 +148,6 @@ func (a *API) failed(ctx context.Context, i, total int, m message, results []Res
 	case errors.Is(err, notify.ErrIDConflict):
 		return refuseWith(http.StatusConflict, CodeIdempotencyConflict, results,
 			"%sidempotencyKey %q was used for a different message (%s)", at, m.key, done)
-	case errors.Is(err, store.ErrEventInFlight):
-		return refuseWith(http.StatusServiceUnavailable, CodeEventInFlight, results,
-			"%sanother publish of idempotencyKey %q is under way; retry later (%s)", at, m.key, done)
 	case notify.ErrorCode(err) == notify.CodeInvalid:
 		// Validation ran before anything was published; this is the
 		// Notifier's own guard (an event over the message size).
