@@ -484,7 +484,7 @@ func (n *Notifier) publish(ctx context.Context, ownerID, clientID, id string, ev
 		conns = slices.DeleteFunc(conns, func(c store.Connection) bool { return c.ClientID != clientID })
 	}
 	n.fanOut(ctx, conns, data, res.Seq, &res)
-	n.cfg.Metrics.Published(Publication{Type: ev.Kind(), Result: res,
+	n.cfg.Metrics.Published(Publication{Type: ev.Kind(), Path: PathOf(ctx), Result: res,
 		Bytes: int64(len(data)) * int64(res.Delivered), Duration: time.Since(start)})
 	n.log.InfoContext(ctx, "published", "owner", ownerID, "clientId", clientID, "type", string(ev.Kind()),
 		"id", id, "seq", res.Seq, "duplicate", res.Duplicate,
