@@ -130,7 +130,8 @@ func (h *JobEvents) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSE
 				fail(rec.MessageId)
 			}
 		default:
-			if !late[i] {
+			// Held back or late: failed as before, with nothing new to say.
+			if !late[i] && !errors.Is(err, notify.ErrHeldBack) {
 				h.log.ErrorContext(ctx, "publish job event", "messageId", rec.MessageId, "err", err)
 			}
 			fail(rec.MessageId)
