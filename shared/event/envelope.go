@@ -27,6 +27,16 @@ func ValidClientID(s string) bool { return clientIDPattern.MatchString(s) }
 // exactly one segment of an S3 upload key.
 func ValidOwnerID(s string) bool { return ownerIDPattern.MatchString(s) }
 
+// DeduplicationPrefix starts the MessageDeduplicationId of a job queue
+// message whose publisher names the event itself (the Go and Node.js
+// publishers, from the message's idempotency key). The job events function
+// derives the event's id from such an id rather than from the SQS message
+// id, so a message sent again after SQS's five-minute deduplication window
+// is still the same event. Other deduplication ids, such as the hash SQS
+// makes of the body under content-based deduplication, are not names: two
+// equal bodies may well be two events.
+const DeduplicationPrefix = "wsn-"
+
 // Envelope is what a job-event trigger carries: the event and whom it is for.
 type Envelope struct {
 	OwnerID  string `json:"ownerId"`
