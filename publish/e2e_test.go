@@ -1,0 +1,197 @@
+package publish_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/coder/websocket"
+
+	"github.com/wsnotify/wsnotify/infra/local/server"
+	"github.com/wsnotify/wsnotify/publish"
+	"github.com/wsnotify/wsnotify/shared/event"
+	"github.com/wsnotify/wsnotify/shared/testenv"
+)
+
+// wait bounds every wait for something local mode or a client does.
+const wait = 30 * time.Second
+
+// localMode is local mode serving two owners, each with a key.
+type localMode struct {
+	base string // http://127.0.0.1:port
+	keys map[string]string
+}
+
+func startLocalMode(t *testing.T) *localMode {
+	t.Helper()
+	keys := map[string]string{"acct_42": "wsn_publish_test_key_acct_42", "acct_7": "wsn_publish_test_key_acct_7"}
+	byKey := map[string]string{}
+	for owner, key := range keys {
+		byKey[key] = owner
+	}
+	srv, err := server.New(server.Config{APIKeys: byKey, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, stop := srv.Start(l, wait)
+	t.Cleanup(func() { _ = stop() })
+	return &localMode{base: "http://" + l.Addr().String(), keys: keys}
+}
+
+// jsClient is clients/js's module in Node.js, connected as owner: its
+// events, line by line.
+type jsClient struct {
+	p *testenv.NodeProcess
+}
+
+func connectJS(t *testing.T, m *localMode, owner string) *jsClient {
+	t.Helper()
+	opts, _ := json.Marshal(map[string]any{"url": strings.Replace(m.base, "http", "ws", 1), "token": m.keys[owner]})
+	p := testenv.StartNode(t, []string{"WSNOTIFY_NODE_MODULES=" + testenv.NodeModules(t), "WSNOTIFY_OPTIONS=" + string(opts)},
+		filepath.Join(testenv.RepoRoot(t), "clients", "js", "test", "harness.mjs"))
+	c := &jsClient{p: p}
+	c.next(t, "STATE open")
+	return c
+}
+
+// next returns the client's next line starting with prefix, skipping others.
+func (c *jsClient) next(t *testing.T, prefix string) string {
+	t.Helper()
+	deadline := time.After(wait)
+	for {
+		select {
+		case line, ok := <-c.p.Lines:
+			if !ok {
+				t.Fatalf("the client exited waiting for %q: %s", prefix, c.p.Stderr)
+			}
+			if strings.HasPrefix(line, prefix) {
+				return line
+			}
+		case <-deadline:
+			t.Fatalf("timed out waiting for %q; node stderr: %s", prefix, c.p.Stderr)
+		}
+	}
+}
+
+// events reads n events.
+func (c *jsClient) events(t *testing.T, n int) []map[string]any {
+	t.Helper()
+	var evs []map[string]any
+	for range n {
+		var ev map[string]any
+		if err := json.Unmarshal([]byte(strings.TrimPrefix(c.next(t, "EVENT "), "EVENT ")), &ev); err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, ev)
+	}
+	return evs
+}
+
+// invokeJobEvents hands records to local mode's JobEventsFunction, as the
+// SQS event source hands a batch to the function in the cloud.
+func invokeJobEvents(t *testing.T, m *localMode, recs []events.SQSMessage) events.SQSEventResponse {
+	t.Helper()
+	body, _ := json.Marshal(events.SQSEvent{Records: recs})
+	resp, err := http.Post(m.base+"/2015-03-31/functions/JobEventsFunction/invocations", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	var out events.SQSEventResponse
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(data, &out) != nil {
+		t.Fatalf("invoke: %d %s", resp.StatusCode, data)
+	}
+	return out
+}
+
+func TestWhatTheQueuePublisherSendsReachesTheOwnersClientsInOrderAndNoOtherOwners(t *testing.T) {
+	m := startLocalMode(t)
+	mine := connectJS(t, m, "acct_42")
+	other := connectJS(t, m, "acct_7")
+	fake, q := fakeQueue(t)
+
+	var msgs []publish.Message
+	for step := 1; step <= 12; step++ {
+		msgs = append(msgs, publish.Message{OwnerID: "acct_42", IdempotencyKey: fmt.Sprintf("job_a-%d", step),
+			Event: publish.JobProgress("job_a", float64(step*100/12), int64(step), 12, fmt.Sprintf("IMG_%d.jpg", step))})
+	}
+	msgs = append(msgs,
+		publish.Message{OwnerID: "acct_42", Event: publish.Error("job_a", "PERMISSION_ERROR", "Permission denied: IMG_12.jpg")},
+		publish.Message{OwnerID: "acct_42", Event: publish.JobComplete("job_a", event.StatusFailed, 11, 1)},
+		publish.Message{OwnerID: "acct_7", Event: publish.JobComplete("job_b", event.StatusCompleted, 3, 0)})
+	if _, err := q.Send(context.Background(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+	if fake.Batches() != 2 {
+		t.Errorf("%d SendMessageBatch calls for 15 messages", fake.Batches())
+	}
+	// The event source mapping hands the function up to ten records a batch.
+	recs := fake.Records()
+	for start := 0; start < len(recs); start += 10 {
+		if out := invokeJobEvents(t, m, recs[start:min(start+10, len(recs))]); len(out.BatchItemFailures) != 0 {
+			t.Fatalf("failures: %v", out.BatchItemFailures)
+		}
+	}
+	// The handler coalesces a batch's run of one job's progress to its last;
+	// what reaches the client ends with the error and the job_complete.
+	got := mine.events(t, 1)
+	for got[len(got)-1]["type"] != "job_complete" {
+		got = append(got, mine.events(t, 1)...)
+	}
+	n := len(got)
+	if n < 3 || got[n-2]["type"] != "error" || got[n-1]["status"] != "failed" || got[n-3]["processedCount"] != 12.0 {
+		t.Fatalf("acct_42's client got %v", got)
+	}
+	for i := 1; i < n; i++ {
+		if got[i]["seq"].(float64) <= got[i-1]["seq"].(float64) {
+			t.Errorf("events out of order: %v", got)
+		}
+	}
+	theirs := other.events(t, 1)
+	if theirs[0]["jobId"] != "job_b" {
+		t.Errorf("acct_7's client got %v", theirs)
+	}
+
+	// A message sent again with its key after SQS's deduplication window
+	// is a new SQS message, and the same event: same id and seq. The
+	// module would drop the copy by its id, so a bare connection looks.
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, strings.Replace(m.base, "http", "ws", 1)+"/api/v1/ws/raw-tab?token="+m.keys["acct_42"], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	if _, err := q.Send(context.Background(), msgs[11]); err != nil {
+		t.Fatal(err)
+	}
+	again := fake.Records()[len(msgs)]
+	if again.MessageId == recs[11].MessageId {
+		t.Fatal("the resend kept its message id: the test shows nothing")
+	}
+	invokeJobEvents(t, m, []events.SQSMessage{again})
+	_, data, err := ws.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var repeat map[string]any
+	_ = json.Unmarshal(data, &repeat)
+	if repeat["id"] != got[n-3]["id"] || repeat["seq"] != got[n-3]["seq"] {
+		t.Errorf("the resent step 12 is %s, the first %v", data, got[n-3])
+	}
+}
