@@ -2,6 +2,7 @@ package publish_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -20,9 +21,27 @@ import (
 func fakeQueue(t testing.TB) (*testenv.SQS, *publish.Queue) {
 	t.Helper()
 	fake := &testenv.SQS{}
-	srv := httptest.NewServer(fake)
+	return fake, publish.NewQueue(testenv.SQSClient(newHTTPServer(t, fake)), "https://sqs.us-east-1.amazonaws.com/123456789012/jobs.fifo")
+}
+
+// newHTTPServer serves h until the end of the test, and returns its URL.
+func newHTTPServer(t testing.TB, h http.Handler) string {
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return fake, publish.NewQueue(testenv.SQSClient(srv.URL), "https://sqs.us-east-1.amazonaws.com/123456789012/jobs.fifo")
+	return srv.URL
+}
+
+// mustBody is the job queue's body for m, as the publisher sends it.
+func mustBody(t testing.TB, m publish.Message) string {
+	env := map[string]any{"ownerId": m.OwnerID, "event": m.Event}
+	if m.ClientID != "" {
+		env["clientId"] = m.ClientID
+	}
+	b, err := json.Marshal(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // progress is job's step-th progress of ten for owner.
