@@ -13,9 +13,17 @@ const (
 	MaxOwnerIDLength  = 128
 )
 
+// ClientIDPattern and OwnerIDPattern are the identifiers' rules as regular
+// expressions, in the syntax Go and JavaScript share (the Node.js publisher
+// takes them from here, through its generated schema table).
+const (
+	ClientIDPattern = `^[A-Za-z0-9._:-]{1,128}$`
+	OwnerIDPattern  = `^[A-Za-z0-9._:@-]{1,128}$`
+)
+
 var (
-	clientIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
-	ownerIDPattern  = regexp.MustCompile(`^[A-Za-z0-9._:@-]{1,128}$`)
+	clientIDPattern = regexp.MustCompile(ClientIDPattern)
+	ownerIDPattern  = regexp.MustCompile(OwnerIDPattern)
 )
 
 // ValidClientID reports whether s may name a client session: 1-128 characters

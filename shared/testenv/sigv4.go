@@ -1,4 +1,4 @@
-package publish_test
+package testenv
 
 import (
 	"crypto/hmac"
@@ -13,16 +13,17 @@ import (
 	"time"
 )
 
-// sigv4Verifier checks a request's AWS Signature Version 4 the way the
-// service does, from the request as received and the secret key, written
-// from the published algorithm rather than with the SDK that signed it.
-type sigv4Verifier struct {
-	accessKey, secretKey, region, service string
+// SigV4Verifier checks a request's AWS Signature Version 4 the way the
+// service does, from the request as received and the secret key. It is
+// written from the published algorithm, not with an SDK, so that it can
+// judge the requests the SDKs sign.
+type SigV4Verifier struct {
+	AccessKey, SecretKey, Region, Service string
 }
 
-// verify returns why r's signature is not valid, or "" if it is; body is
+// Verify returns why r's signature is not valid, or "" if it is; body is
 // r's body, read already.
-func (v sigv4Verifier) verify(r *http.Request, body []byte) string {
+func (v SigV4Verifier) Verify(r *http.Request, body []byte) string {
 	auth := r.Header.Get("Authorization")
 	rest, ok := strings.CutPrefix(auth, "AWS4-HMAC-SHA256 ")
 	if !ok {
@@ -38,9 +39,9 @@ func (v sigv4Verifier) verify(r *http.Request, body []byte) string {
 	if err != nil || time.Since(signedAt).Abs() > 5*time.Minute {
 		return fmt.Sprintf("X-Amz-Date %q is not within five minutes of now", amzDate)
 	}
-	scope := strings.Join([]string{amzDate[:8], v.region, v.service, "aws4_request"}, "/")
-	if fields["Credential"] != v.accessKey+"/"+scope {
-		return fmt.Sprintf("credential %q, want %s/%s", fields["Credential"], v.accessKey, scope)
+	scope := strings.Join([]string{amzDate[:8], v.Region, v.Service, "aws4_request"}, "/")
+	if fields["Credential"] != v.AccessKey+"/"+scope {
+		return fmt.Sprintf("credential %q, want %s/%s", fields["Credential"], v.AccessKey, scope)
 	}
 	signed := strings.Split(fields["SignedHeaders"], ";")
 	if !slices.Contains(signed, "host") || !slices.Contains(signed, "x-amz-date") || !slices.IsSorted(signed) {
@@ -69,8 +70,8 @@ func (v sigv4Verifier) verify(r *http.Request, body []byte) string {
 		canonHeaders.String(), fields["SignedHeaders"], hex.EncodeToString(payload[:])}, "\n")
 	hashed := sha256.Sum256([]byte(canonical))
 	toSign := strings.Join([]string{"AWS4-HMAC-SHA256", amzDate, scope, hex.EncodeToString(hashed[:])}, "\n")
-	key := []byte("AWS4" + v.secretKey)
-	for _, part := range []string{amzDate[:8], v.region, v.service, "aws4_request"} {
+	key := []byte("AWS4" + v.SecretKey)
+	for _, part := range []string{amzDate[:8], v.Region, v.Service, "aws4_request"} {
 		key = hmacSHA256(key, part)
 	}
 	want := hex.EncodeToString(hmacSHA256(key, toSign))
