@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -32,6 +31,9 @@ type localMode struct {
 	keys map[string]string
 }
 
+// ws is local mode's WebSocket URL.
+func (m *localMode) ws() string { return strings.Replace(m.base, "http", "ws", 1) }
+
 func startLocalMode(t *testing.T) *localMode {
 	t.Helper()
 	keys := map[string]string{"acct_42": "wsn_publish_test_key_acct_42", "acct_7": "wsn_publish_test_key_acct_7"}
@@ -50,55 +52,6 @@ func startLocalMode(t *testing.T) *localMode {
 	_, stop := srv.Start(l, wait)
 	t.Cleanup(func() { _ = stop() })
 	return &localMode{base: "http://" + l.Addr().String(), keys: keys}
-}
-
-// jsClient is clients/js's module in Node.js, connected as owner: its
-// events, line by line.
-type jsClient struct {
-	p *testenv.NodeProcess
-}
-
-func connectJS(t *testing.T, m *localMode, owner string) *jsClient {
-	t.Helper()
-	opts, _ := json.Marshal(map[string]any{"url": strings.Replace(m.base, "http", "ws", 1), "token": m.keys[owner]})
-	p := testenv.StartNode(t, []string{"WSNOTIFY_NODE_MODULES=" + testenv.NodeModules(t), "WSNOTIFY_OPTIONS=" + string(opts)},
-		filepath.Join(testenv.RepoRoot(t), "clients", "js", "test", "harness.mjs"))
-	c := &jsClient{p: p}
-	c.next(t, "STATE open")
-	return c
-}
-
-// next returns the client's next line starting with prefix, skipping others.
-func (c *jsClient) next(t *testing.T, prefix string) string {
-	t.Helper()
-	deadline := time.After(wait)
-	for {
-		select {
-		case line, ok := <-c.p.Lines:
-			if !ok {
-				t.Fatalf("the client exited waiting for %q: %s", prefix, c.p.Stderr)
-			}
-			if strings.HasPrefix(line, prefix) {
-				return line
-			}
-		case <-deadline:
-			t.Fatalf("timed out waiting for %q; node stderr: %s", prefix, c.p.Stderr)
-		}
-	}
-}
-
-// events reads n events.
-func (c *jsClient) events(t *testing.T, n int) []map[string]any {
-	t.Helper()
-	var evs []map[string]any
-	for range n {
-		var ev map[string]any
-		if err := json.Unmarshal([]byte(strings.TrimPrefix(c.next(t, "EVENT "), "EVENT ")), &ev); err != nil {
-			t.Fatal(err)
-		}
-		evs = append(evs, ev)
-	}
-	return evs
 }
 
 // invokeJobEvents hands records to local mode's JobEventsFunction, as the
@@ -121,8 +74,8 @@ func invokeJobEvents(t *testing.T, m *localMode, recs []events.SQSMessage) event
 
 func TestWhatTheQueuePublisherSendsReachesTheOwnersClientsInOrderAndNoOtherOwners(t *testing.T) {
 	m := startLocalMode(t)
-	mine := connectJS(t, m, "acct_42")
-	other := connectJS(t, m, "acct_7")
+	mine := testenv.ConnectJS(t, m.ws(), m.keys["acct_42"])
+	other := testenv.ConnectJS(t, m.ws(), m.keys["acct_7"])
 	fake, q := fakeQueue(t)
 
 	var msgs []publish.Message
@@ -149,9 +102,9 @@ func TestWhatTheQueuePublisherSendsReachesTheOwnersClientsInOrderAndNoOtherOwner
 	}
 	// The handler coalesces a batch's run of one job's progress to its last;
 	// what reaches the client ends with the error and the job_complete.
-	got := mine.events(t, 1)
+	got := mine.Events(t, 1)
 	for got[len(got)-1]["type"] != "job_complete" {
-		got = append(got, mine.events(t, 1)...)
+		got = append(got, mine.Events(t, 1)...)
 	}
 	n := len(got)
 	if n < 3 || got[n-2]["type"] != "error" || got[n-1]["status"] != "failed" || got[n-3]["processedCount"] != 12.0 {
@@ -162,7 +115,7 @@ func TestWhatTheQueuePublisherSendsReachesTheOwnersClientsInOrderAndNoOtherOwner
 			t.Errorf("events out of order: %v", got)
 		}
 	}
-	theirs := other.events(t, 1)
+	theirs := other.Events(t, 1)
 	if theirs[0]["jobId"] != "job_b" {
 		t.Errorf("acct_7's client got %v", theirs)
 	}
@@ -172,7 +125,7 @@ func TestWhatTheQueuePublisherSendsReachesTheOwnersClientsInOrderAndNoOtherOwner
 	// module would drop the copy by its id, so a bare connection looks.
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	ws, _, err := websocket.Dial(ctx, strings.Replace(m.base, "http", "ws", 1)+"/api/v1/ws/raw-tab?token="+m.keys["acct_42"], nil)
+	ws, _, err := websocket.Dial(ctx, m.ws()+"/api/v1/ws/raw-tab?token="+m.keys["acct_42"], nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,259 @@
+package publisher_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/wsnotify/wsnotify/infra/local/server"
+	"github.com/wsnotify/wsnotify/publish"
+	"github.com/wsnotify/wsnotify/shared/testenv"
+)
+
+// nodeModules checks the module's own packages are installed.
+func nodeModules(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(dir(t), "node_modules", ".installed")); err != nil {
+		t.Fatal("clients/publisher's npm packages are not installed: run `make tools` (make test does)")
+	}
+}
+
+// answer is what test/publish.mjs prints.
+type answer struct {
+	OK    json.RawMessage `json:"ok"`
+	Error *struct {
+		Name, Message, Code string
+		Status, Index       int
+		Results             []publish.Result
+	} `json:"error"`
+}
+
+// runPublisher runs test/publish.mjs with cmd and env (added to a clean
+// AWS environment: no profile or credentials of the machine's).
+func runPublisher(t *testing.T, cmd map[string]any, env ...string) answer {
+	t.Helper()
+	nodeModules(t)
+	js, _ := json.Marshal(cmd)
+	c := exec.Command(testenv.Node(t), filepath.Join(dir(t), "test", "publish.mjs"))
+	c.Env = append(testenv.UserEnv(
+		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_EC2_METADATA_DISABLED=true",
+		"WSNOTIFY_PUBLISH="+string(js)), env...)
+	var stderr bytes.Buffer
+	c.Stderr = &stderr
+	out, err := c.Output()
+	if err != nil {
+		t.Fatalf("node test/publish.mjs: %v\n%s", err, stderr.String())
+	}
+	var a answer
+	if err := json.Unmarshal(out, &a); err != nil {
+		t.Fatalf("test/publish.mjs printed %s: %v", out, err)
+	}
+	return a
+}
+
+// credentialsEnv are the credentials the default provider chain finds.
+var credentialsEnv = []string{"AWS_ACCESS_KEY_ID=AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+	"AWS_SESSION_TOKEN=session-token-1", "AWS_REGION=eu-west-1"}
+
+// localMode serves local mode for two owners until the end of the test.
+func localMode(t *testing.T) (base string, keys map[string]string) {
+	t.Helper()
+	keys = map[string]string{"acct_42": "wsn_node_publisher_key_acct_42", "acct_7": "wsn_node_publisher_key_acct_7"}
+	srv, err := server.New(server.Config{APIKeys: map[string]string{keys["acct_42"]: "acct_42", keys["acct_7"]: "acct_7"},
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, stop := srv.Start(l, 30*time.Second)
+	t.Cleanup(func() { _ = stop() })
+	return "http://" + l.Addr().String(), keys
+}
+
+func TestWhatTheNodeQueuePublisherSendsReachesTheOwnersClient(t *testing.T) {
+	base, keys := localMode(t)
+	ws := strings.Replace(base, "http", "ws", 1)
+	mine := testenv.ConnectJS(t, ws, keys["acct_42"])
+	other := testenv.ConnectJS(t, ws, keys["acct_7"])
+	fake := &testenv.SQS{}
+	sqs := httptest.NewServer(fake)
+	defer sqs.Close()
+
+	messages := []map[string]any{
+		{"ownerId": "acct_42", "idempotencyKey": "job_n-1", "event": map[string]any{"type": "job_progress", "jobId": "job_n", "progress": 50, "processedCount": 1, "totalCount": 2}},
+		{"ownerId": "acct_42", "event": map[string]any{"type": "error", "jobId": "job_n", "error": "Disk full", "code": "DISK_FULL"}},
+		{"ownerId": "acct_42", "event": map[string]any{"type": "job_complete", "jobId": "job_n", "status": "failed", "organized": 1, "failed": 1}},
+		{"ownerId": "acct_7", "event": map[string]any{"type": "job_complete", "jobId": "job_m", "status": "completed", "organized": 2, "failed": 0}},
+	}
+	for i := range 8 { // 12 messages: two SendMessageBatch calls
+		messages = append(messages, map[string]any{"ownerId": "acct_42", "clientId": "elsewhere",
+			"event": map[string]any{"type": "error", "error": "x", "code": "E" + string(rune('A'+i))}})
+	}
+	// The SDK for JavaScript sends to the queue URL's host: the fake's.
+	a := runPublisher(t, map[string]any{"queueUrl": sqs.URL + "/123456789012/jobs.fifo", "messages": messages},
+		append(credentialsEnv, "AWS_ENDPOINT_URL_SQS="+sqs.URL)...)
+	if a.Error != nil {
+		t.Fatalf("the publisher failed: %+v", a.Error)
+	}
+	var results []struct{ MessageID, Error string }
+	_ = json.Unmarshal(a.OK, &results)
+	if len(results) != len(messages) || results[0].MessageID == "" || fake.Batches() != 2 {
+		t.Fatalf("results %s, %d batches", a.OK, fake.Batches())
+	}
+	recs := fake.Records()
+	if recs[0].Attributes["MessageGroupId"] != "job_n" ||
+		recs[0].Attributes["MessageDeduplicationId"] != publish.DeduplicationID("acct_42", "job_n-1") {
+		t.Errorf("the first record's attributes are %v: not the Go publisher's names", recs[0].Attributes)
+	}
+	invoke(t, base, recs[:10])
+	invoke(t, base, recs[10:])
+	got := mine.Events(t, 3)
+	if got[0]["type"] != "job_progress" || got[1]["code"] != "DISK_FULL" || got[2]["status"] != "failed" {
+		t.Errorf("acct_42's client got %v", got)
+	}
+	if theirs := other.Events(t, 1); theirs[0]["jobId"] != "job_m" {
+		t.Errorf("acct_7's client got %v", theirs)
+	}
+}
+
+func TestAnInvalidMessageNeverLeavesTheNodeProcess(t *testing.T) {
+	var mu sync.Mutex
+	requests := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		requests++
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	bad := []map[string]any{
+		{"ownerId": "acct_42", "event": map[string]any{"type": "job_progress", "jobId": "j", "progress": 50, "processedCount": 1, "totalCount": 2}},
+		{"ownerId": "acct_42", "event": map[string]any{"type": "job_progress", "jobId": "j", "progress": 150, "processedCount": 1, "totalCount": 2}},
+	}
+	for _, cmd := range []map[string]any{
+		{"endpoint": srv.URL, "messages": bad},
+		{"queueUrl": srv.URL + "/q.fifo", "messages": bad},
+	} {
+		a := runPublisher(t, cmd, append(credentialsEnv, "AWS_ENDPOINT_URL_SQS="+srv.URL)...)
+		if a.Error == nil || a.Error.Name != "InvalidMessageError" || a.Error.Index != 1 || !strings.Contains(a.Error.Message, "progress") {
+			t.Errorf("%v: %+v", cmd["endpoint"] != nil, a.Error)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if requests != 0 {
+		t.Errorf("%d requests sent", requests)
+	}
+}
+
+// signedStub answers the publish API's routes to requests whose SigV4
+// signature verifier accepts, and 403 to the others.
+type signedStub struct {
+	verifier testenv.SigV4Verifier
+	mu       sync.Mutex
+	refusals []string
+	bodies   [][]byte
+}
+
+func (s *signedStub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if why := s.verifier.Verify(r, body); why != "" {
+		s.refusals = append(s.refusals, why)
+		w.WriteHeader(http.StatusForbidden)
+		_ = json.NewEncoder(w).Encode(map[string]string{"message": why})
+		return
+	}
+	if r.Method == http.MethodGet {
+		_, _ = w.Write([]byte(`{"ownerId":"user@example.com","count":0,"clients":[]}`))
+		return
+	}
+	s.bodies = append(s.bodies, body)
+	_, _ = w.Write([]byte(`{"results":[{"id":"evt_1","seq":1,"delivered":1}]}`))
+}
+
+// seen returns the refusals and the accepted publish bodies so far.
+func (s *signedStub) seen() ([]string, [][]byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.refusals...), append([][]byte(nil), s.bodies...)
+}
+
+func TestTheNodeHTTPPublisherSignsWithSigV4FromTheDefaultCredentials(t *testing.T) {
+	stub := &signedStub{verifier: testenv.SigV4Verifier{AccessKey: "AKIDEXAMPLE",
+		SecretKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", Region: "eu-west-1", Service: "execute-api"}}
+	srv := httptest.NewServer(stub)
+	defer srv.Close()
+	msg := []map[string]any{{"ownerId": "acct_42", "event": map[string]any{"type": "job_complete", "jobId": "j", "status": "completed", "organized": 1, "failed": 0}}}
+	a := runPublisher(t, map[string]any{"endpoint": srv.URL, "region": "eu-west-1", "messages": msg}, credentialsEnv...)
+	refusals, bodies := stub.seen()
+	if a.Error != nil || len(refusals) != 0 || len(bodies) != 1 {
+		t.Fatalf("error %+v, refusals %v", a.Error, refusals)
+	}
+	var sent struct{ Messages []map[string]any }
+	if err := json.Unmarshal(bodies[0], &sent); err != nil || sent.Messages[0]["idempotencyKey"] == nil {
+		t.Errorf("sent %s: no idempotency key", bodies[0])
+	}
+	// A path with characters SigV4 encodes: '@' is %40 on the wire, %2540 signed.
+	if a := runPublisher(t, map[string]any{"endpoint": srv.URL, "region": "eu-west-1", "connections": "user@example.com"}, credentialsEnv...); a.Error != nil {
+		refusals, _ := stub.seen()
+		t.Errorf("connections: %+v (refusals %v)", a.Error, refusals)
+	}
+	wrong := []string{"AWS_ACCESS_KEY_ID=AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY=another-secret", "AWS_REGION=eu-west-1"}
+	if a := runPublisher(t, map[string]any{"endpoint": srv.URL, "region": "eu-west-1", "messages": msg}, wrong...); a.Error == nil || a.Error.Status != 403 {
+		t.Errorf("signed with another secret: %+v", a.Error)
+	}
+}
+
+// invoke hands records to local mode's JobEventsFunction, as the event
+// source mapping does.
+func invoke(t *testing.T, base string, recs []events.SQSMessage) {
+	t.Helper()
+	body, _ := json.Marshal(events.SQSEvent{Records: recs})
+	resp, err := http.Post(base+"/2015-03-31/functions/JobEventsFunction/invocations", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || !bytes.Contains(out, []byte(`"batchItemFailures":[]`)) {
+		t.Fatalf("invoke: %d %s", resp.StatusCode, out)
+	}
+}
+
+func TestTheTypeDeclarationsCompileAgainstAnAppsUse(t *testing.T) {
+	nodeModules(t)
+	tsc := filepath.Join(testenv.NodeModules(t), "typescript", "bin", "tsc")
+	cmd := exec.Command(testenv.Node(t), tsc, "--noEmit", "--strict", "--target", "es2022", "--lib", "es2022,dom",
+		"--module", "nodenext", "--moduleResolution", "nodenext", "test/types.ts")
+	cmd.Dir = dir(t)
+	out, _ := cmd.CombinedOutput()
+	// The SDK's own declarations want Node.js's (@types/node), which an app
+	// has and this test does without: their errors are theirs. Any other
+	// line is an error of publisher.d.ts or of the app's use of it.
+	var ours []string
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if strings.Contains(line, "): error TS") && !strings.HasPrefix(line, "node_modules/") || strings.HasPrefix(line, "error TS") {
+			ours = append(ours, line)
+		}
+	}
+	if len(ours) > 0 {
+		t.Fatalf("tsc test/types.ts:\n%s", strings.Join(ours, "\n"))
+	}
+}
