@@ -1,14 +1,11 @@
 package publish_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -54,24 +51,6 @@ func startLocalMode(t *testing.T) *localMode {
 	return &localMode{base: "http://" + l.Addr().String(), keys: keys}
 }
 
-// invokeJobEvents hands records to local mode's JobEventsFunction, as the
-// SQS event source hands a batch to the function in the cloud.
-func invokeJobEvents(t *testing.T, m *localMode, recs []events.SQSMessage) events.SQSEventResponse {
-	t.Helper()
-	body, _ := json.Marshal(events.SQSEvent{Records: recs})
-	resp, err := http.Post(m.base+"/2015-03-31/functions/JobEventsFunction/invocations", "application/json", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	var out events.SQSEventResponse
-	if resp.StatusCode != http.StatusOK || json.Unmarshal(data, &out) != nil {
-		t.Fatalf("invoke: %d %s", resp.StatusCode, data)
-	}
-	return out
-}
-
 func TestWhatTheQueuePublisherSendsReachesTheOwnersClientsInOrderAndNoOtherOwners(t *testing.T) {
 	m := startLocalMode(t)
 	mine := testenv.ConnectJS(t, m.ws(), m.keys["acct_42"])
@@ -96,7 +75,7 @@ func TestWhatTheQueuePublisherSendsReachesTheOwnersClientsInOrderAndNoOtherOwner
 	// The event source mapping hands the function up to ten records a batch.
 	recs := fake.Records()
 	for start := 0; start < len(recs); start += 10 {
-		if out := invokeJobEvents(t, m, recs[start:min(start+10, len(recs))]); len(out.BatchItemFailures) != 0 {
+		if out := testenv.InvokeJobEvents(t, m.base, recs[start:min(start+10, len(recs))]); len(out.BatchItemFailures) != 0 {
 			t.Fatalf("failures: %v", out.BatchItemFailures)
 		}
 	}
@@ -137,7 +116,7 @@ func TestWhatTheQueuePublisherSendsReachesTheOwnersClientsInOrderAndNoOtherOwner
 	if again.MessageId == recs[11].MessageId {
 		t.Fatal("the resend kept its message id: the test shows nothing")
 	}
-	invokeJobEvents(t, m, []events.SQSMessage{again})
+	testenv.InvokeJobEvents(t, m.base, []events.SQSMessage{again})
 	_, data, err := ws.Read(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -121,8 +121,11 @@ func TestWhatTheNodeQueuePublisherSendsReachesTheOwnersClient(t *testing.T) {
 		recs[0].Attributes["MessageDeduplicationId"] != publish.DeduplicationID("acct_42", "job_n-1") {
 		t.Errorf("the first record's attributes are %v: not the Go publisher's names", recs[0].Attributes)
 	}
-	invoke(t, base, recs[:10])
-	invoke(t, base, recs[10:])
+	for _, batch := range [][]events.SQSMessage{recs[:10], recs[10:]} {
+		if out := testenv.InvokeJobEvents(t, base, batch); len(out.BatchItemFailures) != 0 {
+			t.Fatalf("failures: %v", out.BatchItemFailures)
+		}
+	}
 	got := mine.Events(t, 3)
 	if got[0]["type"] != "job_progress" || got[1]["code"] != "DISK_FULL" || got[2]["status"] != "failed" {
 		t.Errorf("acct_42's client got %v", got)
@@ -218,42 +221,5 @@ func TestTheNodeHTTPPublisherSignsWithSigV4FromTheDefaultCredentials(t *testing.
 	wrong := []string{"AWS_ACCESS_KEY_ID=AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY=another-secret", "AWS_REGION=eu-west-1"}
 	if a := runPublisher(t, map[string]any{"endpoint": srv.URL, "region": "eu-west-1", "messages": msg}, wrong...); a.Error == nil || a.Error.Status != 403 {
 		t.Errorf("signed with another secret: %+v", a.Error)
-	}
-}
-
-// invoke hands records to local mode's JobEventsFunction, as the event
-// source mapping does.
-func invoke(t *testing.T, base string, recs []events.SQSMessage) {
-	t.Helper()
-	body, _ := json.Marshal(events.SQSEvent{Records: recs})
-	resp, err := http.Post(base+"/2015-03-31/functions/JobEventsFunction/invocations", "application/json", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK || !bytes.Contains(out, []byte(`"batchItemFailures":[]`)) {
-		t.Fatalf("invoke: %d %s", resp.StatusCode, out)
-	}
-}
-
-func TestTheTypeDeclarationsCompileAgainstAnAppsUse(t *testing.T) {
-	nodeModules(t)
-	tsc := filepath.Join(testenv.NodeModules(t), "typescript", "bin", "tsc")
-	cmd := exec.Command(testenv.Node(t), tsc, "--noEmit", "--strict", "--target", "es2022", "--lib", "es2022,dom",
-		"--module", "nodenext", "--moduleResolution", "nodenext", "test/types.ts")
-	cmd.Dir = dir(t)
-	out, _ := cmd.CombinedOutput()
-	// The SDK's own declarations want Node.js's (@types/node), which an app
-	// has and this test does without: their errors are theirs. Any other
-	// line is an error of publisher.d.ts or of the app's use of it.
-	var ours []string
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		if strings.Contains(line, "): error TS") && !strings.HasPrefix(line, "node_modules/") || strings.HasPrefix(line, "error TS") {
-			ours = append(ours, line)
-		}
-	}
-	if len(ours) > 0 {
-		t.Fatalf("tsc test/types.ts:\n%s", strings.Join(ours, "\n"))
 	}
 }

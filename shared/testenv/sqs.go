@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"bytes"
 	"crypto/md5"
 	"encoding/hex"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
 )
@@ -145,4 +147,23 @@ func md5Hex(body any) string {
 	text, _ := body.(string)
 	sum := md5.Sum([]byte(text))
 	return hex.EncodeToString(sum[:])
+}
+
+// InvokeJobEvents hands records to JobEventsFunction through the Lambda
+// Invoke API at base (local mode's, or an emulator's), as the SQS event
+// source hands a batch to the function, and returns its answer.
+func InvokeJobEvents(t testing.TB, base string, recs []events.SQSMessage) events.SQSEventResponse {
+	t.Helper()
+	body, _ := json.Marshal(events.SQSEvent{Records: recs})
+	resp, err := http.Post(base+"/2015-03-31/functions/JobEventsFunction/invocations", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	var out events.SQSEventResponse
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(data, &out) != nil {
+		t.Fatalf("testenv: invoke JobEventsFunction: %d %s", resp.StatusCode, data)
+	}
+	return out
 }
