@@ -29,7 +29,7 @@ const (
 // Client publishes over the HTTP publish API.
 type Client struct {
 	endpoint string // https://{api}.execute-api.{region}.amazonaws.com, or local mode's http://127.0.0.1:8000
-	http     *http.Client
+	http     aws.HTTPClient
 	sign     func(ctx context.Context, r *http.Request, payloadHash string) error
 	retryer  aws.Retryer
 }
@@ -39,7 +39,8 @@ type Client struct {
 // request with Signature Version 4 for "execute-api" in cfg's region, with
 // cfg's credentials: cfg from config.LoadDefaultConfig takes them from the
 // default chain (environment, shared files, SSO, the role of the function
-// or container). Its retryer is cfg's, or the SDK's standard one.
+// or container). Its HTTP client and retryer are cfg's, or a plain client
+// and the SDK's standard retryer.
 func NewClient(endpoint string, cfg aws.Config) *Client {
 	signer := v4.NewSigner()
 	c := newClient(endpoint, cfg.HTTPClient, cfg.Retryer)
@@ -71,9 +72,9 @@ func NewLocalClient(endpoint, controlToken string) *Client {
 }
 
 func newClient(endpoint string, httpClient aws.HTTPClient, retryer func() aws.Retryer) *Client {
-	c := &Client{endpoint: strings.TrimSuffix(endpoint, "/"), http: &http.Client{Timeout: 30 * time.Second}}
-	if hc, ok := httpClient.(*http.Client); ok && hc != nil {
-		c.http = hc
+	c := &Client{endpoint: strings.TrimSuffix(endpoint, "/"), http: httpClient}
+	if c.http == nil {
+		c.http = &http.Client{Timeout: 30 * time.Second}
 	}
 	if retryer != nil {
 		c.retryer = retryer()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
 	"github.com/wsnotify/wsnotify/publish"
@@ -117,7 +118,14 @@ func signedClient(t *testing.T) (*stubAPI, *publish.Client) {
 	verifier := testenv.SigV4Verifier{AccessKey: "AKIDEXAMPLE", SecretKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", Region: "eu-west-1", Service: "execute-api"}
 	stub, srv := newStub(verifier.Verify)
 	t.Cleanup(srv.Close)
-	cfg := aws.Config{Region: "eu-west-1", Credentials: testCreds, Retryer: quickRetries}
+	// As an app loads it, with the SDK's own HTTP client; the environment's
+	// profile and credentials play no part.
+	cfg, err := config.LoadDefaultConfig(context.Background(), config.WithRegion("eu-west-1"),
+		config.WithCredentialsProvider(testCreds), config.WithRetryer(quickRetries), config.WithSharedConfigProfile(""),
+		config.WithSharedConfigFiles([]string{}), config.WithSharedCredentialsFiles([]string{}))
+	if err != nil {
+		t.Fatal(err)
+	}
 	return stub, publish.NewClient(srv.URL, cfg)
 }
 
