@@ -223,3 +223,80 @@ func TestTheNodeHTTPPublisherSignsWithSigV4FromTheDefaultCredentials(t *testing.
 		t.Errorf("signed with another secret: %+v", a.Error)
 	}
 }
+
+// flakyAPI fails its first publish request part way, with the results of
+// the messages before it, as the API does when its store fails; then it
+// answers every message, those it saw before by their keys as duplicates.
+type flakyAPI struct {
+	mu     sync.Mutex
+	bodies []string
+	auth   []string         // each request's Authorization header
+	keys   map[string]int64 // idempotency key -> seq
+}
+
+func (f *flakyAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.bodies = append(f.bodies, string(body))
+	f.auth = append(f.auth, r.Header.Get("Authorization"))
+	var req struct {
+		Messages []struct{ IdempotencyKey string } `json:"messages"`
+	}
+	_ = json.Unmarshal(body, &req)
+	if strings.Contains(string(body), `"code":"REFUSE"`) {
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = w.Write([]byte(`{"code":"INVALID_EVENT","error":"messages[0].event: refused"}`))
+		return
+	}
+	results := []publish.Result{}
+	for i, m := range req.Messages {
+		if len(f.bodies) == 1 && i == 1 {
+			w.WriteHeader(http.StatusInternalServerError)
+			_ = json.NewEncoder(w).Encode(map[string]any{"code": "INTERNAL", "error": "the store failed", "results": results})
+			return
+		}
+		seq, dup := f.keys[m.IdempotencyKey]
+		if !dup {
+			seq = int64(len(f.keys) + 1)
+			f.keys[m.IdempotencyKey] = seq
+		}
+		results = append(results, publish.Result{ID: m.IdempotencyKey, Seq: seq, Delivered: 1, Duplicate: dup})
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{"results": results})
+}
+
+func TestTheNodeHTTPPublisherRetriesAFailureMidBatchWithTheSameKeys(t *testing.T) {
+	api := &flakyAPI{keys: map[string]int64{}}
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	ev := func(code string) map[string]any {
+		return map[string]any{"ownerId": "acct_42", "event": map[string]any{"type": "error", "error": "x", "code": code}}
+	}
+	a := runPublisher(t, map[string]any{"endpoint": srv.URL, "controlToken": "control-token-0123456789", "messages": []any{ev("A"), ev("B"), ev("C")}})
+	if a.Error != nil {
+		t.Fatalf("%+v", a.Error)
+	}
+	var results []publish.Result
+	_ = json.Unmarshal(a.OK, &results)
+	api.mu.Lock()
+	bodies, auth := append([]string(nil), api.bodies...), append([]string(nil), api.auth...)
+	api.mu.Unlock()
+	if auth[0] != "Bearer control-token-0123456789" {
+		t.Errorf("Authorization %q: not local mode's control token", auth[0])
+	}
+	if len(bodies) != 2 || bodies[0] != bodies[1] {
+		t.Fatalf("%d requests; the retry is not the same request:\n%s", len(bodies), strings.Join(bodies, "\n"))
+	}
+	if len(results) != 3 || !results[0].Duplicate || results[1].Duplicate || results[2].Seq != 3 {
+		t.Errorf("results %+v", results)
+	}
+
+	a = runPublisher(t, map[string]any{"endpoint": srv.URL, "messages": []any{ev("REFUSE")}})
+	api.mu.Lock()
+	requests := len(api.bodies)
+	api.mu.Unlock()
+	if a.Error == nil || a.Error.Name != "PublishApiError" || a.Error.Status != 400 || a.Error.Code != "INVALID_EVENT" || requests != 3 {
+		t.Errorf("a refusal: %+v after %d requests (want 3: not retried)", a.Error, requests)
+	}
+}
