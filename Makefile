@@ -107,6 +107,13 @@ load:
 ## and each backend) with the invariant checked after each; the figures' table lands in
 ## build/chaos.md (docs/reliability.md). `make test` runs the short set. One scenario alone:
 ##   make chaos RUN='TestChaos/DynamoDB_latency_2_s'
+.PHONY: cost
+## cost: what the service costs (infra/cost): the real code paths counted (DynamoDB on dynalite,
+## the Lambda binaries under the emulator), priced by infra/cost/prices.json, into docs/cost.md
+## (under 2 minutes). `go run ./infra/cost -render` prices the kept counts again without measuring.
+cost: tools
+	$(GO) run ./infra/cost
+
 .PHONY: chaos
 RUN ?= TestChaos
 chaos: tools

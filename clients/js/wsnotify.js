@@ -28,6 +28,10 @@ export const defaults = Object.freeze({
 // How many event ids are remembered to drop a redelivered event.
 const recentIds = 10000;
 
+// How many runs of skipped seqs, and jobs' latest seqs, are remembered for
+// events that arrive late (see #late).
+const recentSkips = 1000;
+
 // WebSocket readyState OPEN, the same in browsers and in ws.
 const OPEN = 1;
 
@@ -63,6 +67,8 @@ class Client {
   #seq = null;
   #pending = new Map(); // seq -> event
   #seen = new Set();
+  #skipped = []; // [from, to] runs of seqs passed over below #seq, oldest first
+  #jobSeq = new Map(); // jobId -> the seq of the job's latest event delivered
   #resuming = null; // {fresh, buffer} while a resume awaits its 'resumed'
   #resumedSeq = 0; // the head seq the last 'resumed' announced
   #gapTimer = null;
@@ -351,9 +357,59 @@ class Client {
   // until the events before it arrive.
   #hold(ev) {
     if (this.#seq === null) this.#seq = ev.seq - 1;
-    if (ev.seq <= this.#seq || this.#pending.has(ev.seq)) return; // a duplicate
+    if (ev.seq <= this.#seq) return this.#late(ev);
+    if (this.#pending.has(ev.seq)) return; // a duplicate
     this.#pending.set(ev.seq, ev);
     this.#drain();
+  }
+
+  // #late handles an event whose seq is behind the delivered ones. It is a
+  // duplicate, unless its seq is one a resume passed over: then it is an
+  // event that was still being stored when the replay was read (in the
+  // cloud), delivered now, out of order, unless it is a job_progress of a
+  // job whose later event was delivered (it is superseded).
+  #late(ev) {
+    if (!this.#unskip(ev.seq)) return;
+    const job = typeof ev.jobId === 'string' ? this.#jobSeq.get(ev.jobId) : undefined;
+    if (ev.type === 'job_progress' && job !== undefined && job > ev.seq) return;
+    this.#deliver(ev);
+  }
+
+  // #skipTo passes over every seq up to head that the replay did not send:
+  // the events held back up to there are delivered in seq order, and the
+  // seqs between them are remembered as skipped (see #late).
+  #skipTo(head) {
+    for (;;) {
+      let next = Infinity;
+      for (const seq of this.#pending.keys()) if (seq < next) next = seq;
+      if (next > head) break;
+      if (next > this.#seq + 1) this.#skip(this.#seq + 1, next - 1);
+      this.#seq = next - 1;
+      this.#drain();
+      if (this.#stopped) return;
+    }
+    if (head > this.#seq) {
+      this.#skip(this.#seq + 1, head);
+      this.#seq = head;
+    }
+    this.#drain();
+  }
+
+  #skip(from, to) {
+    this.#skipped.push([from, to]);
+    if (this.#skipped.length > recentSkips) this.#skipped.shift();
+  }
+
+  // #unskip reports whether seq was skipped, and forgets it.
+  #unskip(seq) {
+    const i = this.#skipped.findIndex(([from, to]) => from <= seq && seq <= to);
+    if (i < 0) return false;
+    const [from, to] = this.#skipped[i];
+    const rest = [];
+    if (from < seq) rest.push([from, seq - 1]);
+    if (seq < to) rest.push([seq + 1, to]);
+    this.#skipped.splice(i, 1, ...rest);
+    return true;
   }
 
   #drain() {
@@ -392,6 +448,14 @@ class Client {
       this.#pending.clear();
       this.#seq = this.#resumedSeq = head;
       this.#emitError('RESUME_GAP', `the server's events restarted at ${head}: reload the state`, { oldestSeq: head + 1 });
+    } else if (head !== null && r) {
+      // The replay holds every event up to head that the server keeps and
+      // this client had not had. A seq it left out has no event to wait
+      // for: a job_progress a later event of its job superseded (a replay
+      // sends each job's latest progress only), a seq no event got, or an
+      // event still being stored, which comes live later (see #late).
+      this.#resumedSeq = Math.max(this.#resumedSeq, head);
+      this.#skipTo(head);
     } else if (head !== null) {
       this.#resumedSeq = Math.max(this.#resumedSeq, head);
     }
@@ -444,6 +508,11 @@ class Client {
       if (this.#seen.has(ev.id)) return;
       this.#seen.add(ev.id);
       if (this.#seen.size > recentIds) this.#seen.delete(this.#seen.values().next().value);
+    }
+    if (isSeq(ev.seq) && typeof ev.jobId === 'string' && !(this.#jobSeq.get(ev.jobId) > ev.seq)) {
+      this.#jobSeq.delete(ev.jobId); // the most recent last, for the bound
+      this.#jobSeq.set(ev.jobId, ev.seq);
+      if (this.#jobSeq.size > recentSkips) this.#jobSeq.delete(this.#jobSeq.keys().next().value);
     }
     this.#emit(ev.type, ev);
   }

@@ -36,13 +36,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wsnotify/wsnotify/infra/gendoc"
 	"github.com/wsnotify/wsnotify/shared/notify"
 )
 
-const (
-	beginMarker = "<!-- bench:begin -->"
-	endMarker   = "<!-- bench:end -->"
-)
+// markers enclose the table in docs/performance.md.
+var markers = gendoc.Markers{Begin: "<!-- bench:begin -->", End: "<!-- bench:end -->"}
 
 func main() {
 	count := flag.Int("count", 3, "runs of each fan-out benchmark; the table shows medians")
@@ -60,7 +59,7 @@ func run(count int, doc, out string) error {
 		return err
 	}
 	// The file is checked before the measuring, not after it.
-	if _, _, _, err := benchSection(doc); err != nil {
+	if _, _, _, err := markers.Section(doc); err != nil {
 		return err
 	}
 	r := &runner{out: out}
@@ -84,7 +83,7 @@ func run(count int, doc, out string) error {
 		return err
 	}
 	fmt.Print(table)
-	return rewrite(doc, table)
+	return markers.Rewrite(doc, table)
 }
 
 // runner runs the steps and keeps their outputs and the machine's load.
@@ -122,15 +121,7 @@ func (r *runner) step(name string, args ...string) error {
 // machine describes the machine the figures come from: its processor,
 // cores, memory, system and Go.
 func machine() string {
-	cpu := "an unknown processor"
-	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for line := range strings.SplitSeq(string(data), "\n") {
-			if name, value, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(name) == "model name" {
-				cpu = strings.Join(strings.Fields(value), " ")
-				break
-			}
-		}
-	}
+	cpu := gendoc.CPU()
 	memory := ""
 	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
 		var kb int
@@ -360,29 +351,4 @@ func commas(n int) string {
 		s = s[:i] + "," + s[i:]
 	}
 	return s
-}
-
-// rewrite puts table between the bench markers of the file at path.
-func rewrite(path, table string) error {
-	s, begin, end, err := benchSection(path)
-	if err != nil {
-		return err
-	}
-	s = s[:begin+len(beginMarker)] + "\n" + table + s[end:]
-	return os.WriteFile(path, []byte(s), 0o644)
-}
-
-// benchSection returns the content of the file at path and where its bench
-// markers are, or an error if it has none.
-func benchSection(path string) (s string, begin, end int, err error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "", 0, 0, err
-	}
-	s = string(data)
-	begin, end = strings.Index(s, beginMarker), strings.Index(s, endMarker)
-	if begin < 0 || end < begin {
-		return "", 0, 0, fmt.Errorf("%s has no %s … %s section", path, beginMarker, endMarker)
-	}
-	return s, begin, end, nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -82,29 +81,11 @@ func TestAMissingFigureIsAnError(t *testing.T) {
 	}
 }
 
-func TestTheTableGoesBetweenTheMarkers(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "performance.md")
-	before := "# x\n\nintro\n" + beginMarker + "\nold table\n" + endMarker + "\n\nafter\n"
-	if err := os.WriteFile(path, []byte(before), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := rewrite(path, "| new |\n"); err != nil {
-		t.Fatal(err)
-	}
-	got, _ := os.ReadFile(path)
-	if want := "# x\n\nintro\n" + beginMarker + "\n| new |\n" + endMarker + "\n\nafter\n"; string(got) != want {
-		t.Fatalf("got %q\nwant %q", got, want)
-	}
-	if err := rewrite(filepath.Join(t.TempDir(), "none.md"), ""); err == nil {
-		t.Fatal("a missing file is no error")
-	}
-}
-
 // TestTheDefaultDocumentHasTheBenchSection holds docs/performance.md, the
 // file make bench rewrites, to keeping its markers: without them the
 // fifteen minutes of measuring would end in an error.
 func TestTheDefaultDocumentHasTheBenchSection(t *testing.T) {
-	if _, _, _, err := benchSection(filepath.Join("..", "..", "docs", "performance.md")); err != nil {
+	if _, _, _, err := markers.Section(filepath.Join("..", "..", "docs", "performance.md")); err != nil {
 		t.Fatalf("make bench could not write its table: %v", err)
 	}
 }

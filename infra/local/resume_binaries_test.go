@@ -52,10 +52,12 @@ func resumeSuite(t *testing.T, env *iamcheck.Env) {
 		return fmt.Sprintf(`{"ownerId":%q,"event":{"type":"job_progress","jobId":%q,"progress":1,"processedCount":%d,"totalCount":1000}}`, owner, job, n)
 	}
 
+	// Each event is a job of its own: a replay sends a job's latest
+	// progress only, and here every event is to come back.
 	const early, publishers, each = 10, 3, 10
 	const total = early + publishers*each
 	for i := range early {
-		if err := publish(progress("early", i)); err != nil {
+		if err := publish(progress(fmt.Sprint("early-", i), i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -66,7 +68,7 @@ func resumeSuite(t *testing.T, env *iamcheck.Env) {
 	for p := range publishers {
 		publishing.Go(func() error {
 			for i := range each {
-				if err := publish(progress(fmt.Sprintf("p%d", p), i)); err != nil {
+				if err := publish(progress(fmt.Sprintf("p%d-%d", p, i), i)); err != nil {
 					return fmt.Errorf("publisher %d: %w", p, err)
 				}
 			}

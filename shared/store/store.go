@@ -50,13 +50,6 @@ var ErrConditionFailed = errors.New("connection record changed concurrently")
 // connections has reached the cap it was given.
 var ErrOwnerFull = errors.New("owner has reached its connection cap")
 
-// ErrEventInFlight is returned by a history's RecordEvent when another
-// publisher holds the event's id and has not numbered it yet: a redelivery
-// racing its first delivery for longer than the store waits, or a publisher
-// that died mid-way, until the store takes its claim over. It is transient:
-// retry the record later (a trigger's redelivery does).
-var ErrEventInFlight = errors.New("event is being recorded by another publisher")
-
 // ClientTakenError is returned by Put when a live record already holds the
 // owner's client id. Existing is that record, so the caller can decide whether
 // it is stale (its connection gone) and replace it.
@@ -74,7 +67,10 @@ func (e *ClientTakenError) Error() string {
 type Event struct {
 	OwnerID string
 	// Seq is the event's number among its owner's owner-wide events: 1, 2,
-	// 3, … without gaps. Set by the store when the event is recorded.
+	// 3, … Set by the store when the event is recorded. A replay skips the
+	// seq of a job_progress that a later event of its job superseded (the
+	// job's state is that later event), and the rare seq that no event got
+	// (see the DynamoDB store's RecordEvent).
 	Seq int64
 	// ID is stable for one trigger record: a redelivery of the record
 	// carries the same id and gets back the same Seq.
@@ -89,8 +85,9 @@ type Event struct {
 }
 
 // Window is what an owner's history holds at a moment: the head (the last
-// seq given, 0 before any) and the oldest seq still held (Head+1 when none
-// is held).
+// seq given, 0 before any) and the oldest seq it still accounts for: every
+// event from Oldest on is held, or superseded by a held event of its job
+// (Head+1 when the history has dropped everything, by count or by time).
 type Window struct {
 	Head   int64
 	Oldest int64

@@ -217,17 +217,61 @@ test('follows a server whose numbering restarted, telling the application', asyn
   client.close();
 });
 
-test('asks again for a missing event, then skips it and says so', async () => {
+test('asks again for a missing event; a seq the resume does not replay is passed over without an error', async () => {
   const { client, Socket, seen } = setup({ gapTimeout: 5 });
   const s = await socket(Socket, 0);
   s.open();
   s.push({ type: 'resumed', seq: 1, replayed: 0 }, ev(3));
   await until(() => s.sent.length === 2, 'a second resume');
   assert.deepEqual(s.sent[1], { action: 'resume', since: 1 });
+  // The server holds no event 2 (a seq no event got): its replay up to 3
+  // has none, and says so by its head.
   s.push({ type: 'resumed', seq: 3, replayed: 0 });
-  await until(() => seen.length === 2, 'the gap skipped');
-  assert.deepEqual(seen.map((e) => e.code ?? e.seq), ['RESUME_GAP', 3]);
+  assert.deepEqual(seen.map((e) => e.code ?? e.seq), [3]);
+  assert.equal(client.seq, 3);
+  client.close();
+});
+
+test('asks again for a missing event, and says so when the resume never completes', async () => {
+  const { client, Socket, seen } = setup({ gapTimeout: 5 });
+  const s = await socket(Socket, 0);
+  s.open();
+  s.push({ type: 'resumed', seq: 1, replayed: 0 }, ev(3));
+  await until(() => s.sent.length === 2, 'a second resume');
+  // A server that cannot resume: the gap stays, and is reported.
+  s.push({ type: 'error', error: 'unknown action', code: 'BAD_REQUEST' }, ev(4));
+  await until(() => seen.length === 3, 'the gap skipped');
+  assert.deepEqual(seen.map((e) => e.code ?? e.seq), ['RESUME_GAP', 3, 4]);
   assert.equal(seen[0].oldestSeq, 3);
+  client.close();
+});
+
+test('a replay that sends each job\'s latest progress only is no loss: no error, no second resume', async () => {
+  const { client, Socket, seen } = setup({ gapTimeout: 5 });
+  const s1 = await socket(Socket, 0);
+  s1.open();
+  s1.push({ type: 'resumed', seq: 0, replayed: 0 }, ev(1, { jobId: 'a' }), ev(2, { jobId: 'b' }));
+  s1.drop();
+  const s2 = await socket(Socket, 1);
+  s2.open();
+  assert.deepEqual(s2.sent, [{ action: 'resume', since: 2 }]);
+  // Missed: a's progress at 3, 5 and 7, b's at 4, b's job_complete at 6, c's
+  // progress at 8 and 9. The replay keeps a's latest (7), b's job_complete,
+  // c's latest (9); a live event 10 overtakes the replay.
+  const done = { type: 'job_complete', jobId: 'b', status: 'completed', organized: 4, failed: 0, id: 'e6', seq: 6 };
+  s2.push(ev(10, { jobId: 'a' }), { type: 'replay', events: [done, ev(7, { jobId: 'a' }), ev(9, { jobId: 'c' })] }, { type: 'resumed', seq: 9, replayed: 3 });
+  assert.deepEqual(seen.map((e) => `${e.type} ${e.seq}`), ['job_progress 1', 'job_progress 2', 'job_complete 6', 'job_progress 7', 'job_progress 9', 'job_progress 10']);
+  assert.equal(client.seq, 10);
+  // Nothing is missing: no resume is sent again after gapTimeout (waiting
+  // for something not to happen takes a wait: ten gap timeouts).
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal(s2.sent.length, 1, 'a seq the replay passed over was asked for again');
+  assert.ok(!seen.some((e) => e.type === 'error'));
+
+  // An event still being stored when the replay was read comes late, live:
+  // delivered once. A superseded progress that comes late is not.
+  s2.push(ev(8, { jobId: 'd' }), ev(8, { jobId: 'd' }), ev(5, { jobId: 'a' }), ev(4, { jobId: 'e', id: 'e1' }));
+  assert.deepEqual(seen.slice(6).map((e) => `${e.jobId} ${e.seq}`), ['d 8']);
   client.close();
 });
 

@@ -22,6 +22,7 @@ var resumeScenarios = []scenario{
 	{"a client that reconnects gets exactly what it missed, then the live stream", aReconnectingClientGetsExactlyWhatItMissed},
 	{"a resume while publishers run loses nothing and repeats nothing", aResumeWhilePublishersRunLosesAndRepeatsNothing},
 	{"a resume beyond the history says RESUME_GAP and replays what is held", aResumeBeyondTheHistoryReportsTheGap},
+	{"a resume sends each job's latest progress, not each step, and every job_complete and error", aResumeSendsEachJobsLatestProgress},
 	{"a resume without since gives the current state of running jobs", aResumeWithoutSinceGivesTheCurrentJobs},
 	{"a redelivered record keeps its id and seq", aRedeliveredRecordKeepsItsIDAndSeq},
 	{"a bad resume is answered and the connection stays usable", aBadResumeIsAnsweredAndTheConnectionStays},
@@ -132,7 +133,7 @@ func aReconnectingClientGetsExactlyWhatItMissed(t *testing.T, store newStore) {
 	// Missed while away: five owner-wide events, one for another client,
 	// and one of another owner.
 	for i := 4; i <= 8; i++ {
-		h.publishJobs(t, envelope(ownerA, "", progressEvent("j", i)))
+		h.publishJobs(t, envelope(ownerA, "", progressEvent(fmt.Sprint("j", i), i)))
 	}
 	h.publishJobs(t, envelope(ownerA, "someone-else", seedError), envelope(ownerB, "", seedJobComplete))
 
@@ -146,6 +147,44 @@ func aReconnectingClientGetsExactlyWhatItMissed(t *testing.T, store newStore) {
 	if m := readMsg(t, b); m.Type != "job_complete" || m.Seq != 1 {
 		t.Fatalf("owner B got %s, want its own event 1", m.raw)
 	}
+}
+
+// aResumeSendsEachJobsLatestProgress: progress is state. A client that was
+// away gets each job's latest event only when it is a job_progress (not
+// each step), every job_complete and error, and resumed at the head; the
+// seqs of the superseded steps are the ones the replay skips.
+func aResumeSendsEachJobsLatestProgress(t *testing.T, store newStore) {
+	h := start(t, onStore(twoOwners(), store(t)))
+	c := h.connect(t, "tab", keyA)
+	h.publishJobs(t, envelope(ownerA, "", progressEvent("j1", 1)))
+	expectSeqs(t, c, 1, 1)
+	if err := c.Close(websocket.StatusNormalClosure, "network change"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the disconnect", func() bool { return !h.hasRecord(t, ownerA, "tab") })
+	// One batch each, so that none is coalesced away before it is numbered.
+	for _, body := range []string{
+		progressEvent("j1", 2), progressEvent("j2", 3), progressEvent("j1", 4), // 2-4
+		`{"type":"job_complete","jobId":"j2","status":"completed","organized":3,"failed":0}`, // 5
+		progressEvent("j1", 6), progressEvent("j3", 7), // 6-7
+		`{"type":"error","jobId":"j3","error":"Permission denied","code":"PERMISSION_ERROR"}`, // 8
+		progressEvent("j4", 9), progressEvent("j4", 10), // 9-10
+	} {
+		h.publishJobs(t, envelope(ownerA, "", body))
+	}
+	c = h.connect(t, "tab", keyA)
+	send(t, c, `{"action":"resume","since":1}`)
+	for _, want := range []struct {
+		typ, job string
+		seq      int64
+	}{{"job_complete", "j2", 5}, {"job_progress", "j1", 6}, {"error", "j3", 8}, {"job_progress", "j4", 10}} {
+		if m := readMsg(t, c); m.Type != want.typ || m.JobID != want.job || m.Seq != want.seq {
+			t.Fatalf("got %s, want %s of %s at seq %d", m.raw, want.typ, want.job, want.seq)
+		}
+	}
+	expectResumed(t, c, 10, 4)
+	h.publishJobs(t, envelope(ownerA, "", progressEvent("j1", 11)))
+	expectSeqs(t, c, 11, 11)
 }
 
 func aResumeWhilePublishersRunLosesAndRepeatsNothing(t *testing.T, store newStore) {
@@ -162,7 +201,7 @@ func aResumeWhilePublishersRunLosesAndRepeatsNothing(t *testing.T, store newStor
 	total := early + publishers*each
 	// Events the client will have missed: published before it connects.
 	for i := range early {
-		h.publishJobs(t, envelope(ownerA, "", progressEvent("early", i)))
+		h.publishJobs(t, envelope(ownerA, "", progressEvent(fmt.Sprint("early-", i), i)))
 	}
 	c := h.connect(t, "resumer", keyA)
 	var publishing errgroup.Group
@@ -237,7 +276,7 @@ func aResumeBeyondTheHistoryReportsTheGap(t *testing.T, store newStore) {
 	cfg.Notify.HistoryMaxEvents = 5
 	h := start(t, cfg)
 	for i := 1; i <= 10; i++ {
-		h.publishJobs(t, envelope(ownerA, "", progressEvent("j", i)))
+		h.publishJobs(t, envelope(ownerA, "", progressEvent(fmt.Sprint("j", i), i)))
 	}
 	c := h.connect(t, "late", keyA)
 	send(t, c, `{"action":"resume","since":2}`)

@@ -6,10 +6,10 @@
 //	pk = "conn#<connectionId>" sk = "conn"              ownerId, clientId, connectedAt, expiresAt, keyId, tokenExp
 //	pk = "key#<sha256hex>"    sk = "key"                ownerId, name, createdAt, revoked
 //	pk = "count#<ownerId>"    sk = "connections"        connections
-//	pk = "history#<ownerId>"  sk = "head"               head, ticket
+//	pk = "history#<ownerId>"  sk = "head"               head, n0…n15, s0…s15
 //	                          sk = "seq#<seq, 20 digits>"  id, type, jobId, body, expiresAt
-//	                          sk = "id#<eventId>"       seq, type, jobId, body, claim, claimedAt, expiresAt
-//	                          sk = "job#<jobId>"        seq, id, type, body, expiresAt
+//	                          sk = "id#<eventId>"       seq, type, body, expiresAt
+//	                          sk = "job#<jobId>"        seq, id, type, body, expiresAt, r0…r3, q0…q3
 //
 // The table has no secondary index: every read by a key is a GetItem or a
 // Query that can be strongly consistent.
@@ -42,17 +42,24 @@
 // The history (history.go) has a partition of its own per owner, so the
 // fan-out's Query of owner#<ownerId> never reads it. Its items:
 //
-//   - head: the owner's counter, the last seq given (ADD head 1 per event),
-//     with the ticket of the last update (see nextSeq). It never expires: a
-//     counter that started again at 1 would reuse seqs clients hold.
-//   - seq#: one event, its body (binary) as published; a Query of a seq
-//     range replays events in order (the zero padding makes string order
-//     seq order).
-//   - id#: the event's id marker, for redeliveries: written first, with the
-//     event's content and the claim of the publisher numbering it, then its
-//     seq. A redelivery finds it and gets the same event back.
-//   - job#: the seq, type and id of the job's latest event, with its body
-//     while the job runs (job_progress), for CurrentJobs.
+//   - head: the owner's counter, the last seq given, and a ring of the last
+//     16 event ids it numbered (n0…n15: hashes of the ids, the newest
+//     first; s0…s15: their seqs), so a delivery racing another of the same
+//     record, or a redelivery of a record whose publisher died before
+//     committing it, gets the same seq (see RecordEvent). It never expires:
+//     a counter that started again at 1 would reuse seqs clients hold.
+//   - seq#: one event that a replay sends as it was published: every
+//     owner-wide event but job_progress. A Query of a seq range replays
+//     them in order (the zero padding makes string order seq order).
+//   - id#: the id marker of an event of no job (file_uploaded, an error of
+//     no job), with its seq and content: a redelivery finds it and gets
+//     the same event back.
+//   - job#: the job's state: the seq, type and id of its latest event, with
+//     its body while the job runs (its latest event a job_progress, which
+//     has no other item: a replay merges these in by seq), and a ring of
+//     the job's last 4 event ids (r0…r3, hashes; q0…q3, seqs) for
+//     redeliveries of its events. A job_progress superseded by a later
+//     event of its job is no longer held.
 //
 // Every history item but the counter carries its event's expiresAt, so TTL
 // deletes an event, its marker and (unless a newer event moved it) its job
@@ -129,9 +136,6 @@ type Store struct {
 	// pageLimit, when positive, caps the items of one Query or Scan page, so
 	// tests can paginate with a few items. Zero leaves DynamoDB's 1 MB pages.
 	pageLimit int32
-	// inFlightWait and claimLease, when positive, replace the package's
-	// constants, so tests can see a wait or a lease run out in milliseconds.
-	inFlightWait, claimLease time.Duration
 }
 
 var (

@@ -2,7 +2,8 @@ package dynamo
 
 import (
 	"context"
-	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"sort"
@@ -26,350 +27,403 @@ const (
 	idPrefix      = "id#"
 	jobPrefix     = "job#"
 
-	attrHead      = "head"
-	attrTicket    = "ticket"
-	attrSeq       = "seq"
-	attrID        = "id"
-	attrType      = "type"
-	attrJobID     = "jobId"
-	attrBody      = "body"
-	attrClaim     = "claim"
-	attrClaimedAt = "claimedAt"
+	attrHead  = "head"
+	attrSeq   = "seq"
+	attrID    = "id"
+	attrType  = "type"
+	attrJobID = "jobId"
+	attrBody  = "body"
+
+	// The counter's ring of the ids it numbered last: n0 (the newest) to
+	// n15, each an id's hash, beside s0 to s15, their seqs.
+	ringIDPrefix  = "n"
+	ringSeqPrefix = "s"
+	// A job item's ring of its job's latest events, likewise: r0 to r3, q0 to q3.
+	jobIDPrefix  = "r"
+	jobSeqPrefix = "q"
 )
 
-// claimLease is how long an event's id stays with the publisher that claimed
-// it and has not numbered it yet. Past it, a redelivery takes the claim over:
-// the first publisher is taken for dead. RecordEvent gives up numbering after
-// half of it (and releases its claim), so a claim older than the lease is a
-// dead publisher's whatever the functions' timeouts (the job events
-// function's is 2 minutes), with half a minute to spare for a last request
-// still on its way. It is short enough that an S3 event's first
-// asynchronous retry (about a minute later) or an SQS redelivery (after the
-// 12-minute visibility timeout) finds a dead publisher's claim lapsed or
-// nearly so, rather than failing on it until its retries run out.
-const claimLease = time.Minute
+// counterRing is how many of the owner's last numbered ids the counter
+// remembers. Two deliveries of one record at once, a publisher that died
+// between numbering an event and committing it, and an update the SDK sent
+// again after losing its answer all find their id there and take the same
+// seq back, as long as fewer than counterRing other events of the owner were
+// numbered meanwhile. 16 hashes and seqs keep the counter under 1 KB: one
+// write unit.
+const counterRing = 16
 
-// inFlightWait bounds how long RecordEvent waits for another publisher that
-// holds the event's id to number it (two deliveries of one record at once,
-// as SQS may do) before giving up with store.ErrEventInFlight. A live holder
-// needs two requests; the bound leaves room for a slow one within the
-// functions' 10-second timeout.
-const inFlightWait = 3 * time.Second
+// jobRing is how many of a job's latest events its job item remembers the ids
+// and seqs of, for a redelivery that comes once its event has been
+// superseded. A job's events come from one FIFO message group: a redelivered
+// record is one of the batch last delivered, and within a batch coalescing
+// leaves one job_progress per job before its job_complete or error.
+const jobRing = 4
 
-// maxRecordAttempts bounds RecordEvent's rounds when the item it read
-// changes under it (a marker released or taken over between two requests).
+// maxRecordAttempts bounds RecordEvent's rounds when the items it read change
+// under it (an id evicted from the counter's ring between two requests, or
+// committed by another delivery).
 const maxRecordAttempts = 4
+
+// noID fills a ring slot that holds no id yet (DynamoDB and dynalite refuse
+// an empty string in some versions; no hash is "-").
+const noID = "-"
 
 var errEmptyID = errors.New("event has no owner or no id")
 
-// RecordEvent implements notify.History with single-item writes only. An
-// event has two items (three for a job event) beside the owner's counter,
-// written in this order:
+// errRingMissed: the counter refused an id as numbered already, and no
+// longer holds it when read: numbering starts again.
+var errRingMissed = errors.New("id left the counter's ring")
+
+// stateOnly reports whether e is kept only as its job's state: a job_progress
+// has no event item; its job item holds it until a later event of the job
+// supersedes it.
+func stateOnly(e store.Event) bool {
+	return e.Type == string(event.TypeJobProgress) && e.JobID != ""
+}
+
+// RecordEvent implements notify.History with single-item writes only:
+// a job_progress costs 2 (the counter, its job item), another event of a
+// job 3 (and its event item), an event of no job 3 (the counter, its id
+// marker, its event item), each beside one consistent read.
 //
-//  1. Claim: PutItem of the id marker id#<id> (the event's content, a random
-//     claim token, claimedAt), conditioned on no live marker. A refusal is a
-//     redelivery: a marker with a seq gives the held event back (duplicate),
-//     after writing its event and job items again in case their publisher died
-//     before it did (both writes are idempotent); a marker without a seq is
-//     another publisher's claim in flight, waited for (inFlightWait), or taken
-//     over once older than claimLease.
-//  2. Number: UpdateItem ADD head 1 on the counter → S. The same update sets a
-//     random ticket, and is conditioned on the ticket not being already ours:
-//     when the SDK resends the update after an answer lost on the way back
-//     (a timeout, a reset connection, a 500 after the write), the resent
-//     update is refused and S is read from the refusal (or the counter) as
-//     long as no one else has taken a number since.
-//  3. Commit: UpdateItem SET seq = S on the marker, conditioned on our claim
-//     and on no seq: from here on S belongs to the id, and redeliveries get
-//     it back.
-//  4. PutItem of the event item seq#S.
-//  5. For a job event, the job item job#<jobId>, conditioned on holding an
-//     older seq or none, so a late write never hides a newer state.
+//  1. Read the item that holds the event's id: the job item (whose ring
+//     holds its job's last jobRing ids) for a job event, the id marker
+//     id#<id> otherwise. An id found there is a redelivery: the held event
+//     comes back (duplicate), after its event item is written again if its
+//     publisher died before writing it.
+//  2. Number: UpdateItem of the counter, head + 1 → S, pushing the id's hash
+//     and S into the counter's ring, conditioned on the hash not being in it.
+//     A refusal means the id was numbered a moment ago (a delivery racing
+//     this one, a publisher that died before step 3, or the SDK resending
+//     this update after losing its answer): its seq is read from the ring
+//     and used again, so none of these leaves a gap.
+//  3. Commit: write the id's item with S, conditioned on its not holding the
+//     id yet (and, for a job item, on holding an older seq or none, so a
+//     late write never hides a newer state). From here on S belongs to the
+//     id. A job_progress is recorded now: the job item is its state.
+//  4. For any other event, PutItem of the event item seq#S, which a replay
+//     reads.
 //
-// Every path that numbers an event goes through steps 2 and 3 in that order,
-// so an id never gets two seqs (no duplicate), and a seq taken at step 2
-// whose step 3 never happens is the only gap: the publisher dies or fails
-// between the two (a Lambda timeout, an error at step 3, half the lease
-// spent), or step 2's answer is lost for good (every SDK attempt failed) or
-// lost while another publisher of the same owner took the next number. A
-// gap is a seq that no event has: replay skips it. On an error before step
-// 3 the claim is released, so a redelivery need not wait for the lease.
+// The only gap is a seq taken at step 2 whose step 3 never happens: the
+// publisher dies or fails between the two and its record is not delivered
+// again before counterRing other events of its owner are numbered. A gap is
+// a seq that no event has: replay skips it. No request holds anything for a
+// publisher that may have died, so a redelivery never waits.
 func (s *Store) RecordEvent(ctx context.Context, e store.Event, keep int, now time.Time) (store.Event, bool, error) {
 	if e.OwnerID == "" || e.ID == "" {
 		return store.Event{}, false, fmt.Errorf("record event %q of %q: %w", e.ID, e.OwnerID, errEmptyID)
 	}
-	claim := rand.Text()
-	// Steps 1 to 3 end well within the lease (see claimLease); 4 and 5 are
-	// idempotent and need no claim.
-	numbering, cancel := context.WithTimeout(ctx, s.lease()/2)
-	defer cancel()
+	h := idHash(e.ID)
 	for range maxRecordAttempts {
-		m, mine, err := s.claimEvent(numbering, e, claim, now)
+		held, found, err := s.heldEvent(ctx, e, h, now)
 		if err != nil {
 			return store.Event{}, false, fmt.Errorf("record event %s of %s: %w", e.ID, e.OwnerID, err)
 		}
-		if !mine {
-			if err := s.writeEvent(ctx, m); err != nil {
-				return store.Event{}, false, fmt.Errorf("record event %s of %s again: %w", e.ID, e.OwnerID, err)
-			}
-			return m, true, nil
+		if found {
+			return held, true, nil
 		}
-		seq, committed, err := s.numberEvent(numbering, m.OwnerID, m.ID, claim)
+		// An id whose item expired is new again, though the counter's
+		// ring may still hold it (an owner of few events): its old seq,
+		// held.Seq or lower, is not taken back.
+		seq, err := s.number(ctx, e.OwnerID, h, held.Seq)
+		if errors.Is(err, errRingMissed) {
+			continue
+		}
 		if err != nil {
 			return store.Event{}, false, fmt.Errorf("record event %s of %s: %w", e.ID, e.OwnerID, err)
 		}
-		if !committed {
-			continue // our claim was taken over: see who holds the id now
-		}
-		m.Seq = seq
-		if err := s.writeEvent(ctx, m); err != nil {
+		e.Seq = seq
+		state, err := s.commit(ctx, e, h, now)
+		if err != nil {
 			return store.Event{}, false, fmt.Errorf("record event %s of %s as %d: %w", e.ID, e.OwnerID, seq, err)
 		}
-		return m, false, nil
+		if state == heldByOther {
+			continue // another delivery committed the id: step 1 finds it
+		}
+		if !stateOnly(e) {
+			if err := s.putEvent(ctx, e); err != nil {
+				return store.Event{}, false, fmt.Errorf("record event %s of %s as %d: %w", e.ID, e.OwnerID, seq, err)
+			}
+		}
+		return e, false, nil
 	}
 	return store.Event{}, false, fmt.Errorf("record event %s of %s: %w", e.ID, e.OwnerID, store.ErrConditionFailed)
 }
 
-// claimEvent is step 1: it returns the event under e's id and whether we hold
-// its claim (to number it), or the numbered event of an earlier delivery.
-// The event we hold may be another delivery's content, taken over.
-func (s *Store) claimEvent(ctx context.Context, e store.Event, claim string, now time.Time) (store.Event, bool, error) {
-	deadline := time.Now().Add(s.waitInFlight())
-	wait := 10 * time.Millisecond
-claiming:
-	for range maxRecordAttempts {
+// heldEvent is step 1: the event already recorded under e's id, if any, with
+// its event item written again if it was missing. When the id's item has
+// expired, it reports not found, with the expired item's seq.
+func (s *Store) heldEvent(ctx context.Context, e store.Event, h string, now time.Time) (store.Event, bool, error) {
+	if e.JobID == "" {
+		it, err := s.getItem(ctx, markerKey(e.OwnerID, e.ID))
+		if err != nil {
+			return store.Event{}, false, fmt.Errorf("read id marker: %w", err)
+		}
+		if len(it) == 0 {
+			return store.Event{}, false, nil
+		}
+		m, err := parseMarker(e.OwnerID, it)
+		if err != nil {
+			return store.Event{}, false, err
+		}
+		if !now.Before(m.ExpiresAt) {
+			return m, false, nil // expired: the id is new again
+		}
+		held, err := s.repairEvent(ctx, m)
+		return held, err == nil, err
+	}
+	it, err := s.getItem(ctx, historyKey(e.OwnerID, jobPrefix+e.JobID))
+	if err != nil {
+		return store.Event{}, false, fmt.Errorf("read job %s: %w", e.JobID, err)
+	}
+	seq, ok := ringSeq(it, jobIDPrefix, jobSeqPrefix, jobRing, h)
+	if !ok {
+		return store.Event{}, false, nil
+	}
+	job, err := parseJob(e.OwnerID, it)
+	if err != nil {
+		return store.Event{}, false, err
+	}
+	if !now.Before(job.ExpiresAt) {
+		return store.Event{Seq: job.Seq}, false, nil // expired: its ids are new again
+	}
+	held := e
+	held.Seq = seq
+	if stateOnly(e) {
+		if seq == job.Seq && len(job.Body) > 0 {
+			held.Body = job.Body // the job's state: as first published
+		}
+		// A superseded job_progress is no longer held: it goes out again
+		// as delivered now, under its first seq.
+		return held, true, nil
+	}
+	if held, err = s.repairEvent(ctx, held); err != nil {
+		return store.Event{}, false, err
+	}
+	return held, true, nil
+}
+
+// repairEvent returns the held event e as its event item holds it, writing
+// the item first if it is missing: its publisher may have died between
+// committing the event and writing it. A read costs a fifth of a write, and a
+// redelivery nearly always finds the item.
+func (s *Store) repairEvent(ctx context.Context, e store.Event) (store.Event, error) {
+	it, err := s.getItem(ctx, historyKey(e.OwnerID, seqSK(e.Seq)))
+	if err != nil {
+		return store.Event{}, fmt.Errorf("read event %d: %w", e.Seq, err)
+	}
+	if len(it) > 0 {
+		return parseEvent(e.OwnerID, it)
+	}
+	return e, s.putEvent(ctx, e)
+}
+
+// number is step 2: the owner's next seq from the counter, or the seq the
+// counter's ring holds for the id's hash h, unless that is stale or lower
+// (an expired event's): then a new one, whatever the ring holds.
+func (s *Store) number(ctx context.Context, owner, h string, stale int64) (int64, error) {
+	names := map[string]string{"#head": attrHead}
+	values := map[string]types.AttributeValue{":one": number(1), ":zero": number(0), ":h": str(h), ":none": str(noID)}
+	set, cond := ringUpdate(names, ringIDPrefix, ringSeqPrefix, counterRing, "if_not_exists(#head, :zero) + :one")
+	in := &dynamodb.UpdateItemInput{
+		TableName:                           &s.table,
+		Key:                                 historyKey(owner, headSK),
+		UpdateExpression:                    aws.String("SET " + set + ", #head = if_not_exists(#head, :zero) + :one"),
+		ConditionExpression:                 aws.String(cond),
+		ExpressionAttributeNames:            names,
+		ExpressionAttributeValues:           values,
+		ReturnValues:                        types.ReturnValueUpdatedNew,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	}
+	out, err := s.db.UpdateItem(ctx, in)
+	var failed *types.ConditionalCheckFailedException
+	if errors.As(err, &failed) {
+		held, rerr := s.refused(ctx, failed, historyKey(owner, headSK))
+		if rerr != nil {
+			return 0, fmt.Errorf("read counter: %w", rerr)
+		}
+		seq, ok := ringSeq(held, ringIDPrefix, ringSeqPrefix, counterRing, h)
+		if !ok {
+			return 0, errRingMissed
+		}
+		if seq > stale {
+			return seq, nil
+		}
+		in.ConditionExpression = nil
+		out, err = s.db.UpdateItem(ctx, in)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("take a seq: %w", err)
+	}
+	return getN(out.Attributes, attrHead)
+}
+
+// commitState is what step 3 found.
+type commitState int
+
+const (
+	committed   commitState = iota
+	heldByOther             // another delivery committed the id first
+	superseded              // the job holds a newer event: a producer outside FIFO order
+)
+
+// commit is step 3 for e numbered. A refused write whose item holds the id
+// with e's seq is this very write, sent again by the SDK after its answer
+// was lost: committed.
+func (s *Store) commit(ctx context.Context, e store.Event, h string, now time.Time) (commitState, error) {
+	if e.JobID == "" {
+		it := markerKey(e.OwnerID, e.ID)
+		eventAttrs(it, e)
+		it[attrSeq] = number(e.Seq)
 		_, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{
 			TableName: &s.table,
-			Item:      markerItem(e, claim, now),
+			Item:      it,
 			// An expired marker is absent, as its event is: the id is new
 			// again (as in the embedded store, whose ids leave with their
 			// events).
-			ConditionExpression:       aws.String("attribute_not_exists(pk) OR #exp <= :now"),
-			ExpressionAttributeNames:  map[string]string{"#exp": attrExpiresAt},
-			ExpressionAttributeValues: map[string]types.AttributeValue{":now": number(now.Unix())},
-			// DynamoDB returns the marker in the way in the refusal, sparing
-			// a read; dynalite ignores it.
-			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-		})
-		var failed *types.ConditionalCheckFailedException
-		if !errors.As(err, &failed) {
-			if err != nil {
-				return store.Event{}, false, fmt.Errorf("claim id: %w", err)
-			}
-			return e, true, nil
-		}
-		held := failed.Item
-		for {
-			if len(held) == 0 {
-				if held, err = s.getItem(ctx, markerKey(e.OwnerID, e.ID)); err != nil {
-					return store.Event{}, false, fmt.Errorf("read claim: %w", err)
-				}
-			}
-			if len(held) == 0 {
-				// Released (its publisher failed) or deleted by TTL since.
-				continue claiming
-			}
-			m, err := parseMarker(e.OwnerID, held)
-			if err != nil {
-				return store.Event{}, false, err
-			}
-			switch {
-			case !now.Before(m.event.ExpiresAt):
-				continue claiming // expired since the refusal
-			case m.event.Seq > 0:
-				return m.event, false, nil
-			case m.claim == claim:
-				// Our own put, resent by the SDK after its answer was lost.
-				return m.event, true, nil
-			case !now.Before(m.claimedAt.Add(s.lease())):
-				took, err := s.takeOver(ctx, e.OwnerID, e.ID, m.claim, claim, now)
-				if err != nil {
-					return store.Event{}, false, err
-				}
-				if took {
-					return m.event, true, nil
-				}
-			case !time.Now().Before(deadline):
-				return store.Event{}, false, store.ErrEventInFlight
-			default:
-				if err := sleep(ctx, wait); err != nil {
-					return store.Event{}, false, err
-				}
-				wait = min(2*wait, 200*time.Millisecond)
-			}
-			held = nil
-		}
-	}
-	return store.Event{}, false, fmt.Errorf("claim id: %w", store.ErrConditionFailed)
-}
-
-// takeOver moves a lapsed claim to us, unless its holder numbered the event
-// or someone else took the claim first.
-func (s *Store) takeOver(ctx context.Context, owner, id, theirs, ours string, now time.Time) (bool, error) {
-	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                &s.table,
-		Key:                      markerKey(owner, id),
-		UpdateExpression:         aws.String("SET #claim = :ours, #claimedAt = :now"),
-		ConditionExpression:      aws.String("#claim = :theirs AND attribute_not_exists(#seq)"),
-		ExpressionAttributeNames: map[string]string{"#claim": attrClaim, "#claimedAt": attrClaimedAt, "#seq": attrSeq},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":ours": str(ours), ":theirs": str(theirs), ":now": number(now.Unix()),
-		},
-	})
-	var failed *types.ConditionalCheckFailedException
-	if errors.As(err, &failed) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("take over claim: %w", err)
-	}
-	return true, nil
-}
-
-// numberEvent is steps 2 and 3. committed is false, with no error, when our
-// claim was taken over before step 3: the seq taken is then a gap.
-func (s *Store) numberEvent(ctx context.Context, owner, id, claim string) (seq int64, committed bool, err error) {
-	if seq, err = s.nextSeq(ctx, owner); err != nil {
-		s.release(ctx, owner, id, claim)
-		return 0, false, err
-	}
-	_, err = s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &s.table,
-		Key:                       markerKey(owner, id),
-		UpdateExpression:          aws.String("SET #seq = :seq"),
-		ConditionExpression:       aws.String("#claim = :claim AND attribute_not_exists(#seq)"),
-		ExpressionAttributeNames:  map[string]string{"#seq": attrSeq, "#claim": attrClaim},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":seq": number(seq), ":claim": str(claim)},
-	})
-	var failed *types.ConditionalCheckFailedException
-	if errors.As(err, &failed) {
-		// Either the SDK resent our own update after losing its answer, or
-		// the claim lapsed and a redelivery took it over.
-		held, err := s.getItem(ctx, markerKey(owner, id))
-		if err != nil {
-			return 0, false, fmt.Errorf("read claim: %w", err)
-		}
-		if n, err := getN(held, attrSeq); err == nil && n == seq && getS(held, attrClaim) == claim {
-			return seq, true, nil
-		}
-		return 0, false, nil
-	}
-	if err != nil {
-		s.release(ctx, owner, id, claim)
-		return 0, false, fmt.Errorf("commit seq %d: %w", seq, err)
-	}
-	return seq, true, nil
-}
-
-// nextSeq is step 2: the owner's next seq, from the counter.
-func (s *Store) nextSeq(ctx context.Context, owner string) (int64, error) {
-	for range maxRecordAttempts {
-		ticket := rand.Text()
-		out, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-			TableName:                &s.table,
-			Key:                      historyKey(owner, headSK),
-			UpdateExpression:         aws.String("ADD #head :one SET #ticket = :ticket"),
-			ConditionExpression:      aws.String("attribute_not_exists(#ticket) OR #ticket <> :ticket"),
-			ExpressionAttributeNames: map[string]string{"#head": attrHead, "#ticket": attrTicket},
-			ExpressionAttributeValues: map[string]types.AttributeValue{
-				":one": number(1), ":ticket": str(ticket),
-			},
-			ReturnValues:                        types.ReturnValueUpdatedNew,
+			ConditionExpression:                 aws.String("attribute_not_exists(pk) OR #exp <= :now"),
+			ExpressionAttributeNames:            map[string]string{"#exp": attrExpiresAt},
+			ExpressionAttributeValues:           map[string]types.AttributeValue{":now": number(now.Unix())},
 			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 		})
 		var failed *types.ConditionalCheckFailedException
 		if errors.As(err, &failed) {
-			// Only a resend of this very update is refused: the first
-			// attempt took a number. It is the head as long as the ticket
-			// is still ours.
-			held := failed.Item
-			if len(held) == 0 {
-				if held, err = s.getItem(ctx, historyKey(owner, headSK)); err != nil {
-					return 0, fmt.Errorf("read counter: %w", err)
-				}
+			held, err := s.refused(ctx, failed, markerKey(e.OwnerID, e.ID))
+			if err != nil {
+				return 0, fmt.Errorf("read id marker: %w", err)
 			}
-			if getS(held, attrTicket) == ticket {
-				return getN(held, attrHead)
+			if n, err := getN(held, attrSeq); err == nil && n == e.Seq {
+				return committed, nil
 			}
-			continue // someone took the next one since: ours is a gap
+			return heldByOther, nil
 		}
 		if err != nil {
-			return 0, fmt.Errorf("take a seq: %w", err)
+			return 0, fmt.Errorf("commit id marker: %w", err)
 		}
-		return getN(out.Attributes, attrHead)
+		return committed, nil
 	}
-	return 0, fmt.Errorf("take a seq: %w", store.ErrConditionFailed)
-}
-
-// release gives up our claim of an id we have not numbered, so that a
-// redelivery can number it at once rather than after claimLease. It is best
-// effort, on a context of its own since ctx may be what ended: if it fails,
-// the lease still frees the id.
-func (s *Store) release(ctx context.Context, owner, id, claim string) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-	defer cancel()
-	_, _ = s.db.DeleteItem(ctx, &dynamodb.DeleteItemInput{
-		TableName:                 &s.table,
-		Key:                       markerKey(owner, id),
-		ConditionExpression:       aws.String("#claim = :claim AND attribute_not_exists(#seq)"),
-		ExpressionAttributeNames:  map[string]string{"#claim": attrClaim, "#seq": attrSeq},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":claim": str(claim)},
+	// The body is kept only while the job runs: CurrentJobs and a replay
+	// send nothing else from a job item, and a finished job's item stays
+	// small until it expires.
+	names := map[string]string{"#seq": attrSeq, "#id": attrID, "#type": attrType, "#exp": attrExpiresAt, "#body": attrBody}
+	values := map[string]types.AttributeValue{
+		":seq": number(e.Seq), ":id": str(e.ID), ":type": str(e.Type), ":exp": number(expiry(e.ExpiresAt)),
+		":h": str(h), ":none": str(noID), ":zero": number(0),
+	}
+	ring, notHeld := ringUpdate(names, jobIDPrefix, jobSeqPrefix, jobRing, ":seq")
+	update := "SET " + ring + ", #seq = :seq, #id = :id, #type = :type, #exp = :exp"
+	if stateOnly(e) && len(e.Body) > 0 {
+		update += ", #body = :body"
+		values[":body"] = &types.AttributeValueMemberB{Value: e.Body}
+	} else {
+		update += " REMOVE #body"
+	}
+	key := historyKey(e.OwnerID, jobPrefix+e.JobID)
+	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                           &s.table,
+		Key:                                 key,
+		UpdateExpression:                    aws.String(update),
+		ConditionExpression:                 aws.String("(attribute_not_exists(#seq) OR #seq < :seq) AND " + notHeld),
+		ExpressionAttributeNames:            names,
+		ExpressionAttributeValues:           values,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
+	var failed *types.ConditionalCheckFailedException
+	if errors.As(err, &failed) {
+		held, err := s.refused(ctx, failed, key)
+		if err != nil {
+			return 0, fmt.Errorf("read job %s: %w", e.JobID, err)
+		}
+		if seq, ok := ringSeq(held, jobIDPrefix, jobSeqPrefix, jobRing, h); ok {
+			if seq == e.Seq {
+				return committed, nil
+			}
+			return heldByOther, nil
+		}
+		// The job holds a newer event than this one: the job's state is
+		// not moved back. A job_progress is then superseded as it is
+		// recorded; another event still gets its event item.
+		return superseded, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("update job %s to %d: %w", e.JobID, e.Seq, err)
+	}
+	return committed, nil
 }
 
-// writeEvent is steps 4 and 5, for e numbered. Both are idempotent: the event
-// item is always written whole with the same content, and the job item only
-// moves forward.
-func (s *Store) writeEvent(ctx context.Context, e store.Event) error {
+// refused returns the item a conditional write was refused on: DynamoDB
+// returns it in the refusal when asked; dynalite does not, and it is read.
+func (s *Store) refused(ctx context.Context, failed *types.ConditionalCheckFailedException, key map[string]types.AttributeValue) (map[string]types.AttributeValue, error) {
+	if len(failed.Item) > 0 {
+		return failed.Item, nil
+	}
+	return s.getItem(ctx, key)
+}
+
+// putEvent is step 4: the event item, written whole with the same content
+// by whoever writes it, so writing it twice is harmless.
+func (s *Store) putEvent(ctx context.Context, e store.Event) error {
 	it := historyKey(e.OwnerID, seqSK(e.Seq))
 	eventAttrs(it, e)
 	it[attrID] = str(e.ID)
 	if _, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &s.table, Item: it}); err != nil {
 		return fmt.Errorf("put event %d: %w", e.Seq, err)
 	}
-	if e.JobID == "" {
-		return nil
-	}
-	// The body is kept only while the job runs: CurrentJobs returns nothing
-	// else, and a finished job's item stays small until it expires.
-	set := "SET #seq = :seq, #id = :id, #type = :type, #exp = :exp"
-	names := map[string]string{"#seq": attrSeq, "#id": attrID, "#type": attrType, "#exp": attrExpiresAt, "#body": attrBody}
-	values := map[string]types.AttributeValue{
-		":seq": number(e.Seq), ":id": str(e.ID), ":type": str(e.Type), ":exp": number(expiry(e.ExpiresAt)),
-	}
-	if e.Type == string(event.TypeJobProgress) && len(e.Body) > 0 {
-		set += ", #body = :body"
-		values[":body"] = &types.AttributeValueMemberB{Value: e.Body}
-	} else {
-		set += " REMOVE #body"
-	}
-	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 &s.table,
-		Key:                       historyKey(e.OwnerID, jobPrefix+e.JobID),
-		UpdateExpression:          aws.String(set),
-		ConditionExpression:       aws.String("attribute_not_exists(#seq) OR #seq < :seq"),
-		ExpressionAttributeNames:  names,
-		ExpressionAttributeValues: values,
-	})
-	var failed *types.ConditionalCheckFailedException
-	if errors.As(err, &failed) {
-		return nil // the job holds a newer event already
-	}
-	if err != nil {
-		return fmt.Errorf("update job %s to %d: %w", e.JobID, e.Seq, err)
-	}
 	return nil
 }
 
+// ringUpdate returns the SET clauses that push the hash :h and seq (an
+// expression) into a ring of n slots (the oldest falls out) and the
+// condition that :h is in none of them. It adds the slots' names to names;
+// values must hold :h, :none and :zero. DynamoDB and dynalite read every
+// operand of an update before writing any, so the slots shift as one.
+func ringUpdate(names map[string]string, idPrefix, seqPrefix string, n int, seq string) (set, notHeld string) {
+	var sets, held []string
+	for i := n - 1; i >= 0; i-- {
+		id, sq := fmt.Sprintf("#%s%d", idPrefix, i), fmt.Sprintf("#%s%d", seqPrefix, i)
+		names[id], names[sq] = id[1:], sq[1:]
+		if i == 0 {
+			sets = append(sets, id+" = :h", sq+" = "+seq)
+		} else {
+			prevID, prevSeq := fmt.Sprintf("#%s%d", idPrefix, i-1), fmt.Sprintf("#%s%d", seqPrefix, i-1)
+			sets = append(sets, fmt.Sprintf("%s = if_not_exists(%s, :none)", id, prevID), fmt.Sprintf("%s = if_not_exists(%s, :zero)", sq, prevSeq))
+		}
+		held = append(held, id+" = :h")
+	}
+	return strings.Join(sets, ", "), "NOT (" + strings.Join(held, " OR ") + ")"
+}
+
+// ringSeq returns the seq a ring of n slots holds for the hash h.
+func ringSeq(it map[string]types.AttributeValue, idPrefix, seqPrefix string, n int, h string) (int64, bool) {
+	for i := range n {
+		if getS(it, fmt.Sprint(idPrefix, i)) == h {
+			seq, err := getN(it, fmt.Sprint(seqPrefix, i))
+			return seq, err == nil && seq > 0
+		}
+	}
+	return 0, false
+}
+
+// idHash is what the rings hold of an event id: 96 bits of its SHA-256, 16
+// characters, so that the counter stays one write unit whatever the ids.
+func idHash(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return base64.RawURLEncoding.EncodeToString(sum[:12])
+}
+
 // EventsSince implements notify.History: a consistent GetItem of the
-// counter, then a consistent Query of the event items from since+1 (or from
-// the oldest seq retention by count keeps) up to the head, skipping expired
-// ones. When that range starts above the oldest seq retention by count
-// keeps, one more Query finds the oldest event still held, for the window
-// (its first item, unless expired ones lie before it).
+// counter, a consistent Query of the event items from since+1 (or from the
+// oldest seq retention by count keeps) up to the head, and a consistent
+// Query of the owner's job items, whose running jobs' job_progress (each
+// job's latest event) are merged in by seq; expired items are skipped. A
+// job_progress that a later event of its job superseded has no item: it is
+// not replayed, and its seq is one the answer skips. When that range starts
+// above the oldest seq retention by count keeps, one more Query looks below
+// it for expired events, for the window (its first item answers, unless
+// expired ones lie there).
 //
 // An event whose seq is taken but whose item is not written yet (its
-// publisher between steps 3 and 4 of RecordEvent) is missing from the
+// publisher between steps 2 and 4 of RecordEvent) is missing from the
 // answer though below the head, while events above it may be there: its
 // publisher pushes it live once written, and a later replay has it.
 func (s *Store) EventsSince(ctx context.Context, owner string, since int64, limit, keep int, now time.Time) ([]store.Event, store.Window, error) {
@@ -380,28 +434,59 @@ func (s *Store) EventsSince(ctx context.Context, owner string, since int64, limi
 	floor := heldFloor(head, keep)
 	from := max(since+1, floor)
 	var events []store.Event
+	var expired int64 // the highest seq seen expired: the window starts above it
 	if limit > 0 && from <= head {
-		if events, err = s.queryEvents(ctx, owner, from, head, limit, now); err != nil {
+		if events, expired, err = s.queryEvents(ctx, owner, from, head, limit, now); err != nil {
 			return nil, store.Window{}, fmt.Errorf("events of %s since %d: %w", owner, since, err)
 		}
 	}
-	// The oldest held is below from, or else the first event read; with
-	// nothing read (limit 0), it is looked for up to the head.
+	if head > 0 {
+		// The jobs' items hold the running jobs' progress, and tell of
+		// expired events even where no event item does.
+		jobs, jobsExpired, err := s.queryJobs(ctx, owner, floor, head, now)
+		if err != nil {
+			return nil, store.Window{}, fmt.Errorf("events of %s since %d: %w", owner, since, err)
+		}
+		expired = max(expired, jobsExpired)
+		if limit > 0 {
+			events = mergeProgress(events, jobs, from, limit)
+		}
+	}
+	// Expired events lie below from, or were seen above; with nothing read
+	// (limit 0), they are looked for up to the head.
 	upper := from - 1
 	if limit <= 0 {
 		upper = head
 	}
-	w := store.Window{Head: head, Oldest: head + 1}
-	oldest, found, err := s.oldestHeld(ctx, owner, floor, min(upper, head), now)
-	switch {
-	case err != nil:
+	below, err := s.lastExpired(ctx, owner, floor, min(upper, head), now)
+	if err != nil {
 		return nil, store.Window{}, fmt.Errorf("events of %s since %d: %w", owner, since, err)
-	case found:
-		w.Oldest = oldest
-	case len(events) > 0:
-		w.Oldest = events[0].Seq
 	}
-	return events, w, nil
+	return events, store.Window{Head: head, Oldest: max(floor, expired+1, below+1)}, nil
+}
+
+// mergeProgress adds to events (up to limit event items from seq from, in
+// order) the running jobs' job_progress of seq from or more, in seq order,
+// and keeps the first limit. When events is a full page, a job_progress
+// beyond its last event belongs to the next page, which reads from there.
+func mergeProgress(events, jobs []store.Event, from int64, limit int) []store.Event {
+	full := len(events) >= limit
+	var last int64
+	if len(events) > 0 {
+		last = events[len(events)-1].Seq
+	}
+	added := false
+	for _, j := range jobs {
+		if j.Type != string(event.TypeJobProgress) || j.Seq < from || (full && j.Seq > last) {
+			continue
+		}
+		events = append(events, j)
+		added = true
+	}
+	if added {
+		sort.Slice(events, func(i, k int) bool { return events[i].Seq < events[k].Seq })
+	}
+	return events[:min(len(events), limit)]
 }
 
 // CurrentJobs implements notify.History: a consistent read of the counter
@@ -412,9 +497,27 @@ func (s *Store) CurrentJobs(ctx context.Context, owner string, keep int, now tim
 	if err != nil {
 		return nil, 0, fmt.Errorf("current jobs of %s: %w", owner, err)
 	}
-	floor := heldFloor(head, keep)
+	all, _, err := s.queryJobs(ctx, owner, heldFloor(head, keep), head, now)
+	if err != nil {
+		return nil, 0, fmt.Errorf("current jobs of %s: %w", owner, err)
+	}
 	var jobs []store.Event
-	err = s.queryAll(ctx, &dynamodb.QueryInput{
+	for _, e := range all {
+		if e.Type == string(event.TypeJobProgress) {
+			jobs = append(jobs, e)
+		}
+	}
+	return jobs, head, nil
+}
+
+// queryJobs returns, in seq order, the latest event of each of the owner's
+// jobs whose seq lies in floor..head and has not expired, and the highest
+// such seq that has expired (0 if none). A job item newer than the head
+// read before is left out, so the answer is the state as of that head.
+func (s *Store) queryJobs(ctx context.Context, owner string, floor, head int64, now time.Time) ([]store.Event, int64, error) {
+	var jobs []store.Event
+	var expired int64
+	err := s.queryAll(ctx, &dynamodb.QueryInput{
 		TableName:              &s.table,
 		KeyConditionExpression: aws.String("pk = :pk AND begins_with(sk, :job)"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
@@ -426,18 +529,20 @@ func (s *Store) CurrentJobs(ctx context.Context, owner string, keep int, now tim
 		if err != nil {
 			return err
 		}
-		// A job item newer than the head read above is left out, so the
-		// answer is the state as of that head.
-		if e.Type == string(event.TypeJobProgress) && e.Seq >= floor && e.Seq <= head && now.Before(e.ExpiresAt) {
+		switch {
+		case e.Seq < floor || e.Seq > head:
+		case !now.Before(e.ExpiresAt):
+			expired = max(expired, e.Seq)
+		default:
 			jobs = append(jobs, e)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, 0, fmt.Errorf("query jobs of %s: %w", owner, err)
+		return nil, 0, fmt.Errorf("query jobs: %w", err)
 	}
 	sort.Slice(jobs, func(i, j int) bool { return jobs[i].Seq < jobs[j].Seq })
-	return jobs, head, nil
+	return jobs, expired, nil
 }
 
 // head returns the owner's last seq given, 0 before any.
@@ -452,42 +557,53 @@ func (s *Store) head(ctx context.Context, owner string) (int64, error) {
 	return getN(it, attrHead)
 }
 
-// queryEvents returns up to limit unexpired events of seq from..to, in order.
-func (s *Store) queryEvents(ctx context.Context, owner string, from, to int64, limit int, now time.Time) ([]store.Event, error) {
+// queryEvents returns up to limit unexpired events of seq from..to, in order,
+// and the highest seq it skipped as expired (0 if none).
+func (s *Store) queryEvents(ctx context.Context, owner string, from, to int64, limit int, now time.Time) ([]store.Event, int64, error) {
 	var out []store.Event
+	var expired int64
 	var start map[string]types.AttributeValue
 	for {
 		in := s.seqRange(owner, from, to, limit-len(out))
 		in.ExclusiveStartKey = start
 		page, err := s.db.Query(ctx, in)
 		if err != nil {
-			return nil, fmt.Errorf("query events %d to %d: %w", from, to, err)
+			return nil, 0, fmt.Errorf("query events %d to %d: %w", from, to, err)
 		}
 		for _, it := range page.Items {
 			e, err := parseEvent(owner, it)
 			if err != nil {
-				return nil, fmt.Errorf("query events %d to %d: %w", from, to, err)
+				return nil, 0, fmt.Errorf("query events %d to %d: %w", from, to, err)
 			}
 			// Expired events are skipped here rather than by a
 			// FilterExpression, which would save no read capacity, and
 			// whose Limit would count them anyway.
-			if now.Before(e.ExpiresAt) {
+			switch {
+			case !now.Before(e.ExpiresAt):
+				expired = max(expired, e.Seq)
+			case stateOnly(e):
+				// Written by a version that kept every step: the job
+				// item holds the job's state.
+			default:
 				out = append(out, e)
 			}
 		}
 		if start = page.LastEvaluatedKey; len(start) == 0 || len(out) >= limit {
-			return out, nil
+			return out, expired, nil
 		}
 	}
 }
 
-// oldestHeld returns the lowest unexpired seq among from..to. Expired events
-// lie mostly at the low end until TTL deletes them (within days), so it
-// reads one item first, then bigger pages.
-func (s *Store) oldestHeld(ctx context.Context, owner string, from, to int64, now time.Time) (int64, bool, error) {
+// lastExpired returns the highest seq among from..to whose event item has
+// expired, 0 if none, reading from the low end up to the first unexpired
+// item: events share one time to live, so the expired ones lie at the low end
+// until TTL deletes them (within days). It reads one item first, then
+// bigger pages.
+func (s *Store) lastExpired(ctx context.Context, owner string, from, to int64, now time.Time) (int64, error) {
 	if from > to {
-		return 0, false, nil
+		return 0, nil
 	}
+	var last int64
 	var start map[string]types.AttributeValue
 	for n := 1; ; n = 100 {
 		in := s.seqRange(owner, from, to, n)
@@ -496,23 +612,24 @@ func (s *Store) oldestHeld(ctx context.Context, owner string, from, to int64, no
 		in.ExpressionAttributeNames = map[string]string{"#exp": attrExpiresAt}
 		page, err := s.db.Query(ctx, in)
 		if err != nil {
-			return 0, false, fmt.Errorf("query oldest event: %w", err)
+			return 0, fmt.Errorf("query expired events: %w", err)
 		}
 		for _, it := range page.Items {
 			seq, err := parseSeqSK(getS(it, attrSK))
 			if err != nil {
-				return 0, false, fmt.Errorf("query oldest event: %w", err)
+				return 0, fmt.Errorf("query expired events: %w", err)
 			}
 			exp, err := getN(it, attrExpiresAt)
 			if err != nil {
-				return 0, false, fmt.Errorf("query oldest event %d: %w", seq, err)
+				return 0, fmt.Errorf("query expired event %d: %w", seq, err)
 			}
 			if now.Before(time.Unix(exp, 0)) {
-				return seq, true, nil
+				return last, nil
 			}
+			last = seq
 		}
 		if start = page.LastEvaluatedKey; len(start) == 0 {
-			return 0, false, nil
+			return last, nil
 		}
 	}
 }
@@ -543,34 +660,9 @@ func (s *Store) getItem(ctx context.Context, key map[string]types.AttributeValue
 	return out.Item, nil
 }
 
-func (s *Store) lease() time.Duration {
-	if s.claimLease > 0 {
-		return s.claimLease
-	}
-	return claimLease
-}
-
-func (s *Store) waitInFlight() time.Duration {
-	if s.inFlightWait > 0 {
-		return s.inFlightWait
-	}
-	return inFlightWait
-}
-
 // heldFloor is the lowest seq retention by count still holds at head.
 func heldFloor(head int64, keep int) int64 {
 	return min(max(head-int64(keep), 0)+1, head+1)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 func number(n int64) types.AttributeValue {
@@ -628,42 +720,22 @@ func eventAttrs(it map[string]types.AttributeValue, e store.Event) {
 	it[attrExpiresAt] = number(expiry(e.ExpiresAt))
 }
 
-func markerItem(e store.Event, claim string, now time.Time) map[string]types.AttributeValue {
-	it := markerKey(e.OwnerID, e.ID)
-	eventAttrs(it, e)
-	it[attrClaim] = str(claim)
-	it[attrClaimedAt] = number(now.Unix())
-	return it
-}
-
-// marker is an id marker as read: the event (Seq 0 until numbered) and its claim.
-type marker struct {
-	event     store.Event
-	claim     string
-	claimedAt time.Time
-}
-
-func parseMarker(owner string, it map[string]types.AttributeValue) (marker, error) {
+// parseMarker reads an id marker: its event, numbered.
+func parseMarker(owner string, it map[string]types.AttributeValue) (store.Event, error) {
 	sk := getS(it, attrSK)
 	id, ok := strings.CutPrefix(sk, idPrefix)
 	if !ok {
-		return marker{}, fmt.Errorf("item %q is not an id marker", sk)
+		return store.Event{}, fmt.Errorf("item %q is not an id marker", sk)
 	}
 	e, err := parseContent(owner, it)
 	if err != nil {
-		return marker{}, fmt.Errorf("id marker %s: %w", id, err)
+		return store.Event{}, fmt.Errorf("id marker %s: %w", id, err)
 	}
 	e.ID = id
-	if _, ok := it[attrSeq]; ok {
-		if e.Seq, err = getN(it, attrSeq); err != nil {
-			return marker{}, fmt.Errorf("id marker %s: %w", id, err)
-		}
+	if e.Seq, err = getN(it, attrSeq); err != nil {
+		return store.Event{}, fmt.Errorf("id marker %s: %w", id, err)
 	}
-	claimedAt, err := getN(it, attrClaimedAt)
-	if err != nil {
-		return marker{}, fmt.Errorf("id marker %s: %w", id, err)
-	}
-	return marker{event: e, claim: getS(it, attrClaim), claimedAt: time.Unix(claimedAt, 0)}, nil
+	return e, nil
 }
 
 func parseEvent(owner string, it map[string]types.AttributeValue) (store.Event, error) {

@@ -148,34 +148,45 @@ func testHistory(t *testing.T, endpoint string, client *dynamodb.Client) {
 		if err := s.PutConnection(testCtx(t), c, at); err != nil {
 			t.Fatal(err)
 		}
-		e := historyEvent("msg-1", "job_progress", "job_1")
-		e.ExpiresAt = at.Add(24*time.Hour + 300*time.Millisecond)
-		mustRecord(t, s, e, 10, at)
+		progress := historyEvent("msg-1", "job_progress", "job_1")
+		progress.ExpiresAt = at.Add(24*time.Hour + 300*time.Millisecond)
+		mustRecord(t, s, progress, 10, at)
+		upload := historyEvent("msg-2", "file_uploaded", "")
+		mustRecord(t, s, upload, 10, at)
 		exp := fmt.Sprintf("N:%d", at.Add(24*time.Hour).Unix()+1) // rounded up, as a connection's
-		body := "B:" + string(e.Body)
+		exp2 := fmt.Sprintf("N:%d", at.Add(24*time.Hour).Unix())
+		h1, h2 := "S:"+idHash("msg-1"), "S:"+idHash("msg-2")
+		head := map[string]string{"head": "N:2", "n0": h2, "s0": "N:2", "n1": h1, "s1": "N:1"}
+		for i := 2; i < counterRing; i++ {
+			head[fmt.Sprint("n", i)], head[fmt.Sprint("s", i)] = "S:-", "N:0"
+		}
+		job := map[string]string{"seq": "N:1", "id": "S:msg-1", "type": "S:job_progress", "body": "B:" + string(progress.Body), "expiresAt": exp,
+			"r0": h1, "q0": "N:1", "r1": "S:-", "q1": "N:0", "r2": "S:-", "q2": "N:0", "r3": "S:-", "q3": "N:0"}
 		for _, x := range []struct {
 			sk   string
 			want map[string]string
 		}{
-			{"head", map[string]string{"head": "N:1"}},
-			{"seq#00000000000000000001", map[string]string{"id": "S:msg-1", "type": "S:job_progress", "jobId": "S:job_1", "body": body, "expiresAt": exp}},
-			{"id#msg-1", map[string]string{"seq": "N:1", "type": "S:job_progress", "jobId": "S:job_1", "body": body, "claimedAt": fmt.Sprintf("N:%d", at.Unix()), "expiresAt": exp}},
-			{"job#job_1", map[string]string{"seq": "N:1", "id": "S:msg-1", "type": "S:job_progress", "body": body, "expiresAt": exp}},
+			{"head", head},
+			// A job_progress is its job's state only: no event item, no id marker.
+			{"job#job_1", job},
+			{"seq#00000000000000000001", nil},
+			{"id#msg-1", nil},
+			{"seq#00000000000000000002", map[string]string{"id": "S:msg-2", "type": "S:file_uploaded", "body": "B:" + string(upload.Body), "expiresAt": exp2}},
+			{"id#msg-2", map[string]string{"seq": "N:2", "type": "S:file_uploaded", "body": "B:" + string(upload.Body), "expiresAt": exp2}},
 		} {
 			it, err := s.getItem(testCtx(t), historyKey("acct_1", x.sk))
 			if err != nil {
 				t.Fatal(err)
 			}
 			got := shape(it)
+			if x.want == nil {
+				if len(it) != 0 {
+					t.Fatalf("item %s = %v, want none", x.sk, got)
+				}
+				continue
+			}
 			if got["pk"] != "S:history#acct_1" || got["sk"] != "S:"+x.sk {
 				t.Fatalf("item %s: keys %s/%s", x.sk, got["pk"], got["sk"])
-			}
-			// The claim and the ticket are random: present, and not compared.
-			for _, random := range []string{"claim", "ticket"} {
-				if v, ok := got[random]; ok && !strings.HasPrefix(v, "S:") {
-					t.Fatalf("item %s: %s = %s", x.sk, random, v)
-				}
-				delete(got, random)
 			}
 			delete(got, "pk")
 			delete(got, "sk")
@@ -197,6 +208,20 @@ func testHistory(t *testing.T, endpoint string, client *dynamodb.Client) {
 		}
 	})
 
+	t.Run("a job_progress's event item, from a version that kept every step, is not replayed", func(t *testing.T) {
+		s := New(client, newTable(t, client))
+		mustRecord(t, s, historyEvent("msg-1", "job_progress", "job_1"), 10, at)
+		mustRecord(t, s, historyEvent("msg-2", "job_progress", "job_1"), 10, at)
+		old := historyEvent("msg-1", "job_progress", "job_1")
+		old.Seq = 1
+		if err := s.putEvent(testCtx(t), old); err != nil {
+			t.Fatal(err)
+		}
+		if got, w := replay(t, s, 0, 10, at); got != "[2]" || w.Head != 2 {
+			t.Fatalf("replay = %s, head %d; want [2], the job's state", got, w.Head)
+		}
+	})
+
 	t.Run("a finished job's item keeps no body", func(t *testing.T) {
 		s := New(client, newTable(t, client))
 		mustRecord(t, s, historyEvent("msg-1", "job_progress", "job_1"), 10, at)
@@ -210,160 +235,130 @@ func testHistory(t *testing.T, endpoint string, client *dynamodb.Client) {
 		}
 	})
 
-	t.Run("a redelivery writes the event and job items its publisher never wrote", func(t *testing.T) {
-		s := New(client, newTable(t, client))
-		e := historyEvent("msg-1", "job_progress", "job_1")
-		mustRecord(t, s, e, 10, at)
-		// The publisher died after numbering the event (step 3), before
-		// writing its items.
-		for _, sk := range []string{seqSK(1), "job#job_1"} {
-			if _, err := client.DeleteItem(testCtx(t), &dynamodb.DeleteItemInput{TableName: &s.table, Key: historyKey("acct_1", sk)}); err != nil {
+	for _, typ := range []string{"job_complete", "file_uploaded"} {
+		t.Run("a redelivered "+typ+" writes the event item its publisher never wrote", func(t *testing.T) {
+			s := New(client, newTable(t, client))
+			job := ""
+			if typ == "job_complete" {
+				job = "job_1"
+			}
+			e := historyEvent("msg-1", typ, job)
+			mustRecord(t, s, e, 10, at)
+			// The publisher died after committing the event (step 3),
+			// before writing its event item.
+			if _, err := client.DeleteItem(testCtx(t), &dynamodb.DeleteItemInput{TableName: &s.table, Key: historyKey("acct_1", seqSK(1))}); err != nil {
 				t.Fatal(err)
 			}
-		}
-		if got, _ := replay(t, s, 0, 10, at); got != "[]" {
-			t.Fatalf("replay after the deletes: %s", got)
-		}
-		if got, dup := mustRecord(t, s, e, 10, at); !dup || got.Seq != 1 {
-			t.Fatalf("redelivery = seq %d, duplicate %v; want seq 1, a duplicate", got.Seq, dup)
-		}
-		if got, w := replay(t, s, 0, 10, at); got != "[1]" || w != (store.Window{Head: 1, Oldest: 1}) {
-			t.Fatalf("replay = %s, %+v; want [1]", got, w)
-		}
-		jobs, _, err := s.CurrentJobs(testCtx(t), "acct_1", 10, at)
-		if err != nil || len(jobs) != 1 || jobs[0].JobID != "job_1" || string(jobs[0].Body) != string(e.Body) {
-			t.Fatalf("CurrentJobs = %+v, %v; want job_1", jobs, err)
-		}
-	})
+			if got, _ := replay(t, s, 0, 10, at); got != "[]" {
+				t.Fatalf("replay after the delete: %s", got)
+			}
+			if got, dup := mustRecord(t, s, e, 10, at); !dup || got.Seq != 1 || string(got.Body) != string(e.Body) {
+				t.Fatalf("redelivery = seq %d, duplicate %v, body %s; want seq 1, a duplicate", got.Seq, dup, got.Body)
+			}
+			if got, w := replay(t, s, 0, 10, at); got != "[1]" || w != (store.Window{Head: 1, Oldest: 1}) {
+				t.Fatalf("replay = %s, %+v; want [1]", got, w)
+			}
+		})
+	}
 
-	t.Run("a claim numbered while a redelivery waits gives back its event", func(t *testing.T) {
+	for _, x := range []struct{ typ, job string }{{"job_progress", "job_1"}, {"job_complete", "job_1"}, {"file_uploaded", ""}} {
+		t.Run("two deliveries of a "+x.typ+" at once take one seq", func(t *testing.T) {
+			s := New(client, newTable(t, client))
+			e := historyEvent("msg-1", x.typ, x.job)
+			// The first delivery has numbered the event, not committed it,
+			// when the second runs whole: the counter's ring gives the
+			// second the same seq.
+			h := idHash(e.ID)
+			seq, err := s.number(testCtx(t), "acct_1", h, 0)
+			if err != nil || seq != 1 {
+				t.Fatalf("number = %d, %v", seq, err)
+			}
+			if got, _ := mustRecord(t, s, e, 10, at); got.Seq != 1 {
+				t.Fatalf("the second delivery got seq %d, want 1", got.Seq)
+			}
+			first := e
+			first.Seq = seq
+			if state, err := s.commit(testCtx(t), first, h, at); err != nil || state != committed {
+				t.Fatalf("the first delivery's commit = %v, %v; want it taken as done", state, err)
+			}
+			if got, dup := mustRecord(t, s, e, 10, at); !dup || got.Seq != 1 {
+				t.Fatalf("a third delivery = seq %d, duplicate %v; want 1, a duplicate", got.Seq, dup)
+			}
+			want := "[1]"
+			if got, w := replay(t, s, 0, 10, at); got != want || w.Head != 1 {
+				t.Fatalf("replay = %s, head %d; want %s, head 1", got, w.Head, want)
+			}
+		})
+	}
+
+	t.Run("a publisher that died after numbering: its redelivery takes the seq back, until the ring has moved on", func(t *testing.T) {
 		s := New(client, newTable(t, client))
-		other := New(client, s.table)
-		e := historyEvent("msg-1", "file_uploaded", "")
-		first, again := e, e
-		again.Body = []byte(`{"changed":true}`)
-		if _, err := client.PutItem(testCtx(t), &dynamodb.PutItemInput{TableName: &s.table, Item: markerItem(first, "other", at)}); err != nil {
+		dead := historyEvent("msg-dead", "job_progress", "job_1")
+		if _, err := s.number(testCtx(t), "acct_1", idHash(dead.ID), 0); err != nil {
 			t.Fatal(err)
 		}
-		var once sync.Once
-		s.db = faultyDB{api: s.db, beforeGet: func(*dynamodb.GetItemInput) {
-			// The other publisher numbers and writes the event as the
-			// redelivery first reads its claim.
-			once.Do(func() {
-				seq, ok, err := other.numberEvent(testCtx(t), "acct_1", e.ID, "other")
-				if err != nil || !ok {
-					t.Errorf("the other publisher's numbering: %d, %v, %v", seq, ok, err)
-				}
-				first.Seq = seq
-				if err := other.writeEvent(testCtx(t), first); err != nil {
-					t.Error(err)
-				}
-			})
-		}}
-		got, dup := mustRecord(t, s, again, 10, at)
-		if !dup || got.Seq != 1 || string(got.Body) != string(first.Body) {
-			t.Fatalf("redelivery = seq %d, duplicate %v, body %s; want the held event 1", got.Seq, dup, got.Body)
+		mustRecord(t, s, historyEvent("msg-2", "file_uploaded", ""), 10, at)
+		if got, dup := mustRecord(t, s, dead, 10, at); dup || got.Seq != 1 {
+			t.Fatalf("redelivery = seq %d, duplicate %v; want 1, recorded now", got.Seq, dup)
 		}
-	})
+		if got, w := replay(t, s, 0, 10, at); got != "[1 2]" || w.Head != 2 {
+			t.Fatalf("replay = %s, head %d; want [1 2]: no gap", got, w.Head)
+		}
 
-	t.Run("a claim in flight past the wait is store.ErrEventInFlight, and is left alone", func(t *testing.T) {
-		s := New(client, newTable(t, client))
-		s.inFlightWait = 30 * time.Millisecond
-		e := historyEvent("msg-1", "file_uploaded", "")
-		if _, err := client.PutItem(testCtx(t), &dynamodb.PutItemInput{TableName: &s.table, Item: markerItem(e, "other", at)}); err != nil {
+		// Past counterRing events, the seq the dead publisher took is a gap.
+		late := historyEvent("msg-late", "file_uploaded", "")
+		if _, err := s.number(testCtx(t), "acct_1", idHash(late.ID), 0); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := s.RecordEvent(testCtx(t), e, 10, at.Add(claimLease-time.Second)); !errors.Is(err, store.ErrEventInFlight) {
-			t.Fatalf("RecordEvent = %v, want store.ErrEventInFlight", err)
+		for i := range counterRing {
+			mustRecord(t, s, historyEvent(fmt.Sprint("more-", i), "job_complete", fmt.Sprint("job_", i)), 100, at)
 		}
-		it, err := s.getItem(testCtx(t), markerKey("acct_1", e.ID))
-		if err != nil || getS(it, attrClaim) != "other" || it[attrSeq] != nil {
-			t.Fatalf("marker = %v, %v; want the other publisher's claim, unnumbered", shape(it), err)
+		if got, dup := mustRecord(t, s, late, 100, at); dup || got.Seq != 20 {
+			t.Fatalf("late redelivery = seq %d, duplicate %v; want 20, a new seq", got.Seq, dup)
 		}
-	})
-
-	t.Run("a lapsed claim is taken over, and the seq its publisher took is a gap", func(t *testing.T) {
-		s := New(client, newTable(t, client))
-		e := historyEvent("msg-1", "file_uploaded", "")
-		// The first publisher claimed the id, took seq 1 and died.
-		if _, err := client.PutItem(testCtx(t), &dynamodb.PutItemInput{TableName: &s.table, Item: markerItem(e, "dead", at)}); err != nil {
-			t.Fatal(err)
-		}
-		if seq, err := s.nextSeq(testCtx(t), "acct_1"); err != nil || seq != 1 {
-			t.Fatalf("nextSeq = %d, %v", seq, err)
-		}
-		again := e
-		again.Body = []byte(`{"changed":true}`)
-		later := at.Add(claimLease)
-		got, dup := mustRecord(t, s, again, 10, later)
-		if dup || got.Seq != 2 || string(got.Body) != string(e.Body) {
-			t.Fatalf("take-over = seq %d, duplicate %v, body %s; want seq 2, the first delivery's body", got.Seq, dup, got.Body)
-		}
-		if got, w := replay(t, s, 0, 10, later); got != "[2]" || w != (store.Window{Head: 2, Oldest: 2}) {
-			t.Fatalf("replay = %s, %+v; want [2] from 2: seq 1 is a gap", got, w)
-		}
-		if got, dup := mustRecord(t, s, e, 10, later); !dup || got.Seq != 2 {
-			t.Fatalf("another redelivery = seq %d, duplicate %v; want 2, a duplicate", got.Seq, dup)
+		if got, _ := replay(t, s, 2, 100, at); strings.HasPrefix(got, "[3 ") || !strings.HasPrefix(got, "[4 ") || !strings.HasSuffix(got, " 20]") {
+			t.Fatalf("replay = %s; want 4 to 20, seq 3 a gap", got)
 		}
 	})
 
 	for _, x := range []struct {
 		step, expr string
-		head       int64 // after the failure
+		typ, job   string
 	}{
 		// The counter was not updated: no seq lost.
-		{"taking a seq", "ADD #head :one SET #ticket = :ticket", 0},
-		// The seq taken is lost: a gap.
-		{"committing the seq", "SET #seq = :seq", 1},
+		{"taking a seq", "#head = if_not_exists", "job_progress", "job_1"},
+		// The seq taken comes back from the counter's ring.
+		{"committing a job event", "#seq = :seq", "job_progress", "job_1"},
 	} {
-		t.Run("a publisher failing at "+x.step+" releases its claim", func(t *testing.T) {
+		t.Run("a publisher failing at "+x.step+" leaves no gap", func(t *testing.T) {
 			s := New(client, newTable(t, client))
 			plain := s.db
 			throttled := errors.New("throttled")
 			s.db = faultyDB{api: plain, failUpdate: func(_ context.Context, in *dynamodb.UpdateItemInput) error {
-				if *in.UpdateExpression == x.expr {
+				if strings.Contains(*in.UpdateExpression, x.expr) {
 					return throttled
 				}
 				return nil
 			}}
-			e := historyEvent("msg-1", "file_uploaded", "")
+			e := historyEvent("msg-1", x.typ, x.job)
 			if _, _, err := s.RecordEvent(testCtx(t), e, 10, at); !errors.Is(err, throttled) {
 				t.Fatalf("RecordEvent = %v, want the failure", err)
 			}
-			if it, err := s.getItem(testCtx(t), markerKey("acct_1", e.ID)); err != nil || len(it) != 0 {
-				t.Fatalf("marker = %v, %v; want it released", shape(it), err)
-			}
 			s.db = plain
-			if got, dup := mustRecord(t, s, e, 10, at); dup || got.Seq != x.head+1 {
-				t.Fatalf("redelivery = seq %d, duplicate %v; want seq %d", got.Seq, dup, x.head+1)
+			if got, dup := mustRecord(t, s, e, 10, at); dup || got.Seq != 1 {
+				t.Fatalf("redelivery = seq %d, duplicate %v; want seq 1", got.Seq, dup)
+			}
+			if got, w := replay(t, s, 0, 10, at); got != "[1]" || w.Head != 1 {
+				t.Fatalf("replay = %s, head %d; want [1]", got, w.Head)
 			}
 		})
 	}
 
-	t.Run("a publisher that cannot number within half the lease gives up and releases its claim", func(t *testing.T) {
-		s := New(client, newTable(t, client))
-		s.claimLease = 200 * time.Millisecond
-		plain := s.db
-		s.db = faultyDB{api: plain, failUpdate: func(ctx context.Context, in *dynamodb.UpdateItemInput) error {
-			if strings.HasPrefix(*in.UpdateExpression, "ADD") {
-				<-ctx.Done() // DynamoDB throttling, retried until the deadline
-				return ctx.Err()
-			}
-			return nil
-		}}
-		e := historyEvent("msg-1", "file_uploaded", "")
-		if _, _, err := s.RecordEvent(testCtx(t), e, 10, at); !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("RecordEvent = %v, want the deadline exceeded", err)
-		}
-		if it, err := s.getItem(testCtx(t), markerKey("acct_1", e.ID)); err != nil || len(it) != 0 {
-			t.Fatalf("marker = %v, %v; want it released", shape(it), err)
-		}
-	})
-
-	for _, x := range []struct{ step, op, match string }{
-		{"claiming the id", "PutItem", `"S":"id#`},
-		{"taking a seq", "UpdateItem", `ADD #head`},
-		{"committing the seq", "UpdateItem", `"SET #seq = :seq"`},
+	for _, x := range []struct{ step, op, match, typ, job string }{
+		{"committing an id marker", "PutItem", `"S":"id#`, "file_uploaded", ""},
+		{"taking a seq", "UpdateItem", `#head = if_not_exists`, "file_uploaded", ""},
+		{"committing a job event", "UpdateItem", `"S":"job#`, "job_complete", "job_"},
+		{"writing an event item", "PutItem", `"S":"seq#`, "error", "job_"},
 	} {
 		t.Run("an answer lost at "+x.step+" and resent by the SDK leaves no gap", func(t *testing.T) {
 			losing := &losingClient{next: awshttp.NewBuildableClient(), lose: func(op, body string) bool {
@@ -378,7 +373,11 @@ func testHistory(t *testing.T, endpoint string, client *dynamodb.Client) {
 			})
 			s := New(retrying, newTable(t, client))
 			for i, want := range []int64{1, 2} {
-				if got, dup := mustRecord(t, s, historyEvent(fmt.Sprint("msg-", i), "file_uploaded", ""), 10, at); dup || got.Seq != want {
+				job := ""
+				if x.job != "" {
+					job = fmt.Sprint(x.job, i)
+				}
+				if got, dup := mustRecord(t, s, historyEvent(fmt.Sprint("msg-", i), x.typ, job), 10, at); dup || got.Seq != want {
 					t.Fatalf("event %d = seq %d, duplicate %v; want %d", i, got.Seq, dup, want)
 				}
 			}

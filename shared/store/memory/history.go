@@ -5,12 +5,15 @@ import (
 	"sort"
 	"time"
 
+	"github.com/wsnotify/wsnotify/shared/event"
 	"github.com/wsnotify/wsnotify/shared/store"
 )
 
 // ownerHistory is one owner's history: its events in seq order, bounded by
 // the keep count given with each call (oldest dropped first), the seq of
 // each held event by id, for redeliveries, and the latest event of each job.
+// A job_progress stays in the sequence once superseded, for its id, but is
+// no longer replayed.
 type ownerHistory struct {
 	head int64
 	// events[off:] are the held events, in ascending seq, consecutive.
@@ -43,6 +46,13 @@ func (h *ownerHistory) get(seq int64, now time.Time) (store.Event, bool) {
 	}
 	e := held[seq-held[0].Seq]
 	return e, now.Before(e.ExpiresAt)
+}
+
+// superseded reports whether e is a job_progress that a later event of its
+// job has replaced: the job's state is that later event, and a replay skips e
+// (as the DynamoDB store, which keeps a job_progress only as its job's state).
+func (h *ownerHistory) superseded(e store.Event) bool {
+	return e.Type == string(event.TypeJobProgress) && e.JobID != "" && h.jobs[e.JobID] != e.Seq
 }
 
 // trim drops what keep and the clock no longer allow, with its ids and jobs.
@@ -100,7 +110,7 @@ func (s *Store) EventsSince(_ context.Context, owner string, since int64, limit,
 	h.trim(keep, now)
 	var out []store.Event
 	for seq := max(since+1, h.window().Oldest); seq <= h.head && len(out) < limit; seq++ {
-		if e, ok := h.get(seq, now); ok {
+		if e, ok := h.get(seq, now); ok && !h.superseded(e) {
 			out = append(out, e)
 		}
 	}
@@ -115,7 +125,7 @@ func (s *Store) CurrentJobs(_ context.Context, owner string, keep int, now time.
 	h.trim(keep, now)
 	var out []store.Event
 	for _, seq := range h.jobs {
-		if e, ok := h.get(seq, now); ok && e.Type == "job_progress" {
+		if e, ok := h.get(seq, now); ok && e.Type == string(event.TypeJobProgress) {
 			out = append(out, e)
 		}
 	}

@@ -15,13 +15,15 @@ import (
 const keep = 1000
 
 // RunHistory runs the history contract: gap-free numbering per owner, a
-// redelivered id getting back its event, replay from any point, retention
+// redelivered id getting back its event, replay from any point, a
+// job_progress replayed only while it is its job's latest event, retention
 // by count and by time, the current state of running jobs, and numbering
 // under concurrent publishers. newHistory returns an empty history per test.
 func RunHistory(t *testing.T, newHistory func(t *testing.T) notify.History) {
 	t.Run("Numbering", func(t *testing.T) { t.Parallel(); testNumbering(t, newHistory(t)) })
 	t.Run("Redelivery", func(t *testing.T) { t.Parallel(); testRedelivery(t, newHistory(t)) })
 	t.Run("EventsSince", func(t *testing.T) { t.Parallel(); testEventsSince(t, newHistory(t)) })
+	t.Run("ProgressIsState", func(t *testing.T) { t.Parallel(); testProgressIsState(t, newHistory(t)) })
 	t.Run("RetentionByCount", func(t *testing.T) { t.Parallel(); testRetentionByCount(t, newHistory(t)) })
 	t.Run("RetentionByTime", func(t *testing.T) { t.Parallel(); testRetentionByTime(t, newHistory(t)) })
 	t.Run("CurrentJobs", func(t *testing.T) { t.Parallel(); testCurrentJobs(t, newHistory(t)) })
@@ -73,16 +75,85 @@ func testNumbering(t *testing.T, h notify.History) {
 }
 
 func testRedelivery(t *testing.T, h notify.History) {
-	first, _ := record(t, h, ev("acct_1", "msg-1", "job_progress", "j"), keep, epoch)
-	record(t, h, ev("acct_1", "msg-2", "job_progress", "j"), keep, epoch)
-	again := ev("acct_1", "msg-1", "job_progress", "j")
-	again.Body = []byte(`{"type":"job_progress","changed":true}`)
-	got, dup := record(t, h, again, keep, epoch)
-	if !dup || got.Seq != first.Seq || string(got.Body) != string(first.Body) {
-		t.Fatalf("redelivery = seq %d, duplicate %v, body %s; want seq %d, duplicate, body %s", got.Seq, dup, got.Body, first.Seq, first.Body)
+	// Each kind of item that holds an id: a job's state, an event of a
+	// job, an event of no job.
+	for i, x := range []struct{ typ, job string }{{"job_progress", "j"}, {"job_complete", "k"}, {"file_uploaded", ""}} {
+		id := fmt.Sprint("msg-", x.typ)
+		first, _ := record(t, h, ev("acct_1", id, x.typ, x.job), keep, epoch)
+		record(t, h, ev("acct_1", fmt.Sprint("other-", i), "file_uploaded", ""), keep, epoch)
+		again := ev("acct_1", id, x.typ, x.job)
+		again.Body = []byte(`{"type":"job_progress","changed":true}`)
+		got, dup := record(t, h, again, keep, epoch)
+		if !dup || got.Seq != first.Seq || string(got.Body) != string(first.Body) {
+			t.Fatalf("redelivery of a %s = seq %d, duplicate %v, body %s; want seq %d, duplicate, body %s", x.typ, got.Seq, dup, got.Body, first.Seq, first.Body)
+		}
 	}
-	if _, w := since(t, h, "acct_1", 0, 100, keep, epoch); w.Head != 2 {
-		t.Fatalf("head %d after a redelivery, want 2: no second event", w.Head)
+	if _, w := since(t, h, "acct_1", 0, 100, keep, epoch); w.Head != 6 {
+		t.Fatalf("head %d after redeliveries, want 6: no new event", w.Head)
+	}
+}
+
+// testProgressIsState: a job_progress is its job's state. A replay sends it
+// only while it is its job's latest event; job_complete, error and the
+// events of no job are always replayed; the seqs of superseded progress are
+// skipped, and do not count as gone from the window. A redelivered
+// superseded job_progress still gets its first seq.
+func testProgressIsState(t *testing.T, h notify.History) {
+	for i, x := range []struct{ typ, job string }{
+		{"job_progress", "j1"}, {"job_progress", "j2"}, {"job_progress", "j1"}, {"file_uploaded", ""}, // 1-4
+		{"job_progress", "j1"}, {"job_progress", "j2"}, {"job_complete", "j2"}, {"job_progress", "j3"}, // 5-8
+		{"job_progress", "j1"}, {"error", "j3"}, {"error", ""}, {"job_progress", "j4"}, // 9-12
+	} {
+		record(t, h, ev("acct_1", fmt.Sprintf("e%d", i+1), x.typ, x.job), keep, epoch)
+	}
+	for _, x := range []struct {
+		since int64
+		limit int
+		want  string
+	}{
+		// j1 runs (9), j2 completed (7), j3 failed (10), j4 runs (12).
+		{0, 100, "[4 7 9 10 11 12]"},
+		{4, 100, "[7 9 10 11 12]"},
+		{8, 100, "[9 10 11 12]"},
+		{9, 100, "[10 11 12]"},
+		{12, 100, "[]"},
+		{0, 3, "[4 7 9]"},
+		{7, 2, "[9 10]"},
+		{10, 1, "[11]"},
+	} {
+		got, w := since(t, h, "acct_1", x.since, x.limit, keep, epoch)
+		if fmt.Sprint(seqs(got)) != x.want || w != (store.Window{Head: 12, Oldest: 1}) {
+			t.Errorf("since %d, limit %d: %v, %+v; want %s, the window 1 to 12", x.since, x.limit, seqs(got), w, x.want)
+		}
+	}
+	got, _ := since(t, h, "acct_1", 8, 1, keep, epoch)
+	if len(got) != 1 || got[0].ID != "e9" || got[0].JobID != "j1" || string(got[0].Body) != string(ev("acct_1", "e9", "job_progress", "j1").Body) {
+		t.Fatalf("j1's state came back as %+v", got)
+	}
+	// Pages that follow one another, as a resume reads them, miss nothing.
+	var all []int64
+	for after := int64(0); ; {
+		page, _ := since(t, h, "acct_1", after, 2, keep, epoch)
+		if len(page) == 0 {
+			break
+		}
+		all = append(all, seqs(page)...)
+		after = page[len(page)-1].Seq
+	}
+	if fmt.Sprint(all) != "[4 7 9 10 11 12]" {
+		t.Fatalf("pages of 2: %v", all)
+	}
+	// Superseded three times, e1 is still known by its id.
+	again, dup := record(t, h, ev("acct_1", "e1", "job_progress", "j1"), keep, epoch)
+	if !dup || again.Seq != 1 {
+		t.Fatalf("redelivery of superseded progress = seq %d, duplicate %v; want 1, a duplicate", again.Seq, dup)
+	}
+	if got, w := since(t, h, "acct_1", 0, 100, keep, epoch); fmt.Sprint(seqs(got)) != "[4 7 9 10 11 12]" || w.Head != 12 {
+		t.Fatalf("after the redelivery: %v, head %d", seqs(got), w.Head)
+	}
+	// Retention by count still counts every seq given.
+	if got, w := since(t, h, "acct_1", 0, 100, 4, epoch); fmt.Sprint(seqs(got)) != "[9 10 11 12]" || w != (store.Window{Head: 12, Oldest: 9}) {
+		t.Fatalf("keep 4: %v, %+v", seqs(got), w)
 	}
 }
 
@@ -171,13 +242,19 @@ func testConcurrentPublishers(t *testing.T, h notify.History) {
 			defer wg.Done()
 			for i := range each {
 				id := fmt.Sprintf("p%d-%d", p, i)
+				// Events of no job and the last events of jobs: each
+				// kept, each id held by another kind of item.
+				e := ev("acct_1", id, "file_uploaded", "")
+				if i%2 == 1 {
+					e = ev("acct_1", id, "job_complete", id)
+				}
 				// Each record is delivered twice at once, as SQS may.
 				var inner sync.WaitGroup
 				for range 2 {
 					inner.Add(1)
 					go func() {
 						defer inner.Done()
-						e, _, err := h.RecordEvent(ctxT(t), ev("acct_1", id, "file_uploaded", ""), keep, epoch)
+						e, _, err := h.RecordEvent(ctxT(t), e, keep, epoch)
 						if err != nil {
 							errs <- err
 							return
