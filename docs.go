@@ -7,3 +7,9 @@ import _ "embed"
 //
 //go:embed docs/asyncapi.yaml
 var AsyncAPI []byte
+
+// OpenAPI is the content of docs/openapi.yaml, the OpenAPI description of
+// the publish API. infra/openapi parses it and checks answers against it.
+//
+//go:embed docs/openapi.yaml
+var OpenAPI []byte

@@ -15,7 +15,7 @@ import (
 // coldStartEvents is, per function, the events file its cold start answers.
 var coldStartEvents = map[string]string{
 	"connect": "connect.json", "disconnect": "disconnect.json", "default": "default-ping.json",
-	"jobevents": "sqs-job-batch.json", "s3upload": "s3-put.json",
+	"jobevents": "sqs-job-batch.json", "publish": "http-connections.json", "s3upload": "s3-put.json",
 }
 
 // BenchmarkColdStart measures, per function, the time from starting the
@@ -25,7 +25,7 @@ var coldStartEvents = map[string]string{
 //	go test -run '^$' -bench ColdStart -benchtime 7x ./functions/
 func BenchmarkColdStart(b *testing.B) {
 	endpoint := testenv.Dynalite(b)
-	for _, name := range []string{"connect", "disconnect", "default", "jobevents", "s3upload"} {
+	for _, name := range []string{"connect", "disconnect", "default", "jobevents", "publish", "s3upload"} {
 		bootstrap := testenv.Bootstrap(b, name)
 		info, _ := os.Stat(bootstrap)
 		b.Run(name, func(b *testing.B) {

@@ -21,7 +21,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
+
 	"github.com/wsnotify/wsnotify/infra/asyncapi"
+	"github.com/wsnotify/wsnotify/infra/openapi"
 	"github.com/wsnotify/wsnotify/shared/auth"
 	"github.com/wsnotify/wsnotify/shared/metrics"
 	"github.com/wsnotify/wsnotify/shared/metrics/emf/emftest"
@@ -146,6 +149,20 @@ func (st *stack) invoke(t *testing.T, function, file string, edit func([]byte) [
 	return out
 }
 
+// apiAnswer decodes PublishFunction's answer to an HTTP API request and
+// holds its body to docs/openapi.yaml.
+func apiAnswer(t *testing.T, method, path string, out []byte) events.APIGatewayV2HTTPResponse {
+	t.Helper()
+	var resp events.APIGatewayV2HTTPResponse
+	if err := json.Unmarshal(out, &resp); err != nil {
+		t.Fatalf("%s %s answered %s: %v", method, path, out, err)
+	}
+	if err := openapi.CheckResponse(method, path, resp.StatusCode, []byte(resp.Body)); err != nil {
+		t.Error(err)
+	}
+	return resp
+}
+
 // TestEveryEventsFileOnItsBinary invokes each file in events/ on the built
 // binary of its function, in an order where each builds on the last (connect,
 // then events to that connection, then disconnect), and checks each answer.
@@ -247,6 +264,37 @@ func TestEveryEventsFileOnItsBinary(t *testing.T) {
 				t.Fatalf("pushed %d messages in all, the last %q; want 8, the last FILE_LOCKED", len(got), got[len(got)-1])
 			}
 		}},
+		{"http-publish.json", "PublishFunction", nil, func(t *testing.T, out []byte) {
+			resp := apiAnswer(t, "POST", "/v1/publish", out)
+			var ans struct {
+				Results []struct{ Seq, Delivered int }
+			}
+			if resp.StatusCode != 200 || json.Unmarshal([]byte(resp.Body), &ans) != nil || len(ans.Results) != 2 ||
+				ans.Results[0].Delivered != 1 || ans.Results[1].Delivered != 1 || ans.Results[1].Seq != 0 {
+				t.Fatalf("publish answered %s", out)
+			}
+			got := st.mgmt.sent(t, connID)
+			if len(got) != 10 || !strings.Contains(got[8], `"jobId":"job_127"`) || !strings.Contains(got[9], "QUOTA_WARNING") {
+				t.Fatalf("pushed %d messages in all, the last %q; want 10, the publish's two last", len(got), got[len(got)-2:])
+			}
+		}},
+		{"http-publish.json", "PublishFunction", nil, func(t *testing.T, out []byte) {
+			// The same request again: the keyed message is not pushed again,
+			// the client-addressed one (not kept) is.
+			resp := apiAnswer(t, "POST", "/v1/publish", out)
+			if resp.StatusCode != 200 || !strings.Contains(resp.Body, `"delivered":0,"duplicate":true`) {
+				t.Fatalf("the retry answered %s", out)
+			}
+			if got := st.mgmt.sent(t, connID); len(got) != 11 || !strings.Contains(got[10], "QUOTA_WARNING") {
+				t.Fatalf("pushed %d messages in all, want 11", len(got))
+			}
+		}},
+		{"http-connections.json", "PublishFunction", nil, func(t *testing.T, out []byte) {
+			resp := apiAnswer(t, "GET", "/v1/owners/acct_42/connections", out)
+			if resp.StatusCode != 200 || !strings.Contains(resp.Body, `"count":1,"clients":[{"clientId":"3f0c9a52-6c1e-4e7b-9a43-1d2f6b8e7c10"`) {
+				t.Fatalf("presence answered %s", out)
+			}
+		}},
 		{"disconnect.json", "DisconnectFunction", nil, func(t *testing.T, out []byte) {
 			if !bytes.Contains(out, []byte(`"statusCode":200`)) {
 				t.Fatalf("disconnect answered %s", out)
@@ -301,6 +349,9 @@ func TestEveryEventsFileOnItsBinary(t *testing.T) {
 		{"JobEventsFunction", metrics.PushesThrottled, nil, 1},
 		{"JobEventsFunction", metrics.PushRetries, nil, 1},
 		{"JobEventsFunction", metrics.PushesFailed, nil, 0},
+		{"PublishFunction", metrics.EventsPublished, []string{"job_progress"}, 1},
+		{"PublishFunction", metrics.EventsPublished, []string{"error"}, 2},
+		{"PublishFunction", metrics.Deliveries, nil, 3},
 		{"S3UploadFunction", metrics.EventsPublished, []string{"file_uploaded"}, 2},
 		{"S3UploadFunction", metrics.Deliveries, nil, 2},
 		{"DisconnectFunction", metrics.Disconnects, nil, 1},

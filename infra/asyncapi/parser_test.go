@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	wsnotify "github.com/wsnotify/wsnotify"
@@ -27,31 +25,16 @@ func runParser(t *testing.T, path string) ([]diagnostic, int, string) {
 	if _, err := os.Stat(filepath.Join(modules, "@asyncapi", "parser", "package.json")); err != nil {
 		t.Fatalf("@asyncapi/parser is not installed in %s: run `make test` (it runs `npm ci` in infra/node)", modules)
 	}
-	script := filepath.Join(testenv.RepoRoot(t), "infra", "node", "asyncapi-check.js")
-	cmd := exec.Command(testenv.Node(t), script, path)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if err != nil {
-		exit, ok := err.(*exec.ExitError)
-		if !ok {
-			t.Fatalf("run node: %v", err)
-		}
-		code = exit.ExitCode()
-	}
+	lines, stderr, code := testenv.RunNodeScript(t, "asyncapi-check.js", path)
 	var diags []diagnostic
-	for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
-		if line == "" {
-			continue
-		}
+	for _, line := range lines {
 		var d diagnostic
 		if err := json.Unmarshal([]byte(line), &d); err != nil {
 			t.Fatalf("asyncapi-check.js printed %q: %v", line, err)
 		}
 		diags = append(diags, d)
 	}
-	return diags, code, stderr.String()
+	return diags, code, stderr
 }
 
 func TestTheDocumentPassesTheAsyncAPIParser(t *testing.T) {

@@ -9,6 +9,8 @@
 //   - the posts a job costs with progress superseded within a batch
 //     (BenchmarkCoalescing in shared/handler);
 //   - the load program at 10,000 connections of one owner (infra/loadtest);
+//   - local mode's publish API, POST /v1/publish to 1 and 100 connections
+//     (BenchmarkPublishAPI in infra/local/server);
 //   - the Lambda binaries' start-up (BenchmarkColdStart in functions).
 //
 // Every raw output is kept under build/bench. The machine may be shared:
@@ -71,6 +73,7 @@ func run(count int, doc, out string) error {
 		{"requests", []string{"go", "test", "-run", "^$", "-bench", "Requests", "-benchtime", "20x", "./shared/store/dynamo/"}},
 		{"coalescing", []string{"go", "test", "-run", "^$", "-bench", "Coalescing", "-benchtime", "1x", "./shared/handler/"}},
 		{"load", []string{"go", "run", "./infra/loadtest", "-connections", "10000", "-owners", "1", "-events", "100", "-rates", "5,10,20", "-json"}},
+		{"publishapi", []string{"go", "test", "-run", "^$", "-bench", "PublishAPI", "-benchtime", "2000x", "-count", strconv.Itoa(count), "./infra/local/server/"}},
 		{"coldstart", []string{"go", "test", "-run", "^$", "-bench", "ColdStart", "-benchtime", "7x", "./functions/"}},
 	}
 	for _, s := range steps {
@@ -311,9 +314,22 @@ func (r *runner) table() (_ string, err error) {
 	row("Local mode: largest sustained deliveries/s with p99 ≤ 100 ms (one owner of 10,000)", "report",
 		sustained+" ("+strings.Join(sweep, "; ")+")", m)
 
+	pa := parseBench(r.outputs["publishapi"])
+	var api []string
+	for _, n := range []struct {
+		conns int
+		label string
+	}{{1, "1 connection"}, {100, "100 connections"}} {
+		name := fmt.Sprintf("BenchmarkPublishAPI/connections=%d", n.conns)
+		api = append(api, fmt.Sprintf("%s: p50 %.2f ms, p99 %.2f ms, %s requests/s", n.label,
+			pa.must(name, "ms-p50"), pa.must(name, "ms-p99"), commas(int(pa.must(name, "req/s")))))
+	}
+	row("Local mode: POST /v1/publish of one event, answered after its pushes are queued, one request at a time", "report",
+		strings.Join(api, "; "), r.load["publishapi"])
+
 	cs := parseBench(r.outputs["coldstart"])
 	var starts []string
-	for _, f := range []string{"connect", "disconnect", "default", "jobevents", "s3upload"} {
+	for _, f := range []string{"connect", "disconnect", "default", "jobevents", "publish", "s3upload"} {
 		starts = append(starts, fmt.Sprintf("%s %.0f ms", f, cs.must("BenchmarkColdStart/"+f, "ms-median-to-first-answer")))
 	}
 	row("Lambda start-up: process start to first answered invocation, median of 7", "report", strings.Join(starts, ", "), r.load["coldstart"])

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/wsnotify/wsnotify/infra/asyncapi"
+	"github.com/wsnotify/wsnotify/infra/openapi"
 	"github.com/wsnotify/wsnotify/shared/testenv"
 )
 
@@ -219,6 +220,56 @@ func TestTheBannersNodeLineReceivesTheFireLinesEvent(t *testing.T) {
 				t.Fatalf("node printed %s", line)
 			}
 			return
+		}
+	}
+}
+
+// TestTheBannersPublishLineWorksAsPrinted runs the banner's publish API line
+// through a shell as printed: its answer holds to docs/openapi.yaml and
+// names the event the banner's client receives.
+func TestTheBannersPublishLineWorksAsPrinted(t *testing.T) {
+	t.Parallel()
+	r := runLocalMode(t, nil)
+	waitLogged(t, r.stdout, "Store:")
+	banner := r.stdout.String()
+	ctx, cancel := context.WithTimeout(context.Background(), processWait)
+	defer cancel()
+	c, _, err := asyncapi.Dial(ctx, bannerLine(t, banner, "Connect:  "), nil)
+	if err != nil {
+		t.Fatalf("connect with the banner's URL: %v", err)
+	}
+	defer c.CloseNow()
+	args := shellArgs(t, "curl", "curl "+bannerLine(t, banner, "Publish API: curl "))
+	if len(args) != 4 || args[0] != "-s" || args[2] != "-d" || !strings.HasSuffix(args[1], "/v1/publish") {
+		t.Fatalf("the publish line gives curl %q", args)
+	}
+	for i := range 2 { // each run is a new event
+		resp, err := http.Post(args[1], "application/json", strings.NewReader(args[3]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		answer, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err := openapi.CheckResponse("POST", "/v1/publish", resp.StatusCode, answer); err != nil {
+			t.Error(err)
+		}
+		var ans struct {
+			Results []struct {
+				ID             string
+				Seq, Delivered int
+			}
+		}
+		if resp.StatusCode != http.StatusOK || json.Unmarshal(answer, &ans) != nil || len(ans.Results) != 1 ||
+			ans.Results[0].Delivered != 1 || ans.Results[0].Seq != i+1 {
+			t.Fatalf("the publish line got %d %s", resp.StatusCode, answer)
+		}
+		_, data, err := c.Read(ctx)
+		if err != nil {
+			t.Fatalf("no event after the publish line: %v", err)
+		}
+		var ev struct{ Type, ID string }
+		if json.Unmarshal(data, &ev) != nil || ev.Type != "job_progress" || ev.ID != ans.Results[0].ID {
+			t.Fatalf("received %s, the answer said %s", data, answer)
 		}
 	}
 }

@@ -15,8 +15,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/wsnotify/wsnotify/infra/iamcheck"
+	"github.com/wsnotify/wsnotify/infra/openapi"
 	"github.com/wsnotify/wsnotify/shared/auth"
 	"github.com/wsnotify/wsnotify/shared/notify"
+	"github.com/wsnotify/wsnotify/shared/publishapi"
 	"github.com/wsnotify/wsnotify/shared/store"
 	"github.com/wsnotify/wsnotify/shared/store/dynamo"
 	"github.com/wsnotify/wsnotify/shared/testenv"
@@ -139,6 +141,31 @@ func seedClientSuite(t *testing.T, env *iamcheck.Env) {
 			t.Fatalf("got %v, want pong", ev)
 		}
 	})
+	t.Run("the publish binary publishes once per key and answers presence", func(t *testing.T) {
+		body := fmt.Sprintf(`{"ownerId":%q,"idempotencyKey":"iam-1","event":%s}`, owner, seedEvents["job_complete"])
+		var results [2]struct {
+			ID        string
+			Seq       float64
+			Duplicate bool
+		}
+		for i := range results {
+			resp := invokeAPI(t, addr, "POST", "/v1/publish", body)
+			var ans struct{ Results []json.RawMessage }
+			if resp.StatusCode != 200 || json.Unmarshal([]byte(resp.Body), &ans) != nil || len(ans.Results) != 1 || json.Unmarshal(ans.Results[0], &results[i]) != nil {
+				t.Fatalf("publish %d answered %d %s", i+1, resp.StatusCode, resp.Body)
+			}
+		}
+		if first, again := results[0], results[1]; first.Duplicate || !again.Duplicate || again.ID != first.ID || again.Seq != first.Seq {
+			t.Fatalf("a retry with the same key answered %+v after %+v", again, first)
+		}
+		if ev := client.event(t, "job_complete"); ev["id"] != results[0].ID || ev["seq"] != results[0].Seq {
+			t.Fatalf("got %v, want the published job_complete", ev)
+		}
+		resp := invokeAPI(t, addr, "GET", "/v1/owners/"+owner+"/connections", "")
+		if resp.StatusCode != 200 || !strings.Contains(resp.Body, `"count":1`) {
+			t.Fatalf("presence answered %d %s", resp.StatusCode, resp.Body)
+		}
+	})
 	t.Run("the connect binary stored the connection, and the disconnect binary removes it", func(t *testing.T) {
 		records := func() int {
 			conns, err := st.ListConnections(ctx, owner, time.Now())
@@ -244,7 +271,8 @@ func tokenAndDeadLetterSuite(t *testing.T, env *iamcheck.Env) {
 	job, _ := json.Marshal(map[string]any{"ownerId": owner, "event": json.RawMessage(seedEvents["job_progress"])})
 	jobs, _ := json.Marshal(events.SQSEvent{Records: []events.SQSMessage{{MessageId: "to-gone", Body: string(job)}}})
 	upload := fmt.Sprintf(`{"Records":[{"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"uploads"},"object":{"key":"uploads/%s/gone.pdf","size":1,"eTag":"e","sequencer":"02"}}}]}`, owner)
-	for function, payload := range map[string][]byte{"JobEventsFunction": jobs, "S3UploadFunction": []byte(upload)} {
+	publish, _ := json.Marshal(apiRequest("POST", "/v1/publish", string(job)))
+	for function, payload := range map[string][]byte{"JobEventsFunction": jobs, "S3UploadFunction": []byte(upload), "PublishFunction": publish} {
 		past := time.Now().Add(-time.Hour)
 		gone := store.Connection{OwnerID: owner, ClientID: "gone", ConnectionID: "R29uZUNvbm5lY3Q=", ConnectedAt: past, ExpiresAt: past.Add(2 * time.Hour)}
 		if err := st.PutConnection(ctx, gone, past); err != nil {
@@ -257,6 +285,34 @@ func tokenAndDeadLetterSuite(t *testing.T, env *iamcheck.Env) {
 			t.Fatalf("after %s published to a gone connection its record is %+v (%v), want removed", function, conns, err)
 		}
 	}
+}
+
+// apiRequest is the payload format 2.0 event the HTTP API sends
+// PublishFunction for a request to one of its two routes.
+func apiRequest(method, path, body string) events.APIGatewayV2HTTPRequest {
+	req := events.APIGatewayV2HTTPRequest{Version: "2.0", RawPath: path, Body: body,
+		RouteKey: publishapi.RoutePublish, Headers: map[string]string{"content-type": "application/json"}}
+	if owner, ok := strings.CutPrefix(path, "/v1/owners/"); ok {
+		req.RouteKey = publishapi.RouteConnections
+		req.PathParameters = map[string]string{"ownerId": strings.TrimSuffix(owner, "/connections")}
+	}
+	req.RequestContext.RouteKey, req.RequestContext.Stage = req.RouteKey, "$default"
+	req.RequestContext.HTTP.Method, req.RequestContext.HTTP.Path = method, path
+	return req
+}
+
+// invokeAPI invokes PublishFunction through local mode's Invoke API with
+// the HTTP API's event for a request, and holds its answer to
+// docs/openapi.yaml.
+func invokeAPI(t *testing.T, addr, method, path, body string) events.APIGatewayV2HTTPResponse {
+	t.Helper()
+	payload, _ := json.Marshal(apiRequest(method, path, body))
+	var resp events.APIGatewayV2HTTPResponse
+	invoke(t, addr, "PublishFunction", payload, &resp)
+	if err := openapi.CheckResponse(method, path, resp.StatusCode, []byte(resp.Body)); err != nil {
+		t.Error(err)
+	}
+	return resp
 }
 
 // ago returns the time d ago.

@@ -233,6 +233,7 @@ func printBanner(w io.Writer, addr, generatedKey string, keys map[string]string,
 	fmt.Fprintf(w, "  Connect:  %s\n", url)
 	fmt.Fprintf(w, "  Node.js:  node infra/node/seed-client.js %s   (prints each event; after make tools)\n", shellQuote(url))
 	fmt.Fprintf(w, "  Fire an event at %s's connections:\n    %s\n", owner, fireCommand(addr, owner))
+	fmt.Fprintf(w, "  Publish API: %s\n", publishCommand(addr, owner))
 	fmt.Fprintf(w, "  One client: curl -s --data '<message>' http://%s/@connections/<connectionId> (ids: the log's \"connected\" lines)\n", addr)
 	if len(origins) == 0 {
 		fmt.Fprintf(w, "  Origins:  any origin (restrict with --allowed-origin)\n")
@@ -248,11 +249,7 @@ func printBanner(w io.Writer, addr, generatedKey string, keys map[string]string,
 // redelivery, which the service pushes again as the same event (same id,
 // same seq), where the user firing the line wants a new one.
 func fireCommand(addr, owner string) string {
-	envelope, _ := json.Marshal(struct {
-		OwnerID string      `json:"ownerId"`
-		Event   event.Event `json:"event"`
-	}{owner, event.JobProgress{Type: event.TypeJobProgress, JobID: "job_123", Progress: 65,
-		ProcessedCount: 65, TotalCount: 100, CurrentFile: "document.pdf"}})
+	envelope := progressMessage(owner, 65, "document.pdf")
 	type record struct {
 		MessageID string `json:"messageId"`
 		Body      string `json:"body"`
@@ -264,6 +261,26 @@ func fireCommand(addr, owner string) string {
 	// time in nanoseconds (GNU date; elsewhere in seconds, with an N).
 	data := strings.Replace(shellQuote(string(batch)), messageIDSlot, `local-'"$(date +%s%N)"'`, 1)
 	return fmt.Sprintf("curl -s http://%s/2015-03-31/functions/JobEventsFunction/invocations -d %s", addr, data)
+}
+
+// publishCommand is a curl line that publishes a job_progress event to
+// owner through the publish API (docs/openapi.yaml), which answers with the
+// event's id, seq and how many connections got it. Each run is a new event:
+// it carries no idempotency key.
+func publishCommand(addr, owner string) string {
+	msg := progressMessage(owner, 80, "report.pdf")
+	return fmt.Sprintf("curl -s http://%s/v1/publish -d %s", addr, shellQuote(string(msg)))
+}
+
+// progressMessage is a message of the banner's lines: job_123's progress at
+// pct percent of 100 files, for owner.
+func progressMessage(owner string, pct int64, file string) []byte {
+	msg, _ := json.Marshal(struct {
+		OwnerID string      `json:"ownerId"`
+		Event   event.Event `json:"event"`
+	}{owner, event.JobProgress{Type: event.TypeJobProgress, JobID: "job_123", Progress: float64(pct),
+		ProcessedCount: pct, TotalCount: 100, CurrentFile: file}})
+	return msg
 }
 
 // messageIDSlot stands for the fire line's message id until the shell's

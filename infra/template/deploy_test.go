@@ -162,7 +162,7 @@ func TestThePublishingFunctionsHaveReservedConcurrency(t *testing.T) {
 	for _, id := range tpl.OfType(template.FunctionType) {
 		got := describe(functionProps(t, tpl, id)["ReservedConcurrentExecutions"])
 		want := "null"
-		if id == "JobEventsFunction" || id == "S3UploadFunction" {
+		if id == "JobEventsFunction" || id == "PublishFunction" || id == "S3UploadFunction" {
 			want = `{"Fn::If":["WithPublisherReservation",{"Ref":"PublisherReservedConcurrency"},{"Ref":"AWS::NoValue"}]}`
 		}
 		if got != want {

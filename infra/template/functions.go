@@ -62,6 +62,7 @@ func (t *Template) Functions() ([]Function, error) {
 var subRef = regexp.MustCompile(`\$\{([A-Za-z0-9]+)(?:\.[A-Za-z0-9]+)?\}`)
 
 // routeFunctions maps each function that a WebSocket route integrates with
+// (an HTTP API's routes are left out)
 // to the route's key, following Route.Target ("integrations/${Integration}")
 // to Integration.IntegrationUri ("…/functions/${Function.Arn}/invocations").
 func (t *Template) routeFunctions() (map[string]string, error) {
@@ -69,6 +70,9 @@ func (t *Template) routeFunctions() (map[string]string, error) {
 	for _, id := range t.OfType("AWS::ApiGatewayV2::Route") {
 		props := t.Resources[id].Properties
 		key, _ := props["RouteKey"].(string)
+		if t.httpAPI(props["ApiId"]) {
+			continue // an HTTP API's route: its function is no route function
+		}
 		integration := subTarget(props["Target"], "integrations/")
 		if integration == "" {
 			continue // a route without a Lambda integration
@@ -84,6 +88,15 @@ func (t *Template) routeFunctions() (map[string]string, error) {
 		out[fn] = key
 	}
 	return out, nil
+}
+
+// httpAPI reports whether ref (a route's ApiId) names an HTTP API of the
+// template.
+func (t *Template) httpAPI(ref any) bool {
+	m, _ := ref.(map[string]any)
+	id, _ := m["Ref"].(string)
+	r, ok := t.Resources[id]
+	return ok && r.Type == "AWS::ApiGatewayV2::Api" && r.Properties["ProtocolType"] == "HTTP"
 }
 
 // subTarget returns the resource an Fn::Sub string v refers to right after

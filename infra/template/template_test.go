@@ -358,6 +358,7 @@ func TestTheFunctionTableComesFromTheTemplate(t *testing.T) {
 		`DefaultFunction dir=default timeout=29s route="$default"`,
 		`DisconnectFunction dir=disconnect timeout=10s route="$disconnect"`,
 		`JobEventsFunction dir=jobevents timeout=10s route=""`,
+		`PublishFunction dir=publish timeout=29s route=""`,
 		`S3UploadFunction dir=s3upload timeout=30s route=""`,
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {

@@ -68,6 +68,7 @@ const (
 	DisconnectFunction Function = "DisconnectFunction"
 	DefaultFunction    Function = "DefaultFunction"
 	JobEventsFunction  Function = "JobEventsFunction"
+	PublishFunction    Function = "PublishFunction"
 	S3UploadFunction   Function = "S3UploadFunction"
 )
 
@@ -222,7 +223,9 @@ var functions = map[Function][]setting{
 	// the history and posts the replay through the Management API.
 	DefaultFunction:   {tableName, managementEndpoint, dynamoDBEndpoint, historyMaxEvents, metricsNamespace, logLevel, memorySize},
 	JobEventsFunction: {tableName, managementEndpoint, dynamoDBEndpoint, fanoutConcurrency, jobDeadLetterQueue, historyTTL, historyMaxEvents, metricsNamespace, logLevel, memorySize},
-	S3UploadFunction:  {tableName, managementEndpoint, dynamoDBEndpoint, fanoutConcurrency, uploadPrefix, historyTTL, historyMaxEvents, metricsNamespace, logLevel, memorySize},
+	// The publish API: publishes and presence, through the HTTP API.
+	PublishFunction:  {tableName, managementEndpoint, dynamoDBEndpoint, fanoutConcurrency, historyTTL, historyMaxEvents, metricsNamespace, logLevel, memorySize},
+	S3UploadFunction: {tableName, managementEndpoint, dynamoDBEndpoint, fanoutConcurrency, uploadPrefix, historyTTL, historyMaxEvents, metricsNamespace, logLevel, memorySize},
 }
 
 // Functions returns every function, sorted.

@@ -22,6 +22,7 @@ import (
 	"github.com/wsnotify/wsnotify/shared/handler"
 	"github.com/wsnotify/wsnotify/shared/notify"
 	"github.com/wsnotify/wsnotify/shared/notify/notifytest"
+	"github.com/wsnotify/wsnotify/shared/publishapi"
 	"github.com/wsnotify/wsnotify/shared/store"
 	"github.com/wsnotify/wsnotify/shared/store/memory"
 )
@@ -84,6 +85,29 @@ func load[T any](t *testing.T, name string) T {
 func TestEveryEventsFileRunsThroughItsHandler(t *testing.T) {
 	ctx := context.Background()
 	checks := map[string]func(t *testing.T, e *env){
+		"http-publish.json": func(t *testing.T, e *env) {
+			e.register(t, "acct_42", "3f0c9a52-6c1e-4e7b-9a43-1d2f6b8e7c10", "conn-a")
+			req := load[events.APIGatewayV2HTTPRequest](t, "http-publish.json")
+			resp, err := publishapi.New(e.n, e.log).HandleLambda(ctx, req)
+			var ans struct{ Results []publishapi.Result }
+			if err != nil || resp.StatusCode != 200 || json.Unmarshal([]byte(resp.Body), &ans) != nil || len(ans.Results) != 2 {
+				t.Fatalf("publish = %d %s, %v", resp.StatusCode, resp.Body, err)
+			}
+			if r := ans.Results[0]; r.ID != publishapi.EventID("acct_42", "job_127-progress-40") || r.Seq != 1 || r.Delivered != 1 {
+				t.Fatalf("results[0] = %+v", r)
+			}
+			assertSent(t, e, "conn-a",
+				`{"type":"job_progress","jobId":"job_127","progress":40,"processedCount":40,"totalCount":100,"currentFile":""}`,
+				`{"type":"error","jobId":"job_127","error":"Quota almost reached","code":"QUOTA_WARNING"}`)
+		},
+		"http-connections.json": func(t *testing.T, e *env) {
+			e.register(t, "acct_42", "3f0c9a52-6c1e-4e7b-9a43-1d2f6b8e7c10", "conn-a")
+			req := load[events.APIGatewayV2HTTPRequest](t, "http-connections.json")
+			resp, err := publishapi.New(e.n, e.log).HandleLambda(ctx, req)
+			if err != nil || resp.StatusCode != 200 || !strings.Contains(resp.Body, `"count":1,"clients":[{"clientId":"3f0c9a52-6c1e-4e7b-9a43-1d2f6b8e7c10"`) {
+				t.Fatalf("presence = %d %s, %v", resp.StatusCode, resp.Body, err)
+			}
+		},
 		"connect.json": func(t *testing.T, e *env) {
 			req := load[events.APIGatewayWebsocketProxyRequest](t, "connect.json")
 			resp, err := handler.NewConnect(e.n, e.log, handler.Origins{}).Handle(ctx, req)

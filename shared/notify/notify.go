@@ -427,6 +427,12 @@ type Result struct {
 // for what stops the whole publish: an invalid or oversized event, or a
 // store failure.
 func (n *Notifier) Publish(ctx context.Context, ownerID, clientID, id string, ev event.Event) (Result, error) {
+	return n.publish(ctx, ownerID, clientID, id, ev, false)
+}
+
+// publish is Publish; once leaves out the pushes of an owner-wide event
+// whose id the history holds already (PublishOnce).
+func (n *Notifier) publish(ctx context.Context, ownerID, clientID, id string, ev event.Event, once bool) (Result, error) {
 	start := time.Now()
 	data, err := event.Marshal(ev)
 	if err != nil {
@@ -463,6 +469,9 @@ func (n *Notifier) Publish(ctx context.Context, ownerID, clientID, id string, ev
 		}, n.cfg.HistoryMaxEvents, now)
 		if err != nil {
 			return Result{}, fmt.Errorf("record event %s of %s: %w", id, ownerID, err)
+		}
+		if dup && once {
+			return res.held(rec, data)
 		}
 		data, res.Seq, res.Duplicate = rec.Body, rec.Seq, dup
 	}

@@ -1,9 +1,12 @@
 package testenv
 
 import (
+	"bytes"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -44,6 +47,30 @@ func StartNode(t testing.TB, env []string, args ...string) *NodeProcess {
 		_ = cmd.Wait()
 	})
 	return p
+}
+
+// RunNodeScript runs one of infra/node's scripts with args to its end and
+// returns the lines it printed on standard output (empty ones left out), its
+// standard error and its exit code; a script that cannot be run fails the
+// test.
+func RunNodeScript(t testing.TB, script string, args ...string) (lines []string, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(Node(t), append([]string{filepath.Join(RepoRoot(t), "infra", "node", script)}, args...)...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		exit, ok := err.(*exec.ExitError)
+		if !ok {
+			t.Fatalf("testenv: run node %s: %v", script, err)
+		}
+		code = exit.ExitCode()
+	}
+	for _, line := range strings.Split(out.String(), "\n") {
+		if strings.TrimSpace(line) != "" {
+			lines = append(lines, line)
+		}
+	}
+	return lines, errOut.String(), code
 }
 
 // Eventually polls cond until it holds, failing the test after timeout.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/wsnotify/wsnotify/infra/asyncapi"
 	"github.com/wsnotify/wsnotify/infra/local/server"
+	"github.com/wsnotify/wsnotify/infra/openapi"
 	"github.com/wsnotify/wsnotify/shared/metrics"
 	"github.com/wsnotify/wsnotify/shared/notify"
 	"github.com/wsnotify/wsnotify/shared/testenv"
@@ -106,6 +107,16 @@ type controlRequest struct {
 	name, method, path, body, wantType string
 }
 
+// checkAnswer holds an answer of the publish API to docs/openapi.yaml.
+func (rq controlRequest) checkAnswer(t *testing.T, status int, body string) {
+	t.Helper()
+	if strings.HasPrefix(rq.path, "/v1/") {
+		if err := openapi.CheckResponse(rq.method, rq.path, status, []byte(body)); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
 // controlRequests are a request to each route of the control plane; conn
 // is an escaped connection id.
 func controlRequests(conn string) []controlRequest {
@@ -117,6 +128,8 @@ func controlRequests(conn string) []controlRequest {
 		{"a connection's details", http.MethodGet, "/@connections/" + conn, "", "ForbiddenException"},
 		{"a connection's deletion", http.MethodDelete, "/@connections/" + conn, "", "ForbiddenException"},
 		{"a scrape of /metrics", http.MethodGet, "/metrics", "", ""},
+		{"a publish through the publish API", http.MethodPost, "/v1/publish", envelope(ownerA, "", seedJobComplete), ""},
+		{"an owner's presence", http.MethodGet, "/v1/owners/" + ownerA + "/connections", "", ""},
 	}
 }
 
@@ -142,6 +155,7 @@ func TestTheControlPlaneRefusesWebPagesAndForeignHosts(t *testing.T) {
 		for _, rf := range refusals {
 			t.Run(rq.name+" "+rf.name+" is refused", func(t *testing.T) {
 				status, errType, body := h.post(t, rq.method, rq.path, rq.body, rf.host, rf.header)
+				rq.checkAnswer(t, status, body)
 				if status != http.StatusForbidden || errType != rq.wantType || !strings.Contains(body, rf.reason) {
 					t.Fatalf("got %d %q %s, want 403 %s saying %q", status, errType, body, rq.wantType, rf.reason)
 				}
@@ -183,6 +197,7 @@ func TestTheControlTokenGuardsEveryControlPlaneRequest(t *testing.T) {
 		for _, rq := range controlRequests(conn) {
 			t.Run(rq.name+" "+tt.name+" is refused", func(t *testing.T) {
 				status, errType, body := h.post(t, rq.method, rq.path, rq.body, "", tt.header)
+				rq.checkAnswer(t, status, body)
 				if status != http.StatusForbidden || errType != rq.wantType || !strings.Contains(body, "control token") {
 					t.Fatalf("got %d %q %s, want 403 %s asking for the control token", status, errType, body, rq.wantType)
 				}

@@ -29,6 +29,7 @@ const (
 	DefaultFunction    = "DefaultFunction"
 	JobEventsFunction  = "JobEventsFunction"
 	S3UploadFunction   = "S3UploadFunction"
+	PublishFunction    = "PublishFunction"
 )
 
 // functionTable is template.yaml's functions by logical id, read once.
@@ -45,7 +46,7 @@ var functionTable = sync.OnceValues(func() (map[string]template.Function, error)
 	for _, f := range fns {
 		table[f.LogicalID] = f
 	}
-	for _, name := range []string{ConnectFunction, DisconnectFunction, DefaultFunction, JobEventsFunction, S3UploadFunction} {
+	for _, name := range []string{ConnectFunction, DisconnectFunction, DefaultFunction, JobEventsFunction, PublishFunction, S3UploadFunction} {
 		if _, ok := table[name]; !ok {
 			return nil, fmt.Errorf("template.yaml has no function %s, which local mode serves", name)
 		}

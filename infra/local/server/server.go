@@ -18,6 +18,7 @@ import (
 	"github.com/wsnotify/wsnotify/shared/event"
 	"github.com/wsnotify/wsnotify/shared/handler"
 	"github.com/wsnotify/wsnotify/shared/notify"
+	"github.com/wsnotify/wsnotify/shared/publishapi"
 	"github.com/wsnotify/wsnotify/shared/push/hub"
 	"github.com/wsnotify/wsnotify/shared/store/memory"
 )
@@ -209,6 +210,7 @@ func New(cfg Config) (*Server, error) {
 	// reported failed, as SQS would retry it before its redrive.
 	jobs := handler.NewJobEvents(notifier, log, nil)
 	uploads := handler.NewS3Upload(notifier, log, cfg.UploadPrefix)
+	api := publishapi.New(notifier, log)
 	s.routes = Routes{Connect: connect.Handle, Disconnect: disconnect.Handle, Default: dflt.Handle}
 	s.endpoints = endpoints
 	for name, route := range map[string]*Route{ConnectFunction: &s.routes.Connect, DisconnectFunction: &s.routes.Disconnect, DefaultFunction: &s.routes.Default} {
@@ -231,6 +233,9 @@ func New(cfg Config) (*Server, error) {
 	s.functions = map[string]function{
 		JobEventsFunction: lambdaFunction(jobs.Handle),
 		S3UploadFunction:  lambdaFunction(uploads.Handle),
+		// The HTTP API's function, as `sam local start-lambda` serves it;
+		// the routes themselves are served below.
+		PublishFunction: lambdaFunction(api.HandleLambda),
 	}
 
 	mux := http.NewServeMux()
@@ -249,6 +254,10 @@ func New(cfg Config) (*Server, error) {
 		mux.HandleFunc("DELETE "+prefix+"/@connections/{id}", s.controlPlane(s.deleteConnection, refuseManagement))
 	}
 	mux.HandleFunc("GET /metrics", s.controlPlane(s.serveMetrics, refuseMetrics))
+	// The publish API (shared/publishapi), as the cloud's HTTP API serves
+	// it; IAM there, the control plane's rules here.
+	mux.HandleFunc("POST /v1/publish", s.controlPlane(api.ServePublish, refusePublishAPI))
+	mux.HandleFunc("GET /v1/owners/{ownerId}/connections", s.controlPlane(api.ServeConnections, refusePublishAPI))
 	s.handler = s.logRequests(mux)
 	s.http = &http.Server{
 		Handler:           s.handler,
@@ -456,6 +465,12 @@ func (s *Server) routeTimeout(function string) time.Duration {
 func refuseInvoke(w http.ResponseWriter, reason string) {
 	writeJSON(w, http.StatusForbidden, map[string]string{"x-amzn-ErrorType": "AccessDeniedException"},
 		lambdaServiceError{Type: "User", Message: reason})
+}
+
+// refusePublishAPI answers a refused publish API call in the API's own
+// refusal shape (docs/openapi.yaml).
+func refusePublishAPI(w http.ResponseWriter, reason string) {
+	publishapi.Write(w, publishapi.Forbidden(reason))
 }
 
 // refuseManagement answers a refused Management API call as API Gateway
