@@ -18,8 +18,8 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/wsnotify/wsnotify/clients/go/publish"
 	"github.com/wsnotify/wsnotify/infra/local/server"
-	"github.com/wsnotify/wsnotify/publish"
 	"github.com/wsnotify/wsnotify/shared/testenv"
 )
 

@@ -12,7 +12,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/wsnotify/wsnotify/publish"
+	"github.com/wsnotify/wsnotify/clients/go/publish"
 	"github.com/wsnotify/wsnotify/shared/testenv"
 )
 

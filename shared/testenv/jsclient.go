@@ -12,7 +12,9 @@ import (
 // clients/js/test/harness.mjs, with the ws package), connected: what an
 // application using the module sees, line by line.
 type JSClient struct {
-	p *NodeProcess
+	// ClientID is the client id the module connected with.
+	ClientID string
+	p        *NodeProcess
 }
 
 // ConnectJS runs the module with url (ws://host:port) and token, and
@@ -23,7 +25,7 @@ func ConnectJS(t testing.TB, url, token string) *JSClient {
 	p := StartNode(t, []string{"WSNOTIFY_NODE_MODULES=" + NodeModules(t), "WSNOTIFY_OPTIONS=" + string(opts)},
 		filepath.Join(RepoRoot(t), "clients", "js", "test", "harness.mjs"))
 	c := &JSClient{p: p}
-	c.next(t, "STATE open")
+	c.ClientID = strings.TrimSpace(strings.TrimPrefix(c.next(t, "STATE open "), "STATE open "))
 	return c
 }
 

@@ -18,9 +18,9 @@
 // not a message in the dead-letter queue minutes later. Both publishers use
 // the AWS SDK's standard retryer and honour the context's deadline.
 //
-// The package sits at the root of the module, not under clients/, because
-// it is the one Go package of the repository meant to be imported by other
-// modules (github.com/wsnotify/wsnotify/publish): clients/ holds the npm
-// packages, each with its own package.json. docs/publishing.md says when
-// to use which publisher.
+// It lives under clients/ with the other code an app takes from this
+// repository (the browser and Node.js client module, the Node.js publisher),
+// as the one Go package meant to be imported by other modules:
+// github.com/wsnotify/wsnotify/clients/go/publish. docs/publishing.md says
+// when to use which publisher.
 package publish

@@ -10,7 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"github.com/wsnotify/wsnotify/publish"
+	"github.com/wsnotify/wsnotify/clients/go/publish"
 	"github.com/wsnotify/wsnotify/shared/event"
 )
 
@@ -23,7 +23,7 @@ func ExampleClient_Publish() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	pub := publish.NewClient(os.Getenv("WSNOTIFY_PUBLISH_URL"), cfg)
+	pub := publish.NewClient(os.Getenv("PUBLISH_API_URL"), cfg)
 	// Locally: pub := publish.NewLocalClient("http://127.0.0.1:8000", "")
 	results, err := pub.Publish(ctx, publish.Message{
 		OwnerID:        "acct_42",
