@@ -71,9 +71,15 @@ var credentialsEnv = []string{"AWS_ACCESS_KEY_ID=AKIDEXAMPLE", "AWS_SECRET_ACCES
 // localMode serves local mode for two owners until the end of the test.
 func localMode(t *testing.T) (base string, keys map[string]string) {
 	t.Helper()
+	return localModeWith(t, "")
+}
+
+// localModeWith is localMode with a control token ("" for none).
+func localModeWith(t *testing.T, controlToken string) (base string, keys map[string]string) {
+	t.Helper()
 	keys = map[string]string{"acct_42": "wsn_node_publisher_key_acct_42", "acct_7": "wsn_node_publisher_key_acct_7"}
 	srv, err := server.New(server.Config{APIKeys: map[string]string{keys["acct_42"]: "acct_42", keys["acct_7"]: "acct_7"},
-		Logger: slog.New(slog.DiscardHandler)})
+		ControlToken: controlToken, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,5 +304,48 @@ func TestTheNodeHTTPPublisherRetriesAFailureMidBatchWithTheSameKeys(t *testing.T
 	api.mu.Unlock()
 	if a.Error == nil || a.Error.Name != "PublishApiError" || a.Error.Status != 400 || a.Error.Code != "INVALID_EVENT" || requests != 3 {
 		t.Errorf("a refusal: %+v after %d requests (want 3: not retried)", a.Error, requests)
+	}
+}
+
+func TestWhatTheNodeHTTPPublisherPublishesReachesTheOwnersClientWithItsAnswer(t *testing.T) {
+	const token = "node-publisher-control-token-01"
+	base, keys := localModeWith(t, token)
+	ws := strings.Replace(base, "http", "ws", 1)
+	mine := testenv.ConnectJS(t, ws, keys["acct_42"])
+	other := testenv.ConnectJS(t, ws, keys["acct_7"])
+	messages := []map[string]any{
+		{"ownerId": "acct_42", "idempotencyKey": "job_n-1", "event": map[string]any{"type": "job_progress", "jobId": "job_n", "progress": 50, "processedCount": 1, "totalCount": 2}},
+		{"ownerId": "acct_7", "event": map[string]any{"type": "job_complete", "jobId": "job_m", "status": "completed", "organized": 2, "failed": 0}},
+		{"ownerId": "acct_42", "clientId": mine.ClientID, "event": map[string]any{"type": "error", "error": "just you", "code": "HELLO"}},
+	}
+	a := runPublisher(t, map[string]any{"endpoint": base, "controlToken": token, "messages": messages})
+	if a.Error != nil {
+		t.Fatalf("%+v", a.Error)
+	}
+	var results []publish.Result
+	_ = json.Unmarshal(a.OK, &results)
+	if len(results) != 3 {
+		t.Fatalf("results %s", a.OK)
+	}
+	got := mine.Events(t, 2)
+	if got[0]["id"] != results[0].ID || got[0]["seq"] != float64(results[0].Seq) || got[1]["id"] != results[2].ID || results[2].Seq != 0 {
+		t.Errorf("acct_42's client got %v for the answers %+v", got, results)
+	}
+	if theirs := other.Events(t, 1); theirs[0]["id"] != results[1].ID {
+		t.Errorf("acct_7's client got %v", theirs)
+	}
+	again := runPublisher(t, map[string]any{"endpoint": base, "controlToken": token, "messages": messages[:1]})
+	var dup []publish.Result
+	_ = json.Unmarshal(again.OK, &dup)
+	if again.Error != nil || len(dup) != 1 || !dup[0].Duplicate || dup[0].ID != results[0].ID {
+		t.Errorf("the keyed message again: %s %+v", again.OK, again.Error)
+	}
+	who := runPublisher(t, map[string]any{"endpoint": base, "controlToken": token, "connections": "acct_42"})
+	var p publish.Presence
+	if err := json.Unmarshal(who.OK, &p); err != nil || p.Count != 1 || p.Clients[0].ClientID != mine.ClientID {
+		t.Errorf("presence %s %+v", who.OK, who.Error)
+	}
+	if a := runPublisher(t, map[string]any{"endpoint": base, "messages": messages[:1]}); a.Error == nil || a.Error.Status != 403 {
+		t.Errorf("without the control token: %+v", a.Error)
 	}
 }
