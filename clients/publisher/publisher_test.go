@@ -349,3 +349,44 @@ func TestWhatTheNodeHTTPPublisherPublishesReachesTheOwnersClientWithItsAnswer(t 
 		t.Errorf("without the control token: %+v", a.Error)
 	}
 }
+
+func TestAMessageTheQueueRefusesFailsAloneAndHoldsBackItsJobInLaterCalls(t *testing.T) {
+	fake := &testenv.SQS{}
+	fake.RefuseBodies(`"processedCount":2,`)
+	sqs := httptest.NewServer(fake)
+	defer sqs.Close()
+	var messages []map[string]any
+	for step := 1; step <= 12; step++ { // a then b, alternately: steps 1-5 of each in the first call
+		for _, job := range []string{"a", "b"} {
+			messages = append(messages, map[string]any{"ownerId": "acct_42",
+				"event": map[string]any{"type": "job_progress", "jobId": job, "progress": step, "processedCount": step, "totalCount": 12}})
+		}
+	}
+	a := runPublisher(t, map[string]any{"queueUrl": sqs.URL + "/123456789012/jobs.fifo", "messages": messages},
+		append(credentialsEnv, "AWS_ENDPOINT_URL_SQS="+sqs.URL)...)
+	if a.Error != nil {
+		t.Fatalf("%+v", a.Error)
+	}
+	var results []struct{ MessageID, Error string }
+	_ = json.Unmarshal(a.OK, &results)
+	for i, r := range results {
+		step := i/2 + 1
+		switch {
+		case step == 2:
+			if !strings.Contains(r.Error, "refused it: InvalidMessageContents") {
+				t.Errorf("message %d (step 2): %+v", i, r)
+			}
+		case step > 5:
+			if !strings.Contains(r.Error, "not sent") {
+				t.Errorf("message %d (step %d), in a call after its job's failure: %+v", i, step, r)
+			}
+		default:
+			if r.MessageID == "" || r.Error != "" {
+				t.Errorf("message %d (step %d): %+v", i, step, r)
+			}
+		}
+	}
+	if n := len(fake.Received()); n != 8 {
+		t.Errorf("%d messages in the queue, want the 8 SQS took in the first call", n)
+	}
+}
