@@ -26,7 +26,6 @@ import (
 
 	"github.com/wsnotify/wsnotify/shared/event"
 	"github.com/wsnotify/wsnotify/shared/notify"
-	"github.com/wsnotify/wsnotify/shared/store"
 )
 
 // Limits of one request.
@@ -51,7 +50,6 @@ const (
 	CodeInvalidOwner        = "INVALID_OWNER"        // 400: the path's ownerId
 	CodeNotFound            = "NOT_FOUND"            // 404: no such route
 	CodeForbidden           = "FORBIDDEN"            // 403: local mode's control plane refused the request
-	CodeEventInFlight       = "EVENT_IN_FLIGHT"      // 503: another publish of the same key is under way
 	CodeInternal            = "INTERNAL"             // 500: the store failed; retry with the same keys
 )
 
@@ -149,9 +147,6 @@ func (a *API) failed(ctx context.Context, i, total int, m message, results []Res
 	case errors.Is(err, notify.ErrIDConflict):
 		return refuseWith(http.StatusConflict, CodeIdempotencyConflict, results,
 			"%sidempotencyKey %q was used for a different message (%s)", at, m.key, done)
-	case errors.Is(err, store.ErrEventInFlight):
-		return refuseWith(http.StatusServiceUnavailable, CodeEventInFlight, results,
-			"%sanother publish of idempotencyKey %q is under way; retry later (%s)", at, m.key, done)
 	case notify.ErrorCode(err) == notify.CodeInvalid:
 		// Validation ran before anything was published; this is the
 		// Notifier's own guard (an event over the message size).
