@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -208,7 +209,14 @@ func pushesFailed(res notify.Result) error {
 // from the record's SQS message id, so that a redelivery of the record, which
 // keeps its message id, publishes the same event again rather than a new
 // one. A record without a message id (a hand-made invocation) gets a fresh id.
+// A record whose publisher named its event (a deduplication id starting with
+// event.DeduplicationPrefix) gets the id derived from that name, which a
+// message sent again with the same name keeps even when SQS no longer
+// deduplicates it.
 func recordEventID(rec events.SQSMessage) string {
+	if dedup := rec.Attributes["MessageDeduplicationId"]; strings.HasPrefix(dedup, event.DeduplicationPrefix) {
+		return derivedID("sqs-dedup", dedup)
+	}
 	if rec.MessageId == "" {
 		return ""
 	}
