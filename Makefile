@@ -40,8 +40,10 @@ demo:
 ## Four packages at a time on two cores: most of the long ones wait on the
 ## processes they start (dynalite, moto, the emulators, Node.js), so two at a
 ## time left the cores half idle (warm: 143 s of tests with -p 2, 108 s with -p 4).
+## -vet=off: the vet target has just run every analyzer on every package;
+## go test would run its subset again on each package it tests.
 test: tools vet
-	$(GO) test -race -count=1 -p 4 ./...
+	$(GO) test -race -count=1 -p 4 -vet=off ./...
 	$(MAKE) --no-print-directory fuzz-short
 
 ## fuzz: each fuzz target for FUZZTIME (default 1m, or a count such as 500000x); crashers land in testdata/fuzz: keep them
