@@ -11,6 +11,9 @@
 //   - the load program at 10,000 connections of one owner (infra/loadtest);
 //   - local mode's publish API, POST /v1/publish to 1 and 100 connections
 //     (BenchmarkPublishAPI in infra/local/server);
+//   - the Go publisher's queue path, messages/s with SendMessageBatch
+//     against one SendMessage per event (BenchmarkQueue in
+//     clients/go/publish, against the fake SQS endpoint);
 //   - the Lambda binaries' start-up (BenchmarkColdStart in functions).
 //
 // Every raw output is kept under build/bench. The machine may be shared:
@@ -74,6 +77,7 @@ func run(count int, doc, out string) error {
 		{"coalescing", []string{"go", "test", "-run", "^$", "-bench", "Coalescing", "-benchtime", "1x", "./shared/handler/"}},
 		{"load", []string{"go", "run", "./infra/loadtest", "-connections", "10000", "-owners", "1", "-events", "100", "-rates", "5,10,20", "-json"}},
 		{"publishapi", []string{"go", "test", "-run", "^$", "-bench", "PublishAPI", "-benchtime", "2000x", "-count", strconv.Itoa(count), "./infra/local/server/"}},
+		{"publishqueue", []string{"go", "test", "-run", "^$", "-bench", "Queue", "-benchtime", "20000x", "-count", strconv.Itoa(count), "./clients/go/publish/"}},
 		{"coldstart", []string{"go", "test", "-run", "^$", "-bench", "ColdStart", "-benchtime", "7x", "./functions/"}},
 	}
 	for _, s := range steps {
@@ -326,6 +330,12 @@ func (r *runner) table() (_ string, err error) {
 	}
 	row("Local mode: POST /v1/publish of one event, answered after its pushes are queued, one request at a time", "report",
 		strings.Join(api, "; "), r.load["publishapi"])
+
+	pq := parseBench(r.outputs["publishqueue"])
+	batched, single := pq.must("BenchmarkQueue/batched", "msgs/s"), pq.must("BenchmarkQueue/one_SendMessage_per_event", "msgs/s")
+	row("Go publisher, job queue: messages/s through the SDK's SQS client to a fake endpoint on loopback, one producer", "report",
+		fmt.Sprintf("%s/s in SendMessageBatch calls of 10; %s/s with one SendMessage per event (%.1f×)", commas(int(batched)), commas(int(single)), batched/single),
+		r.load["publishqueue"])
 
 	cs := parseBench(r.outputs["coldstart"])
 	var starts []string

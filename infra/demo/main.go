@@ -7,9 +7,11 @@
 //
 // It prints the page's URL with a generated API key. Once the page (or any
 // client of the demo owner) connects, it uploads a few files and runs two
-// jobs, one of which fails part way, through the same Lambda Invoke API that
-// job queues and S3 notifications use; then it starts over after a pause,
-// until stopped (Ctrl-C) or --rounds rounds.
+// jobs, one of which fails part way: the jobs' events through the publish
+// API with the Go publisher (package publish), as an app's backend
+// publishes; the uploads through the Lambda Invoke API, as S3 notifications
+// arrive. Then it starts over after a pause, until stopped (Ctrl-C) or
+// --rounds rounds.
 package main
 
 import (
@@ -20,7 +22,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -131,7 +132,7 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 	fmt.Fprintf(stdout, "  Open the page: %s\n", d.pageURL())
 	fmt.Fprintf(stdout, "  The run starts when the page connects. Ctrl-C stops.\n")
 
-	sim := &simulation{base: d.base, step: opts.step, http: &http.Client{Timeout: 30 * time.Second}}
+	sim := newSimulation(d.base, opts.step)
 	simDone := make(chan error, 1)
 	simCtx, cancelSim := context.WithCancel(ctx)
 	defer cancelSim()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/wsnotify/wsnotify/clients/go/publish"
 	"github.com/wsnotify/wsnotify/shared/testenv"
 )
 
@@ -53,6 +54,7 @@ func TestMakeDemoPrintsThePageURLAndRunsTheSimulationOnceAPageConnects(t *testin
 	}
 	defer conn.CloseNow()
 	var uploads, progress int
+	var firstSeq float64 // of job_1_photos's first progress
 	finished := map[string]string{}
 	var failure map[string]any
 	for len(finished) < 2 {
@@ -69,6 +71,9 @@ func TestMakeDemoPrintsThePageURLAndRunsTheSimulationOnceAPageConnects(t *testin
 			uploads++
 		case "job_progress":
 			progress++
+			if ev["jobId"] == "job_1_photos" && ev["processedCount"] == 1.0 {
+				firstSeq, _ = ev["seq"].(float64)
+			}
 		case "error":
 			failure = ev
 		case "job_complete":
@@ -83,6 +88,15 @@ func TestMakeDemoPrintsThePageURLAndRunsTheSimulationOnceAPageConnects(t *testin
 	}
 	if failure == nil || failure["jobId"] != "job_1_invoices" || failure["code"] != "PERMISSION_ERROR" {
 		t.Errorf("the failing job's error: %v", failure)
+	}
+	// The run published its job events with the Go publisher through the
+	// publish API: their idempotency keys name them there, so the same
+	// event published again with its key is the first one, not a new one.
+	first, _ := jobs(1)[0].events(1)
+	res, err := publish.NewLocalClient("http://"+host, "").Publish(ctx,
+		publish.Message{OwnerID: owner, IdempotencyKey: eventKey("job_1_photos", 1, first[0]), Event: first[0]})
+	if err != nil || !res[0].Duplicate || float64(res[0].Seq) != firstSeq {
+		t.Errorf("job_1_photos's first progress again: %+v, %v; want a duplicate of seq %v", res, err, firstSeq)
 	}
 	if line := next("the end of the rounds"); !strings.Contains(line, "Round 1") {
 		t.Errorf("banner line %q", line)

@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/wsnotify/wsnotify/clients/go/publish"
 	"github.com/wsnotify/wsnotify/shared/event"
 	"github.com/wsnotify/wsnotify/shared/testenv"
 )
@@ -44,12 +44,12 @@ func q(sel string) string {
 
 func TestTheDemoPageShowsJobsErrorsUploadsAndTheConnectionInChromium(t *testing.T) {
 	d := startDemo(t)
-	sim := &simulation{base: d.base, http: &http.Client{Timeout: browserWait}}
+	sim := newSimulation(d.base, 0)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	publish := func(ev event.Event) {
+	send := func(ev event.Event) {
 		t.Helper()
-		if err := sim.publish(ctx, ev); err != nil {
+		if _, err := sim.pub.Publish(ctx, publish.Message{OwnerID: owner, Event: ev}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -66,7 +66,7 @@ func TestTheDemoPageShowsJobsErrorsUploadsAndTheConnectionInChromium(t *testing.
 	}
 
 	t.Run("a job in progress: its id, a bar, the percentage and the current file", func(t *testing.T) {
-		publish(event.JobProgress{Type: event.TypeJobProgress, JobID: "job_123", Progress: 65, ProcessedCount: 65, TotalCount: 100, CurrentFile: "document.pdf"})
+		send(event.JobProgress{Type: event.TypeJobProgress, JobID: "job_123", Progress: 65, ProcessedCount: 65, TotalCount: 100, CurrentFile: "document.pdf"})
 		card := `[data-job-id="job_123"]`
 		p.waitFor(t, "job_123 at 65%", q(card+" .pct")+` === '65%'`)
 		p.waitFor(t, "its bar", `document.querySelector('`+card+` .fill').style.width === '65%'`)
@@ -80,13 +80,13 @@ func TestTheDemoPageShowsJobsErrorsUploadsAndTheConnectionInChromium(t *testing.
 		p.waitFor(t, "the file's row", q("#files tr .name")+` === 'newfile.pdf' && `+q("#files tr .size")+` === '512 kB'`)
 	})
 	t.Run("an error in red, with its message and code", func(t *testing.T) {
-		publish(event.Error{Type: event.TypeError, JobID: "job_123", Error: "Permission denied", Code: "PERMISSION_ERROR"})
+		send(event.Error{Type: event.TypeError, JobID: "job_123", Error: "Permission denied", Code: "PERMISSION_ERROR"})
 		p.waitFor(t, "the error", q("#errors .error .message")+` === 'Permission denied' && `+q("#errors .error .code")+` === 'PERMISSION_ERROR'`)
 		p.waitFor(t, "the error in red", `getComputedStyle(document.querySelector('#errors .error')).color === 'rgb(217, 45, 32)'`)
 		p.waitFor(t, "the error on its job", q(`[data-job-id="job_123"] .job-error`)+` === 'PERMISSION_ERROR: Permission denied'`)
 	})
 	t.Run("a finished job: its organized and failed counts", func(t *testing.T) {
-		publish(event.JobComplete{Type: event.TypeJobComplete, JobID: "job_123", Status: event.StatusCompleted, Organized: 100, Failed: 0})
+		send(event.JobComplete{Type: event.TypeJobComplete, JobID: "job_123", Status: event.StatusCompleted, Organized: 100, Failed: 0})
 		card := `[data-job-id="job_123"]`
 		p.waitFor(t, "the counts", q(card+" .result")+` === 'organized 100 · failed 0'`)
 		p.waitFor(t, "100%", q(card+" .pct")+` === '100%' && document.querySelector('`+card+`').dataset.status === 'completed'`)
@@ -102,7 +102,7 @@ func TestTheDemoPageShowsJobsErrorsUploadsAndTheConnectionInChromium(t *testing.
 		p.waitFor(t, "the failure's error", q(invoices+" .job-error")+` === 'PERMISSION_ERROR: Permission denied: Invoices/2024/invoice-06.pdf'`)
 		p.waitFor(t, "every upload", `document.querySelectorAll('#files tr').length === 4`)
 		// A job still running, for the picture.
-		publish(event.JobProgress{Type: event.TypeJobProgress, JobID: "job_2_photos", Progress: 58, ProcessedCount: 7, TotalCount: 12, CurrentFile: "Photos/2024/IMG_4106.jpg"})
+		send(event.JobProgress{Type: event.TypeJobProgress, JobID: "job_2_photos", Progress: 58, ProcessedCount: 7, TotalCount: 12, CurrentFile: "Photos/2024/IMG_4106.jpg"})
 		p.waitFor(t, "the running job", q(`[data-job-id="job_2_photos"] .pct`)+` === '58%'`)
 	})
 	if problems := b.Problems(); len(problems) > 0 {

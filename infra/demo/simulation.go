@@ -11,18 +11,27 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/wsnotify/wsnotify/clients/go/publish"
 	"github.com/wsnotify/wsnotify/shared/event"
 	"github.com/wsnotify/wsnotify/shared/notify"
 )
 
-// simulation plays an organization service and an upload bucket: it
-// publishes job events and uploads through local mode's Lambda Invoke API,
-// as an SQS queue and S3 notifications do in the cloud.
+// simulation plays an organization service and an upload bucket. The
+// service publishes its job events as an app's backend does, with the Go
+// publisher (publish.Client) through local mode's publish API, each step's
+// events in one request; uploads go through local mode's Lambda Invoke
+// API, as S3 notifications do in the cloud.
 type simulation struct {
 	base string // local mode, http://host:port
 	step time.Duration
 	http *http.Client
-	sent int // records published, for unique message ids
+	pub  *publish.Client
+}
+
+// newSimulation plays against local mode at base.
+func newSimulation(base string, step time.Duration) *simulation {
+	return &simulation{base: base, step: step, http: &http.Client{Timeout: 30 * time.Second},
+		pub: publish.NewLocalClient(base, "")}
 }
 
 // upload is one simulated file.
@@ -114,27 +123,33 @@ func (s *simulation) round(ctx context.Context, r int) error {
 	js := jobs(r)
 	done := make([]bool, len(js))
 	for step := 1; ; step++ {
-		active := false
+		var msgs []publish.Message
 		for i, j := range js {
 			if done[i] {
 				continue
 			}
-			active = true
 			evs, finished := j.events(step)
 			done[i] = finished
 			for _, ev := range evs {
-				if err := s.publish(ctx, ev); err != nil {
-					return err
-				}
+				msgs = append(msgs, publish.Message{OwnerID: owner, IdempotencyKey: eventKey(j.id, step, ev), Event: ev})
 			}
 		}
-		if !active {
+		if len(msgs) == 0 {
 			return nil
+		}
+		if _, err := s.pub.Publish(ctx, msgs...); err != nil {
+			return fmt.Errorf("publish step %d of round %d: %w", step, r, err)
 		}
 		if !s.wait(ctx, s.step) {
 			return ctx.Err()
 		}
 	}
+}
+
+// eventKey is the idempotency key of a job's event at a step: were the
+// request retried, each event would still be published once.
+func eventKey(jobID string, step int, ev event.Event) string {
+	return fmt.Sprintf("%s-%d-%s", jobID, step, ev.Kind())
 }
 
 // events are what job j publishes at step (1-based), and whether it has
@@ -157,24 +172,6 @@ func (j job) events(step int) ([]event.Event, bool) {
 	default:
 		return []event.Event{event.JobComplete{Type: event.TypeJobComplete, JobID: j.id, Status: event.StatusCompleted, Organized: total}}, true
 	}
-}
-
-// publish sends one job event as an SQS batch of one record.
-func (s *simulation) publish(ctx context.Context, ev event.Event) error {
-	body, err := json.Marshal(map[string]any{"ownerId": owner, "event": ev})
-	if err != nil {
-		return err
-	}
-	s.sent++
-	batch := events.SQSEvent{Records: []events.SQSMessage{{MessageId: fmt.Sprintf("demo-%d", s.sent), Body: string(body)}}}
-	var resp events.SQSEventResponse
-	if err := s.invoke(ctx, "JobEventsFunction", batch, &resp); err != nil {
-		return err
-	}
-	if len(resp.BatchItemFailures) > 0 {
-		return fmt.Errorf("job event %s was not published", ev.Kind())
-	}
-	return nil
 }
 
 // upload sends the S3 notification of a new object for the demo owner.

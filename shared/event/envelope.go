@@ -13,9 +13,17 @@ const (
 	MaxOwnerIDLength  = 128
 )
 
+// ClientIDPattern and OwnerIDPattern are the identifiers' rules as regular
+// expressions, in the syntax Go and JavaScript share (the Node.js publisher
+// takes them from here, through its generated schema table).
+const (
+	ClientIDPattern = `^[A-Za-z0-9._:-]{1,128}$`
+	OwnerIDPattern  = `^[A-Za-z0-9._:@-]{1,128}$`
+)
+
 var (
-	clientIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
-	ownerIDPattern  = regexp.MustCompile(`^[A-Za-z0-9._:@-]{1,128}$`)
+	clientIDPattern = regexp.MustCompile(ClientIDPattern)
+	ownerIDPattern  = regexp.MustCompile(OwnerIDPattern)
 )
 
 // ValidClientID reports whether s may name a client session: 1-128 characters
@@ -26,6 +34,16 @@ func ValidClientID(s string) bool { return clientIDPattern.MatchString(s) }
 // A-Z, a-z, 0-9, '.', '_', ':', '@' and '-'. No '/', so an owner id is always
 // exactly one segment of an S3 upload key.
 func ValidOwnerID(s string) bool { return ownerIDPattern.MatchString(s) }
+
+// DeduplicationPrefix starts the MessageDeduplicationId of a job queue
+// message whose publisher names the event itself (the Go and Node.js
+// publishers, from the message's idempotency key). The job events function
+// derives the event's id from such an id rather than from the SQS message
+// id, so a message sent again after SQS's five-minute deduplication window
+// is still the same event. Other deduplication ids, such as the hash SQS
+// makes of the body under content-based deduplication, are not names: two
+// equal bodies may well be two events.
+const DeduplicationPrefix = "wsn-"
 
 // Envelope is what a job-event trigger carries: the event and whom it is for.
 type Envelope struct {

@@ -631,3 +631,43 @@ func mustAtoi(s string) int {
 	}
 	return n
 }
+
+// TestAJobEventNamedByItsPublisherKeepsItsIDWhenSentAgain: the publishers
+// set a deduplication id from the message's idempotency key; a message sent
+// again after SQS's deduplication window is a new SQS message, and must
+// still be the same event. A hash SQS made of the body is no such name.
+func TestAJobEventNamedByItsPublisherKeepsItsIDWhenSentAgain(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.register(t, "acct_42", "tab", "conn-1")
+	body := `{"ownerId":"acct_42","event":{"type":"job_complete","jobId":"j","status":"completed","organized":1,"failed":0}}`
+	record := func(messageID, dedup string) events.SQSMessage {
+		return events.SQSMessage{MessageId: messageID, Body: body,
+			Attributes: map[string]string{"MessageGroupId": "j", "MessageDeduplicationId": dedup}}
+	}
+	idOf := func(msg string) string {
+		var v struct{ ID string }
+		if err := json.Unmarshal([]byte(msg), &v); err != nil || v.ID == "" {
+			t.Fatalf("pushed %s: no id (%v)", msg, err)
+		}
+		return v.ID
+	}
+	named := event.DeduplicationPrefix + "0123456789abcdef"
+	contentHash := strings.Repeat("ab", 32)
+	resp, _ := handler.NewJobEvents(e.n, e.log, nil).Handle(ctx, events.SQSEvent{Records: []events.SQSMessage{
+		record("m-1", named), record("m-2", named), record("m-3", contentHash), record("m-4", contentHash),
+	}})
+	if len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("failures: %v", resp.BatchItemFailures)
+	}
+	sent := e.push.Sent("conn-1")
+	if len(sent) != 4 {
+		t.Fatalf("pushed %d messages, want 4: %v", len(sent), sent)
+	}
+	if idOf(sent[0]) != idOf(sent[1]) {
+		t.Errorf("the named message sent twice is two events: %s and %s", idOf(sent[0]), idOf(sent[1]))
+	}
+	if idOf(sent[2]) == idOf(sent[3]) || idOf(sent[2]) == idOf(sent[0]) {
+		t.Errorf("messages with a content hash share an id: %s, %s (named: %s)", idOf(sent[2]), idOf(sent[3]), idOf(sent[0]))
+	}
+}

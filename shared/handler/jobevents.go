@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -58,6 +60,12 @@ func NewJobEvents(n *notify.Notifier, log *slog.Logger, dead DeadLetters) *JobEv
 // them all; a record in progress at that point is given up at the margin
 // before the deadline, so that the answer always gets out in time.
 //
+// The batch's events are published together (notify.PublishBatch): each
+// owner's events are numbered and kept in batch order, then its connections
+// are listed once for them all and each event is pushed in its order. A
+// busy queue's batch of ten events of one owner costs one Query of its
+// connections instead of ten.
+//
 // A job_progress that a later job_progress of the same job, owner and client
 // in the batch supersedes, with no other event of that job between them, is
 // acknowledged and never published (see supersededProgress): it would cost
@@ -67,7 +75,6 @@ func (h *JobEvents) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSE
 	ctx = notify.WithPath(ctx, notify.PathQueue) // its publishes are counted as the queue's
 	// An empty list, not null, reads better to a person calling the Invoke API.
 	resp := events.SQSEventResponse{BatchItemFailures: []events.SQSBatchItemFailure{}}
-	blocked := map[string]bool{} // FIFO message groups with a transient failure in this batch
 	fail := func(id string) {
 		resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: id})
 	}
@@ -82,30 +89,42 @@ func (h *JobEvents) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSE
 		envs[i].env, envs[i].err = event.ParseEnvelope([]byte(rec.Body))
 	}
 	superseded := supersededProgress(envs)
-	late := false // the deadline is near: the rest is left to a retry
 	if len(superseded) > 0 {
 		h.log.InfoContext(ctx, "superseded job progress not published", "records", len(superseded), "batch", len(ev.Records))
 	}
+	// Superseded records are acknowledged whatever comes next: the record
+	// that supersedes each is published, failed for a retry, or left to
+	// one. Invalid ones go to the dead-letter queue; the rest are
+	// published together, so that each owner's connections are listed
+	// once for all its events of the batch (notify.PublishBatch).
+	var items []notify.BatchItem
+	var at []int // the record of each item
+	reasons := make([]error, len(ev.Records))
 	for i, rec := range ev.Records {
-		if superseded[i] {
-			// Acknowledged whatever comes next: the record that supersedes
-			// it is published, failed for a retry, or left to one.
-			continue
+		switch {
+		case superseded[i]:
+		case envs[i].err != nil:
+			reasons[i] = notify.Errorf(notify.CodeInvalid, "%v", envs[i].err)
+		default:
+			env := envs[i].env
+			items = append(items, notify.BatchItem{OwnerID: env.OwnerID, ClientID: env.ClientID, ID: recordEventID(rec),
+				Event: env.Event, Group: rec.Attributes["MessageGroupId"]})
+			at = append(at, i)
 		}
-		if work.Err() != nil {
-			if !late {
-				late = true
-				h.log.WarnContext(ctx, "deadline near: leaving the rest of the batch to a retry", "records", len(ev.Records)-i)
-			}
-			fail(rec.MessageId)
-			continue
+	}
+	_, errs := h.n.PublishBatch(work, items)
+	late := map[int]bool{} // records not reached before the deadline: left to a retry
+	for k, err := range errs {
+		if err != nil {
+			reasons[at[k]] = fmt.Errorf("owner %s: %w", items[k].OwnerID, err)
+			late[at[k]] = work.Err() != nil && errors.Is(err, work.Err())
 		}
-		group := rec.Attributes["MessageGroupId"]
-		if group != "" && blocked[group] {
-			fail(rec.MessageId)
-			continue
-		}
-		err := h.publish(work, rec, envs[i])
+	}
+	if k := countTrue(late); k > 0 {
+		h.log.WarnContext(ctx, "deadline near: leaving the rest of the batch to a retry", "records", k)
+	}
+	for i, rec := range ev.Records {
+		err := reasons[i]
 		switch {
 		case err == nil:
 		case notify.ErrorCode(err) == notify.CodeInvalid:
@@ -113,11 +132,11 @@ func (h *JobEvents) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSE
 				fail(rec.MessageId)
 			}
 		default:
-			h.log.ErrorContext(ctx, "publish job event", "messageId", rec.MessageId, "err", err)
-			fail(rec.MessageId)
-			if group != "" {
-				blocked[group] = true
+			// Held back or late: failed as before, with nothing new to say.
+			if !late[i] && !errors.Is(err, notify.ErrHeldBack) {
+				h.log.ErrorContext(ctx, "publish job event", "messageId", rec.MessageId, "err", err)
 			}
+			fail(rec.MessageId)
 		}
 	}
 	return resp, nil
@@ -166,21 +185,15 @@ func supersededProgress(records []parsedRecord) map[int]bool {
 	return superseded
 }
 
-// publish publishes one record's event. A record that breaks a rule gives an
-// error with notify.CodeInvalid.
-func (h *JobEvents) publish(ctx context.Context, rec events.SQSMessage, parsed parsedRecord) error {
-	env, err := parsed.env, parsed.err
-	if err != nil {
-		return notify.Errorf(notify.CodeInvalid, "%v", err)
+// countTrue is how many of m's values are true.
+func countTrue(m map[int]bool) int {
+	k := 0
+	for _, v := range m {
+		if v {
+			k++
+		}
 	}
-	res, err := h.n.Publish(ctx, env.OwnerID, env.ClientID, recordEventID(rec), env.Event)
-	if err != nil {
-		return fmt.Errorf("owner %s: %w", env.OwnerID, err)
-	}
-	if err := pushesFailed(res); err != nil {
-		return fmt.Errorf("owner %s: %w", env.OwnerID, err)
-	}
-	return nil
+	return k
 }
 
 // pushesFailed is the error of a publish some of whose pushes failed (not
@@ -197,7 +210,14 @@ func pushesFailed(res notify.Result) error {
 // from the record's SQS message id, so that a redelivery of the record, which
 // keeps its message id, publishes the same event again rather than a new
 // one. A record without a message id (a hand-made invocation) gets a fresh id.
+// A record whose publisher named its event (a deduplication id starting with
+// event.DeduplicationPrefix) gets the id derived from that name, which a
+// message sent again with the same name keeps even when SQS no longer
+// deduplicates it.
 func recordEventID(rec events.SQSMessage) string {
+	if dedup := rec.Attributes["MessageDeduplicationId"]; strings.HasPrefix(dedup, event.DeduplicationPrefix) {
+		return derivedID("sqs-dedup", dedup)
+	}
 	if rec.MessageId == "" {
 		return ""
 	}

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"math"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -315,14 +316,14 @@ func (n *Notifier) release(ctx context.Context, owner string, k int) {
 // best effort, so connections that ended without one stay counted until a
 // publish meets their records gone, expired or answering 410.
 //
-// The count is read before the list and rewritten only if it is still what
-// was read, so a connect or disconnect that counts after the read is never
-// undone. One that counted just before the read and writes its record after
-// the list leaves the count one low until the next publish: the cap is then
-// off by at most the connects in flight at that moment.
+// The count is read with the list, or before it, and rewritten only if it
+// is still what was read, so a connect or disconnect that counts after the
+// read is never undone. One that counted just before the read and writes
+// its record after the list leaves the count one low until the next
+// publish: the cap is then off by at most the connects in flight at that
+// moment.
 func (n *Notifier) listConnections(ctx context.Context, ownerID string) ([]store.Connection, error) {
-	counted, countErr := n.store.ConnectionCount(ctx, ownerID)
-	conns, err := n.store.ListConnections(ctx, ownerID, n.cfg.Now())
+	conns, counted, countErr, err := n.countedList(ctx, ownerID)
 	if err != nil || countErr != nil || counted == len(conns) {
 		if countErr != nil {
 			n.log.WarnContext(ctx, "read connection count", "owner", ownerID, "err", countErr)
@@ -337,6 +338,28 @@ func (n *Notifier) listConnections(ctx context.Context, ownerID string) ([]store
 		n.log.WarnContext(ctx, "correct connection count", "owner", ownerID, "err", err)
 	}
 	return conns, nil
+}
+
+// CountedLister is a Store that reads an owner's connection count in the
+// same request as its records (store/dynamo, whose count item lies in the
+// owner's partition): a publish's correction of the count then costs no
+// request of its own.
+type CountedLister interface {
+	// ListConnectionsCounted is ListConnections, with ownerID's count as
+	// the same read found it (0 if it has none).
+	ListConnectionsCounted(ctx context.Context, ownerID string, now time.Time) ([]store.Connection, int, error)
+}
+
+// countedList is ownerID's live records and its count: from one read when
+// the store can, else the count read first, then the records.
+func (n *Notifier) countedList(ctx context.Context, ownerID string) (conns []store.Connection, counted int, countErr, err error) {
+	if cl, ok := n.store.(CountedLister); ok {
+		conns, counted, err = cl.ListConnectionsCounted(ctx, ownerID, n.cfg.Now())
+		return conns, counted, nil, err
+	}
+	counted, countErr = n.store.ConnectionCount(ctx, ownerID)
+	conns, err = n.store.ListConnections(ctx, ownerID, n.cfg.Now())
+	return conns, counted, countErr, err
 }
 
 // takeOver replaces old with c if old's connection is gone. $disconnect is
@@ -433,16 +456,7 @@ func (n *Notifier) Publish(ctx context.Context, ownerID, clientID, id string, ev
 // publish is Publish; once leaves out the pushes of an owner-wide event
 // whose id the history holds already (PublishOnce).
 func (n *Notifier) publish(ctx context.Context, ownerID, clientID, id string, ev event.Event, once bool) (Result, error) {
-	start := time.Now()
-	data, err := event.Marshal(ev)
-	if err != nil {
-		return Result{}, Errorf(CodeInvalid, "%v", err)
-	}
-	if id == "" {
-		id = newEventID()
-	}
-	owned := clientID == "" && n.history != nil
-	if owned && n.ordered != nil {
+	if clientID == "" && n.history != nil && n.ordered != nil {
 		// Local mode: numbering and queueing under the owner's lock, so
 		// every connection gets the owner's events in seq order, and a
 		// resume (which takes the same lock) sees exactly what each
@@ -450,6 +464,49 @@ func (n *Notifier) publish(ctx context.Context, ownerID, clientID, id string, ev
 		unlock := n.owners.lock(ownerID)
 		defer unlock()
 	}
+	p, err := n.prepare(ctx, ownerID, clientID, id, ev)
+	if err != nil {
+		return Result{}, err
+	}
+	if once && p.res.Duplicate {
+		return p.res.held(p.held, p.sent)
+	}
+	conns, err := n.listConnections(ctx, ownerID)
+	if err != nil {
+		return Result{}, err // the store's error names the operation and the owner
+	}
+	n.send(ctx, &p, conns)
+	return p.res, nil
+}
+
+// prepared is an event ready to go out: encoded once, and numbered and kept
+// in its owner's history when it is owner-wide.
+type prepared struct {
+	ownerID, clientID string
+	kind              event.Type
+	data              []byte // as every connection gets it
+	res               Result
+	start             time.Time
+	// held is the history's event when the id was held already (a
+	// duplicate), sent the event as this publish encoded it: PublishOnce
+	// compares them.
+	held store.Event
+	sent []byte
+}
+
+// prepare is the first half of a publish: the event encoded, checked
+// against the message limit and, owner-wide, recorded. Its error is a
+// CodeInvalid one for an event that can never be sent, else the store's.
+func (n *Notifier) prepare(ctx context.Context, ownerID, clientID, id string, ev event.Event) (prepared, error) {
+	p := prepared{ownerID: ownerID, clientID: clientID, kind: ev.Kind(), start: time.Now()}
+	data, err := event.Marshal(ev)
+	if err != nil {
+		return p, Errorf(CodeInvalid, "%v", err)
+	}
+	if id == "" {
+		id = newEventID()
+	}
+	owned := clientID == "" && n.history != nil
 	// The size is checked before the event is numbered and kept: one that
 	// cannot be sent must not be replayed either. Its number is not known
 	// yet, so it counts at its longest.
@@ -458,9 +515,9 @@ func (n *Notifier) publish(ctx context.Context, ownerID, clientID, id string, ev
 		longestSeq = math.MaxInt64
 	}
 	if size := len(event.Stamp(data, id, longestSeq)); size > n.cfg.MaxMessageBytes {
-		return Result{}, Errorf(CodeInvalid, "event is %d bytes, over the %d-byte message limit", size, n.cfg.MaxMessageBytes)
+		return p, Errorf(CodeInvalid, "event is %d bytes, over the %d-byte message limit", size, n.cfg.MaxMessageBytes)
 	}
-	res := Result{ID: id}
+	p.res = Result{ID: id}
 	if owned {
 		now := n.cfg.Now()
 		rec, dup, err := n.history.RecordEvent(ctx, store.Event{
@@ -468,28 +525,56 @@ func (n *Notifier) publish(ctx context.Context, ownerID, clientID, id string, ev
 			Body: data, ExpiresAt: now.Add(n.cfg.HistoryTTL),
 		}, n.cfg.HistoryMaxEvents, now)
 		if err != nil {
-			return Result{}, fmt.Errorf("record event %s of %s: %w", id, ownerID, err)
+			return p, fmt.Errorf("record event %s of %s: %w", id, ownerID, err)
 		}
-		if dup && once {
-			return res.held(rec, data)
+		if dup {
+			p.held, p.sent = rec, data
 		}
-		data, res.Seq, res.Duplicate = rec.Body, rec.Seq, dup
+		data, p.res.Seq, p.res.Duplicate = rec.Body, rec.Seq, dup
 	}
-	data = event.Stamp(data, id, res.Seq)
-	conns, err := n.listConnections(ctx, ownerID)
-	if err != nil {
-		return Result{}, err // the store's error names the operation and the owner
+	p.data = event.Stamp(data, id, p.res.Seq)
+	return p, nil
+}
+
+// send is the second half: p pushed to conns, the owner's live records
+// listed after p was recorded (or only to p's client's among them), and
+// the outcome counted, reported and logged. It returns the connections
+// found gone.
+func (n *Notifier) send(ctx context.Context, p *prepared, conns []store.Connection) map[string]bool {
+	if p.clientID != "" {
+		conns = slices.DeleteFunc(slices.Clone(conns), func(c store.Connection) bool { return c.ClientID != p.clientID })
 	}
-	if clientID != "" {
-		conns = slices.DeleteFunc(conns, func(c store.Connection) bool { return c.ClientID != clientID })
+	res := &p.res
+	gone := n.fanOut(ctx, conns, p.data, res.Seq, res)
+	n.cfg.Metrics.Published(Publication{Type: p.kind, Path: PathOf(ctx), Result: *res,
+		Bytes: int64(len(p.data)) * int64(res.Delivered), Duration: time.Since(p.start)})
+	n.log.InfoContext(ctx, "published", publishedAttrs(p)...)
+	return gone
+}
+
+// publishedAttrs are the attributes of a publish's log line. The ones that
+// are nearly always empty, false or zero are left out then: the line is
+// written for every event, and CloudWatch Logs charges by the byte (a
+// quarter of this line's bytes were those).
+func publishedAttrs(p *prepared) []any {
+	res := p.res
+	attrs := []any{"owner", p.ownerID, "type", string(p.kind), "id", res.ID, "seq", res.Seq, "delivered", res.Delivered}
+	for _, a := range []struct {
+		key  string
+		val  any
+		zero bool
+	}{
+		{"clientId", p.clientID, p.clientID == ""},
+		{"duplicate", res.Duplicate, !res.Duplicate},
+		{"gone", res.Gone, res.Gone == 0},
+		{"connecting", res.Connecting, res.Connecting == 0},
+		{"failed", res.Failed, res.Failed == 0},
+	} {
+		if !a.zero {
+			attrs = append(attrs, a.key, a.val)
+		}
 	}
-	n.fanOut(ctx, conns, data, res.Seq, &res)
-	n.cfg.Metrics.Published(Publication{Type: ev.Kind(), Path: PathOf(ctx), Result: res,
-		Bytes: int64(len(data)) * int64(res.Delivered), Duration: time.Since(start)})
-	n.log.InfoContext(ctx, "published", "owner", ownerID, "clientId", clientID, "type", string(ev.Kind()),
-		"id", id, "seq", res.Seq, "duplicate", res.Duplicate,
-		"delivered", res.Delivered, "gone", res.Gone, "connecting", res.Connecting, "failed", res.Failed)
-	return res, nil
+	return attrs
 }
 
 // fanOutWorkers is how many goroutines post a fan-out: Concurrency, or none
@@ -502,9 +587,13 @@ func (n *Notifier) fanOutWorkers() int {
 }
 
 // fanOut posts data to conns, Concurrency at a time, and counts the outcome
-// in res. seq is the event's number (0: none), for an ordered pusher.
-func (n *Notifier) fanOut(ctx context.Context, conns []store.Connection, data []byte, seq int64, res *Result) {
+// in res. seq is the event's number (0: none), for an ordered pusher. It
+// returns the connections that are gone (answered 410 past the connect
+// grace), nil if none.
+func (n *Notifier) fanOut(ctx context.Context, conns []store.Connection, data []byte, seq int64, res *Result) map[string]bool {
 	var delivered, gone, connecting, failed, removed atomic.Int64
+	var goneMu sync.Mutex
+	var goneIDs map[string]bool
 	post := n.pusher.Post
 	if n.ordered != nil && seq != 0 {
 		post = func(ctx context.Context, connectionID string, data []byte) error {
@@ -523,6 +612,12 @@ func (n *Notifier) fanOut(ctx context.Context, conns []store.Connection, data []
 				n.log.InfoContext(ctx, "push to connection still connecting", "owner", c.OwnerID, "clientId", c.ClientID, "connectionId", c.ConnectionID)
 			case errors.Is(err, ErrGone):
 				gone.Add(1)
+				goneMu.Lock()
+				if goneIDs == nil {
+					goneIDs = map[string]bool{}
+				}
+				goneIDs[c.ConnectionID] = true
+				goneMu.Unlock()
 				if ok, err := n.store.RemoveClient(ctx, c.OwnerID, c.ClientID, c.ConnectionID); err != nil {
 					n.log.WarnContext(ctx, "remove gone connection", "owner", c.OwnerID, "clientId", c.ClientID, "connectionId", c.ConnectionID, "err", err)
 				} else if ok {
@@ -544,4 +639,5 @@ func (n *Notifier) fanOut(ctx context.Context, conns []store.Connection, data []
 	}
 	res.Delivered, res.Gone = int(delivered.Load()), int(gone.Load())
 	res.Connecting, res.Failed = int(connecting.Load()), int(failed.Load())
+	return goneIDs
 }

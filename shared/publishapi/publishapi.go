@@ -50,7 +50,6 @@ const (
 	CodeInvalidOwner        = "INVALID_OWNER"        // 400: the path's ownerId
 	CodeNotFound            = "NOT_FOUND"            // 404: no such route
 	CodeForbidden           = "FORBIDDEN"            // 403: local mode's control plane refused the request
-	CodeEventInFlight       = "EVENT_IN_FLIGHT"      // 503: another publish of the same key is under way
 	CodeInternal            = "INTERNAL"             // 500: the store failed; retry with the same keys
 )
 

@@ -51,9 +51,15 @@ type replayStats struct {
 // readReplay reads up to and including resumed, checking every message
 // against the protocol (asyncapi.Conn does) and counting replay messages.
 func readReplay(ctx context.Context, c *asyncapi.Conn) (replayStats, error) {
+	return readReplayOf(ctx, c.Read)
+}
+
+// readReplayOf is readReplay through read: a connection's Read, which holds
+// every message to the protocol's schemas, or its ReadUnchecked.
+func readReplayOf(ctx context.Context, read func(context.Context) (websocket.MessageType, []byte, error)) (replayStats, error) {
 	var st replayStats
 	for {
-		_, data, err := c.Read(ctx)
+		_, data, err := read(ctx)
 		if err != nil {
 			return st, fmt.Errorf("after %d messages, %d events: %w", st.messages, len(st.seqs), err)
 		}
@@ -109,7 +115,14 @@ func TestAResumeOfTheWholeHistoryIsPacedByTheConnection(t *testing.T) {
 			if err := c.Write(ctx, websocket.MessageText, []byte(`{"action":"resume","since":0}`)); err != nil {
 				return err
 			}
-			st, err := readReplay(ctx, c)
+			// One connection holds the messages to the schemas; the
+			// others get the same ones, and checking them three times
+			// more took a third of the package's CPU time.
+			read := c.ReadUnchecked
+			if i == 0 {
+				read = c.Read
+			}
+			st, err := readReplayOf(ctx, read)
 			results[i] = st
 			return err
 		})

@@ -99,11 +99,13 @@ func TestEndToEndOnEveryStore(t *testing.T) {
 func TestTheDynamoDBStoreOfLocalMode(t *testing.T) {
 	t.Parallel()
 	endpoint := testenv.Dynalite(t)
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
+	// Each subtest has its own deadline: one for them all ran out on a
+	// machine under load 25, in the fifth.
 	table := func() string { return fmt.Sprintf("keys-%d", tables.Add(1)) }
 
 	t.Run("a missing table is an error that says how to create it", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
 		_, err := server.OpenDynamoDB(ctx, server.DynamoDB{Endpoint: endpoint, Table: "nope"})
 		if err == nil || !strings.Contains(err.Error(), "--create-table") {
 			t.Fatalf("err = %v, want one naming --create-table", err)
@@ -116,6 +118,8 @@ func TestTheDynamoDBStoreOfLocalMode(t *testing.T) {
 		openDynamo(t, server.DynamoDB{Endpoint: endpoint, Table: name, CreateTable: true})
 	})
 	t.Run("keys are written as hashes, and a restart with the same keys works", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
 		name := table()
 		cfg := server.Config{APIKeys: map[string]string{keyA: ownerA}, Logger: testLogger()}
 		for range 2 {
@@ -141,6 +145,8 @@ func TestTheDynamoDBStoreOfLocalMode(t *testing.T) {
 		}
 	})
 	t.Run("a key the table holds as revoked is refused", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
 		name := table()
 		st := openDynamo(t, server.DynamoDB{Endpoint: endpoint, Table: name, CreateTable: true})
 		if _, err := server.New(server.Config{APIKeys: map[string]string{keyA: ownerA}, Store: st, Logger: testLogger()}); err != nil {

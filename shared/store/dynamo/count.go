@@ -13,15 +13,16 @@ import (
 )
 
 // The count item: one per owner, the number of its connections
-// (notify.ConnectionCounter).
+// (notify.ConnectionCounter). It lies in the owner's partition, beside the
+// connection records (whose sort keys all start "client#"), so the Query
+// that lists them for a publish reads it too (ListConnectionsCounted).
 const (
-	countPrefix     = "count#"
-	countSK         = "connections"
+	countSK         = "count"
 	attrConnections = "connections"
 )
 
 func countKey(ownerID string) map[string]types.AttributeValue {
-	return map[string]types.AttributeValue{attrPK: str(countPrefix + ownerID), attrSK: str(countSK)}
+	return map[string]types.AttributeValue{attrPK: str(ownerPrefix + ownerID), attrSK: str(countSK)}
 }
 
 // countNames names the count attribute in expressions.
@@ -91,10 +92,10 @@ func (s *Store) ReleaseConnections(ctx context.Context, ownerID string, k int) e
 }
 
 // ConnectionCount implements notify.ConnectionCounter with an eventually
-// consistent GetItem, half the read cost of a consistent one: the only
-// reader is a publish's correction, which rewrites the count on the
-// condition that it is still what was read, so a stale read only skips a
-// correction.
+// consistent GetItem, half the read cost of a consistent one: a publish
+// reads the count with its Query instead (ListConnectionsCounted), and a
+// correction rewrites the count on the condition that it is still what was
+// read, so a stale read only skips a correction.
 func (s *Store) ConnectionCount(ctx context.Context, ownerID string) (int, error) {
 	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName:                &s.table,

@@ -3,9 +3,9 @@
 // (no transactions, no PartiQL), as docs/architecture.md's "Data model" describes.
 //
 //	pk = "owner#<ownerId>"    sk = "client#<clientId>"  connectionId, connectedAt, expiresAt, keyId, tokenExp
+//	                          sk = "count"              connections
 //	pk = "conn#<connectionId>" sk = "conn"              ownerId, clientId, connectedAt, expiresAt, keyId, tokenExp
 //	pk = "key#<sha256hex>"    sk = "key"                ownerId, name, createdAt, revoked
-//	pk = "count#<ownerId>"    sk = "connections"        connections
 //	pk = "history#<ownerId>"  sk = "head"               head, n0…n15, s0…s15
 //	                          sk = "seq#<seq, 20 digits>"  id, type, jobId, body, expiresAt
 //	                          sk = "id#<eventId>"       seq, type, body, expiresAt
@@ -36,8 +36,12 @@
 // by hours, so every read also treats an item past its expiresAt as absent.
 //
 // The count item (count.go) is the owner's number of connections, which
-// enforces the per-owner cap on connect. Like the history, it lies in a
-// partition of its own, has no connectionId and never expires.
+// enforces the per-owner cap on connect. It lies in the owner's partition,
+// so a publish's Query reads it with the records, has no connectionId and
+// never expires. (It was count#<ownerId>, a partition of its own, which a
+// publish read with a GetItem of its own; a table written by that version
+// keeps those items unread, and each owner's count starts again at its
+// next connect, low, until its next publish counts its records.)
 //
 // The history (history.go) has a partition of its own per owner, so the
 // fan-out's Query of owner#<ownerId> never reads it. Its items:
@@ -434,13 +438,28 @@ func (s *Store) RemoveClient(ctx context.Context, ownerID, clientID, connectionI
 // the owner's partition, page after page, so a client that connected just
 // before the call is never missed. Records come in client id order.
 func (s *Store) ListConnections(ctx context.Context, ownerID string, now time.Time) ([]store.Connection, error) {
+	conns, _, err := s.ListConnectionsCounted(ctx, ownerID, now)
+	return conns, err
+}
+
+// ListConnectionsCounted implements notify.CountedLister: the Query of
+// ListConnections also reads the owner's count item, which lies in the same
+// partition, for the few bytes it adds to the read, where a GetItem of its
+// own would cost a request and half a read unit.
+func (s *Store) ListConnectionsCounted(ctx context.Context, ownerID string, now time.Time) ([]store.Connection, int, error) {
 	var out []store.Connection
+	counted := 0
 	err := s.queryAll(ctx, &dynamodb.QueryInput{
 		TableName:                 &s.table,
 		KeyConditionExpression:    aws.String("pk = :pk"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(ownerPrefix + ownerID)},
 		ConsistentRead:            aws.Bool(true),
 	}, func(it map[string]types.AttributeValue) error {
+		if getS(it, attrSK) == countSK {
+			n, err := getN(it, attrConnections)
+			counted = int(n)
+			return err
+		}
 		c, err := parseConnection(it)
 		if err != nil {
 			return err
@@ -453,9 +472,9 @@ func (s *Store) ListConnections(ctx context.Context, ownerID string, now time.Ti
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("query connections of %s: %w", ownerID, err)
+		return nil, 0, fmt.Errorf("query connections of %s: %w", ownerID, err)
 	}
-	return out, nil
+	return out, counted, nil
 }
 
 // queryAll runs in page after page (of the store's page limit, if set) and

@@ -1,6 +1,7 @@
 package dynamo
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -24,9 +25,10 @@ import (
 // follows, on DynamoDB and dynalite alike; Q(n) = 1 with DynamoDB's own 1 MB
 // pages, which hold some 9,000 of our items with short client ids):
 //
-//   - publish: Q(n) Queries and a GetItem of the owner's connection count,
-//     plus an UpdateItem correcting the count when it differs from the
-//     records listed, plus per gone connection a DeleteItem, and one
+//   - publish: Q(n) Queries, which read the owner's connection count with
+//     its records (it was a GetItem of its own), plus an UpdateItem
+//     correcting the count when it differs from the records listed, plus
+//     per gone connection a DeleteItem, and one
 //     UpdateItem of the count for all of them (two when the count had
 //     drifted below them) and per removed record a DeleteItem of its id
 //     item, plus the history's record of an owner-wide event: for the
@@ -34,6 +36,8 @@ import (
 //     for a redelivery; the owner's counter; the job item, which is the
 //     progress), where it was 2 PutItem and 3 UpdateItem (history_requests_test.go
 //     has every kind of event). Only the Query grows with n.
+//   - a batch of publishes (notify.PublishBatch, the job queue's): the
+//     history's requests of each, and Q(n) Queries for them all.
 //   - connect: GetItem of the key, UpdateItem of the count (the per-owner
 //     cap), 2 PutItem (the record, then its id item): 4, whatever n.
 //   - connect at the cap: GetItem of the key, the refused UpdateItem, and
@@ -110,10 +114,23 @@ func testRequestCounts(t *testing.T, endpoint string, plain *dynamodb.Client) {
 					t.Fatalf("Publish = %+v, %v; want %d delivered", res, err, n)
 				}
 				// The seeded records were never counted: the first publish
-				// counts them.
-				want := map[string]int{"GetItem": 2, "Query": queries(n, limit), "UpdateItem": 2 + 1 - i}
+				// counts them. The count item lies at the end of the
+				// owner's partition: pages of L items read n+1 of them.
+				want := map[string]int{"GetItem": 1, "Query": queries(n+1, limit), "UpdateItem": 2 + 1 - i}
 				check("publish, "+pagesOf(limit), want)
 			}
+
+			// A batch of 10 (a busy queue's), each of its own job: the
+			// history's requests for each, one list for them all.
+			var batch []notify.BatchItem
+			for j := range 10 {
+				batch = append(batch, notify.BatchItem{OwnerID: "acct_1", Event: event.JobProgress{Type: event.TypeJobProgress,
+					JobID: fmt.Sprint("job_b", j), Progress: 10, ProcessedCount: 1, TotalCount: 10}})
+			}
+			if _, errs := notifier(0).PublishBatch(ctx, batch); errors.Join(errs...) != nil {
+				t.Fatal(errors.Join(errs...))
+			}
+			check("batch of 10 publishes", map[string]int{"GetItem": 10, "Query": 1, "UpdateItem": 20})
 
 			if _, err := notifier(100).Connect(ctx, notify.ConnectRequest{Token: key, ClientID: "fresh", ConnectionID: "Fresh0000000001="}); err != nil {
 				t.Fatal(err)
@@ -127,7 +144,7 @@ func testRequestCounts(t *testing.T, endpoint string, plain *dynamodb.Client) {
 			if err != nil || res.Delivered != n || res.Gone != 1 {
 				t.Fatalf("Publish = %+v, %v; want %d delivered, 1 gone", res, err, n)
 			}
-			check("publish, one connection gone", map[string]int{"GetItem": 2, "Query": 1, "DeleteItem": 2, "UpdateItem": 2 + 1})
+			check("publish, one connection gone", map[string]int{"GetItem": 1, "Query": 1, "DeleteItem": 2, "UpdateItem": 2 + 1})
 
 			_, err = n1.Connect(ctx, notify.ConnectRequest{Token: key, ClientID: "fresh", ConnectionID: "Fresh0000000002="})
 			if notify.ErrorCode(err) != notify.CodeConflict {
