@@ -336,23 +336,27 @@ func TestEveryEventsFileOnItsBinary(t *testing.T) {
 	figures := []struct {
 		function string
 		figure   metrics.Figure
-		value    []string // of its dimension
+		value    []string // of its dimension (after its path, for a figure split by path)
 		want     float64
 	}{
 		{"ConnectFunction", metrics.ConnectsAccepted, nil, 1},
 		{"ConnectFunction", metrics.ConnectsRefused, []string{"forbidden"}, 1}, // the other site's page
 		{"ConnectFunction", metrics.ConnectsRefused, nil, 1},
-		{"JobEventsFunction", metrics.EventsPublished, []string{"job_progress"}, 2},
-		{"JobEventsFunction", metrics.EventsPublished, []string{"job_complete"}, 2},
-		{"JobEventsFunction", metrics.EventsPublished, []string{"error"}, 2}, // the batch's, and sqs-job-one-client.json's
+		// Publishes by function, path and type: each function's by its one path.
+		{"JobEventsFunction", metrics.EventsPublished, []string{"queue", "job_progress"}, 2},
+		{"JobEventsFunction", metrics.EventsPublished, []string{"queue", "job_complete"}, 2},
+		{"JobEventsFunction", metrics.EventsPublished, []string{"queue", "error"}, 2}, // the batch's, and sqs-job-one-client.json's
+		{"JobEventsFunction", metrics.EventsPublished, []string{"queue"}, 6},
 		{"JobEventsFunction", metrics.Deliveries, nil, 6},
 		{"JobEventsFunction", metrics.PushesThrottled, nil, 1},
 		{"JobEventsFunction", metrics.PushRetries, nil, 1},
 		{"JobEventsFunction", metrics.PushesFailed, nil, 0},
-		{"PublishFunction", metrics.EventsPublished, []string{"job_progress"}, 1},
-		{"PublishFunction", metrics.EventsPublished, []string{"error"}, 2},
+		{"PublishFunction", metrics.EventsPublished, []string{"api", "job_progress"}, 1},
+		{"PublishFunction", metrics.EventsPublished, []string{"api", "error"}, 2},
+		{"PublishFunction", metrics.EventsPublished, []string{"api"}, 3},
 		{"PublishFunction", metrics.Deliveries, nil, 3},
-		{"S3UploadFunction", metrics.EventsPublished, []string{"file_uploaded"}, 2},
+		{"S3UploadFunction", metrics.EventsPublished, []string{"s3", "file_uploaded"}, 2},
+		{"S3UploadFunction", metrics.EventsPublished, []string{"s3"}, 2},
 		{"S3UploadFunction", metrics.Deliveries, nil, 2},
 		{"DisconnectFunction", metrics.Disconnects, nil, 1},
 	}
@@ -366,7 +370,11 @@ func TestEveryEventsFileOnItsBinary(t *testing.T) {
 			t.Errorf("%s: namespace %q, want %q", f.function, docs[0].Namespace, metricsNamespace)
 		}
 		// Under the emulator the function's name is the emulator's.
-		emftest.ExpectSums(t, docs, emftest.Want{Series: emftest.Of(docs[0].Dims[metrics.DimFunction], f.figure, f.value...), Sum: f.want})
+		series := emftest.Of(docs[0].Dims[metrics.DimFunction], f.figure, f.value...)
+		if f.figure.ByPath {
+			series = emftest.OfPath(docs[0].Dims[metrics.DimFunction], f.value[0], f.figure, f.value[1:]...)
+		}
+		emftest.ExpectSums(t, docs, emftest.Want{Series: series, Sum: f.want})
 	}
 	if docs := emftest.Parse(t, st.lambdas["DefaultFunction"].Output.String()); len(docs) != 0 {
 		t.Errorf("DefaultFunction wrote %d metric lines for pings, which move no figure", len(docs))

@@ -2,14 +2,15 @@
 # Local mode in front of the Lambda binaries: dynalite as DynamoDB, each
 # function's bootstrap (built for this machine) under the Lambda Runtime
 # Interface Emulator, and local mode invoking them for the WebSocket routes
-# and forwarding its Invoke API to them; they push back through local mode's
-# Management API. What the cloud runs, on one machine.
+# and the publish API's routes and forwarding its Invoke API to them; they
+# push back through local mode's Management API. What the cloud runs, on one
+# machine.
 #
 #   infra/emulator/run.sh --api-key mykey=acct_42      # Ctrl-C stops it all
 #
 # Arguments go to local mode. Ports, all on 127.0.0.1: WSNOTIFY_ADDR
-# (127.0.0.1:8000), DYNALITE_PORT (4567), FUNCTION_PORTS (9001-9005, one per
-# function) and RUNTIME_PORTS (9101-9105, the emulators' runtime APIs).
+# (127.0.0.1:8000), DYNALITE_PORT (4567), FUNCTION_PORTS (9001-9006, one per
+# function) and RUNTIME_PORTS (9101-9106, the emulators' runtime APIs).
 # Whatever it started is stopped when it ends, however it ends: a failed
 # start, a stopped local mode, Ctrl-C or SIGTERM.
 set -euo pipefail
@@ -17,12 +18,12 @@ cd "$(dirname "$0")/../.."
 
 addr=${WSNOTIFY_ADDR:-127.0.0.1:8000}
 dynalite_port=${DYNALITE_PORT:-4567}
-read -r -a function_ports <<< "${FUNCTION_PORTS:-9001 9002 9003 9004 9005}"
-read -r -a runtime_ports <<< "${RUNTIME_PORTS:-9101 9102 9103 9104 9105}"
+read -r -a function_ports <<< "${FUNCTION_PORTS:-9001 9002 9003 9004 9005 9006}"
+read -r -a runtime_ports <<< "${RUNTIME_PORTS:-9101 9102 9103 9104 9105 9106}"
 functions=(connect:ConnectFunction disconnect:DisconnectFunction default:DefaultFunction
-           jobevents:JobEventsFunction s3upload:S3UploadFunction)
-if [ "${#function_ports[@]}" -ne 5 ] || [ "${#runtime_ports[@]}" -ne 5 ]; then
-  echo "FUNCTION_PORTS and RUNTIME_PORTS need five ports each" >&2
+           jobevents:JobEventsFunction s3upload:S3UploadFunction publish:PublishFunction)
+if [ "${#function_ports[@]}" -ne "${#functions[@]}" ] || [ "${#runtime_ports[@]}" -ne "${#functions[@]}" ]; then
+  echo "FUNCTION_PORTS and RUNTIME_PORTS need ${#functions[@]} ports each" >&2
   exit 2
 fi
 

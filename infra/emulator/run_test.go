@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +20,9 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/wsnotify/wsnotify/infra/asyncapi"
+	"github.com/wsnotify/wsnotify/shared/metrics"
+	"github.com/wsnotify/wsnotify/shared/metrics/emf/emftest"
+	"github.com/wsnotify/wsnotify/shared/metrics/prom"
 	"github.com/wsnotify/wsnotify/shared/testenv"
 )
 
@@ -42,16 +47,16 @@ func startScript(t *testing.T, args ...string) *script {
 	t.Helper()
 	testenv.NodeModules(t)
 	testenv.LambdaEmulator(t)
-	// Twelve distinct ports: one at a time, two calls can return the same
+	// Fourteen distinct ports: one at a time, two calls can return the same
 	// port (it failed so: local mode and dynalite on one port).
-	ports := make([]string, 12)
+	ports := make([]string, 14)
 	for i, p := range testenv.FreePorts(t, len(ports)) {
 		ports[i] = fmt.Sprint(p)
 	}
 	s := &script{out: output(filepath.Join(t.TempDir(), "output")), tmp: t.TempDir(), addr: "127.0.0.1:" + ports[0], done: make(chan struct{})}
 	s.cmd = exec.Command(filepath.Join(testenv.RepoRoot(t), "infra", "emulator", "run.sh"), args...)
 	s.cmd.Env = testenv.UserEnv("TMPDIR="+s.tmp, "WSNOTIFY_ADDR="+s.addr, "DYNALITE_PORT="+ports[1],
-		"FUNCTION_PORTS="+strings.Join(ports[2:7], " "), "RUNTIME_PORTS="+strings.Join(ports[7:12], " "))
+		"FUNCTION_PORTS="+strings.Join(ports[2:8], " "), "RUNTIME_PORTS="+strings.Join(ports[8:14], " "))
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// A file, not a pipe: Wait then returns when the script ends, not when
 	// the last process holding its output does, which is what is tested.
@@ -152,6 +157,50 @@ func TestRunServesThroughTheFunctionsAndStopsEverythingOnCtrlC(t *testing.T) {
 	}
 	if _, data, err := c.Read(ctx); err != nil || string(data) != `{"type":"pong"}` {
 		t.Fatalf("ping answered %s, %v", data, err)
+	}
+
+	// The publish API goes through PublishFunction's binary, which pushes
+	// back through local mode's Management API and counts the publish on
+	// its own stdout, by the api path; local mode publishes nothing itself.
+	resp, err = http.Post("http://"+s.addr+"/v1/publish", "application/json",
+		strings.NewReader(`{"ownerId":"acct_emulator","event":{"type":"job_complete","jobId":"job_e","status":"completed","organized":1,"failed":0}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(answer), `"delivered":1`) {
+		t.Fatalf("POST /v1/publish answered %d %s\n%s", resp.StatusCode, answer, s.out)
+	}
+	if _, data, err := c.Read(ctx); err != nil || !strings.Contains(string(data), `"jobId":"job_e"`) {
+		t.Fatalf("the client got %s, %v; want the published job_complete", data, err)
+	}
+	published := func() float64 {
+		var n float64
+		out := s.out.String()
+		out = out[:strings.LastIndex(out, "\n")+1] // whole lines only: a line may be half written
+		for _, d := range emftest.Parse(t, out) {
+			if d.Dims[metrics.DimPath] == "api" && d.Dims[metrics.DimType] == "job_complete" {
+				n += d.Values[metrics.EventsPublished.Name][0]
+			}
+		}
+		return n
+	}
+	for published() != 1 { // the binary's output reaches the file after its answer
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no EMF line of PublishFunction counted the publish by api:\n%s", s.out)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	resp, err = http.Get("http://" + s.addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	scrape, err := prom.ParseText(resp.Body)
+	resp.Body.Close()
+	if err != nil || scrape.Get(metrics.EventsPublished) != 0 {
+		t.Fatalf("local mode counted %v publishes itself (%v)", scrape.Get(metrics.EventsPublished), err)
 	}
 
 	if err := syscall.Kill(-s.cmd.Process.Pid, syscall.SIGINT); err != nil {

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -12,6 +14,7 @@ import (
 	"github.com/wsnotify/wsnotify/infra/template"
 	"github.com/wsnotify/wsnotify/shared/event"
 	"github.com/wsnotify/wsnotify/shared/metrics"
+	"github.com/wsnotify/wsnotify/shared/testenv"
 )
 
 // These checks hold the alarms, their topic and the dashboard to what the
@@ -46,6 +49,9 @@ var singleMetricAlarms = map[string]string{
 	"JobEventsThrottlesAlarm": "AWS/Lambda Throttles{FunctionName=Ref(JobEventsFunction)} Sum/300s GreaterThanThreshold 0 in 1, missing notBreaching",
 	"S3UploadErrorsAlarm":     "AWS/Lambda Errors{FunctionName=Ref(S3UploadFunction)} Sum/300s GreaterThanThreshold 0 in 1, missing notBreaching",
 	"S3UploadThrottlesAlarm":  "AWS/Lambda Throttles{FunctionName=Ref(S3UploadFunction)} Sum/300s GreaterThanThreshold 0 in 1, missing notBreaching",
+	// The publish API's function: its callers get 500 for either.
+	"PublishErrorsAlarm":    "AWS/Lambda Errors{FunctionName=Ref(PublishFunction)} Sum/300s GreaterThanThreshold 0 in 1, missing notBreaching",
+	"PublishThrottlesAlarm": "AWS/Lambda Throttles{FunctionName=Ref(PublishFunction)} Sum/300s GreaterThanThreshold 0 in 1, missing notBreaching",
 	// API Gateway failing to call a route's function; connects near the
 	// account's quota of new connections.
 	"WebSocketExecutionErrorAlarm": "AWS/ApiGateway ExecutionError{ApiId=Ref(WebSocketApi),Stage=Ref(StageName)} Sum/300s GreaterThanThreshold 0 in 1, missing notBreaching",
@@ -192,6 +198,15 @@ type widget struct {
 	} `json:"properties"`
 }
 
+// publisherOf is the function that publishes by each path, as the
+// dashboard names it.
+var publisherOf = map[string]string{"api": "<PublishFunction>", "queue": "<JobEventsFunction>", "s3": "<S3UploadFunction>"}
+
+// pushFigures are the figures of what a publish did, which every publishing
+// function moves.
+var pushFigures = []string{metrics.Deliveries.Name, metrics.PushesGone.Name, metrics.PushesFailed.Name,
+	metrics.PushesThrottled.Name, metrics.PushRetries.Name, metrics.FanoutDuration.Name, metrics.BytesPushed.Name}
+
 func TestTheDashboardShowsEveryFigureAndAlarm(t *testing.T) {
 	tpl := repoTemplate(t)
 	body, ok := dig(props(t, tpl, "Dashboard", "AWS::CloudWatch::Dashboard"), "DashboardBody", "Fn::Sub").(string)
@@ -248,14 +263,30 @@ func TestTheDashboardShowsEveryFigureAndAlarm(t *testing.T) {
 					t.Errorf("the dashboard lacks %s for reason %s", f.Name, r)
 				}
 			}
-		case f.Dimension == metrics.DimType:
-			for _, typ := range metrics.EventTypes() {
-				publisher := "<JobEventsFunction>"
-				if typ == event.TypeFileUploaded {
-					publisher = "<S3UploadFunction>"
+		case f.Dimension == metrics.DimType && f.ByPath:
+			// Each path's function, with its path, as it writes the
+			// figure: by type (the types that path publishes) and in all.
+			for _, path := range metrics.PathNames() {
+				publisher := publisherOf[path]
+				for _, typ := range metrics.EventTypes() {
+					if (path == "queue" && typ == event.TypeFileUploaded) || (path == "s3" && typ != event.TypeFileUploaded) {
+						continue // the queue takes job events, S3 makes file_uploaded
+					}
+					if !has("<MetricsNamespace>", f.Name, "FunctionName", publisher, "Path", path, "Type", string(typ)) {
+						t.Errorf("the dashboard lacks %s of type %s by %s from %s", f.Name, typ, path, publisher)
+					}
 				}
-				if !has("<MetricsNamespace>", f.Name, "FunctionName", publisher, "Type", string(typ)) {
-					t.Errorf("the dashboard lacks %s of type %s from %s", f.Name, typ, publisher)
+				if !has("<MetricsNamespace>", f.Name, "FunctionName", publisher, "Path", path) {
+					t.Errorf("the dashboard lacks %s by %s from %s", f.Name, path, publisher)
+				}
+			}
+		case f.Dimension == metrics.DimType:
+			t.Errorf("%s is split by type and not by path: this check knows no such figure", f.Name)
+		case slices.Contains(pushFigures, f.Name):
+			// What a publish did, from each function that publishes.
+			for _, publisher := range publisherOf {
+				if !has("<MetricsNamespace>", f.Name, "FunctionName", publisher) {
+					t.Errorf("the dashboard lacks the figure %s of %s", f.Name, publisher)
 				}
 			}
 		default:
@@ -264,7 +295,7 @@ func TestTheDashboardShowsEveryFigureAndAlarm(t *testing.T) {
 			}
 		}
 	}
-	if !strings.Contains(body, `RUNNING_SUM(FILL(accepted, 0) - FILL(disconnects, 0) - FILL(goneJobs, 0) - FILL(goneUploads, 0))`) {
+	if !strings.Contains(body, `RUNNING_SUM(FILL(accepted, 0) - FILL(disconnects, 0) - FILL(goneJobs, 0) - FILL(goneUploads, 0) - FILL(goneApi, 0))`) {
 		t.Error("the dashboard lacks the net connections (accepted less disconnected and gone, summed)")
 	}
 	for _, want := range [][]string{
@@ -272,6 +303,11 @@ func TestTheDashboardShowsEveryFigureAndAlarm(t *testing.T) {
 		{"AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", "<S3UploadDeadLetterQueue.QueueName>"},
 		{"AWS/Lambda", "Errors", "FunctionName", "<JobEventsFunction>"},
 		{"AWS/Lambda", "Throttles", "FunctionName", "<S3UploadFunction>"},
+		{"AWS/Lambda", "Errors", "FunctionName", "<PublishFunction>"},
+		{"AWS/Lambda", "Throttles", "FunctionName", "<PublishFunction>"},
+		{"AWS/ApiGateway", "Count", "ApiId", "<PublishApi>"},
+		{"AWS/ApiGateway", "4xx", "ApiId", "<PublishApi>"},
+		{"AWS/ApiGateway", "5xx", "ApiId", "<PublishApi>"},
 		{"AWS/ApiGateway", "ConnectCount", "ApiId", "<WebSocketApi>", "Stage", "<StageName>"},
 		{"AWS/ApiGateway", "ExecutionError", "ApiId", "<WebSocketApi>", "Stage", "<StageName>"},
 	} {
@@ -286,5 +322,63 @@ func TestTheDashboardShowsEveryFigureAndAlarm(t *testing.T) {
 	slices.Sort(alarms)
 	if !slices.Equal(alarms, wantAlarms) {
 		t.Errorf("the alarm widget shows %v, want every alarm %v", alarms, wantAlarms)
+	}
+}
+
+// TestEveryAlarmHasItsRowAndRunbookInOperations holds docs/operations.md to
+// the template: each alarm is in its Alarms table and has a runbook entry
+// (a heading under "Runbooks" naming it), which says what to do when it
+// fires; the docs name no alarm the template lacks.
+func TestEveryAlarmHasItsRowAndRunbookInOperations(t *testing.T) {
+	tpl := repoTemplate(t)
+	raw, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "docs", "operations.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(raw)
+	section := func(heading string) string {
+		_, rest, ok := strings.Cut(doc, "\n## "+heading+"\n")
+		if !ok {
+			t.Fatalf("docs/operations.md has no section %q", heading)
+		}
+		body, _, _ := strings.Cut(rest, "\n## ")
+		return body
+	}
+	table, runbooks := section("Alarms"), section("Runbooks: when an alarm fires")
+	named := regexp.MustCompile("`(\\w+Alarm)`")
+	inRows, inHeadings := map[string]bool{}, map[string]bool{}
+	for _, line := range strings.Split(table, "\n") {
+		if strings.HasPrefix(line, "| `") {
+			first, _, _ := strings.Cut(strings.TrimPrefix(line, "| "), " |")
+			for _, m := range named.FindAllStringSubmatch(first, -1) {
+				inRows[m[1]] = true
+			}
+		}
+	}
+	for _, line := range strings.Split(runbooks, "\n") {
+		if strings.HasPrefix(line, "### ") {
+			for _, m := range named.FindAllStringSubmatch(line, -1) {
+				inHeadings[m[1]] = true
+			}
+		}
+	}
+	alarms := tpl.OfType(alarmType)
+	for _, id := range alarms {
+		if !inRows[id] {
+			t.Errorf("%s has no row in operations.md's Alarms table", id)
+		}
+		if !inHeadings[id] {
+			t.Errorf("%s has no runbook entry (### heading) in operations.md", id)
+		}
+	}
+	for id := range maps.Keys(inRows) {
+		if !slices.Contains(alarms, id) {
+			t.Errorf("operations.md's Alarms table names %s, which template.yaml does not create", id)
+		}
+	}
+	for id := range maps.Keys(inHeadings) {
+		if !slices.Contains(alarms, id) {
+			t.Errorf("operations.md has a runbook for %s, which template.yaml does not create", id)
+		}
 	}
 }

@@ -72,6 +72,7 @@ func NewJobEvents(n *notify.Notifier, log *slog.Logger, dead DeadLetters) *JobEv
 // a push per connection to say what the later one says anyway, and since it
 // is never numbered, seq stays gap-free.
 func (h *JobEvents) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	ctx = notify.WithPath(ctx, notify.PathQueue) // its publishes are counted as the queue's
 	// An empty list, not null, reads better to a person calling the Invoke API.
 	resp := events.SQSEventResponse{BatchItemFailures: []events.SQSBatchItemFailure{}}
 	fail := func(id string) {

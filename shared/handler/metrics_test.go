@@ -28,6 +28,7 @@ import (
 	"github.com/wsnotify/wsnotify/shared/metrics/emf"
 	"github.com/wsnotify/wsnotify/shared/metrics/emf/emftest"
 	"github.com/wsnotify/wsnotify/shared/notify"
+	"github.com/wsnotify/wsnotify/shared/publishapi"
 	"github.com/wsnotify/wsnotify/shared/push/apigw"
 	"github.com/wsnotify/wsnotify/shared/store/memory"
 )
@@ -123,6 +124,7 @@ func TestHandlersWriteEveryFigureOfTheirInvocation(t *testing.T) {
 	now := time.Now()
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	const connectName, disconnectName, jobsName = "stack-ConnectFunction-A1", "stack-DisconnectFunction-B2", "stack-JobEventsFunction-C3"
+	const uploadsName, publishName = "stack-S3UploadFunction-D4", "stack-PublishFunction-E5"
 	connectFn := newFunction(t, connectName, s, stage.URL, clock)
 	origins, err := handler.NewOrigins([]string{"https://app.example.com"})
 	if err != nil {
@@ -202,10 +204,14 @@ func TestHandlersWriteEveryFigureOfTheirInvocation(t *testing.T) {
 	api.mu.Lock()
 	delivered := api.bytes
 	api.mu.Unlock()
+	jobsByPath := func(f metrics.Figure, value ...string) emftest.Series {
+		return emftest.OfPath(jobsName, "queue", f, value...)
+	}
 	emftest.ExpectSums(t, docs,
-		emftest.Want{Series: byJobs(metrics.EventsPublished), Sum: 2},
-		emftest.Want{Series: byJobs(metrics.EventsPublished, "job_progress"), Sum: 1},
-		emftest.Want{Series: byJobs(metrics.EventsPublished, "job_complete"), Sum: 1},
+		// Published by the job queue.
+		emftest.Want{Series: jobsByPath(metrics.EventsPublished), Sum: 2},
+		emftest.Want{Series: jobsByPath(metrics.EventsPublished, "job_progress"), Sum: 1},
+		emftest.Want{Series: jobsByPath(metrics.EventsPublished, "job_complete"), Sum: 1},
 		// ok-1, ok-2 and busy-1, twice; gone-1 once, then its record is gone.
 		emftest.Want{Series: byJobs(metrics.Deliveries), Sum: 6},
 		emftest.Want{Series: byJobs(metrics.PushesGone), Sum: 1},
@@ -217,7 +223,34 @@ func TestHandlersWriteEveryFigureOfTheirInvocation(t *testing.T) {
 	if got := emftest.Values(docs, byJobs(metrics.FanoutDuration)); len(got) != 2 || got[0] <= 0 || got[1] <= 0 {
 		t.Errorf("FanoutDuration %v, want one positive duration a publish", got)
 	}
+
+	// An upload, counted as S3's; a publish API request, as the API's
+	// (to acct_7, whose one connection takes every push).
+	uploadsFn := newFunction(t, uploadsName, s, stage.URL, clock)
+	var upload handler.S3Event
+	if err := json.Unmarshal([]byte(`{"Records":[{"eventSource":"aws:s3","eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"b"},
+		"object":{"key":"uploads/acct_7/a.pdf","size":10,"eTag":"e","sequencer":"01"}}}]}`), &upload); err != nil {
+		t.Fatal(err)
+	}
+	_, upDocs := uploadsFn.invoke(t, handler.NewS3Upload(uploadsFn.n, uploadsFn.log, "").Handle, upload)
+	publishFn := newFunction(t, publishName, s, stage.URL, clock)
+	apiAnswer, apiDocs := publishFn.invoke(t, publishapi.New(publishFn.n, publishFn.log).HandleLambda, events.APIGatewayV2HTTPRequest{
+		RouteKey: "POST /v1/publish", RawPath: "/v1/publish",
+		Body: `{"messages":[{"ownerId":"acct_7","event":{"type":"error","error":"a","code":"E"}},{"ownerId":"acct_7","event":{"type":"error","error":"b","code":"E"}}]}`})
+	if !strings.Contains(string(apiAnswer), `"statusCode":200`) {
+		t.Errorf("the publish API answered %s", apiAnswer)
+	}
+	emftest.ExpectSums(t, upDocs,
+		emftest.Want{Series: emftest.OfPath(uploadsName, "s3", metrics.EventsPublished, "file_uploaded"), Sum: 1},
+		emftest.Want{Series: emftest.OfPath(uploadsName, "s3", metrics.EventsPublished), Sum: 1})
+	emftest.ExpectSums(t, apiDocs,
+		emftest.Want{Series: emftest.OfPath(publishName, "api", metrics.EventsPublished, "error"), Sum: 2},
+		emftest.Want{Series: emftest.OfPath(publishName, "api", metrics.EventsPublished), Sum: 2})
+	docs = append(append(docs, upDocs...), apiDocs...)
 	for _, d := range docs {
+		if p, ok := d.Dims[metrics.DimPath]; ok && d.Dims[metrics.DimFunction] != map[string]string{"queue": jobsName, "s3": uploadsName, "api": publishName}[p] {
+			t.Errorf("%s counted publishes by the path %s", d.Dims[metrics.DimFunction], p)
+		}
 		for _, owner := range []string{"acct_42", "key-42", "ok-1", "job_1"} {
 			if strings.Contains(fmt.Sprint(d), owner) {
 				t.Errorf("%q reached the metrics: %v", owner, d)

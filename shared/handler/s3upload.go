@@ -137,6 +137,7 @@ type Upload struct {
 // function's dead-letter queue); the retry re-publishes with the same
 // fileIds, which clients de-duplicate on.
 func (h *S3Upload) Handle(ctx context.Context, ev S3Event) (S3Result, error) {
+	ctx = notify.WithPath(ctx, notify.PathS3) // its publishes are counted as uploads'
 	var res S3Result
 	var errs []error
 	skip := func(rec S3Record, reason string) {

@@ -8,11 +8,13 @@
 // No figure is split by owner, client or connection: those are unbounded
 // (every series costs money in CloudWatch and memory in Prometheus) and
 // they would put people's identities into a monitoring system. Figures are
-// split by event type and refusal reason only, each a short fixed list; in
-// the cloud also by function.
+// split by event type, refusal reason and publish path only, each a short
+// fixed list; in the cloud also by function.
 package metrics
 
 import (
+	"slices"
+
 	"github.com/wsnotify/wsnotify/shared/event"
 	"github.com/wsnotify/wsnotify/shared/notify"
 )
@@ -35,6 +37,8 @@ const (
 	DimFunction = "FunctionName"
 	DimReason   = "Reason"
 	DimType     = "Type"
+	// DimPath is where a publish came from (notify.Path): api, queue, s3.
+	DimPath = "Path"
 )
 
 // Figure is one number the service reports.
@@ -49,6 +53,12 @@ type Figure struct {
 	// Dimension splits the figure by refusal reason (DimReason) or event
 	// type (DimType); "" for none.
 	Dimension string
+	// ByPath splits the figure by publish path too (DimPath, one of
+	// PathNames), on top of its Dimension. In the cloud each publishing
+	// function has one path, so the split adds no CloudWatch metric there:
+	// the figure's series by FunctionName and Path are as many as by
+	// FunctionName alone. Locally, one process serves every path.
+	ByPath bool
 	// Distribution keeps every value, for percentiles: CloudWatch gets the
 	// values themselves, Prometheus a histogram. Other figures are sums.
 	Distribution bool
@@ -70,8 +80,8 @@ var (
 		Help: "Live connections the owner already held at each accepted connect, as the per-owner cap counts its records."}
 	Disconnects = Figure{Name: "Disconnects", Prom: "wsnotify_disconnects_total", Unit: Count,
 		Help: "Disconnects that removed their connection's record."}
-	EventsPublished = Figure{Name: "EventsPublished", Prom: "wsnotify_events_published_total", Unit: Count, Dimension: DimType,
-		Help: "Events published to their owner's connections, by type."}
+	EventsPublished = Figure{Name: "EventsPublished", Prom: "wsnotify_events_published_total", Unit: Count, Dimension: DimType, ByPath: true,
+		Help: "Events published to their owner's connections, by type and by the path they came by: api (the publish API), queue (the job queue), s3 (an upload)."}
 	Deliveries = Figure{Name: "Deliveries", Prom: "wsnotify_deliveries_total", Unit: Count,
 		Help: "Events pushed to a connection: accepted by the Management API, or queued for the socket in local mode."}
 	PushesGone = Figure{Name: "PushesGone", Prom: "wsnotify_pushes_gone_total", Unit: Count,
@@ -136,4 +146,30 @@ func Reasons() []string {
 // EventTypes returns every event type, the values of DimType.
 func EventTypes() []event.Type {
 	return []event.Type{event.TypeJobProgress, event.TypeJobComplete, event.TypeFileUploaded, event.TypeError}
+}
+
+// paths names each publish path as a dimension value.
+var paths = []notify.Path{notify.PathAPI, notify.PathQueue, notify.PathS3}
+
+// PathOther is the path of a publish whose context was marked with none
+// (or one this table does not know): no value from outside the list
+// becomes a series.
+const PathOther = "other"
+
+// PathName returns the dimension value of path p: one of PathNames, or
+// PathOther.
+func PathName(p notify.Path) string {
+	if slices.Contains(paths, p) {
+		return string(p)
+	}
+	return PathOther
+}
+
+// PathNames returns every publish path the service has: api, queue, s3.
+func PathNames() []string {
+	out := make([]string, len(paths))
+	for i, p := range paths {
+		out[i] = string(p)
+	}
+	return out
 }

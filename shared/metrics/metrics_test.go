@@ -53,3 +53,19 @@ func TestEveryErrorCodeHasItsReason(t *testing.T) {
 		t.Errorf("Reasons() = %v", got)
 	}
 }
+
+func TestEveryPublishPathHasItsName(t *testing.T) {
+	want := map[notify.Path]string{notify.PathAPI: "api", notify.PathQueue: "queue", notify.PathS3: "s3",
+		"": metrics.PathOther, "acct_42": metrics.PathOther}
+	for p, name := range want {
+		if got := metrics.PathName(p); got != name {
+			t.Errorf("PathName(%q) = %s, want %s", p, got, name)
+		}
+	}
+	if got := metrics.PathNames(); !slices.Equal(got, []string{"api", "queue", "s3"}) {
+		t.Errorf("PathNames() = %v", got)
+	}
+	if !metrics.EventsPublished.ByPath {
+		t.Error("EventsPublished is not split by path")
+	}
+}

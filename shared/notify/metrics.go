@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"context"
 	"time"
 
 	"github.com/wsnotify/wsnotify/shared/event"
@@ -34,6 +35,8 @@ type Metrics interface {
 // Publication is what one publish did, for Metrics.
 type Publication struct {
 	Type event.Type
+	// Path is where the publish came from (PathOf its context).
+	Path Path
 	// Result is the outcome of its pushes (Delivered, Gone, Connecting, Failed).
 	Result Result
 	// Bytes is what was delivered: the message's size times Result.Delivered.
@@ -41,6 +44,34 @@ type Publication struct {
 	// Duration is the publish from its start to its last push: history,
 	// the owner's connections and the fan-out.
 	Duration time.Duration
+}
+
+// Path is where a publish came from: the publish API, the job queue or an
+// S3 upload. Metrics count publishes by it; an adapter marks its requests'
+// contexts with WithPath before they reach the Notifier.
+type Path string
+
+// The paths a publish comes by.
+const (
+	// PathAPI is the HTTP publish API (shared/publishapi, PublishFunction).
+	PathAPI Path = "api"
+	// PathQueue is the job queue (JobEventsFunction).
+	PathQueue Path = "queue"
+	// PathS3 is an upload to the bucket (S3UploadFunction).
+	PathS3 Path = "s3"
+)
+
+type pathKey struct{}
+
+// WithPath returns ctx marked with the path its publishes come by.
+func WithPath(ctx context.Context, p Path) context.Context {
+	return context.WithValue(ctx, pathKey{}, p)
+}
+
+// PathOf returns the path WithPath marked ctx with, "" if none.
+func PathOf(ctx context.Context) Path {
+	p, _ := ctx.Value(pathKey{}).(Path)
+	return p
 }
 
 // noMetrics is the Metrics of a Notifier configured without any.

@@ -97,3 +97,25 @@ func TestDisconnectsAreCountedWhenTheyRemoveARecord(t *testing.T) {
 		t.Fatalf("%d disconnects counted, want 1: a second $disconnect, or one of an unknown id, removes nothing", m.gone)
 	}
 }
+
+func TestPublishesAreCountedByThePathTheirContextCameBy(t *testing.T) {
+	m := &metricsLog{}
+	f := newFixture(t, notify.Config{Metrics: m})
+	f.connect(t, "key-a", "c1", "a1")
+	for _, p := range []notify.Path{notify.PathAPI, notify.PathQueue, notify.PathS3, ""} {
+		ctx := context.Background()
+		if p != "" {
+			ctx = notify.WithPath(ctx, p)
+		}
+		if _, err := f.n.Publish(ctx, "owner-a", "", "", progress); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []notify.Path
+	for _, p := range m.published {
+		got = append(got, p.Path)
+	}
+	if want := []notify.Path{notify.PathAPI, notify.PathQueue, notify.PathS3, ""}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("publishes counted with paths %q, want %q (an unmarked context has none)", got, want)
+	}
+}

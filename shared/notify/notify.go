@@ -546,7 +546,7 @@ func (n *Notifier) send(ctx context.Context, p *prepared, conns []store.Connecti
 	}
 	res := &p.res
 	gone := n.fanOut(ctx, conns, p.data, res.Seq, res)
-	n.cfg.Metrics.Published(Publication{Type: p.kind, Result: *res,
+	n.cfg.Metrics.Published(Publication{Type: p.kind, Path: PathOf(ctx), Result: *res,
 		Bytes: int64(len(p.data)) * int64(res.Delivered), Duration: time.Since(p.start)})
 	n.log.InfoContext(ctx, "published", publishedAttrs(p)...)
 	return gone

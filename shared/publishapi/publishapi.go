@@ -114,6 +114,7 @@ func (a *API) Publish(ctx context.Context, body []byte) Response {
 	if refusal != nil {
 		return *refusal
 	}
+	ctx = notify.WithPath(ctx, notify.PathAPI) // its publishes are counted as the API's
 	total := len(msgs)
 	if !batch {
 		total = -1

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/coder/websocket"
 
 	"github.com/wsnotify/wsnotify/infra/asyncapi"
@@ -114,8 +116,19 @@ func TestMetricsCountWhatLocalModeDoes(t *testing.T) {
 		t.Fatalf("failed: %v", failed)
 	}
 	h.upload(t, "uploads/"+ownerA+"/newfile.pdf", 512000)
+	// The publish API: its HTTP route, and PublishFunction through the Invoke API.
+	if status, body := h.callAPI(t, http.MethodPost, "/v1/publish", envelope(ownerA, "", seedError), nil); status != http.StatusOK {
+		t.Fatalf("POST /v1/publish: %d %s", status, body)
+	}
+	invoked, _ := json.Marshal(events.APIGatewayV2HTTPRequest{RouteKey: "POST /v1/publish", RawPath: "/v1/publish",
+		Body: envelope(ownerA, "", seedJobProgress)})
+	var answer events.APIGatewayV2HTTPResponse
+	h.invokeJSON(t, server.PublishFunction, invoked, &answer)
+	if answer.StatusCode != http.StatusOK {
+		t.Fatalf("PublishFunction answered %+v", answer)
+	}
 	size := 0
-	for range 3 {
+	for range 5 {
 		_, data, err := readRaw(t, clients[0])
 		if err != nil {
 			t.Fatal(err)
@@ -127,15 +140,26 @@ func TestMetricsCountWhatLocalModeDoes(t *testing.T) {
 		what      string
 		got, want float64
 	}{
-		{"published job_progress", s.Get(metrics.EventsPublished, "job_progress"), 1},
+		{"published job_progress", s.Get(metrics.EventsPublished, "job_progress"), 2},
 		{"published job_complete", s.Get(metrics.EventsPublished, "job_complete"), 1},
 		{"published file_uploaded", s.Get(metrics.EventsPublished, "file_uploaded"), 1},
-		{"published error", s.Get(metrics.EventsPublished, "error"), 0},
-		{"deliveries", s.Get(metrics.Deliveries), 15}, // 3 events to 5 connections
+		{"published error", s.Get(metrics.EventsPublished, "error"), 1},
+		// Each by the path it came: the queue (the Invoke API of
+		// JobEventsFunction), S3, the publish API (its route, PublishFunction).
+		{"published by the queue", s.Path(metrics.EventsPublished, "queue"), 2},
+		{"job_progress by the queue", s.Path(metrics.EventsPublished, "queue", "job_progress"), 1},
+		{"job_complete by the queue", s.Path(metrics.EventsPublished, "queue", "job_complete"), 1},
+		{"published by S3", s.Path(metrics.EventsPublished, "s3"), 1},
+		{"file_uploaded by S3", s.Path(metrics.EventsPublished, "s3", "file_uploaded"), 1},
+		{"published by the API", s.Path(metrics.EventsPublished, "api"), 2},
+		{"error by the API", s.Path(metrics.EventsPublished, "api", "error"), 1},
+		{"job_progress by the API", s.Path(metrics.EventsPublished, "api", "job_progress"), 1},
+		{"published by no path", s.Path(metrics.EventsPublished, metrics.PathOther), 0},
+		{"deliveries", s.Get(metrics.Deliveries), 25}, // 5 events to 5 connections
 		{"gone", s.Get(metrics.PushesGone), 1},
 		{"failed", s.Get(metrics.PushesFailed), 0},
 		{"bytes", s.Get(metrics.BytesPushed), float64(5 * size)},
-		{"fan-outs timed", s.Count(metrics.FanoutDuration), 3},
+		{"fan-outs timed", s.Count(metrics.FanoutDuration), 5},
 		// Local mode's hub never answers 429: this stays 0 here (README).
 		{"throttled", s.Get(metrics.PushesThrottled), 0},
 	} {

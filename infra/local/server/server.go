@@ -256,8 +256,15 @@ func New(cfg Config) (*Server, error) {
 	mux.HandleFunc("GET /metrics", s.controlPlane(s.serveMetrics, refuseMetrics))
 	// The publish API (shared/publishapi), as the cloud's HTTP API serves
 	// it; IAM there, the control plane's rules here.
-	mux.HandleFunc("POST /v1/publish", s.controlPlane(api.ServePublish, refusePublishAPI))
-	mux.HandleFunc("GET /v1/owners/{ownerId}/connections", s.controlPlane(api.ServeConnections, refusePublishAPI))
+	// With PublishFunction at a function endpoint, that function answers
+	// them, as behind the cloud's HTTP API (publishroute.go).
+	servePublish, serveConnections := api.ServePublish, api.ServeConnections
+	if e, ok := endpoints[PublishFunction]; ok {
+		servePublish = s.publishRoute(e, publishapi.RoutePublish)
+		serveConnections = s.publishRoute(e, publishapi.RouteConnections)
+	}
+	mux.HandleFunc("POST /v1/publish", s.controlPlane(servePublish, refusePublishAPI))
+	mux.HandleFunc("GET /v1/owners/{ownerId}/connections", s.controlPlane(serveConnections, refusePublishAPI))
 	s.handler = s.logRequests(mux)
 	s.http = &http.Server{
 		Handler:           s.handler,

@@ -40,10 +40,12 @@ const (
 	MaxDimensionValue = 1024
 )
 
-// series is one figure under one value of its dimension ("" for none).
+// series is one figure under one value of its dimension ("" for none) and,
+// for a figure split by path, one path ("" for the others).
 type series struct {
 	figure metrics.Figure
 	value  string
+	path   string
 }
 
 // Recorder adds up a function's figures until Flush writes them. It
@@ -87,7 +89,7 @@ func New(w io.Writer, namespace, function string) (*Recorder, error) {
 }
 
 func (r *Recorder) add(f metrics.Figure, value string, n float64) {
-	r.sums[series{f, value}] += n
+	r.sums[series{figure: f, value: value}] += n
 }
 
 func (r *Recorder) observe(f metrics.Figure, v float64) {
@@ -122,7 +124,7 @@ func (r *Recorder) Published(p notify.Publication) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	// The type is one of metrics.EventTypes: Publish takes only valid events.
-	r.add(metrics.EventsPublished, string(p.Type), 1)
+	r.sums[series{metrics.EventsPublished, string(p.Type), metrics.PathName(p.Path)}]++
 	r.add(metrics.Deliveries, "", float64(p.Result.Delivered))
 	r.add(metrics.PushesGone, "", float64(p.Result.Gone))
 	r.add(metrics.PushesFailed, "", float64(p.Result.Failed))
@@ -154,32 +156,45 @@ func (r *Recorder) Flush() error {
 	r.sums, r.values = map[series]float64{}, map[series][]float64{}
 	r.mu.Unlock()
 
-	type group struct{ dimension, value string }
+	type group struct{ dimension, value, path string }
 	lines := map[group][]Metric{}
 	for s, v := range sums {
-		g := group{s.figure.Dimension, s.value}
+		g := group{s.figure.Dimension, s.value, s.path}
 		lines[g] = append(lines[g], Metric{Name: s.figure.Name, Unit: s.figure.Unit, Values: []float64{v}})
 	}
 	for s, v := range values {
-		g := group{s.figure.Dimension, s.value}
+		g := group{s.figure.Dimension, s.value, s.path}
 		lines[g] = append(lines[g], Metric{Name: s.figure.Name, Unit: s.figure.Unit, Values: v})
 	}
 	groups := make([]group, 0, len(lines))
 	for g := range lines {
 		groups = append(groups, g)
 	}
-	slices.SortFunc(groups, func(a, b group) int { return strings.Compare(a.dimension+"\x00"+a.value, b.dimension+"\x00"+b.value) })
+	slices.SortFunc(groups, func(a, b group) int {
+		return strings.Compare(a.dimension+"\x00"+a.value+"\x00"+a.path, b.dimension+"\x00"+b.value+"\x00"+b.path)
+	})
 	now := time.Now()
 	for _, g := range groups {
 		ms := lines[g]
 		slices.SortFunc(ms, func(a, b Metric) int { return strings.Compare(a.Name, b.Name) })
 		dims := []Dimension{{metrics.DimFunction, r.function}}
-		sets := [][]string{{metrics.DimFunction}}
+		if g.path != "" {
+			// A figure split by path is always declared with it: in the
+			// cloud a function publishes by one path, so the series by
+			// function and path replace those by function alone.
+			dims = append(dims, Dimension{metrics.DimPath, g.path})
+		}
+		base := make([]string, len(dims))
+		for i, d := range dims {
+			base[i] = d.Name
+		}
+		sets := [][]string{base}
 		if g.dimension != "" {
-			// Both sets: the figure by function and value, and by function
-			// alone (CloudWatch sums the lines of every value into it).
+			// Both sets: the figure by function (and path) and value, and
+			// without the value (CloudWatch sums the lines of every value
+			// into it).
 			dims = append(dims, Dimension{g.dimension, g.value})
-			sets = [][]string{{metrics.DimFunction, g.dimension}, {metrics.DimFunction}}
+			sets = [][]string{append(slices.Clone(base), g.dimension), base}
 		}
 		if err := Write(r.w, now, r.namespace, dims, sets, ms); err != nil {
 			return err

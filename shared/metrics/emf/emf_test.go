@@ -33,6 +33,11 @@ func newRecorder(t *testing.T) (*emf.Recorder, *bytes.Buffer) {
 // fn is the series of a figure of the function (see emftest.Of).
 func fn(f metrics.Figure, value ...string) emftest.Series { return emftest.Of(function, f, value...) }
 
+// byPath is the series of a figure split by path (see emftest.OfPath).
+func byPath(path string, f metrics.Figure, value ...string) emftest.Series {
+	return emftest.OfPath(function, path, f, value...)
+}
+
 func TestFlushWritesEachFigureAsCloudWatchWouldCountIt(t *testing.T) {
 	r, out := newRecorder(t)
 	before := time.Now()
@@ -43,11 +48,11 @@ func TestFlushWritesEachFigureAsCloudWatchWouldCountIt(t *testing.T) {
 		r.ConnectRefused(code)
 	}
 	r.Disconnected()
-	r.Published(notify.Publication{Type: event.TypeJobProgress, Bytes: 300, Duration: 1500 * time.Microsecond,
+	r.Published(notify.Publication{Type: event.TypeJobProgress, Path: notify.PathQueue, Bytes: 300, Duration: 1500 * time.Microsecond,
 		Result: notify.Result{Delivered: 3, Gone: 1, Connecting: 1, Failed: 2}})
-	r.Published(notify.Publication{Type: event.TypeJobProgress, Bytes: 100, Duration: 2 * time.Millisecond,
+	r.Published(notify.Publication{Type: event.TypeJobProgress, Path: notify.PathQueue, Bytes: 100, Duration: 2 * time.Millisecond,
 		Result: notify.Result{Delivered: 1}})
-	r.Published(notify.Publication{Type: event.TypeFileUploaded, Duration: time.Millisecond})
+	r.Published(notify.Publication{Type: event.TypeFileUploaded, Path: notify.PathQueue, Duration: time.Millisecond})
 	r.PushAttempts(2, 3)
 	if err := r.Flush(); err != nil {
 		t.Fatal(err)
@@ -82,9 +87,13 @@ func TestFlushWritesEachFigureAsCloudWatchWouldCountIt(t *testing.T) {
 		emftest.Want{Series: fn(metrics.ConnectsRefused, "invalid"), Sum: 1},
 		emftest.Want{Series: fn(metrics.ConnectsRefused, "internal"), Sum: 1},
 		emftest.Want{Series: fn(metrics.Disconnects), Sum: 1},
-		emftest.Want{Series: fn(metrics.EventsPublished), Sum: 3},
-		emftest.Want{Series: fn(metrics.EventsPublished, "job_progress"), Sum: 2},
-		emftest.Want{Series: fn(metrics.EventsPublished, "file_uploaded"), Sum: 1},
+		emftest.Want{Series: byPath("queue", metrics.EventsPublished), Sum: 3},
+		emftest.Want{Series: byPath("queue", metrics.EventsPublished, "job_progress"), Sum: 2},
+		emftest.Want{Series: byPath("queue", metrics.EventsPublished, "file_uploaded"), Sum: 1},
+		// Declared with its path only: the function alone would be a
+		// metric more, the same in the cloud.
+		emftest.Want{Series: fn(metrics.EventsPublished), Sum: 0},
+		emftest.Want{Series: fn(metrics.EventsPublished, "job_progress"), Sum: 0},
 		emftest.Want{Series: fn(metrics.Deliveries), Sum: 4},
 		emftest.Want{Series: fn(metrics.PushesGone), Sum: 1},
 		emftest.Want{Series: fn(metrics.PushesFailed), Sum: 2},
@@ -126,8 +135,8 @@ func TestNoOwnerEverReachesTheOutput(t *testing.T) {
 	}
 	for _, d := range emftest.Parse(t, out.String()) {
 		for k, v := range d.Dims {
-			if k != metrics.DimFunction && k != metrics.DimReason && k != metrics.DimType {
-				t.Errorf("dimension %s = %s is not one of the three", k, v)
+			if k != metrics.DimFunction && k != metrics.DimReason && k != metrics.DimType && k != metrics.DimPath {
+				t.Errorf("dimension %s = %s is not one of the four", k, v)
 			}
 		}
 	}
@@ -236,5 +245,36 @@ func TestConcurrentRecordingLosesNothing(t *testing.T) {
 	}
 	if got := len(emftest.Values(docs, fn(metrics.OwnerConnections))); got != 800 {
 		t.Fatalf("%d OwnerConnections values, want 800 (over several lines of at most 100)", got)
+	}
+}
+
+func TestPublishesAreCountedByPathAtNoMetricMorePerFunction(t *testing.T) {
+	r, out := newRecorder(t)
+	for _, p := range []notify.Path{notify.PathAPI, notify.PathAPI, notify.PathQueue, notify.PathS3, "", "acct_42"} {
+		r.Published(notify.Publication{Type: event.TypeJobComplete, Path: p})
+	}
+	if err := r.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	docs := emftest.Parse(t, out.String())
+	for path, want := range map[string]float64{"api": 2, "queue": 1, "s3": 1, metrics.PathOther: 2} {
+		emftest.ExpectSums(t, docs,
+			emftest.Want{Series: byPath(path, metrics.EventsPublished), Sum: want},
+			emftest.Want{Series: byPath(path, metrics.EventsPublished, "job_complete"), Sum: want})
+	}
+	if strings.Contains(out.String(), "acct_42") {
+		t.Fatalf("an unknown path's text reached the output:\n%s", out)
+	}
+	// The sets EventsPublished is declared in: by function, path and type,
+	// and by function and path. A function that publishes by one path (as
+	// each does in the cloud) writes one metric per type seen and one
+	// more, as many as it did without the path.
+	for _, d := range docs {
+		if _, ok := d.Values[metrics.EventsPublished.Name]; !ok {
+			continue
+		}
+		if got := fmt.Sprint(d.Sets); got != "[[FunctionName Path Type] [FunctionName Path]]" {
+			t.Errorf("EventsPublished declared in the dimension sets %s", got)
+		}
 	}
 }

@@ -3,13 +3,14 @@
 // format through the official client library.
 //
 // Every series exists from the start at zero (each refusal reason, each
-// event type), so a scrape before the first event already lists them all
+// event type on each publish path), so a scrape before the first event already lists them all
 // and a rate over a series that has never moved is 0, not absent.
 package prom
 
 import (
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 
@@ -29,7 +30,8 @@ type Metrics struct {
 	connectsRefused  map[string]prometheus.Counter // by reason
 	ownerConnections prometheus.Histogram
 	disconnects      prometheus.Counter
-	published        map[event.Type]prometheus.Counter
+	published        map[publishKey]prometheus.Counter
+	publishedVec     *prometheus.CounterVec // for a path outside metrics.PathNames
 	deliveries       prometheus.Counter
 	gone             prometheus.Counter
 	failed           prometheus.Counter
@@ -40,6 +42,12 @@ type Metrics struct {
 }
 
 var _ notify.Metrics = (*Metrics)(nil)
+
+// publishKey is one series of EventsPublished: a path and an event type.
+type publishKey struct {
+	path string
+	typ  event.Type
+}
 
 // Connections reports the WebSocket connections of the process: how many
 // are open now, and how many were closed as slow consumers (hub.Stats).
@@ -61,7 +69,7 @@ func New(reg prometheus.Registerer, conns Connections) (*Metrics, error) {
 		// 1 to 16,384: past the default per-owner cap of 10,000.
 		ownerConnections: histogram(metrics.OwnerConnections, prometheus.ExponentialBuckets(1, 4, 8)),
 		disconnects:      counter(metrics.Disconnects),
-		published:        map[event.Type]prometheus.Counter{},
+		published:        map[publishKey]prometheus.Counter{},
 		deliveries:       counter(metrics.Deliveries),
 		gone:             counter(metrics.PushesGone),
 		failed:           counter(metrics.PushesFailed),
@@ -77,9 +85,12 @@ func New(reg prometheus.Registerer, conns Connections) (*Metrics, error) {
 		m.connectsRefused[r] = refused.WithLabelValues(r)
 	}
 	published := prometheus.NewCounterVec(prometheus.CounterOpts{Name: metrics.EventsPublished.Prom, Help: metrics.EventsPublished.Help},
-		[]string{strings.ToLower(metrics.EventsPublished.Dimension)})
-	for _, t := range metrics.EventTypes() {
-		m.published[t] = published.WithLabelValues(string(t))
+		[]string{strings.ToLower(metrics.DimPath), strings.ToLower(metrics.EventsPublished.Dimension)})
+	m.publishedVec = published
+	for _, p := range metrics.PathNames() {
+		for _, t := range metrics.EventTypes() {
+			m.published[publishKey{p, t}] = published.WithLabelValues(p, string(t))
+		}
 	}
 	collectors := []prometheus.Collector{m.connectsAccepted, refused, m.ownerConnections, m.disconnects, published,
 		m.deliveries, m.gone, m.failed, m.throttled, m.retries, m.fanout, m.bytes}
@@ -114,9 +125,13 @@ func (m *Metrics) Disconnected() { m.disconnects.Inc() }
 
 // Published implements notify.Metrics.
 func (m *Metrics) Published(p notify.Publication) {
-	// Publish takes only valid events, whose types are all in the map.
-	if c, ok := m.published[p.Type]; ok {
+	// Publish takes only valid events, whose types are all in the map; a
+	// publish whose context named no path counts as PathOther.
+	path := metrics.PathName(p.Path)
+	if c, ok := m.published[publishKey{path, p.Type}]; ok {
 		c.Inc()
+	} else if path == metrics.PathOther && slices.Contains(metrics.EventTypes(), p.Type) {
+		m.publishedVec.WithLabelValues(path, string(p.Type)).Inc()
 	}
 	m.deliveries.Add(float64(p.Result.Delivered))
 	m.gone.Add(float64(p.Result.Gone))
@@ -173,13 +188,39 @@ func ParseText(r io.Reader) (Scrape, error) {
 }
 
 // Get returns the value of f's sample, with its dimension's label set to
-// value if given (metrics.Reason, an event type).
+// value if given (metrics.Reason, an event type). For a figure split by
+// path it is the sum over every path: see Path for one.
 func (s Scrape) Get(f metrics.Figure, value ...string) float64 {
+	if f.ByPath {
+		total := 0.0
+		for _, p := range append(metrics.PathNames(), metrics.PathOther) {
+			total += s.Path(f, p, value...)
+		}
+		return total
+	}
 	key := f.Prom
 	if len(value) > 0 {
 		key += fmt.Sprintf("{%s=%q}", strings.ToLower(f.Dimension), value[0])
 	}
 	return s[key]
+}
+
+// Path returns the value of a figure split by path on one path
+// (metrics.PathNames), of one value of its dimension if given, else summed
+// over them.
+func (s Scrape) Path(f metrics.Figure, path string, value ...string) float64 {
+	pathLabel := fmt.Sprintf("%s=%q", strings.ToLower(metrics.DimPath), path)
+	if len(value) > 0 {
+		// The labels in the key are sorted: path before type.
+		return s[fmt.Sprintf("%s{%s,%s=%q}", f.Prom, pathLabel, strings.ToLower(f.Dimension), value[0])]
+	}
+	total := 0.0
+	for key, v := range s {
+		if strings.HasPrefix(key, f.Prom+"{"+pathLabel+",") {
+			total += v
+		}
+	}
+	return total
 }
 
 // Count returns how many values a histogram figure (FanoutDuration,

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -68,6 +69,12 @@ func TestEverySeriesIsServedFromTheStart(t *testing.T) {
 			for _, r := range metrics.Reasons() {
 				want[fmt.Sprintf("%s{reason=%q}", f.Prom, r)] = 0
 			}
+		case f.Dimension == metrics.DimType && f.ByPath:
+			for _, path := range metrics.PathNames() {
+				for _, typ := range metrics.EventTypes() {
+					want[fmt.Sprintf("%s{path=%q,type=%q}", f.Prom, path, typ)] = 0
+				}
+			}
 		case f.Dimension == metrics.DimType:
 			for _, typ := range metrics.EventTypes() {
 				want[fmt.Sprintf("%s{type=%q}", f.Prom, typ)] = 0
@@ -92,9 +99,9 @@ func TestEachFigureMovesWithWhatItCounts(t *testing.T) {
 		m.ConnectRefused(code)
 	}
 	m.Disconnected()
-	m.Published(notify.Publication{Type: event.TypeJobProgress, Bytes: 300, Duration: 3 * time.Millisecond,
+	m.Published(notify.Publication{Type: event.TypeJobProgress, Path: notify.PathQueue, Bytes: 300, Duration: 3 * time.Millisecond,
 		Result: notify.Result{Delivered: 3, Gone: 1, Connecting: 1, Failed: 2}})
-	m.Published(notify.Publication{Type: event.TypeFileUploaded, Bytes: 100, Duration: time.Millisecond,
+	m.Published(notify.Publication{Type: event.TypeFileUploaded, Path: notify.PathS3, Bytes: 100, Duration: time.Millisecond,
 		Result: notify.Result{Delivered: 1}})
 	m.PushAttempts(2, 3)
 	s := scrape(t, reg)
@@ -115,6 +122,10 @@ func TestEachFigureMovesWithWhatItCounts(t *testing.T) {
 		{s.Get(metrics.EventsPublished, "job_progress"), 1, "job_progress"},
 		{s.Get(metrics.EventsPublished, "file_uploaded"), 1, "file_uploaded"},
 		{s.Get(metrics.EventsPublished, "error"), 0, "error"},
+		{s.Path(metrics.EventsPublished, "queue", "job_progress"), 1, "job_progress by the queue"},
+		{s.Path(metrics.EventsPublished, "s3", "file_uploaded"), 1, "file_uploaded by S3"},
+		{s.Path(metrics.EventsPublished, "api"), 0, "by the API"},
+		{s.Path(metrics.EventsPublished, "queue"), 1, "by the queue"},
 		{s.Get(metrics.Deliveries), 4, "deliveries"},
 		{s.Get(metrics.PushesGone), 1, "gone"},
 		{s.Get(metrics.PushesFailed), 2, "failed"},
@@ -165,5 +176,26 @@ func TestRegisteringTwiceIsAnError(t *testing.T) {
 	}
 	if _, err := prom.New(reg, nil); err == nil {
 		t.Fatal("the same figures were registered twice")
+	}
+}
+
+func TestPublishesAreCountedByPath(t *testing.T) {
+	m, reg := newMetrics(t, nil)
+	for _, p := range []notify.Path{notify.PathAPI, notify.PathAPI, notify.PathQueue, notify.PathS3, "", "acct_42"} {
+		m.Published(notify.Publication{Type: event.TypeJobComplete, Path: p})
+	}
+	s := scrape(t, reg)
+	for path, want := range map[string]float64{"api": 2, "queue": 1, "s3": 1, metrics.PathOther: 2} {
+		if got := s[fmt.Sprintf(`%s{path=%q,type="job_complete"}`, metrics.EventsPublished.Prom, path)]; got != want {
+			t.Errorf("job_complete by %s = %v, want %v", path, got, want)
+		}
+	}
+	if got := s.Get(metrics.EventsPublished, "job_complete"); got != 6 {
+		t.Errorf("job_complete over every path = %v, want 6", got)
+	}
+	for key := range s {
+		if strings.Contains(key, "acct_42") {
+			t.Errorf("an unknown path became the series %s", key)
+		}
 	}
 }

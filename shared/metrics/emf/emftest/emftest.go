@@ -208,12 +208,20 @@ type Series struct {
 
 // Of is the series of figure f of a function: by the function alone, or,
 // with value, by the function and that value of f's dimension (a reason,
-// an event type).
+// an event type). A figure split by path takes its path: see OfPath.
 func Of(function string, f metrics.Figure, value ...string) Series {
 	s := Series{Name: f.Name, Dims: map[string]string{metrics.DimFunction: function}}
 	if len(value) > 0 {
 		s.Dims[f.Dimension] = value[0]
 	}
+	return s
+}
+
+// OfPath is Of for a figure split by path (metrics.Figure.ByPath): its
+// series by the function and path, and with value by that value too.
+func OfPath(function, path string, f metrics.Figure, value ...string) Series {
+	s := Of(function, f, value...)
+	s.Dims[metrics.DimPath] = path
 	return s
 }
 
