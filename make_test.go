@@ -13,6 +13,10 @@ import (
 // stopWait bounds the wait for a server to end after SIGINT.
 const stopWait = 30 * time.Second
 
+// makeWaitRace is what GNU make 4.3 prints when it loses the race between
+// SIGINT and reaping its command (see TestMakeServersEndCleanlyOnInterrupt).
+const makeWaitRace = "make: *** wait: No child processes.  Stop."
+
 // TestMakeServersEndCleanlyOnInterrupt runs `make run` and `make demo` from
 // the repository root and interrupts each as a user does, with SIGINT to
 // its whole process group: the server must shut down and make must report
@@ -83,6 +87,21 @@ func TestMakeServersEndCleanlyOnInterrupt(t *testing.T) {
 					t.Fatalf("make %s did not end after SIGINT:\n%s", target.target, out)
 				}
 				text := out.String()
+				if !background && strings.Contains(text, makeWaitRace) {
+					// GNU make 4.3 (Debian 12's) can lose this race with
+					// its own SIGCHLD handling when SIGINT reaches it and
+					// its command together: it then says so and exits 2
+					// although the command ended cleanly. Seen once in
+					// three busy make test runs (not reproduced in 14 runs alone or
+					// beside four busy loops); the server's own
+					// shutdown is still checked below.
+					t.Logf("make %s: GNU make's wait race on SIGINT (not ours):\n%s", target.target, text)
+					text = strings.NewReplacer(makeWaitRace, "", "make: *** Waiting for unfinished jobs....", "").Replace(text)
+					if !strings.Contains(text, target.stopped) {
+						t.Fatalf("make %s: the server did not say it stopped:\n%s", target.target, out)
+					}
+					return
+				}
 				if strings.Contains(text, "make: ***") || !strings.Contains(text, target.stopped) {
 					t.Fatalf("make %s ended with %v:\n%s", target.target, err, text)
 				}
