@@ -97,6 +97,7 @@ func readReplayOf(ctx context.Context, read func(context.Context) (websocket.Mes
 // an outgoing queue of 4 messages: had the replay gone into the queue, as
 // it once did, every one would close 1013 at the fifth event.
 func TestAResumeOfTheWholeHistoryIsPacedByTheConnection(t *testing.T) {
+	t.Parallel()
 	cfg := twoOwners()
 	cfg.Connections = hub.Config{QueueMessages: 4}
 	h := start(t, cfg)
@@ -192,6 +193,7 @@ func TestAResumeOfTheWholeHistoryIsPacedByTheConnection(t *testing.T) {
 // running jobs than notify.MaxCurrentJobs gets the most recently active
 // ones and "more": true.
 func TestAResumeWithoutSinceSendsAtMostTheMostRecentJobs(t *testing.T) {
+	t.Parallel()
 	h := start(t, twoOwners())
 	const running = notify.MaxCurrentJobs + 500
 	publishMany(t, h, ownerA, running, func(i int) string { return progressEvent(fmt.Sprintf("job-%06d", i), i) })
