@@ -368,11 +368,13 @@ func (f *replayFrame) empty() bool { return f.n == 0 }
 func (f *replayFrame) bytes() []byte { return append(f.buf, replayFrameClose...) }
 
 // findConnection finds the record of a connection. The store's lookup is
-// strongly consistent: a resume sent right after the connect finds it.
+// strongly consistent: a resume sent right after the connect finds it, and
+// one that finds none comes from a connection whose record was removed
+// (CodeUnregistered).
 func (n *Notifier) findConnection(ctx context.Context, connectionID string) (store.Connection, error) {
 	c, err := n.store.FindConnection(ctx, connectionID)
 	if errors.Is(err, store.ErrNotFound) {
-		return store.Connection{}, fmt.Errorf("connection %s has no record: %w", connectionID, err)
+		return store.Connection{}, Errorf(CodeUnregistered, "this connection is no longer registered, so it would get no events: it is closed; connect again and resume")
 	}
 	return c, err
 }
