@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -8,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"sync"
 
 	"github.com/wsnotify/wsnotify/shared/event"
@@ -181,6 +183,13 @@ type replayer struct {
 	first   int64 // the first seq the connection got live (ordered), 0 if none
 	head    int64 // the head read first: what resumed reports
 
+	// In the cloud, contig is the last seq up to which every event was read
+	// (or is below the oldest held), and broken is set once a seq was found
+	// missing after it: resumed reports contig, never a seq the replay could
+	// not see (an event numbered and not written yet, which arrives live).
+	contig int64
+	broken bool
+
 	started   bool
 	after     int64         // the last seq read
 	page      []store.Event // read and not yet packed
@@ -272,7 +281,10 @@ func (r *replayer) read(ctx context.Context) error {
 		r.keep(events)
 		// In the ordered case what follows is live; in the cloud, catch up.
 		r.exhausted = r.ordered
-		return nil
+		if r.ordered {
+			return nil
+		}
+		return r.checkWritten(ctx, events)
 	}
 	events, w, err := n.history.EventsSince(ctx, owner, r.after, replayPage, keep, now)
 	if err != nil {
@@ -291,15 +303,18 @@ func (r *replayer) read(ctx context.Context) error {
 				Error: fmt.Sprintf("events after %d are no longer all held: the replay starts at %d; reload the state", r.req.Since, w.Oldest)})
 			if r.after > w.Head {
 				r.after = w.Oldest - 1
+				r.contig = r.after
 				return nil // read again from the oldest
 			}
 		}
+		r.contig = max(r.after, w.Oldest-1)
 	}
 	if len(events) > 0 {
 		r.after = events[len(events)-1].Seq
 	}
 	r.keep(events)
-	r.res.Head = max(r.res.Head, w.Head)
+	r.advance(events)
+	r.res.Head = r.contig
 	if r.ordered {
 		r.res.Head = r.head
 		// Past the head read first, everything went out live.
@@ -314,6 +329,61 @@ func (r *replayer) read(ctx context.Context) error {
 	r.exhausted = len(events) == 0 || r.round >= 3
 	r.round++
 	return nil
+}
+
+// inFlightWindow is how many of the latest seqs a resume without since, in
+// the cloud, checks for an event numbered and not written yet.
+const inFlightWindow = 64
+
+// checkWritten is the cloud's resume without since, after its snapshot (the
+// running jobs' latest events, as of the head): it reads the latest
+// inFlightWindow events up to the head, and if one is missing (its publisher
+// between numbering and writing it), resumed reports the seq before it and
+// the written events after it are sent too, so that the client, which
+// continues from resumed's seq, waits for the missing one rather than
+// dropping it as had when it arrives live. A seq missing for good (its
+// publisher died) then costs the client its gap wait, as in a resume from a
+// seq.
+func (r *replayer) checkWritten(ctx context.Context, snapshot []store.Event) error {
+	n, owner := r.n, r.res.Owner
+	from := max(0, r.head-inFlightWindow)
+	recent, w, err := n.history.EventsSince(ctx, owner, from, inFlightWindow, n.cfg.HistoryMaxEvents, n.cfg.Now())
+	if err != nil {
+		return fmt.Errorf("read the latest events of %s: %w", owner, err)
+	}
+	r.contig = max(from, w.Oldest-1)
+	r.advance(recent)
+	r.contig = min(r.contig, r.head)
+	r.broken = r.contig < r.head
+	r.res.Head = r.contig
+	if !r.broken {
+		return nil
+	}
+	sent := make(map[int64]bool, len(snapshot))
+	for _, e := range snapshot {
+		sent[e.Seq] = true
+	}
+	for _, e := range recent {
+		if e.Seq > r.contig && e.Seq <= r.head && !sent[e.Seq] {
+			r.page = append(r.page, e)
+		}
+	}
+	slices.SortFunc(r.page, func(a, b store.Event) int { return cmp.Compare(a.Seq, b.Seq) })
+	return nil
+}
+
+// advance moves contig over events (in seq order) while they follow it
+// without a missing seq.
+func (r *replayer) advance(events []store.Event) {
+	for _, e := range events {
+		switch {
+		case r.broken || e.Seq <= r.contig:
+		case e.Seq == r.contig+1:
+			r.contig = e.Seq
+		default:
+			r.broken = true
+		}
+	}
 }
 
 // keep adds the events the client should get to the page: in the ordered

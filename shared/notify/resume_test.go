@@ -4,11 +4,19 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/wsnotify/wsnotify/shared/auth"
 	"github.com/wsnotify/wsnotify/shared/event"
 	"github.com/wsnotify/wsnotify/shared/notify"
+	"github.com/wsnotify/wsnotify/shared/notify/notifytest"
+	"github.com/wsnotify/wsnotify/shared/store"
+	"github.com/wsnotify/wsnotify/shared/store/memory"
 )
 
 // replayed is what one connection got from a resume, decoded.
@@ -210,5 +218,88 @@ func TestResumeRefusesWhatItCannotServe(t *testing.T) {
 	}
 	if got := f.push.Sent("conn1"); len(got) != 0 {
 		t.Fatalf("a refused resume sent %q", got)
+	}
+}
+
+// unwritten is a memory store whose history has not written some numbered
+// events yet: their publishers are between numbering them and writing them,
+// as a cloud publisher in another invocation can be while a resume reads.
+type unwritten struct {
+	*memory.Store
+	hidden map[int64]bool
+}
+
+func (u *unwritten) visible(events []store.Event) []store.Event {
+	var out []store.Event
+	for _, e := range events {
+		if !u.hidden[e.Seq] {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func (u *unwritten) EventsSince(ctx context.Context, owner string, since int64, limit, keep int, now time.Time) ([]store.Event, store.Window, error) {
+	events, w, err := u.Store.EventsSince(ctx, owner, since, limit, keep, now)
+	return u.visible(events), w, err
+}
+
+func (u *unwritten) CurrentJobs(ctx context.Context, owner string, keep int, now time.Time) ([]store.Event, int64, error) {
+	events, head, err := u.Store.CurrentJobs(ctx, owner, keep, now)
+	return u.visible(events), head, err
+}
+
+// In the cloud, an event numbered but not yet written when a resume reads
+// the history is missing from the replay and arrives live later. resumed's
+// seq must not count it: a client that sets its seq to resumed's (the
+// client module does, after a resume without since) would drop it as
+// already had. resumed says where the events the replay could see stop
+// being contiguous, and the replay sends the written events after that
+// point, so the client holds them until the missing one arrives.
+func TestResumedCountsNoEventTheReplayCouldNotSee(t *testing.T) {
+	ctx := context.Background()
+	s := &unwritten{Store: memory.New(), hidden: map[int64]bool{}}
+	if err := s.PutKey(ctx, auth.Key{Hash: auth.Hash("key-a"), OwnerID: "owner-a"}); err != nil {
+		t.Fatal(err)
+	}
+	p := notifytest.NewRecorder()
+	n := notify.New(auth.NewAuthenticator(s), s, p, slog.New(slog.NewTextHandler(io.Discard, nil)), notify.Config{})
+	for i := 1; i <= 4; i++ {
+		ev := progress
+		ev.JobID = fmt.Sprintf("job-%d", i)
+		if _, err := n.Publish(ctx, "owner-a", "", "", ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.hidden[3] = true // job-3's first event: numbered, not written yet
+	resume := func(conn string, req notify.ResumeRequest) replayed {
+		t.Helper()
+		if _, err := n.Connect(ctx, notify.ConnectRequest{Token: "key-a", ClientID: conn, ConnectionID: conn}); err != nil {
+			t.Fatal(err)
+		}
+		req.ConnectionID = conn
+		if _, err := n.Resume(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+		return decodeReplay(t, p.Sent(conn))
+	}
+
+	r := resume("fresh", notify.ResumeRequest{Current: true})
+	if r.resumed.Seq != 2 || !slices.Contains(r.seqs, 4) || slices.Contains(r.seqs, 3) {
+		t.Fatalf("a resume without since: events %v, resumed %+v; want seq 2 (3 is not written yet) and event 4", r.seqs, r.resumed)
+	}
+	r = resume("since-1", notify.ResumeRequest{Since: 1})
+	if r.resumed.Seq != 2 || !slices.Equal(r.seqs, []int64{2, 4}) {
+		t.Fatalf("a resume since 1: events %v, resumed %+v; want 2 and 4, resumed at 2", r.seqs, r.resumed)
+	}
+
+	delete(s.hidden, 3) // written
+	r = resume("since-2", notify.ResumeRequest{Since: 2})
+	if r.resumed.Seq != 4 || !slices.Equal(r.seqs, []int64{3, 4}) {
+		t.Fatalf("once written: events %v, resumed %+v; want 3 and 4, resumed at 4", r.seqs, r.resumed)
+	}
+	r = resume("fresh-2", notify.ResumeRequest{Current: true})
+	if r.resumed.Seq != 4 || !slices.Equal(r.seqs, []int64{1, 2, 3, 4}) {
+		t.Fatalf("a resume without since once written: events %v, resumed %+v; want the 4 jobs, resumed at 4", r.seqs, r.resumed)
 	}
 }
