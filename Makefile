@@ -97,7 +97,7 @@ load:
 ## build/chaos.md (docs/reliability.md). `make test` runs the short set. One scenario alone:
 ##   make chaos RUN='TestChaos/DynamoDB_latency_2_s'
 .PHONY: chaos
-RUN ?= TestChaos
+RUN ?= .
 chaos: tools
 	@mkdir -p $(BUILD_DIR)
 	$(GO) test -race -count=1 -v -timeout 30m -run '$(RUN)' ./infra/chaos -args -chaos.full -chaos.report $(CURDIR)/$(BUILD_DIR)/chaos.md

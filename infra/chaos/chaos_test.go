@@ -140,11 +140,7 @@ func TestChaos(t *testing.T) {
 	}, rows...), "\n")
 	t.Logf("\n%s", table)
 	checkLeaks(t, r, goroutines, fds)
-	if *report != "" {
-		if err := os.WriteFile(*report, []byte(table+"\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	addReport("Publishing under faults (TestChaos)", strings.Split(table, "\n"))
 }
 
 // runScenario connects the clients of a fresh owner, turns the fault on,
