@@ -332,6 +332,15 @@ class Client {
         this.#attempt = 0;
         return;
       }
+      if (msg.type === 'error' && this.#resuming && this.#conn) {
+        // The server could not serve the resume (INTERNAL: its store
+        // failed; NOT_REGISTERED: this connection lost its record, and the
+        // server closes it). No 'resumed' will come: connect again, and
+        // resume over the new connection, as after any connection that
+        // ended before its resume completed.
+        this.#ended(this.#conn);
+        return;
+      }
     }
     if (!isSeq(msg.seq)) {
       // Addressed to this client alone, or from a server without seq.
