@@ -162,7 +162,6 @@ func (n *Notifier) Resume(ctx context.Context, req ResumeRequest) (ResumeResult,
 	if err := r.fill(ctx); err != nil {
 		return r.res, err
 	}
-	r.res.Head = r.head
 	if sp, ok := n.pusher.(StreamPusher); ok {
 		// Once the stream is set, the connection's writer owns r.
 		res := r.res
@@ -183,10 +182,10 @@ type replayer struct {
 	first   int64 // the first seq the connection got live (ordered), 0 if none
 	head    int64 // the head read first: what resumed reports
 
-	// In the cloud, contig is the last seq up to which every event was read
-	// (or is below the oldest held), and broken is set once a seq was found
-	// missing after it: resumed reports contig, never a seq the replay could
-	// not see (an event numbered and not written yet, which arrives live).
+	// contig is the last seq up to which every event was read (or is below
+	// the oldest held), and broken is set once a seq was found missing after
+	// it: resumed reports contig, never a seq the replay could not see (an
+	// event numbered and not written yet, which arrives live).
 	contig int64
 	broken bool
 
@@ -281,9 +280,6 @@ func (r *replayer) read(ctx context.Context) error {
 		r.keep(events)
 		// In the ordered case what follows is live; in the cloud, catch up.
 		r.exhausted = r.ordered
-		if r.ordered {
-			return nil
-		}
 		return r.checkWritten(ctx, events)
 	}
 	events, w, err := n.history.EventsSince(ctx, owner, r.after, replayPage, keep, now)
@@ -316,7 +312,7 @@ func (r *replayer) read(ctx context.Context) error {
 	r.advance(events)
 	r.res.Head = r.contig
 	if r.ordered {
-		r.res.Head = r.head
+		r.res.Head = min(r.head, r.contig)
 		// Past the head read first, everything went out live.
 		r.exhausted = len(events) < replayPage || r.after >= r.head
 		return nil
@@ -335,15 +331,18 @@ func (r *replayer) read(ctx context.Context) error {
 // the cloud, checks for an event numbered and not written yet.
 const inFlightWindow = 64
 
-// checkWritten is the cloud's resume without since, after its snapshot (the
-// running jobs' latest events, as of the head): it reads the latest
+// checkWritten is a resume without since, after its snapshot (the running
+// jobs' latest events, as of the head): it reads the latest
 // inFlightWindow events up to the head, and if one is missing (its publisher
 // between numbering and writing it), resumed reports the seq before it and
 // the written events after it are sent too, so that the client, which
 // continues from resumed's seq, waits for the missing one rather than
 // dropping it as had when it arrives live. A seq missing for good (its
 // publisher died) then costs the client its gap wait, as in a resume from a
-// seq.
+// seq. In the cloud the publisher runs in another invocation; in local mode
+// (ordered), whose publishes hold the owner's lock, one whose write failed
+// after its seq was taken (a store fault) leaves the event to its
+// redelivery.
 func (r *replayer) checkWritten(ctx context.Context, snapshot []store.Event) error {
 	n, owner := r.n, r.res.Owner
 	from := max(0, r.head-inFlightWindow)
@@ -364,7 +363,8 @@ func (r *replayer) checkWritten(ctx context.Context, snapshot []store.Event) err
 		sent[e.Seq] = true
 	}
 	for _, e := range recent {
-		if e.Seq > r.contig && e.Seq <= r.head && !sent[e.Seq] {
+		live := r.ordered && r.first != 0 && e.Seq >= r.first // sent live already
+		if e.Seq > r.contig && e.Seq <= r.head && !sent[e.Seq] && !live {
 			r.page = append(r.page, e)
 		}
 	}
