@@ -353,6 +353,12 @@ func (r *replayer) checkWritten(ctx context.Context, snapshot []store.Event) err
 	r.contig = max(from, w.Oldest-1)
 	r.advance(recent)
 	r.contig = min(r.contig, r.head)
+	// An event written whose job's state the snapshot does not show yet
+	// (its publisher wrote the event, then failed or has not yet moved the
+	// job on) counts as not written: the snapshot cannot stand for it.
+	if lag := lagging(recent, snapshot, r.head); lag > 0 && lag <= r.contig {
+		r.contig = lag - 1
+	}
 	r.broken = r.contig < r.head
 	r.res.Head = r.contig
 	if !r.broken {
@@ -370,6 +376,35 @@ func (r *replayer) checkWritten(ctx context.Context, snapshot []store.Event) err
 	}
 	slices.SortFunc(r.page, func(a, b store.Event) int { return cmp.Compare(a.Seq, b.Seq) })
 	return nil
+}
+
+// lagging returns the lowest seq, up to head, of a job's latest event in
+// recent whose state the snapshot does not show: a job_progress the
+// snapshot does not hold at that seq, or a later event of a job the
+// snapshot still shows running at an older one. 0 if none.
+func lagging(recent, snapshot []store.Event, head int64) int64 {
+	latest := map[string]store.Event{}
+	for _, e := range recent {
+		if e.JobID != "" && e.Seq <= head {
+			latest[e.JobID] = e // recent is in seq order: the last one stays
+		}
+	}
+	shown := make(map[string]int64, len(snapshot))
+	for _, e := range snapshot {
+		shown[e.JobID] = e.Seq
+	}
+	var lag int64
+	for job, e := range latest {
+		seq, ok := shown[job]
+		consistent := seq == e.Seq
+		if e.Type != string(event.TypeJobProgress) {
+			consistent = !ok || seq > e.Seq
+		}
+		if !consistent && (lag == 0 || e.Seq < lag) {
+			lag = e.Seq
+		}
+	}
+	return lag
 }
 
 // advance moves contig over events (in seq order) while they follow it
