@@ -154,15 +154,46 @@ type figures struct {
 }
 
 func TestChaos(t *testing.T) {
-	r := newRig(t)
+	runScenarios(t, newRig(t), scenarios, "acct_chaos", "Publishing under faults between the function binaries and their backends (TestChaos)")
+}
+
+// embeddedScenarios fault the link between local mode, running every
+// function in-process, and its own DynamoDB store.
+var embeddedScenarios = []scenario{
+	{name: "local mode's store: connections reset mid-request", fault: func(t *testing.T, r *rig, _ *client) {
+		r.dynamo.toxic(t, `{"type":"reset_peer","stream":"upstream","toxicity":0.3,"attributes":{"timeout":20}}`)
+	}},
+	{name: "local mode's store: throttling and 500s (1 in 3)", fault: func(t *testing.T, r *rig, _ *client) {
+		r.dynamo.http.set(&faultPlan{answers: []answer{throughputExceeded, throttling, dynamoInternal}, every: 3})
+	}},
+	{name: "local mode's store: latency 2 s", healAfter: 20 * time.Second, fault: func(t *testing.T, r *rig, _ *client) {
+		r.dynamo.toxic(t, `{"type":"latency","attributes":{"latency":2000}}`)
+	}},
+	{name: "local mode's store: blackhole 12 s", healAfter: 12 * time.Second, fault: func(t *testing.T, r *rig, _ *client) {
+		r.dynamo.toxic(t, `{"type":"timeout","attributes":{"timeout":0}}`)
+	}},
+}
+
+// TestChaosLocalStore is local mode on its DynamoDB store (--store
+// dynamodb) with faults between the two: the functions run in-process.
+func TestChaosLocalStore(t *testing.T) {
+	if !*full {
+		t.Skip("part of make chaos (-chaos.full)")
+	}
+	runScenarios(t, newEmbeddedRig(t), embeddedScenarios, "acct_local", "Local mode on its DynamoDB store, faults between the two (TestChaosLocalStore)")
+}
+
+// runScenarios runs scs on r, one fresh owner each (named from prefix),
+// until one fails, then checks for leaks and adds the figures to the report.
+func runScenarios(t *testing.T, r *rig, scs []scenario, prefix, title string) {
 	goroutines, fds := runtime.NumGoroutine(), openFDs(t)
 	var rows []string
-	for i, sc := range scenarios {
+	for i, sc := range scs {
 		if !*full && !sc.short {
 			continue
 		}
 		ok := t.Run(sc.name, func(t *testing.T) {
-			f := runScenario(t, r, sc, fmt.Sprintf("acct_chaos_%d", i))
+			f := runScenario(t, r, sc, fmt.Sprintf("%s_%d", prefix, i))
 			rows = append(rows, fmt.Sprintf("| %s | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d | %s | %s |",
 				sc.name, f.published, f.deliveries, f.duplicates, f.gaps, f.unregistered, f.retries, f.redriven, f.deadLetters, f.lost, f.injected,
 				f.recovery.Round(10*time.Millisecond), f.slowestInvoke.Round(10*time.Millisecond)))
@@ -179,7 +210,7 @@ func TestChaos(t *testing.T) {
 	}, rows...), "\n")
 	t.Logf("\n%s", table)
 	checkLeaks(t, r, goroutines, fds)
-	addReport("Publishing under faults (TestChaos)", strings.Split(table, "\n"))
+	addReport(title, strings.Split(table, "\n"))
 }
 
 // runScenario connects the clients of a fresh owner, turns the fault on,
@@ -202,10 +233,15 @@ func runScenario(t *testing.T, r *rig, sc scenario, owner string) figures {
 	}
 	// Every client is connected before the fault and the first publish.
 	checkConnections(ctx, t, r, owner, clients+1)
+	if r.dlq == nil {
+		r.dlq = &testenv.SQS{} // embedded: no queue, nothing received
+	}
 	dlqBefore := len(r.dlq.Received())
-	injectedBefore := r.dynamo.http.injectedTotal() + r.manage.http.injectedTotal() + int(r.kills.Load()+r.restarts.Load())
+	injectedBefore := r.injected()
 
-	src := &source{addr: r.addr, owner: owner, http: &http.Client{}}
+	// Embedded local mode has no job dead-letter queue: an invalid record
+	// would be retried for good.
+	src := &source{addr: r.addr, owner: owner, http: &http.Client{}, invalid: !r.embedded}
 	defer src.http.CloseIdleConnections()
 	sc.fault(t, r, raw)
 	healed := make(chan time.Time, 1)
@@ -231,7 +267,10 @@ func runScenario(t *testing.T, r *rig, sc scenario, owner string) figures {
 	// operator would, and every record must then be acknowledged.
 	redriven := len(src.redrive)
 	if left := src.drain(ctx); len(left) > 0 {
-		out := r.lambdas["JobEventsFunction"].Output.String()
+		out := ""
+		if l := r.lambdas["JobEventsFunction"]; l != nil {
+			out = l.Output.String()
+		}
 		t.Fatalf("%d records still failing after the heal (last invocation error: %v): %v\njob events emulator's output (end):\n%s", len(left), src.lastErr, left, out[max(0, len(out)-3000):])
 	}
 	n := producers * perProducer
@@ -246,7 +285,7 @@ func runScenario(t *testing.T, r *rig, sc scenario, owner string) figures {
 		}
 	}
 	f := figures{published: int(n), retries: src.retries, redriven: redriven, recovery: time.Since(healedAt), slowestInvoke: src.slowest,
-		injected: r.dynamo.http.injectedTotal() + r.manage.http.injectedTotal() + int(r.kills.Load()+r.restarts.Load()) - injectedBefore}
+		injected: r.injected() - injectedBefore}
 
 	// The invariant, on what each client module handed its application
 	// and on the raw client's own ordering.
@@ -278,7 +317,7 @@ func runScenario(t *testing.T, r *rig, sc scenario, owner string) figures {
 	}
 	// The job dead-letter queue holds this scenario's invalid records, each
 	// once per producer at least, with its reason, and nothing valid.
-	for _, m := range r.dlq.Received()[dlqBefore:] {
+	for _, m := range r.dlq.Received()[dlqBefore:] { // none when embedded
 		body, _ := m["MessageBody"].(string)
 		if !strings.Contains(body, owner) {
 			continue
@@ -291,7 +330,7 @@ func runScenario(t *testing.T, r *rig, sc scenario, owner string) figures {
 			t.Errorf("a dead letter without its reason: %v", m)
 		}
 	}
-	if f.deadLetters < producers {
+	if f.deadLetters < producers && !r.embedded {
 		t.Errorf("%d invalid records in the job dead-letter queue, want %d", f.deadLetters, producers)
 	}
 	// Connection records and counts match the live connections.
@@ -371,6 +410,7 @@ const invalidType = "job_exploded"
 type source struct {
 	addr, owner string
 	http        *http.Client
+	invalid     bool // each producer also sends a record that can never succeed
 
 	mu      sync.Mutex
 	acked   map[string]string // message id → job id of the acknowledged valid records
@@ -388,8 +428,10 @@ func (s *source) produce(ctx context.Context, p int) {
 		recs = append(recs, events.SQSMessage{MessageId: fmt.Sprintf("%s-p%d-%d", s.owner, p, i),
 			Body: fmt.Sprintf(`{"ownerId":%q,"event":{"type":"job_progress","jobId":%q,"progress":50,"processedCount":1,"totalCount":2}}`, s.owner, job)})
 	}
-	recs = append(recs, events.SQSMessage{MessageId: fmt.Sprintf("%s-p%d-invalid", s.owner, p),
-		Body: fmt.Sprintf(`{"ownerId":%q,"event":{"type":%q,"jobId":"x"}}`, s.owner, invalidType)})
+	if s.invalid {
+		recs = append(recs, events.SQSMessage{MessageId: fmt.Sprintf("%s-p%d-invalid", s.owner, p),
+			Body: fmt.Sprintf(`{"ownerId":%q,"event":{"type":%q,"jobId":"x"}}`, s.owner, invalidType)})
+	}
 	for len(recs) > 0 {
 		batch := recs[:min(batchSize, len(recs))]
 		recs = recs[len(batch):]

@@ -37,6 +37,7 @@ type client struct {
 	// unregistered counts NOT_REGISTERED answers: the connection's record
 	// was removed (a push answered 410); the server closes it after.
 	unregistered int
+	racedResumes int           // resumes refused as sent before the last replay ended
 	raw          int           // events received, duplicates included
 	final        bool          // set by catchUp: publishing is over
 	resuming     bool          // a resume awaits its resumed
@@ -185,6 +186,12 @@ func (c *client) handle(data []byte) {
 		return
 	case ev.Type == "error" && strings.Contains(string(data), `"code":"`+string(notify.CodeUnregistered)+`"`):
 		c.unregistered++ // the close follows: reconnect and resume
+		return
+	case ev.Type == "error" && strings.Contains(string(data), "a replay is already under way"):
+		// This client resumes the moment a resumed leaves a gap, which can
+		// be before local mode has ended the replay that sent it: ask again.
+		c.racedResumes++
+		c.resuming = false
 		return
 	case ev.Type == "error":
 		c.bad = append(c.bad, string(data))
