@@ -268,19 +268,7 @@ func (u *unwritten) CurrentJobs(ctx context.Context, owner string, keep int, now
 // point, so the client holds them until the missing one arrives.
 func TestResumedCountsNoEventTheReplayCouldNotSee(t *testing.T) {
 	ctx := context.Background()
-	s := &unwritten{Store: memory.New(), hidden: map[int64]bool{}}
-	if err := s.PutKey(ctx, auth.Key{Hash: auth.Hash("key-a"), OwnerID: "owner-a"}); err != nil {
-		t.Fatal(err)
-	}
-	p := notifytest.NewRecorder()
-	n := notify.New(auth.NewAuthenticator(s), s, p, slog.New(slog.NewTextHandler(io.Discard, nil)), notify.Config{})
-	for i := 1; i <= 4; i++ {
-		ev := progress
-		ev.JobID = fmt.Sprintf("job-%d", i)
-		if _, err := n.Publish(ctx, "owner-a", "", "", ev); err != nil {
-			t.Fatal(err)
-		}
-	}
+	s, p, n := newUnwrittenFixture(t, false, 4)
 	s.hidden[3] = true // job-3's first event: numbered, not written yet
 	resume := func(conn string, req notify.ResumeRequest) replayed {
 		t.Helper()
@@ -343,19 +331,7 @@ func (o *orderedRecorder) FirstSeq(connectionID string) int64 {
 // redelivery: resumed must not count it either.
 func TestResumedInLocalModeCountsNoEventTheReplayCouldNotSee(t *testing.T) {
 	ctx := context.Background()
-	s := &unwritten{Store: memory.New(), hidden: map[int64]bool{}}
-	if err := s.PutKey(ctx, auth.Key{Hash: auth.Hash("key-a"), OwnerID: "owner-a"}); err != nil {
-		t.Fatal(err)
-	}
-	p := &orderedRecorder{Recorder: notifytest.NewRecorder(), first: map[string]int64{}}
-	n := notify.New(auth.NewAuthenticator(s), s, p, slog.New(slog.NewTextHandler(io.Discard, nil)), notify.Config{})
-	for i := 1; i <= 3; i++ {
-		ev := progress
-		ev.JobID = fmt.Sprintf("job-%d", i)
-		if _, err := n.Publish(ctx, "owner-a", "", "", ev); err != nil {
-			t.Fatal(err)
-		}
-	}
+	s, p, n := newUnwrittenFixture(t, true, 3)
 	s.hidden[1] = true
 	for _, req := range []notify.ResumeRequest{{Current: true}, {Since: 0}} {
 		conn := fmt.Sprintf("conn-%t", req.Current)
@@ -380,23 +356,7 @@ func TestResumedInLocalModeCountsNoEventTheReplayCouldNotSee(t *testing.T) {
 func TestAResumeWithoutSinceSendsAnEventWhoseJobStateLags(t *testing.T) {
 	ctx := context.Background()
 	for _, ordered := range []bool{false, true} {
-		s := &unwritten{Store: memory.New(), hidden: map[int64]bool{}, jobLag: map[int64]bool{}}
-		if err := s.PutKey(ctx, auth.Key{Hash: auth.Hash("key-a"), OwnerID: "owner-a"}); err != nil {
-			t.Fatal(err)
-		}
-		rec := notifytest.NewRecorder()
-		var p notify.Pusher = rec
-		if ordered {
-			p = &orderedRecorder{Recorder: rec, first: map[string]int64{}}
-		}
-		n := notify.New(auth.NewAuthenticator(s), s, p, slog.New(slog.NewTextHandler(io.Discard, nil)), notify.Config{})
-		for i := 1; i <= 3; i++ {
-			ev := progress
-			ev.JobID = fmt.Sprintf("job-%d", i)
-			if _, err := n.Publish(ctx, "owner-a", "", "", ev); err != nil {
-				t.Fatal(err)
-			}
-		}
+		s, rec, n := newUnwrittenFixture(t, ordered, 3)
 		s.jobLag[2] = true
 		if _, err := n.Connect(ctx, notify.ConnectRequest{Token: "key-a", ClientID: "tab", ConnectionID: "conn"}); err != nil {
 			t.Fatal(err)
@@ -409,4 +369,30 @@ func TestAResumeWithoutSinceSendsAnEventWhoseJobStateLags(t *testing.T) {
 			t.Fatalf("ordered %t: events %v, resumed %+v; want 1, 2 and 3, resumed at 1", ordered, r.seqs, r.resumed)
 		}
 	}
+}
+
+// newUnwrittenFixture returns a Notifier on an unwritten store, its pusher
+// ordered (local mode's) or not (the cloud's), with one running job event
+// published for each of job-1 to job-<jobs> (seqs 1 to jobs).
+func newUnwrittenFixture(t *testing.T, ordered bool, jobs int) (*unwritten, *notifytest.Recorder, *notify.Notifier) {
+	t.Helper()
+	ctx := context.Background()
+	s := &unwritten{Store: memory.New(), hidden: map[int64]bool{}, jobLag: map[int64]bool{}}
+	if err := s.PutKey(ctx, auth.Key{Hash: auth.Hash("key-a"), OwnerID: "owner-a"}); err != nil {
+		t.Fatal(err)
+	}
+	rec := notifytest.NewRecorder()
+	var p notify.Pusher = rec
+	if ordered {
+		p = &orderedRecorder{Recorder: rec, first: map[string]int64{}}
+	}
+	n := notify.New(auth.NewAuthenticator(s), s, p, slog.New(slog.NewTextHandler(io.Discard, nil)), notify.Config{})
+	for i := 1; i <= jobs; i++ {
+		ev := progress
+		ev.JobID = fmt.Sprintf("job-%d", i)
+		if _, err := n.Publish(ctx, "owner-a", "", "", ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s, rec, n
 }
