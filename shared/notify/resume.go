@@ -346,9 +346,19 @@ const inFlightWindow = 64
 func (r *replayer) checkWritten(ctx context.Context, snapshot []store.Event) error {
 	n, owner := r.n, r.res.Owner
 	from := max(0, r.head-inFlightWindow)
-	recent, w, err := n.history.EventsSince(ctx, owner, from, inFlightWindow, n.cfg.HistoryMaxEvents, n.cfg.Now())
+	// One read serves the check and, in the cloud, the first catch-up: the
+	// events published since the head come with the window.
+	limit := inFlightWindow + replayPage
+	recent, w, err := n.history.EventsSince(ctx, owner, from, limit, n.cfg.HistoryMaxEvents, n.cfg.Now())
 	if err != nil {
 		return fmt.Errorf("read the latest events of %s: %w", owner, err)
+	}
+	var beyond []store.Event
+	for i, e := range recent {
+		if e.Seq > r.head {
+			recent, beyond = recent[:i], recent[i:]
+			break
+		}
 	}
 	r.contig = max(from, w.Oldest-1)
 	r.advance(recent)
@@ -360,21 +370,30 @@ func (r *replayer) checkWritten(ctx context.Context, snapshot []store.Event) err
 		r.contig = lag - 1
 	}
 	r.broken = r.contig < r.head
-	r.res.Head = r.contig
-	if !r.broken {
-		return nil
-	}
-	sent := make(map[int64]bool, len(snapshot))
-	for _, e := range snapshot {
-		sent[e.Seq] = true
-	}
-	for _, e := range recent {
-		live := r.ordered && r.first != 0 && e.Seq >= r.first // sent live already
-		if e.Seq > r.contig && e.Seq <= r.head && !sent[e.Seq] && !live {
-			r.page = append(r.page, e)
+	if r.broken {
+		sent := make(map[int64]bool, len(snapshot))
+		for _, e := range snapshot {
+			sent[e.Seq] = true
 		}
+		for _, e := range recent {
+			live := r.ordered && r.first != 0 && e.Seq >= r.first // sent live already
+			if e.Seq > r.contig && !sent[e.Seq] && !live {
+				r.page = append(r.page, e)
+			}
+		}
+		slices.SortFunc(r.page, func(a, b store.Event) int { return cmp.Compare(a.Seq, b.Seq) })
 	}
-	slices.SortFunc(r.page, func(a, b store.Event) int { return cmp.Compare(a.Seq, b.Seq) })
+	if !r.ordered && len(beyond) > 0 {
+		// The cloud's first catch-up round.
+		r.after = beyond[len(beyond)-1].Seq
+		r.keep(beyond)
+		r.advance(beyond)
+	}
+	if !r.ordered && len(recent)+len(beyond) < limit {
+		r.exhausted = len(beyond) == 0
+		r.round++
+	}
+	r.res.Head = r.contig
 	return nil
 }
 
