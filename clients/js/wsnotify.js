@@ -319,6 +319,14 @@ class Client {
   }
 
   #handle(msg) {
+    if (msg !== null && typeof msg === 'object' && msg.type === undefined && typeof msg.message === 'string' &&
+        this.#resuming && this.#conn) {
+      // API Gateway's own answer when the function behind client messages
+      // failed or timed out ({"message":"Internal server error",…}): the
+      // resume will not complete. Connect again, as for an error answer.
+      this.#ended(this.#conn);
+      return;
+    }
     if (msg === null || typeof msg !== 'object' || typeof msg.type !== 'string') return;
     // Replies to the client's own messages carry no id ('resumed' has a
     // seq: the head it caught up to).

@@ -484,7 +484,7 @@ test('connections that end before their resume completes end in RESUME_FAILED, t
   client.close();
 });
 
-test('a resume answered with an error connects again and resumes over the new connection', async () => {
+test('a resume answered with an error, or by API Gateway for a failed function, connects again and resumes over the new connection', async () => {
   const { client, Socket, seen } = setup();
   const s1 = await socket(Socket, 0);
   s1.open();
@@ -506,7 +506,12 @@ test('a resume answered with an error connects again and resumes over the new co
   const s4 = await socket(Socket, 3);
   s4.open();
   assert.deepEqual(s4.sent, [{ action: 'resume', since: 6 }]);
-  s4.push({ type: 'replay', events: [ev(7)] }, { type: 'resumed', seq: 7, replayed: 1 });
+  // API Gateway's answer for a function that failed or timed out.
+  s4.push({ message: 'Internal server error', connectionId: 'c', requestId: 'r' });
+  const s5 = await socket(Socket, 4);
+  s5.open();
+  assert.deepEqual(s5.sent, [{ action: 'resume', since: 6 }]);
+  s5.push({ type: 'replay', events: [ev(7)] }, { type: 'resumed', seq: 7, replayed: 1 });
   assert.deepEqual(seen.map((e) => e.code ?? e.seq), [6, 'NOT_REGISTERED', 7], 'resume errors are not the application\'s; other errors are');
   client.close();
 });
