@@ -287,6 +287,11 @@ func runScenario(t *testing.T, r *rig, sc scenario, owner string) figures {
 	f := figures{published: int(n), retries: src.retries, redriven: redriven, recovery: time.Since(healedAt), slowestInvoke: src.slowest,
 		injected: r.injected() - injectedBefore}
 
+	// No invocation hung: each ended by the function's deadline (Lambda's
+	// timeout answer counts as ended; its records were retried).
+	if f.slowestInvoke > functionTimeout+time.Second {
+		t.Errorf("an invocation took %s, past the function's %s deadline", f.slowestInvoke, functionTimeout)
+	}
 	// The invariant, on what each client module handed its application
 	// and on the raw client's own ordering.
 	want := src.jobs()

@@ -36,14 +36,15 @@ type client struct {
 	gaps      int                  // seqs skipped: no event has them
 	// unregistered counts NOT_REGISTERED answers: the connection's record
 	// was removed (a push answered 410); the server closes it after.
-	unregistered int
-	racedResumes int           // resumes refused as sent before the last replay ended
-	raw          int           // events received, duplicates included
-	final        bool          // set by catchUp: publishing is over
-	resuming     bool          // a resume awaits its resumed
-	changed      chan struct{} // closed and replaced on each message
-	err          error         // the read loop's end
-	bad          []string      // protocol violations seen
+	unregistered  int
+	racedResumes  int           // resumes refused as sent before the last replay ended
+	failedResumes int           // resumes answered with an internal error
+	raw           int           // events received, duplicates included
+	final         bool          // set by catchUp: publishing is over
+	resuming      bool          // a resume awaits its resumed
+	changed       chan struct{} // closed and replaced on each message
+	err           error         // the read loop's end
+	bad           []string      // protocol violations seen
 }
 
 // chaosEvent is what the client keeps of an event.
@@ -191,6 +192,13 @@ func (c *client) handle(data []byte) {
 		// This client resumes the moment a resumed leaves a gap, which can
 		// be before local mode has ended the replay that sent it: ask again.
 		c.racedResumes++
+		c.resuming = false
+		return
+	case ev.Type == "error" && strings.Contains(string(data), `"code":"INTERNAL"`) && c.resuming,
+		ev.Type == "" && strings.Contains(string(data), `"message":"Internal server error"`):
+		// The resume failed (the store is faulted; or the function behind
+		// it timed out, which API Gateway answers so): ask again.
+		c.failedResumes++
 		c.resuming = false
 		return
 	case ev.Type == "error":
