@@ -11,6 +11,7 @@ import (
 	"hash/fnv"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/wsnotify/wsnotify/shared/event"
 	"github.com/wsnotify/wsnotify/shared/store"
@@ -293,7 +294,11 @@ func (r *replayer) read(ctx context.Context) error {
 		// counts past this history's head because the history was reset
 		// (local mode restarted on its embedded store) and its numbering
 		// started again. Either way, say so and replay what is held.
-		if r.after > w.Head || r.after+1 < w.Oldest {
+		// An oldest held just written may stand above an event still being
+		// written, not above events gone: that is no gap.
+		inFlight := len(events) > 0 && events[0].Seq == w.Oldest && r.after+1 > w.Head-int64(keep) &&
+			now.Sub(events[0].ExpiresAt.Add(-n.cfg.HistoryTTL)) <= inFlightAge
+		if r.after > w.Head || (r.after+1 < w.Oldest && !inFlight) {
 			r.res.Gap = true
 			r.gap, _ = json.Marshal(event.ResumeGap{Type: event.TypeError, Code: event.CodeResumeGap, OldestSeq: w.Oldest,
 				Error: fmt.Sprintf("events after %d are no longer all held: the replay starts at %d; reload the state", r.req.Since, w.Oldest)})
@@ -303,7 +308,10 @@ func (r *replayer) read(ctx context.Context) error {
 				return nil // read again from the oldest
 			}
 		}
-		r.contig = max(r.after, w.Oldest-1)
+		r.contig = r.after
+		if r.res.Gap {
+			r.contig = max(r.after, w.Oldest-1)
+		}
 	}
 	if len(events) > 0 {
 		r.after = events[len(events)-1].Seq
@@ -349,7 +357,7 @@ func (r *replayer) checkWritten(ctx context.Context, snapshot []store.Event) err
 	// One read serves the check and, in the cloud, the first catch-up: the
 	// events published since the head come with the window.
 	limit := inFlightWindow + replayPage
-	recent, w, err := n.history.EventsSince(ctx, owner, from, limit, n.cfg.HistoryMaxEvents, n.cfg.Now())
+	recent, _, err := n.history.EventsSince(ctx, owner, from, limit, n.cfg.HistoryMaxEvents, n.cfg.Now())
 	if err != nil {
 		return fmt.Errorf("read the latest events of %s: %w", owner, err)
 	}
@@ -360,7 +368,10 @@ func (r *replayer) checkWritten(ctx context.Context, snapshot []store.Event) err
 			break
 		}
 	}
-	r.contig = max(from, w.Oldest-1)
+	// Seqs below the oldest held are not taken as gone: the oldest may be
+	// above an event still being written. advance tells a seq missing for
+	// good by the age of the event after it.
+	r.contig = max(from, r.head-int64(n.cfg.HistoryMaxEvents))
 	r.advance(recent)
 	r.contig = min(r.contig, r.head)
 	// An event written whose job's state the snapshot does not show yet
@@ -426,13 +437,20 @@ func lagging(recent, snapshot []store.Event, head int64) int64 {
 	return lag
 }
 
+// inFlightAge bounds how long an event can stay numbered and unwritten
+// while its publisher lives: past its claim's lease (a minute) and a
+// function's deadline, the publisher is dead. A seq missing below an event
+// written longer ago than this is missing for good.
+const inFlightAge = 2 * time.Minute
+
 // advance moves contig over events (in seq order) while they follow it
-// without a missing seq.
+// without a missing seq, or with one missing for good.
 func (r *replayer) advance(events []store.Event) {
+	now, ttl := r.n.cfg.Now(), r.n.cfg.HistoryTTL
 	for _, e := range events {
 		switch {
 		case r.broken || e.Seq <= r.contig:
-		case e.Seq == r.contig+1:
+		case e.Seq == r.contig+1 || now.Sub(e.ExpiresAt.Add(-ttl)) > inFlightAge:
 			r.contig = e.Seq
 		default:
 			r.broken = true

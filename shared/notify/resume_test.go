@@ -245,6 +245,9 @@ func (u *unwritten) visible(events []store.Event) []store.Event {
 
 func (u *unwritten) EventsSince(ctx context.Context, owner string, since int64, limit, keep int, now time.Time) ([]store.Event, store.Window, error) {
 	events, w, err := u.Store.EventsSince(ctx, owner, since, limit, keep, now)
+	for u.hidden[w.Oldest] && w.Oldest <= w.Head {
+		w.Oldest++ // the oldest held is the oldest written
+	}
 	return u.visible(events), w, err
 }
 
@@ -376,6 +379,12 @@ func TestAResumeWithoutSinceSendsAnEventWhoseJobStateLags(t *testing.T) {
 // published for each of job-1 to job-<jobs> (seqs 1 to jobs).
 func newUnwrittenFixture(t *testing.T, ordered bool, jobs int) (*unwritten, *notifytest.Recorder, *notify.Notifier) {
 	t.Helper()
+	return newUnwrittenFixtureAt(t, ordered, jobs, notifytest.NewClock(time.Now()))
+}
+
+// newUnwrittenFixtureAt is newUnwrittenFixture on clock.
+func newUnwrittenFixtureAt(t *testing.T, ordered bool, jobs int, clock *notifytest.Clock) (*unwritten, *notifytest.Recorder, *notify.Notifier) {
+	t.Helper()
 	ctx := context.Background()
 	s := &unwritten{Store: memory.New(), hidden: map[int64]bool{}, jobLag: map[int64]bool{}}
 	if err := s.PutKey(ctx, auth.Key{Hash: auth.Hash("key-a"), OwnerID: "owner-a"}); err != nil {
@@ -386,7 +395,7 @@ func newUnwrittenFixture(t *testing.T, ordered bool, jobs int) (*unwritten, *not
 	if ordered {
 		p = &orderedRecorder{Recorder: rec, first: map[string]int64{}}
 	}
-	n := notify.New(auth.NewAuthenticator(s), s, p, slog.New(slog.NewTextHandler(io.Discard, nil)), notify.Config{})
+	n := notify.New(auth.NewAuthenticator(s), s, p, slog.New(slog.NewTextHandler(io.Discard, nil)), notify.Config{Now: clock.Now})
 	for i := 1; i <= jobs; i++ {
 		ev := progress
 		ev.JobID = fmt.Sprintf("job-%d", i)
@@ -395,4 +404,26 @@ func newUnwrittenFixture(t *testing.T, ordered bool, jobs int) (*unwritten, *not
 		}
 	}
 	return s, rec, n
+}
+
+// A seq missing below an event written minutes ago is missing for good (its
+// publisher died between numbering and writing it): resumed counts past it,
+// so that clients do not wait for it.
+func TestResumedCountsPastASeqMissingForGood(t *testing.T) {
+	ctx := context.Background()
+	clock := notifytest.NewClock(time.Date(2026, 12, 8, 10, 0, 0, 0, time.UTC))
+	for _, ordered := range []bool{false, true} {
+		s, rec, n := newUnwrittenFixtureAt(t, ordered, 3, clock)
+		s.hidden[2] = true
+		clock.Advance(3 * time.Minute)
+		if _, err := n.Connect(ctx, notify.ConnectRequest{Token: "key-a", ClientID: "tab", ConnectionID: "conn"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.Resume(ctx, notify.ResumeRequest{ConnectionID: "conn", Current: true}); err != nil {
+			t.Fatal(err)
+		}
+		if r := decodeReplay(t, rec.Sent("conn")); r.resumed.Seq != 3 || !slices.Equal(r.seqs, []int64{1, 3}) {
+			t.Fatalf("ordered %t: events %v, resumed %+v; want 1 and 3, resumed at 3", ordered, r.seqs, r.resumed)
+		}
+	}
 }
