@@ -121,7 +121,7 @@ cost: tools
 	$(GO) run ./infra/cost
 
 .PHONY: chaos
-RUN ?= TestChaos
+RUN ?= .
 chaos: tools
 	@mkdir -p $(BUILD_DIR)
 	$(GO) test -race -count=1 -v -timeout 30m -run '$(RUN)' ./infra/chaos -args -chaos.full -chaos.report $(CURDIR)/$(BUILD_DIR)/chaos.md

@@ -325,6 +325,14 @@ class Client {
   }
 
   #handle(msg) {
+    if (msg !== null && typeof msg === 'object' && msg.type === undefined && typeof msg.message === 'string' &&
+        this.#resuming && this.#conn) {
+      // API Gateway's own answer when the function behind client messages
+      // failed or timed out ({"message":"Internal server error",…}): the
+      // resume will not complete. Connect again, as for an error answer.
+      this.#ended(this.#conn);
+      return;
+    }
     if (msg === null || typeof msg !== 'object' || typeof msg.type !== 'string') return;
     // Replies to the client's own messages carry no id ('resumed' has a
     // seq: the head it caught up to).
@@ -336,6 +344,15 @@ class Client {
         // A server without resume: events come live only, in arrival order.
         this.#resuming = null;
         this.#attempt = 0;
+        return;
+      }
+      if (msg.type === 'error' && this.#resuming && this.#conn) {
+        // The server could not serve the resume (INTERNAL: its store
+        // failed; NOT_REGISTERED: this connection lost its record, and the
+        // server closes it). No 'resumed' will come: connect again, and
+        // resume over the new connection, as after any connection that
+        // ended before its resume completed.
+        this.#ended(this.#conn);
         return;
       }
     }

@@ -4,10 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/wsnotify/wsnotify/shared/notify"
+	"github.com/wsnotify/wsnotify/shared/store"
 )
 
 // client is a WebSocket client following the resume rule of the client
@@ -17,6 +22,7 @@ import (
 // once, in seq order. It also counts what arrived before that dedupe.
 type client struct {
 	id, addr, token string
+	owner           string
 
 	mu         sync.Mutex
 	conn       *websocket.Conn
@@ -28,12 +34,17 @@ type client struct {
 	delivered []chaosEvent         // in delivery order
 	idAtSeq   map[int64]string     // every id seen per seq
 	gaps      int                  // seqs skipped: no event has them
-	raw       int                  // events received, duplicates included
-	final     bool                 // set by catchUp: publishing is over
-	resuming  bool                 // a resume awaits its resumed
-	changed   chan struct{}        // closed and replaced on each message
-	err       error                // the read loop's end
-	bad       []string             // protocol violations seen
+	// unregistered counts NOT_REGISTERED answers: the connection's record
+	// was removed (a push answered 410); the server closes it after.
+	unregistered  int
+	racedResumes  int           // resumes refused as sent before the last replay ended
+	failedResumes int           // resumes answered with an internal error
+	raw           int           // events received, duplicates included
+	final         bool          // set by catchUp: publishing is over
+	resuming      bool          // a resume awaits its resumed
+	changed       chan struct{} // closed and replaced on each message
+	err           error         // the read loop's end
+	bad           []string      // protocol violations seen
 }
 
 // chaosEvent is what the client keeps of an event.
@@ -140,6 +151,18 @@ func (c *client) handle(data []byte) {
 		ev.JobID = job.Event.JobID
 	}
 	switch {
+	case ev.Type == "replay":
+		// Replayed events, packed: each as if it came alone.
+		var frame struct {
+			Events []json.RawMessage `json:"events"`
+		}
+		if err := json.Unmarshal(data, &frame); err != nil {
+			c.bad = append(c.bad, fmt.Sprintf("a replay message that is not one: %.200s", data))
+		}
+		for _, e := range frame.Events {
+			c.handle(e)
+		}
+		return
 	case ev.Type == "resumed":
 		c.resuming = false
 		if c.final {
@@ -161,6 +184,22 @@ func (c *client) handle(data []byte) {
 			}
 			c.release()
 		}
+		return
+	case ev.Type == "error" && strings.Contains(string(data), `"code":"`+string(notify.CodeUnregistered)+`"`):
+		c.unregistered++ // the close follows: reconnect and resume
+		return
+	case ev.Type == "error" && strings.Contains(string(data), "a replay is already under way"):
+		// This client resumes the moment a resumed leaves a gap, which can
+		// be before local mode has ended the replay that sent it: ask again.
+		c.racedResumes++
+		c.resuming = false
+		return
+	case ev.Type == "error" && strings.Contains(string(data), `"code":"INTERNAL"`) && c.resuming,
+		ev.Type == "" && strings.Contains(string(data), `"message":"Internal server error"`):
+		// The resume failed (the store is faulted; or the function behind
+		// it timed out, which API Gateway answers so): ask again.
+		c.failedResumes++
+		c.resuming = false
 		return
 	case ev.Type == "error":
 		c.bad = append(c.bad, string(data))
@@ -231,11 +270,28 @@ func (c *client) catchUp(ctx context.Context, n int) error {
 		case <-changed:
 		case <-ctx.Done():
 			c.mu.Lock()
-			return fmt.Errorf("%s: %d of %d events delivered (up to seq %d, %d held back) by the deadline", c.id, len(c.delivered), n, c.seq, len(c.pending))
+			return fmt.Errorf("%s: %d of %d events delivered (up to seq %d, %d held back) by the deadline; %d reconnects, %d NOT_REGISTERED, a resume awaiting its answer: %t, saw %v",
+				c.id, len(c.delivered), n, c.seq, len(c.pending), c.reconnects, c.unregistered, c.resuming, c.bad)
 		}
 		c.mu.Lock()
 	}
 	return nil
+}
+
+// record returns c's connection record.
+func (c *client) record(t *testing.T, r *rig) store.Connection {
+	t.Helper()
+	conns, err := r.store.ListConnections(context.Background(), c.owner, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, conn := range conns {
+		if conn.ClientID == c.id {
+			return conn
+		}
+	}
+	t.Fatalf("no record of %s", c.id)
+	return store.Connection{}
 }
 
 func (c *client) close() {

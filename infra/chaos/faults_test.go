@@ -90,7 +90,10 @@ var (
 	throttling         = answer{400, `{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"injected"}`}
 	dynamoInternal     = answer{500, `{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"injected"}`}
 	tooManyRequests    = answer{429, `{"message":"Too Many Requests"}`}
-	internalError      = answer{500, `{"message":"Internal server error"}`}
+	// gone is the Management API's answer for a connection that no longer
+	// exists (the SDK reads the exception's name from the header).
+	gone          = answer{410, `{"__type":"com.amazonaws.apigateway#GoneException","message":"injected"}`}
+	internalError = answer{500, `{"message":"Internal server error"}`}
 )
 
 // faultPlan chooses which requests get an injected answer.
@@ -100,6 +103,9 @@ type faultPlan struct {
 	burst   int      // at most this many faults, then none (0: no bound)
 	// match, if set, limits the faults to the requests it accepts.
 	match func(*http.Request) bool
+	// injected, if set, is called with each request answered with a fault,
+	// after the answer is written.
+	injected func(*http.Request)
 }
 
 // httpFault is an http.Handler that passes requests to next, or answers
@@ -128,31 +134,34 @@ func (f *httpFault) injectedTotal() int {
 }
 
 func (f *httpFault) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if a, ok := f.choose(r); ok {
+	if a, hook, ok := f.choose(r); ok {
 		w.Header().Set("Content-Type", "application/x-amz-json-1.0")
 		w.Header().Set("X-Amzn-ErrorType", errorType(a.body))
 		w.WriteHeader(a.status)
 		_, _ = fmt.Fprint(w, a.body)
+		if hook != nil {
+			hook(r)
+		}
 		return
 	}
 	f.next.ServeHTTP(w, r)
 }
 
-func (f *httpFault) choose(r *http.Request) (answer, bool) {
+func (f *httpFault) choose(r *http.Request) (answer, func(*http.Request), bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	p := f.plan
 	if p == nil || p.every == 0 || (p.match != nil && !p.match(r)) {
-		return answer{}, false
+		return answer{}, nil, false
 	}
 	f.seen++
 	if f.seen%p.every != 0 || (p.burst > 0 && f.injected >= p.burst) {
-		return answer{}, false
+		return answer{}, nil, false
 	}
 	a := p.answers[f.injected%len(p.answers)]
 	f.injected++
 	f.total++
-	return a, true
+	return a, p.injected, true
 }
 
 // errorType is the exception name of an injected DynamoDB body, for the

@@ -30,15 +30,19 @@ const (
 // rig is the service on one machine with a fault-injecting link between the
 // function binaries and each backend.
 type rig struct {
-	addr     string         // local mode's host:port
-	store    *dynamo.Store  // the table, reached without faults
-	dynamo   *link          // binaries → DynamoDB (dynalite)
-	manage   *link          // binaries → local mode's Management API
-	sqs      *link          // job events binary → the job dead-letter queue
-	dlq      *testenv.SQS   // that queue
-	local    *server.Server // local mode, in this process
-	stop     func() error   // shuts local mode down
-	lambdas  map[string]*testenv.Lambda
+	addr    string         // local mode's host:port
+	store   *dynamo.Store  // the table, reached without faults
+	dynamo  *link          // binaries → DynamoDB (dynalite)
+	manage  *link          // binaries → local mode's Management API
+	sqs     *link          // job events binary → the job dead-letter queue
+	dlq     *testenv.SQS   // that queue
+	local   *server.Server // local mode, in this process
+	stop    func() error   // shuts local mode down
+	lambdas map[string]*testenv.Lambda
+	// embedded is set when local mode runs the functions in-process on
+	// its DynamoDB store, reached through the dynamo link (no binaries, no
+	// Management API or queue links, no job dead-letter queue).
+	embedded bool
 	kills    atomic.Int64 // bootstraps killed by a scenario
 	restarts atomic.Int64 // restarts of local mode by a scenario
 	config   server.Config
@@ -125,9 +129,61 @@ func newRig(t *testing.T) *rig {
 	return r
 }
 
+// newEmbeddedRig starts dynalite with the template's table and local mode
+// on it (in this process) running every function in-process, as `make run
+// ARGS=--store=dynamodb` does, its store reached through a link.
+func newEmbeddedRig(t *testing.T) *rig {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dynalite := testenv.Dynalite(t)
+	r := &rig{store: dynamo.New(testenv.Table(t, dynalite, table), table), embedded: true}
+	r.dynamo = newLink(t, newToxiproxy(), "local-store", dynalite)
+	st, err := server.OpenDynamoDB(ctx, server.DynamoDB{Endpoint: r.dynamo.URL(), Table: table})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.addr = l.Addr().String()
+	r.config = server.Config{
+		APIKeys: map[string]string{key: owner},
+		Store:   st,
+		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	if err := r.serve(l); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.stop() })
+	return r
+}
+
+// links returns the rig's links.
+func (r *rig) links() []*link {
+	var ls []*link
+	for _, l := range []*link{r.dynamo, r.manage, r.sqs} {
+		if l != nil {
+			ls = append(ls, l)
+		}
+	}
+	return ls
+}
+
+// injected counts the faults injected since the start: HTTP answers,
+// bootstraps killed and restarts (TCP toxics are not counted).
+func (r *rig) injected() int {
+	n := int(r.kills.Load() + r.restarts.Load())
+	for _, l := range r.links() {
+		n += l.http.injectedTotal()
+	}
+	return n
+}
+
 // heal removes every fault.
 func (r *rig) heal() {
-	for _, l := range []*link{r.dynamo, r.manage, r.sqs} {
+	for _, l := range r.links() {
 		l.heal()
 	}
 }

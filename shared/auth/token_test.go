@@ -343,3 +343,41 @@ func TestMintTokenRefusesWhatVerifyWouldRefuse(t *testing.T) {
 		}
 	}
 }
+
+// TestClockSkewBetweenTheMinterAndTheServiceIsToleratedUpTo10Seconds: the
+// backend that mints a token and the service that checks it read different
+// clocks. A minter whose clock is ahead writes iat (and exp) in the
+// service's future; one behind writes an exp that comes early. Both are
+// tolerated up to DefaultTokenLeeway (10 s) each way, and refused past it.
+func TestClockSkewBetweenTheMinterAndTheServiceIsToleratedUpTo10Seconds(t *testing.T) {
+	v := testVerifier()
+	const ttl = time.Minute
+	tests := []struct {
+		name   string
+		minter time.Time     // the minter's clock when the service's reads tokenNow
+		ttl    time.Duration // the token's lifetime as minted
+		reason string        // "" when accepted
+	}{
+		{"minter 10 s ahead", tokenNow.Add(10 * time.Second), ttl, ""},
+		{"minter 11 s ahead", tokenNow.Add(11 * time.Second), ttl, "issued in the future"},
+		{"minter 10 s ahead, the longest lifetime", tokenNow.Add(10 * time.Second), DefaultTokenMaxTTL, ""},
+		{"minter 11 s ahead, the longest lifetime", tokenNow.Add(11 * time.Second), DefaultTokenMaxTTL, "issued in the future"},
+		// Behind by d, a token of lifetime ttl is checked d after its
+		// minting: accepted while d < ttl + 10 s.
+		{"minter behind by the lifetime and 9 s", tokenNow.Add(-ttl - 9*time.Second), ttl, ""},
+		{"minter behind by the lifetime and 10 s", tokenNow.Add(-ttl - 10*time.Second), ttl, "expired"},
+	}
+	for _, tc := range tests {
+		token, err := MintToken(secretNew, "acct_42", tc.ttl, tc.minter)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = v.Verify(context.Background(), token)
+		switch {
+		case tc.reason == "" && err != nil:
+			t.Errorf("%s: %v, want accepted", tc.name, err)
+		case tc.reason != "" && (!errors.Is(err, ErrUnauthorized) || !strings.Contains(err.Error(), tc.reason)):
+			t.Errorf("%s: %v, want refused as %q", tc.name, err, tc.reason)
+		}
+	}
+}

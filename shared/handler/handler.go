@@ -24,6 +24,7 @@ var statusOf = map[notify.Code]int{
 	notify.CodeConflict:     http.StatusConflict,
 	notify.CodeRateLimited:  http.StatusTooManyRequests,
 	notify.CodeInternal:     http.StatusInternalServerError,
+	notify.CodeUnregistered: http.StatusGone,
 }
 
 // Status returns the HTTP status for err: its code's status, or 500 for an

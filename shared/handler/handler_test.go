@@ -671,3 +671,34 @@ func TestAJobEventNamedByItsPublisherKeepsItsIDWhenSentAgain(t *testing.T) {
 		t.Errorf("messages with a content hash share an id: %s, %s (named: %s)", idOf(sent[2]), idOf(sent[3]), idOf(sent[0]))
 	}
 }
+
+// A resume from a connection whose record was removed (a push to it was
+// answered 410 while it was still open) is answered with NOT_REGISTERED and
+// the connection is closed, so its client reconnects with a record: before,
+// it got INTERNAL and stayed open, receiving nothing.
+func TestAResumeFromAConnectionWithoutARecordIsToldSoAndClosed(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	e.register(t, "acct_42", "tab", "conn-1")
+	if _, err := e.store.DeleteConnection(ctx, "conn-1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, body := range []string{`{"action":"resume","since":3}`, `{"action":"resume"}`} {
+		e.push = notifytest.NewRecorder()
+		e.n = notify.New(auth.NewAuthenticator(e.store), e.store, e.push, e.log, notify.Config{})
+		req := events.APIGatewayWebsocketProxyRequest{Body: body}
+		req.RequestContext.ConnectionID = "conn-1"
+		resp, err := handler.NewDefault(e.log, e.n).Handle(ctx, req)
+		if err != nil || resp.StatusCode != 200 || resp.Body != "" {
+			t.Fatalf("%s: %+v, %v; want 200 and nothing more (the error goes before the close)", body, resp, err)
+		}
+		sent := e.push.Sent("conn-1")
+		var got event.Error
+		if len(sent) != 1 || json.Unmarshal([]byte(sent[0]), &got) != nil || got.Code != string(notify.CodeUnregistered) || got.Error == "" {
+			t.Fatalf("%s: sent %q, want one error of code %s", body, sent, notify.CodeUnregistered)
+		}
+		if closed := e.push.Closed(); len(closed) != 1 || closed[0] != "conn-1" {
+			t.Fatalf("%s: closed %v, want conn-1", body, closed)
+		}
+	}
+}

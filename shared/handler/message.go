@@ -88,8 +88,11 @@ func (h *Default) Handle(ctx context.Context, req events.APIGatewayWebsocketProx
 			r.Since = *msg.Since
 		}
 		if _, err := h.resumer.Resume(ctx, r); err != nil {
-			if notify.ErrorCode(err) == notify.CodeInvalid {
+			switch notify.ErrorCode(err) {
+			case notify.CodeInvalid:
 				return refuse(err)
+			case notify.CodeUnregistered:
+				return h.closeUnregistered(ctx, connID, err)
 			}
 			h.log.ErrorContext(ctx, "resume failed", "connectionId", connID, "err", err)
 			return reply(ErrorJSON(err))
@@ -107,6 +110,20 @@ func (h *Default) closeJunk(ctx context.Context, connID string, total int) (even
 		Error: fmt.Sprintf("%d messages the server could not understand: the connection is closed", total)})
 	h.log.InfoContext(ctx, "closing a connection that sent too many bad messages", "connectionId", connID, "badMessages", total)
 	if err := h.closer.CloseConnection(ctx, connID, msg); err != nil {
+		h.log.ErrorContext(ctx, "close failed", "connectionId", connID, "err", err)
+	}
+	return events.APIGatewayProxyResponse{StatusCode: 200}, nil
+}
+
+// closeUnregistered closes a connection that has no record (its record was
+// removed after a push to it was answered 410): nothing published reaches
+// it, so its client is told why and closed, and reconnects with a record.
+func (h *Default) closeUnregistered(ctx context.Context, connID string, err error) (events.APIGatewayProxyResponse, error) {
+	h.log.InfoContext(ctx, "closing a connection that has no record", "connectionId", connID)
+	if h.closer == nil {
+		return events.APIGatewayProxyResponse{StatusCode: 200, Body: ErrorJSON(err)}, nil
+	}
+	if err := h.closer.CloseConnection(ctx, connID, []byte(ErrorJSON(err))); err != nil {
 		h.log.ErrorContext(ctx, "close failed", "connectionId", connID, "err", err)
 	}
 	return events.APIGatewayProxyResponse{StatusCode: 200}, nil

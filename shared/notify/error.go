@@ -18,6 +18,10 @@ const (
 	CodeConflict     Code = "CONFLICT"
 	CodeRateLimited  Code = "RATE_LIMITED"
 	CodeInternal     Code = "INTERNAL"
+	// CodeUnregistered: the connection asking has no record any more (a
+	// delivery to it was answered 410 Gone, and its record was removed), so
+	// no event can reach it: it is closed, and its client reconnects.
+	CodeUnregistered Code = "NOT_REGISTERED"
 )
 
 // Error is an error meant for the caller: its Message is safe to show.

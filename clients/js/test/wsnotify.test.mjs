@@ -528,6 +528,38 @@ test('connections that end before their resume completes end in RESUME_FAILED, t
   client.close();
 });
 
+test('a resume answered with an error, or by API Gateway for a failed function, connects again and resumes over the new connection', async () => {
+  const { client, Socket, seen } = setup();
+  const s1 = await socket(Socket, 0);
+  s1.open();
+  assert.deepEqual(s1.sent, [{ action: 'resume' }]);
+  s1.push({ type: 'error', error: 'internal error', code: 'INTERNAL' });
+  assert.ok(s1.closedByClient, 'the connection whose resume failed is closed');
+  const s2 = await socket(Socket, 1);
+  s2.open();
+  assert.deepEqual(s2.sent, [{ action: 'resume' }], 'a fresh start asks for the current state again');
+  s2.push({ type: 'resumed', seq: 5, replayed: 0 }, ev(6));
+  s2.push({ type: 'error', error: 'this connection is no longer registered', code: 'NOT_REGISTERED' });
+  // Not a resume's answer: nothing was asked. A gap resume is, later.
+  assert.ok(!s2.closedByClient, 'an error while no resume awaits its answer closes nothing');
+  s2.drop();
+  const s3 = await socket(Socket, 2);
+  s3.open();
+  assert.deepEqual(s3.sent, [{ action: 'resume', since: 6 }]);
+  s3.push({ type: 'error', error: 'this connection is no longer registered', code: 'NOT_REGISTERED' });
+  const s4 = await socket(Socket, 3);
+  s4.open();
+  assert.deepEqual(s4.sent, [{ action: 'resume', since: 6 }]);
+  // API Gateway's answer for a function that failed or timed out.
+  s4.push({ message: 'Internal server error', connectionId: 'c', requestId: 'r' });
+  const s5 = await socket(Socket, 4);
+  s5.open();
+  assert.deepEqual(s5.sent, [{ action: 'resume', since: 6 }]);
+  s5.push({ type: 'replay', events: [ev(7)] }, { type: 'resumed', seq: 7, replayed: 1 });
+  assert.deepEqual(seen.map((e) => e.code ?? e.seq), [6, 'NOT_REGISTERED', 7], 'resume errors are not the application\'s; other errors are');
+  client.close();
+});
+
 test('refuses options it cannot work with', () => {
   assert.throws(() => connect({ token: 'k' }), /url is required/);
   assert.throws(() => connect({ url: 'ws://x' }), /token is required/);
