@@ -31,6 +31,9 @@ const recentIds = 10000;
 // How many runs of skipped seqs, and jobs' latest seqs, are remembered for
 // events that arrive late (see #late).
 const recentSkips = 1000;
+// freshSkips is how many of the latest seqs a resume without since
+// remembers as skipped when its snapshot does not carry them.
+const freshSkips = 64;
 
 // WebSocket readyState OPEN, the same in browsers and in ws.
 const OPEN = 1;
@@ -447,14 +450,33 @@ class Client {
     const head = Number.isSafeInteger(msg.seq) && msg.seq >= 0 ? msg.seq : null;
     if (r?.fresh) {
       r.buffer.sort((a, b) => a.seq - b.seq);
+      const before = this.#seq ?? 0;
+      const sent = new Set();
       for (const ev of r.buffer) {
         if (head !== null && ev.seq > head) break;
+        sent.add(ev.seq);
         if (this.#seq === null || ev.seq > this.#seq) {
           this.#seq = ev.seq;
           this.#deliver(ev);
         }
       }
       this.#seq = Math.max(this.#seq ?? 0, head ?? 0);
+      // The snapshot is the running jobs' state as of head, so the seqs up
+      // to head it does not carry are passed over. One of the latest may be
+      // an event still being stored when the snapshot was read (in the
+      // cloud its publisher runs elsewhere), which arrives live later:
+      // remember them as skipped, so that it is delivered then (see #late).
+      let run = null;
+      for (let seq = Math.max(before + 1, this.#seq - freshSkips + 1); seq <= this.#seq; seq++) {
+        if (!sent.has(seq)) {
+          if (run === null) run = [seq, seq];
+          else run[1] = seq;
+        } else if (run !== null) {
+          this.#skip(run[0], run[1]);
+          run = null;
+        }
+      }
+      if (run !== null) this.#skip(run[0], run[1]);
       this.#resumedSeq = this.#seq;
       for (const ev of r.buffer) if (ev.seq > this.#seq) this.#hold(ev);
     } else if (head !== null && r && head < r.since) {

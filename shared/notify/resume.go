@@ -1,7 +1,6 @@
 package notify
 
 import (
-	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -9,9 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"slices"
 	"sync"
-	"time"
 
 	"github.com/wsnotify/wsnotify/shared/event"
 	"github.com/wsnotify/wsnotify/shared/store"
@@ -163,6 +160,7 @@ func (n *Notifier) Resume(ctx context.Context, req ResumeRequest) (ResumeResult,
 	if err := r.fill(ctx); err != nil {
 		return r.res, err
 	}
+	r.res.Head = r.head
 	if sp, ok := n.pusher.(StreamPusher); ok {
 		// Once the stream is set, the connection's writer owns r.
 		res := r.res
@@ -182,13 +180,6 @@ type replayer struct {
 	ordered bool  // the head read first bounds the replay; one read past it ends it
 	first   int64 // the first seq the connection got live (ordered), 0 if none
 	head    int64 // the head read first: what resumed reports
-
-	// contig is the last seq up to which every event was read (or is below
-	// the oldest held), and broken is set once a seq was found missing after
-	// it: resumed reports contig, never a seq the replay could not see (an
-	// event numbered and not written yet, which arrives live).
-	contig int64
-	broken bool
 
 	started   bool
 	after     int64         // the last seq read
@@ -281,7 +272,7 @@ func (r *replayer) read(ctx context.Context) error {
 		r.keep(events)
 		// In the ordered case what follows is live; in the cloud, catch up.
 		r.exhausted = r.ordered
-		return r.checkWritten(ctx, events)
+		return nil
 	}
 	events, w, err := n.history.EventsSince(ctx, owner, r.after, replayPage, keep, now)
 	if err != nil {
@@ -294,33 +285,23 @@ func (r *replayer) read(ctx context.Context) error {
 		// counts past this history's head because the history was reset
 		// (local mode restarted on its embedded store) and its numbering
 		// started again. Either way, say so and replay what is held.
-		// An oldest held just written may stand above an event still being
-		// written, not above events gone: that is no gap.
-		inFlight := len(events) > 0 && events[0].Seq == w.Oldest && r.after+1 > w.Head-int64(keep) &&
-			now.Sub(events[0].ExpiresAt.Add(-n.cfg.HistoryTTL)) <= inFlightAge
-		if r.after > w.Head || (r.after+1 < w.Oldest && !inFlight) {
+		if r.after > w.Head || r.after+1 < w.Oldest {
 			r.res.Gap = true
 			r.gap, _ = json.Marshal(event.ResumeGap{Type: event.TypeError, Code: event.CodeResumeGap, OldestSeq: w.Oldest,
 				Error: fmt.Sprintf("events after %d are no longer all held: the replay starts at %d; reload the state", r.req.Since, w.Oldest)})
 			if r.after > w.Head {
 				r.after = w.Oldest - 1
-				r.contig = r.after
 				return nil // read again from the oldest
 			}
-		}
-		r.contig = r.after
-		if r.res.Gap {
-			r.contig = max(r.after, w.Oldest-1)
 		}
 	}
 	if len(events) > 0 {
 		r.after = events[len(events)-1].Seq
 	}
 	r.keep(events)
-	r.advance(events)
-	r.res.Head = r.contig
+	r.res.Head = max(r.res.Head, w.Head)
 	if r.ordered {
-		r.res.Head = min(r.head, r.contig)
+		r.res.Head = r.head
 		// Past the head read first, everything went out live.
 		r.exhausted = len(events) < replayPage || r.after >= r.head
 		return nil
@@ -333,129 +314,6 @@ func (r *replayer) read(ctx context.Context) error {
 	r.exhausted = len(events) == 0 || r.round >= 3
 	r.round++
 	return nil
-}
-
-// inFlightWindow is how many of the latest seqs a resume without since, in
-// the cloud, checks for an event numbered and not written yet.
-const inFlightWindow = 64
-
-// checkWritten is a resume without since, after its snapshot (the running
-// jobs' latest events, as of the head): it reads the latest
-// inFlightWindow events up to the head, and if one is missing (its publisher
-// between numbering and writing it), resumed reports the seq before it and
-// the written events after it are sent too, so that the client, which
-// continues from resumed's seq, waits for the missing one rather than
-// dropping it as had when it arrives live. A seq missing for good (its
-// publisher died) then costs the client its gap wait, as in a resume from a
-// seq. In the cloud the publisher runs in another invocation; in local mode
-// (ordered), whose publishes hold the owner's lock, one whose write failed
-// after its seq was taken (a store fault) leaves the event to its
-// redelivery.
-func (r *replayer) checkWritten(ctx context.Context, snapshot []store.Event) error {
-	n, owner := r.n, r.res.Owner
-	from := max(0, r.head-inFlightWindow)
-	// One read serves the check and, in the cloud, the first catch-up: the
-	// events published since the head come with the window.
-	limit := inFlightWindow + replayPage
-	recent, _, err := n.history.EventsSince(ctx, owner, from, limit, n.cfg.HistoryMaxEvents, n.cfg.Now())
-	if err != nil {
-		return fmt.Errorf("read the latest events of %s: %w", owner, err)
-	}
-	var beyond []store.Event
-	for i, e := range recent {
-		if e.Seq > r.head {
-			recent, beyond = recent[:i], recent[i:]
-			break
-		}
-	}
-	// Seqs below the oldest held are not taken as gone: the oldest may be
-	// above an event still being written. advance tells a seq missing for
-	// good by the age of the event after it.
-	r.contig = max(from, r.head-int64(n.cfg.HistoryMaxEvents))
-	r.advance(recent)
-	r.contig = min(r.contig, r.head)
-	// An event written whose job's state the snapshot does not show yet
-	// (its publisher wrote the event, then failed or has not yet moved the
-	// job on) counts as not written: the snapshot cannot stand for it.
-	if lag := lagging(recent, snapshot, r.head); lag > 0 && lag <= r.contig {
-		r.contig = lag - 1
-	}
-	r.broken = r.contig < r.head
-	if r.broken {
-		sent := make(map[int64]bool, len(snapshot))
-		for _, e := range snapshot {
-			sent[e.Seq] = true
-		}
-		for _, e := range recent {
-			live := r.ordered && r.first != 0 && e.Seq >= r.first // sent live already
-			if e.Seq > r.contig && !sent[e.Seq] && !live {
-				r.page = append(r.page, e)
-			}
-		}
-		slices.SortFunc(r.page, func(a, b store.Event) int { return cmp.Compare(a.Seq, b.Seq) })
-	}
-	if !r.ordered && len(beyond) > 0 {
-		// The cloud's first catch-up round.
-		r.after = beyond[len(beyond)-1].Seq
-		r.keep(beyond)
-		r.advance(beyond)
-	}
-	if !r.ordered && len(recent)+len(beyond) < limit {
-		r.exhausted = len(beyond) == 0
-		r.round++
-	}
-	r.res.Head = r.contig
-	return nil
-}
-
-// lagging returns the lowest seq, up to head, of a job's latest event in
-// recent whose state the snapshot does not show: a job_progress the
-// snapshot does not hold at that seq, or a later event of a job the
-// snapshot still shows running at an older one. 0 if none.
-func lagging(recent, snapshot []store.Event, head int64) int64 {
-	latest := map[string]store.Event{}
-	for _, e := range recent {
-		if e.JobID != "" && e.Seq <= head {
-			latest[e.JobID] = e // recent is in seq order: the last one stays
-		}
-	}
-	shown := make(map[string]int64, len(snapshot))
-	for _, e := range snapshot {
-		shown[e.JobID] = e.Seq
-	}
-	var lag int64
-	for job, e := range latest {
-		seq, ok := shown[job]
-		consistent := seq == e.Seq
-		if e.Type != string(event.TypeJobProgress) {
-			consistent = !ok || seq > e.Seq
-		}
-		if !consistent && (lag == 0 || e.Seq < lag) {
-			lag = e.Seq
-		}
-	}
-	return lag
-}
-
-// inFlightAge bounds how long an event can stay numbered and unwritten
-// while its publisher lives: past its claim's lease (a minute) and a
-// function's deadline, the publisher is dead. A seq missing below an event
-// written longer ago than this is missing for good.
-const inFlightAge = 2 * time.Minute
-
-// advance moves contig over events (in seq order) while they follow it
-// without a missing seq, or with one missing for good.
-func (r *replayer) advance(events []store.Event) {
-	now, ttl := r.n.cfg.Now(), r.n.cfg.HistoryTTL
-	for _, e := range events {
-		switch {
-		case r.broken || e.Seq <= r.contig:
-		case e.Seq == r.contig+1 || now.Sub(e.ExpiresAt.Add(-ttl)) > inFlightAge:
-			r.contig = e.Seq
-		default:
-			r.broken = true
-		}
-	}
 }
 
 // keep adds the events the client should get to the page: in the ordered
