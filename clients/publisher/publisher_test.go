@@ -20,6 +20,7 @@ import (
 
 	"github.com/wsnotify/wsnotify/clients/go/publish"
 	"github.com/wsnotify/wsnotify/infra/local/server"
+	"github.com/wsnotify/wsnotify/infra/openapi"
 	"github.com/wsnotify/wsnotify/shared/testenv"
 )
 
@@ -309,10 +310,13 @@ func TestTheNodeHTTPPublisherRetriesAFailureMidBatchWithTheSameKeys(t *testing.T
 
 func TestWhatTheNodeHTTPPublisherPublishesReachesTheOwnersClientWithItsAnswer(t *testing.T) {
 	const token = "node-publisher-control-token-01"
-	base, keys := localModeWith(t, token)
-	ws := strings.Replace(base, "http", "ws", 1)
+	local, keys := localModeWith(t, token)
+	ws := strings.Replace(local, "http", "ws", 1)
 	mine := testenv.ConnectJS(t, ws, keys["acct_42"])
 	other := testenv.ConnectJS(t, ws, keys["acct_7"])
+	// The publisher's requests go through a proxy that holds every answer
+	// to docs/openapi.yaml.
+	base := openapi.Proxy(t, local)
 	messages := []map[string]any{
 		{"ownerId": "acct_42", "idempotencyKey": "job_n-1", "event": map[string]any{"type": "job_progress", "jobId": "job_n", "progress": 50, "processedCount": 1, "totalCount": 2}},
 		{"ownerId": "acct_7", "event": map[string]any{"type": "job_complete", "jobId": "job_m", "status": "completed", "organized": 2, "failed": 0}},

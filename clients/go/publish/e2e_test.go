@@ -1,18 +1,12 @@
 package publish_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
-	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -147,7 +141,7 @@ func TestWhatTheHTTPClientPublishesReachesTheOwnersClientsWithItsAnswer(t *testi
 	m := startLocalModeWith(t, token)
 	mine := testenv.ConnectJS(t, m.ws(), m.keys["acct_42"])
 	other := testenv.ConnectJS(t, m.ws(), m.keys["acct_7"])
-	pub := publish.NewLocalClient(heldToTheDocument(t, m.base), token)
+	pub := publish.NewLocalClient(openapi.Proxy(t, m.base), token)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 
@@ -198,38 +192,10 @@ func TestWhatTheHTTPClientPublishesReachesTheOwnersClientsWithItsAnswer(t *testi
 		}
 	})
 	t.Run("without the control token the API refuses", func(t *testing.T) {
-		_, err := publish.NewLocalClient(heldToTheDocument(t, m.base), "").Connections(ctx, "acct_42")
+		_, err := publish.NewLocalClient(openapi.Proxy(t, m.base), "").Connections(ctx, "acct_42")
 		var apiErr *publish.APIError
 		if !errors.As(err, &apiErr) || apiErr.Status != 403 {
 			t.Fatalf("err = %v", err)
 		}
 	})
-}
-
-// heldToTheDocument is a proxy to base that holds every answer the client
-// gets to docs/openapi.yaml: status and body, refusals included. One off
-// the document fails the test.
-func heldToTheDocument(t *testing.T, base string) string {
-	t.Helper()
-	target, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	proxy.ModifyResponse = func(resp *http.Response) error {
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			return err
-		}
-		resp.Body = io.NopCloser(bytes.NewReader(body))
-		req := resp.Request
-		if err := openapi.CheckResponse(req.Method, req.URL.Path, resp.StatusCode, body); err != nil {
-			t.Errorf("%s %s answered %d off docs/openapi.yaml: %v\n%s", req.Method, req.URL.Path, resp.StatusCode, err, body)
-		}
-		return nil
-	}
-	srv := httptest.NewServer(proxy)
-	t.Cleanup(srv.Close)
-	return srv.URL
 }
