@@ -13,6 +13,8 @@
 //
 // Every publishing scenario connects the client module (clients/js, in
 // Node.js) and one raw client, publishes job events from several producers
+// (two playing SQS in front of the job events function, one through the
+// publish API)
 // while one fault is on, heals it, and then checks one invariant (see
 // runScenario in chaos_test.go). `go test ./infra/chaos` runs a short set;
 // `make chaos` runs every scenario and writes the tables

@@ -25,6 +25,11 @@ const (
 	// functionTimeout is every binary's deadline, as template.yaml gives
 	// the job events function.
 	functionTimeout = 10 * time.Second
+	// publishTimeout bounds a publish API request: PublishFunction's
+	// Timeout in template.yaml (API Gateway's integration timeout, 29 s),
+	// which local mode applies whether it relays the request to the
+	// binary or serves it in process.
+	publishTimeout = server.DefaultRouteTimeout
 )
 
 // rig is the service on one machine with a fault-injecting link between the

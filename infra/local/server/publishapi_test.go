@@ -1,14 +1,19 @@
 package server_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/wsnotify/wsnotify/infra/local/server"
 	"github.com/wsnotify/wsnotify/infra/openapi"
 	"github.com/wsnotify/wsnotify/shared/publishapi"
+	"github.com/wsnotify/wsnotify/shared/store"
+	"github.com/wsnotify/wsnotify/shared/store/memory"
 )
 
 // callAPI sends a publish API request to local mode and holds the answer to
@@ -115,5 +120,37 @@ func TestThePublishAPITakesTheControlToken(t *testing.T) {
 	status, body = h.callAPI(t, http.MethodGet, fmt.Sprintf("/v1/owners/%s/connections", ownerA), "", bearer)
 	if status != http.StatusOK || !strings.Contains(body, `"count":1`) {
 		t.Fatalf("presence with the token: %d %s", status, body)
+	}
+}
+
+// stallingStore is the memory store whose history never answers a write:
+// each RecordEvent waits until its context ends, as a DynamoDB that has
+// gone silent does until the SDK's deadline.
+type stallingStore struct{ *memory.Store }
+
+func (s stallingStore) RecordEvent(ctx context.Context, e store.Event, keep int, now time.Time) (store.Event, bool, error) {
+	<-ctx.Done()
+	return store.Event{}, false, ctx.Err()
+}
+
+// TestThePublishAPIServedHereEndsAtPublishFunctionsTimeout: served in local
+// mode's process, a publish is bounded by PublishFunction's Timeout, as
+// Lambda bounds the function in the cloud: a store that never answers ends
+// it with a 500 in about that time, not a request that waits for good
+// (found by make chaos, 2 s of latency on local mode's store).
+func TestThePublishAPIServedHereEndsAtPublishFunctionsTimeout(t *testing.T) {
+	t.Parallel()
+	cfg := twoOwners()
+	cfg.Store = stallingStore{memory.New()}
+	cfg.FunctionTimeouts = map[string]time.Duration{server.PublishFunction: 300 * time.Millisecond}
+	h := start(t, cfg)
+	start := time.Now()
+	status, answer := h.callAPI(t, http.MethodPost, "/v1/publish", envelope(ownerA, "", seedJobComplete), nil)
+	took := time.Since(start)
+	if status != http.StatusInternalServerError || !strings.Contains(answer, publishapi.CodeInternal) {
+		t.Fatalf("answered %d %s, want 500 %s", status, answer, publishapi.CodeInternal)
+	}
+	if took > 5*time.Second {
+		t.Fatalf("answered after %s, want about the function's 300 ms", took)
 	}
 }

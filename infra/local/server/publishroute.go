@@ -131,3 +131,14 @@ func writeGatewayError(w http.ResponseWriter, status int) {
 	w.WriteHeader(status)
 	_, _ = fmt.Fprintf(w, `{"message":%q}`, http.StatusText(status))
 }
+
+// boundBy bounds each request h serves by function's Timeout (from
+// template.yaml, or Config.FunctionTimeouts), as Lambda bounds an
+// invocation of the function that serves it in the cloud.
+func (s *Server) boundBy(function string, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), s.timeouts[function])
+		defer cancel()
+		h(w, r.WithContext(ctx))
+	}
+}

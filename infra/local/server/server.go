@@ -258,7 +258,12 @@ func New(cfg Config) (*Server, error) {
 	// it; IAM there, the control plane's rules here.
 	// With PublishFunction at a function endpoint, that function answers
 	// them, as behind the cloud's HTTP API (publishroute.go).
-	servePublish, serveConnections := api.ServePublish, api.ServeConnections
+	// Served here, a request is bounded by PublishFunction's Timeout, as
+	// Lambda bounds the function's invocation: a store that does not
+	// answer ends it with a 500 (and the results published before), never
+	// a request that hangs (make chaos: 2 s of store latency held a batch
+	// past any client's patience).
+	servePublish, serveConnections := s.boundBy(PublishFunction, api.ServePublish), s.boundBy(PublishFunction, api.ServeConnections)
 	if e, ok := endpoints[PublishFunction]; ok {
 		servePublish = s.publishRoute(e, publishapi.RoutePublish)
 		serveConnections = s.publishRoute(e, publishapi.RouteConnections)
