@@ -417,20 +417,13 @@ func checkDelivered(t *testing.T, id string, delivered []chaosEvent, want []stri
 // connection count and local mode's live connections all equal n.
 func checkConnections(ctx context.Context, t *testing.T, r *rig, owner string, n int) {
 	t.Helper()
-	var records, count, live int
-	var lastErr error
-	ok := func() bool {
-		list, err := r.store.ListConnections(ctx, owner, time.Now())
-		if err == nil {
-			records = len(list)
-			count, err = r.store.ConnectionCount(ctx, owner)
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		records, count, live, err := connectionCounts(ctx, r, owner)
+		if err == nil && records == n && count == n && live == n {
+			return
 		}
-		live, lastErr = r.local.Hub().Len(), err
-		return err == nil && records == n && count == n && live == n
-	}
-	for deadline := time.Now().Add(20 * time.Second); !ok(); time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("want %d connections of %s: records %d, count %d, live %d (%v)", n, owner, records, count, live, lastErr)
+			t.Fatalf("want %d connections of %s: records %d, count %d, live %d (%v)", n, owner, records, count, live, err)
 		}
 	}
 }
@@ -438,12 +431,20 @@ func checkConnections(ctx context.Context, t *testing.T, r *rig, owner string, n
 // connectionsMatch reports whether owner's records, count and live
 // connections are n each, now.
 func connectionsMatch(ctx context.Context, r *rig, owner string, n int) bool {
+	records, count, live, err := connectionCounts(ctx, r, owner)
+	return err == nil && records == n && count == n && live == n
+}
+
+// connectionCounts reads owner's connection records and count from the
+// table, and local mode's live connections.
+func connectionCounts(ctx context.Context, r *rig, owner string) (records, count, live int, err error) {
+	live = r.local.Hub().Len()
 	list, err := r.store.ListConnections(ctx, owner, time.Now())
-	if err != nil || len(list) != n || r.local.Hub().Len() != n {
-		return false
+	if err != nil {
+		return 0, 0, live, err
 	}
-	count, err := r.store.ConnectionCount(ctx, owner)
-	return err == nil && count == n
+	count, err = r.store.ConnectionCount(ctx, owner)
+	return len(list), count, live, err
 }
 
 // openFDs counts this process's open file descriptors.
