@@ -1,10 +1,14 @@
 package template_test
 
 import (
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"testing"
 
 	"github.com/wsnotify/wsnotify/shared/publishapi"
+	"github.com/wsnotify/wsnotify/shared/testenv"
 )
 
 // publishAPI is the HTTP API's logical id.
@@ -67,5 +71,67 @@ func TestThePublishAPIIsIAMAuthorized(t *testing.T) {
 	}
 	if got := describe(tpl.Outputs["PublishApiURL"]["Value"]); got != "Sub(https://${PublishApi}.execute-api.${AWS::Region}.${AWS::URLSuffix})" {
 		t.Errorf("output PublishApiURL = %s", got)
+	}
+}
+
+// samFunctionURLs prints, as JSON, every AWS::Lambda::Url the SAM transform
+// makes of template.yaml, and every AWS::Lambda::Permission it adds for one
+// (what `sam deploy` has CloudFormation create).
+const samFunctionURLs = `
+import json, os, sys
+from samtranslator.translator.transform import transform
+from samtranslator.yaml_helper import yaml_parse
+class NoManagedPolicies:
+    def load(self):
+        return {}
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+tpl = yaml_parse(open(sys.argv[1], encoding="utf-8").read())
+tpl.setdefault("Globals", {}).setdefault("Function", {})["CodeUri"] = "s3://bucket/key"
+for res in tpl["Resources"].values():
+    if res.get("Type") == "AWS::Serverless::Function":
+        res.setdefault("Properties", {}).pop("CodeUri", None)
+out = transform(tpl, {}, NoManagedPolicies())["Resources"]
+json.dump({k: v for k, v in out.items() if v["Type"] == "AWS::Lambda::Url" or
+           (v["Type"] == "AWS::Lambda::Permission" and "FunctionUrlAuthType" in v["Properties"])}, sys.stdout)
+`
+
+// TestThePublishFunctionURLIsIAMAuthorized: the SAM transform gives
+// PublishFunction one function URL, authorized by IAM and granted to no
+// one by a resource policy (a caller's own policy must allow
+// lambda:InvokeFunctionUrl), and it is the only function URL of the stack;
+// the stack outputs it. Its requests reach the same handler as the HTTP
+// API's (shared/publishapi, tested over both event shapes).
+func TestThePublishFunctionURLIsIAMAuthorized(t *testing.T) {
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		t.Fatal("python3 is not on PATH: install Python 3 with aws-sam-translator")
+	}
+	out, err := exec.Command(python, "-c", samFunctionURLs, filepath.Join(testenv.RepoRoot(t), "template.yaml")).Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("the SAM transform: %v\n%s", err, stderr)
+	}
+	var got map[string]struct {
+		Type       string
+		Properties map[string]any
+	}
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("the transform's output: %v\n%s", err, out)
+	}
+	if len(got) != 1 {
+		t.Fatalf("the transform makes %d function URLs and URL permissions, want PublishFunction's URL alone: %s", len(got), out)
+	}
+	url, ok := got["PublishFunctionUrl"]
+	if !ok || url.Type != "AWS::Lambda::Url" {
+		t.Fatalf("no AWS::Lambda::Url PublishFunctionUrl: %s", out)
+	}
+	if url.Properties["AuthType"] != "AWS_IAM" || describe(url.Properties["TargetFunctionArn"]) != "Ref(PublishFunction)" {
+		t.Errorf("PublishFunctionUrl: AuthType %v, target %s; want AWS_IAM on PublishFunction", url.Properties["AuthType"], describe(url.Properties["TargetFunctionArn"]))
+	}
+	if got := describe(repoTemplate(t).Outputs["PublishFunctionUrl"]["Value"]); got != "GetAtt(PublishFunctionUrl.FunctionUrl)" {
+		t.Errorf("output PublishFunctionUrl = %s", got)
 	}
 }

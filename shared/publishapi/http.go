@@ -2,11 +2,12 @@ package publishapi
 
 import (
 	"context"
+	"encoding/base64"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 
-	"encoding/base64"
 	"github.com/aws/aws-lambda-go/events"
 )
 
@@ -41,11 +42,18 @@ const (
 	RouteConnections = "GET /v1/owners/{ownerId}/connections"
 )
 
-// HandleLambda is PublishFunction: an API Gateway HTTP API (payload format
-// 2.0) request for either route.
+// HandleLambda is PublishFunction: a request for either route, from API
+// Gateway's HTTP API or from the function's URL. Both send payload format
+// 2.0; the HTTP API names the route it matched in routeKey, a function URL
+// sends every request as "$default", so its route is read from the method
+// and the raw path.
 func (a *API) HandleLambda(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	var resp Response
-	switch req.RouteKey {
+	route, owner := req.RouteKey, req.PathParameters["ownerId"]
+	if route != RoutePublish && route != RouteConnections {
+		route, owner = matchPath(req.RequestContext.HTTP.Method, req.RawPath)
+	}
+	switch route {
 	case RoutePublish:
 		body := []byte(req.Body)
 		if req.IsBase64Encoded {
@@ -58,7 +66,7 @@ func (a *API) HandleLambda(ctx context.Context, req events.APIGatewayV2HTTPReque
 		}
 		resp = a.Publish(ctx, body)
 	case RouteConnections:
-		resp = a.Connections(ctx, req.PathParameters["ownerId"])
+		resp = a.Connections(ctx, owner)
 	default:
 		resp = NotFound(req.RequestContext.HTTP.Method, req.RawPath)
 	}
@@ -67,4 +75,20 @@ func (a *API) HandleLambda(ctx context.Context, req events.APIGatewayV2HTTPReque
 		Headers:    map[string]string{"Content-Type": "application/json", "Cache-Control": "no-store"},
 		Body:       strings.TrimSpace(string(resp.Body)),
 	}, nil
+}
+
+// matchPath is the route of a function URL's request, as the HTTP API would
+// match it, and the owner its path names (percent-decoded, as the HTTP API
+// hands a path parameter); "" for a request neither route takes.
+func matchPath(method, rawPath string) (route, owner string) {
+	if method == http.MethodPost && rawPath == "/v1/publish" {
+		return RoutePublish, ""
+	}
+	seg, ok := strings.CutPrefix(rawPath, "/v1/owners/")
+	if seg, ok2 := strings.CutSuffix(seg, "/connections"); ok && ok2 && method == http.MethodGet && seg != "" && !strings.Contains(seg, "/") {
+		if owner, err := url.PathUnescape(seg); err == nil {
+			return RouteConnections, owner
+		}
+	}
+	return "", ""
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -95,6 +96,49 @@ var transports = []struct {
 			return resp.StatusCode, []byte(resp.Body)
 		}
 	}},
+	{"function URL", func(t *testing.T, api *publishapi.API) func(string, string, []byte) (int, []byte) {
+		return func(method, path string, body []byte) (int, []byte) {
+			resp, err := api.HandleLambda(context.Background(), FunctionURLRequest(t, method, path, body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return resp.StatusCode, []byte(resp.Body)
+		}
+	}},
+}
+
+// FunctionURLRequest is the event a Lambda function URL sends for method and
+// path: aws-lambda-go's LambdaFunctionURLRequest, as JSON, read as the
+// handler reads its event. It names no route ("$default") and no path
+// parameter; the path comes raw, percent-encoded as the client sent it.
+func FunctionURLRequest(t *testing.T, method, path string, body []byte) events.APIGatewayV2HTTPRequest {
+	t.Helper()
+	u, err := url.Parse(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := events.LambdaFunctionURLRequest{Version: "2.0", RawPath: u.EscapedPath(), RawQueryString: u.RawQuery,
+		Headers: map[string]string{"content-type": "application/json"},
+		Body:    base64.StdEncoding.EncodeToString(body), IsBase64Encoded: true}
+	in.RequestContext.HTTP.Method = method
+	in.RequestContext.HTTP.Path = u.Path
+	in.RequestContext.Authorizer = &events.LambdaFunctionURLRequestContextAuthorizerDescription{
+		IAM: &events.LambdaFunctionURLRequestContextAuthorizerIAMDescription{AccessKey: "AKIDEXAMPLE", AccountID: "123456789012"}}
+	raw, err := json.Marshal(map[string]any{"routeKey": "$default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out events.APIGatewayV2HTTPRequest
+	for _, b := range [][]byte{fields, raw} {
+		if err := json.Unmarshal(b, &out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
 }
 
 // LambdaRequest is the payload format 2.0 event API Gateway's HTTP API
