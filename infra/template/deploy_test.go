@@ -90,6 +90,19 @@ func TestEveryFunctionLogsToItsOwnLogGroupWithRetention(t *testing.T) {
 		}
 		groups[group] = true
 		checkLogGroup(t, tpl, group)
+		// JSON, so that Lambda filters by level: its own START and REPORT
+		// lines (INFO) are left out at the default SystemLogLevel, WARN.
+		// The functions' lines are JSON already (shared/app's Logger), and
+		// Lambda keeps a JSON line as it is. Their metric lines carry no
+		// level, which Lambda takes for INFO: the application level is
+		// never above INFO, or it would drop the metrics.
+		lc := dig(functionProps(t, tpl, id), "LoggingConfig").(map[string]any)
+		if lc["LogFormat"] != "JSON" || describe(lc["SystemLogLevel"]) != "Ref(SystemLogLevel)" || describe(lc["ApplicationLogLevel"]) != `{"Fn::If":["DebugLogs","DEBUG","INFO"]}` {
+			t.Errorf("%s: LoggingConfig %s; want LogFormat JSON, SystemLogLevel Ref(SystemLogLevel), ApplicationLogLevel DEBUG or INFO by LogLevel", id, describe(lc))
+		}
+	}
+	if d := tpl.Parameters["SystemLogLevel"]["Default"]; d != "WARN" {
+		t.Errorf("SystemLogLevel defaults to %v, want WARN", d)
 	}
 }
 
