@@ -295,6 +295,20 @@ func TestEveryEventsFileOnItsBinary(t *testing.T) {
 				t.Fatalf("presence answered %s", out)
 			}
 		}},
+		{"function-url-publish.json", "PublishFunction", nil, func(t *testing.T, out []byte) {
+			// The function URL's event: no route key, the route is the
+			// method and path.
+			resp := apiAnswer(t, "POST", "/v1/publish", out)
+			var ans struct {
+				Results []struct{ Seq, Delivered int }
+			}
+			if resp.StatusCode != 200 || json.Unmarshal([]byte(resp.Body), &ans) != nil || len(ans.Results) != 1 || ans.Results[0].Delivered != 1 || ans.Results[0].Seq == 0 {
+				t.Fatalf("publish by the function URL answered %s", out)
+			}
+			if got := st.mgmt.sent(t, connID); len(got) != 12 || !strings.Contains(got[11], `"jobId":"job_128"`) {
+				t.Fatalf("pushed %d messages in all, want 12, the last job_128's progress", len(got))
+			}
+		}},
 		{"disconnect.json", "DisconnectFunction", nil, func(t *testing.T, out []byte) {
 			if !bytes.Contains(out, []byte(`"statusCode":200`)) {
 				t.Fatalf("disconnect answered %s", out)
@@ -351,10 +365,10 @@ func TestEveryEventsFileOnItsBinary(t *testing.T) {
 		{"JobEventsFunction", metrics.PushesThrottled, nil, 1},
 		{"JobEventsFunction", metrics.PushRetries, nil, 1},
 		{"JobEventsFunction", metrics.PushesFailed, nil, 0},
-		{"PublishFunction", metrics.EventsPublished, []string{"api", "job_progress"}, 1},
+		{"PublishFunction", metrics.EventsPublished, []string{"api", "job_progress"}, 2}, // http-publish.json's, function-url-publish.json's
 		{"PublishFunction", metrics.EventsPublished, []string{"api", "error"}, 2},
-		{"PublishFunction", metrics.EventsPublished, []string{"api"}, 3},
-		{"PublishFunction", metrics.Deliveries, nil, 3},
+		{"PublishFunction", metrics.EventsPublished, []string{"api"}, 4},
+		{"PublishFunction", metrics.Deliveries, nil, 4},
 		{"S3UploadFunction", metrics.EventsPublished, []string{"s3", "file_uploaded"}, 2},
 		{"S3UploadFunction", metrics.EventsPublished, []string{"s3"}, 2},
 		{"S3UploadFunction", metrics.Deliveries, nil, 2},

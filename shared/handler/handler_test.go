@@ -100,6 +100,20 @@ func TestEveryEventsFileRunsThroughItsHandler(t *testing.T) {
 				`{"type":"job_progress","jobId":"job_127","progress":40,"processedCount":40,"totalCount":100,"currentFile":""}`,
 				`{"type":"error","jobId":"job_127","error":"Quota almost reached","code":"QUOTA_WARNING"}`)
 		},
+		"function-url-publish.json": func(t *testing.T, e *env) {
+			e.register(t, "acct_42", "3f0c9a52-6c1e-4e7b-9a43-1d2f6b8e7c10", "conn-a")
+			req := load[events.APIGatewayV2HTTPRequest](t, "function-url-publish.json")
+			resp, err := publishapi.New(e.n, e.log).HandleLambda(ctx, req)
+			var ans struct{ Results []publishapi.Result }
+			if err != nil || resp.StatusCode != 200 || json.Unmarshal([]byte(resp.Body), &ans) != nil || len(ans.Results) != 1 {
+				t.Fatalf("publish = %d %s, %v", resp.StatusCode, resp.Body, err)
+			}
+			if r := ans.Results[0]; r.ID != publishapi.EventID("acct_42", "job_128-progress-10") || r.Seq != 1 || r.Delivered != 1 {
+				t.Fatalf("results[0] = %+v", r)
+			}
+			assertSent(t, e, "conn-a",
+				`{"type":"job_progress","jobId":"job_128","progress":10,"processedCount":10,"totalCount":100,"currentFile":""}`)
+		},
 		"http-connections.json": func(t *testing.T, e *env) {
 			e.register(t, "acct_42", "3f0c9a52-6c1e-4e7b-9a43-1d2f6b8e7c10", "conn-a")
 			req := load[events.APIGatewayV2HTTPRequest](t, "http-connections.json")
