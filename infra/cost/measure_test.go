@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -27,19 +28,20 @@ var (
 
 // sizes are what one run measures.
 type sizes struct {
-	connections []int // owners' sizes for the fan-out table
-	memories    []int // MemorySize values, MB
+	connections     []int // owners' sizes for the fan-out table
+	memories        []int // JobEventsFunction's MemorySize values, MB
+	publishMemories []int // PublishFunction's
 	jobFiles    int   // files of the job scenario
 	runs        int   // invocations per small fan-out figure (median)
 }
 
 func (s sizes) String() string {
-	return fmt.Sprintf("connections %v, memories %v, a job of %d files", s.connections, s.memories, s.jobFiles)
+	return fmt.Sprintf("connections %v, memories %v (queue) and %v (publish API), a job of %d files", s.connections, s.memories, s.publishMemories, s.jobFiles)
 }
 
 var (
-	shortSizes = sizes{connections: []int{1, 10}, memories: []int{512}, jobFiles: 10, runs: 1}
-	fullSizes  = sizes{connections: []int{1, 10, 100, 1000, 10000}, memories: []int{128, 512, 1769}, jobFiles: 1000, runs: 3}
+	shortSizes = sizes{connections: []int{1, 10}, memories: []int{512}, publishMemories: []int{128}, jobFiles: 10, runs: 1}
+	fullSizes  = sizes{connections: []int{1, 10, 100, 1000, 10000}, memories: []int{128, 512, 1769}, publishMemories: []int{128, 512, 1769}, jobFiles: 1000, runs: 3}
 )
 
 // maxBatched is the largest owner whose publishes are also measured in
@@ -80,7 +82,7 @@ func TestMeasure(t *testing.T) {
 // broken meter fails make test rather than printing a cheap table.
 func checkMeasurements(t *testing.T, m Measurements, sz sizes) {
 	t.Helper()
-	for _, f := range m.Fanout {
+	for _, f := range slices.Concat(m.Fanout, m.Publish) {
 		if f.Posts != f.Connections || f.MessageUnits != f.Connections {
 			t.Errorf("publish to %d connections at %d MB: %d posts, %d message units; want one each per connection", f.Connections, f.MemoryMB, f.Posts, f.MessageUnits)
 		}
@@ -99,6 +101,9 @@ func checkMeasurements(t *testing.T, m Measurements, sz sizes) {
 	}
 	if got, want := len(m.Fanout), len(sz.connections)*len(sz.memories); got != want {
 		t.Errorf("%d fan-out figures, want %d", got, want)
+	}
+	if got, want := len(m.Publish), len(sz.connections)*len(sz.publishMemories); got != want {
+		t.Errorf("%d publish API figures, want %d", got, want)
 	}
 	for _, typ := range []string{"job_progress", "job_complete", "error"} {
 		if m.Events[typ].Dynamo.writes() == 0 {
@@ -133,46 +138,35 @@ func measure(t *testing.T, sz sizes) Measurements {
 	r := newRig(t, postLatency)
 	m := Measurements{Date: time.Now().UTC().Format("2006-01-02"), Machine: machine(), PostLatencyMs: ms(postLatency), Events: map[string]Counts{}}
 
-	// The fan-out table: one jobevents function per memory size, each
-	// warmed by a first invocation (its start-up is not a publish's cost).
-	fns := map[int]*function{}
+	// The fan-out table: one jobevents function per memory size, and one
+	// publish function per size of its own, each warmed by a first
+	// invocation (its start-up is not a publish's cost).
+	fns, pubs := map[int]*function{}, map[int]*function{}
 	for _, mem := range sz.memories {
 		fns[mem] = r.startFunction(t, "jobevents", mem)
 		fns[mem].invoke(t, sqsBatch(t, progressEvents("acct_warm", "job_warm", 1)))
 	}
+	for _, mem := range sz.publishMemories {
+		pubs[mem] = r.startFunction(t, "publish", mem)
+		pubs[mem].invoke(t, functionURLPublish(t, progressEvents("acct_warm", "job_warm", 1)))
+	}
+	queue := func(msgs []message) []byte { return sqsBatch(t, msgs) }
+	url := func(msgs []message) []byte { return functionURLPublish(t, msgs) }
 	for _, n := range sz.connections {
 		owner := fmt.Sprintf("acct_n%d", n)
 		r.seed(t, owner, n)
 		// A first publish counts the seeded records (the count's
 		// correction); the measured ones are the steady state.
 		fns[sz.memories[0]].invoke(t, sqsBatch(t, progressEvents(owner, "job_prime", 1)))
-		r.meter.take()
-		r.mgmt.take()
+		runs := sz.runs
+		if n > 1000 {
+			runs = 1
+		}
 		for _, mem := range sz.memories {
-			runs := sz.runs
-			switch {
-			case n > 1000:
-				runs = 1
-			}
-			var all []Counts
-			for i := range runs {
-				c := r.run(t, fns[mem], sqsBatch(t, progressEvents(owner, fmt.Sprintf("job_%d_%d", mem, i), 1)))
-				all = append(all, c)
-			}
-			c := median(all)
-			run := FanoutRun{Connections: n, MemoryMB: mem, Counts: c}
-			if n <= maxBatched {
-				// A busy queue: 10 events of 10 jobs in one invocation
-				// (none supersedes another).
-				var batch []message
-				for j := range 10 {
-					batch = append(batch, progressEvents(owner, fmt.Sprintf("job_b%d_%d", mem, j), 1)...)
-				}
-				run.Batch10 = r.run(t, fns[mem], sqsBatch(t, batch))
-			}
-			m.Fanout = append(m.Fanout, run)
-			t.Logf("publish to %5d at %4d MB: wall %7.2f ms, CPU %7.2f ms, peak %5.1f MB, DynamoDB %v (%.1f RRU, %.1f WRU), %d posts",
-				n, mem, c.WallMs, c.CPUMs, c.PeakRSSMB, c.Dynamo.Requests, c.Dynamo.RRU, c.Dynamo.WRU, c.Posts)
+			m.Fanout = append(m.Fanout, r.fanoutRun(t, fns[mem], queue, owner, n, runs))
+		}
+		for _, mem := range sz.publishMemories {
+			m.Publish = append(m.Publish, r.fanoutRun(t, pubs[mem], url, owner, n, runs))
 		}
 	}
 
@@ -242,6 +236,34 @@ func measure(t *testing.T, sz sizes) Measurements {
 	return m
 }
 
+// fanoutRun measures fn publishing a job_progress to owner's n connections,
+// one event in a payload (the median of runs), and, for an owner of up to
+// maxBatched, 10 events of 10 jobs in one (none supersedes another).
+// payload is the event fn takes for some messages.
+func (r *rig) fanoutRun(t *testing.T, fn *function, payload func([]message) []byte, owner string, n, runs int) FanoutRun {
+	t.Helper()
+	r.meter.take()
+	r.mgmt.take()
+	var all []Counts
+	for range runs {
+		sequence++
+		all = append(all, r.run(t, fn, payload(progressEvents(owner, fmt.Sprintf("job_%d", sequence), 1))))
+	}
+	c := median(all)
+	run := FanoutRun{Connections: n, MemoryMB: fn.memoryMB, Counts: c}
+	if n <= maxBatched {
+		var batch []message
+		for range 10 {
+			sequence++
+			batch = append(batch, progressEvents(owner, fmt.Sprintf("job_b%d", sequence), 1)...)
+		}
+		run.Batch10 = r.run(t, fn, payload(batch))
+	}
+	t.Logf("%s to %5d at %4d MB: wall %7.2f ms, CPU %7.2f ms, peak %5.1f MB, DynamoDB %v (%.1f RRU, %.1f WRU), %d posts, log bytes %d EMF + %d + %d Lambda's",
+		fn.name, n, fn.memoryMB, c.WallMs, c.CPUMs, c.PeakRSSMB, c.Dynamo.Requests, c.Dynamo.RRU, c.Dynamo.WRU, c.Posts, c.EMFBytes, c.LogBytes, c.PlatformBytes)
+	return run
+}
+
 // signedConnects runs ConnectFunction with signed tokens on (its secret
 // read from a stand-in for Secrets Manager that counts the reads) and
 // connects n clients with signed tokens: what the secret's cache saves.
@@ -284,7 +306,8 @@ func (r *rig) run(t *testing.T, fn *function, payload []byte) Counts {
 	r.meter.take()
 	r.mgmt.take()
 	inv := fn.invoke(t, payload)
-	c := Counts{Invocations: 1, Dynamo: r.meter.take(), WallMs: ms(inv.Wall), CPUMs: ms(inv.CPU), PeakRSSMB: inv.PeakRSSMB, EMFBytes: inv.EMFBytes, LogBytes: inv.LogBytes}
+	c := Counts{Invocations: 1, Dynamo: r.meter.take(), WallMs: ms(inv.Wall), CPUMs: ms(inv.CPU), PeakRSSMB: inv.PeakRSSMB,
+		EMFBytes: inv.EMFBytes, LogBytes: inv.LogBytes, PlatformBytes: inv.PlatformBytes}
 	for _, s := range inv.Series {
 		r.series[s] = true
 	}
@@ -350,6 +373,28 @@ func sqsBatch(t testing.TB, msgs []message) []byte {
 		records = append(records, rec)
 	}
 	data, _ := json.Marshal(map[string]any{"Records": records})
+	return data
+}
+
+// functionURLPublish is the event PublishFunction's URL sends for a POST
+// /v1/publish of msgs (events/function-url-publish.json's, its body
+// replaced): one message, or a batch.
+func functionURLPublish(t testing.TB, msgs []message) []byte {
+	t.Helper()
+	ev := sampleEvent(t, "function-url-publish.json")
+	var items []any
+	for _, msg := range msgs {
+		items = append(items, map[string]any{"ownerId": msg.owner, "event": msg.event})
+	}
+	var body []byte
+	if len(items) == 1 {
+		body, _ = json.Marshal(items[0])
+	} else {
+		body, _ = json.Marshal(map[string]any{"messages": items})
+	}
+	ev["body"] = string(body)
+	ev["headers"].(map[string]any)["content-length"] = strconv.Itoa(len(body))
+	data, _ := json.Marshal(ev)
 	return data
 }
 

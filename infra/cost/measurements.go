@@ -15,8 +15,11 @@ type Measurements struct {
 	// PostLatencyMs is the Management API stand-in's answer time per post.
 	PostLatencyMs float64 `json:"postLatencyMs"`
 	// Fanout is one job_progress published to an owner of Connections
-	// connections by JobEventsFunction at MemoryMB.
+	// connections by JobEventsFunction at MemoryMB, from the queue.
 	Fanout []FanoutRun `json:"fanout"`
+	// Publish is the same by PublishFunction at MemoryMB, through its
+	// function URL: one message a request (Batch10: 10 a request).
+	Publish []FanoutRun `json:"publish"`
 	// Events is one event of each owner-wide type to an owner of one
 	// connection, by type.
 	Events map[string]Counts `json:"events"`
@@ -52,7 +55,8 @@ type FanoutRun struct {
 	MemoryMB    int `json:"memoryMB"`
 	Counts
 	// Batch10 is one invocation publishing 10 events of 10 jobs (a busy
-	// queue), for owners of up to maxBatched connections.
+	// queue, or a producer's request of 10 messages), for owners of up to
+	// maxBatched connections.
 	Batch10 Counts `json:"batch10"`
 }
 
@@ -70,9 +74,11 @@ type Counts struct {
 	CPUMs     float64 `json:"cpuMs"`
 	PeakRSSMB float64 `json:"peakRssMB"`
 	// EMFBytes are the metric lines' bytes (CloudWatch Logs ingestion),
-	// LogBytes the other log lines'.
-	EMFBytes int `json:"emfBytes"`
-	LogBytes int `json:"logBytes"`
+	// LogBytes the function's other lines', PlatformBytes Lambda's own
+	// (START, END, REPORT: written only at SystemLogLevel INFO or DEBUG).
+	EMFBytes      int `json:"emfBytes"`
+	LogBytes      int `json:"logBytes"`
+	PlatformBytes int `json:"platformBytes"`
 	// SecretsCalls are the Secrets Manager requests.
 	SecretsCalls int `json:"secretsCalls,omitempty"`
 
@@ -134,6 +140,7 @@ func sum(runs []Counts) Counts {
 		s.PeakRSSMB = max(s.PeakRSSMB, r.PeakRSSMB)
 		s.EMFBytes += r.EMFBytes
 		s.LogBytes += r.LogBytes
+		s.PlatformBytes += r.PlatformBytes
 		s.SecretsCalls += r.SecretsCalls
 	}
 	return s

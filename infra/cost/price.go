@@ -87,6 +87,9 @@ type Assumptions struct {
 	IdleReceivesPerMonth float64
 	// TableGB is an idle stack's table size (API keys, a little history).
 	TableGB float64
+	// PlatformLogs: Lambda writes its START, END and REPORT lines (the
+	// template's SystemLogLevel at INFO or DEBUG; WARN leaves them out).
+	PlatformLogs bool
 }
 
 // DefaultAssumptions are the table's.
@@ -146,12 +149,21 @@ func (pt PriceTable) cost(c Counts, memMB int, messages float64, a Assumptions) 
 		APIGateway: float64(c.MessageUnits) * pt.usd("apigw_ws_message"),
 		Logs:       float64(c.EMFBytes+c.LogBytes) / (1 << 30) * pt.usd("cloudwatch_logs_gb"),
 	}
+	if a.PlatformLogs {
+		b.Logs += float64(c.PlatformBytes) / (1 << 30) * pt.usd("cloudwatch_logs_gb")
+	}
 	if messages > 0 {
 		// The producer's sends, and per invocation the event source
 		// mapping's ReceiveMessage and DeleteMessageBatch.
 		b.SQS = (messages/a.ProducerBatch + 2*float64(c.Invocations)) * pt.usd("sqs_fifo_request")
 	}
 	return b
+}
+
+// httpAPI is what the publish API's HTTP API charges for n requests (our
+// requests are under its 512 KB metering unit).
+func (pt PriceTable) httpAPI(n float64) bill {
+	return bill{APIGateway: n * pt.usd("apigw_http_request")}
 }
 
 // appSyncPublish is what AppSync Events charges for one event published to
@@ -243,11 +255,17 @@ func boolf(b bool) float64 {
 // not limit the CPU, so the runs at different sizes differ by the shared
 // machine's noise only, and the model (billedMs) applies each size's CPU
 // share to its own CPU time.
-func (m Measurements) fanout(n, memMB int) (FanoutRun, bool) {
+func (m Measurements) fanout(n, memMB int) (FanoutRun, bool) { return runAt(m.Fanout, n, memMB) }
+
+// publish is fanout for the publish API's runs (PublishFunction).
+func (m Measurements) publish(n, memMB int) (FanoutRun, bool) { return runAt(m.Publish, n, memMB) }
+
+// runAt is fanout over runs.
+func runAt(runs []FanoutRun, n, memMB int) (FanoutRun, bool) {
 	var walls, batchWalls []float64
 	var run FanoutRun
 	found := false
-	for _, f := range m.Fanout {
+	for _, f := range runs {
 		if f.Connections != n {
 			continue
 		}
@@ -276,9 +294,9 @@ func medianOf(vs []float64) float64 {
 	return s[len(s)/2]
 }
 
-// sizes returns the measured connection counts and memory sizes.
-func (m Measurements) sizes() (conns, mems []int) {
-	for _, f := range m.Fanout {
+// sizes returns the connection counts and memory sizes runs measured.
+func sizesOf(runs []FanoutRun) (conns, mems []int) {
+	for _, f := range runs {
 		if !slices.Contains(conns, f.Connections) {
 			conns = append(conns, f.Connections)
 		}

@@ -14,64 +14,127 @@ import (
 // markers enclose the table in docs/cost.md.
 var markers = gendoc.Markers{Begin: "<!-- cost:begin -->", End: "<!-- cost:end -->"}
 
-// fanoutMemory is the MemorySize template.yaml gives the publishing
-// functions by default (its FanoutMemorySize parameter).
-func fanoutMemory(tpl *template.Template) (int, error) {
-	switch v := tpl.Parameters["FanoutMemorySize"]["Default"].(type) {
+// memoryParam is the default of one of template.yaml's MemorySize
+// parameters (FanoutMemorySize, PublishMemorySize).
+func memoryParam(tpl *template.Template, name string) (int, error) {
+	switch v := tpl.Parameters[name]["Default"].(type) {
 	case int:
 		return v, nil
 	case string:
 		return strconv.Atoi(v)
 	}
-	return 0, fmt.Errorf("template.yaml: no default FanoutMemorySize")
+	return 0, fmt.Errorf("template.yaml: no default %s", name)
+}
+
+// ways are the ways an event comes in, for the table: its column, and what
+// it costs at n connections as priced from the runs measured.
+type way struct {
+	name  string
+	batch bool
+	cost  func(n int) (bill, bool)
 }
 
 // render writes the cost section of docs/cost.md from the measurements,
 // the price table and the template.
 func render(m Measurements, pt PriceTable, tpl *template.Template, a Assumptions) (string, error) {
-	mem, err := fanoutMemory(tpl)
+	mem, err := memoryParam(tpl, "FanoutMemorySize")
 	if err != nil {
 		return "", err
 	}
-	conns, mems := m.sizes()
+	pubMem, err := memoryParam(tpl, "PublishMemorySize")
+	if err != nil {
+		return "", err
+	}
+	level, _ := tpl.Parameters["SystemLogLevel"]["Default"].(string)
+	a.PlatformLogs = level != "WARN"
+	conns, _ := sizesOf(m.Fanout)
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 
 	p("Written by `make cost` on %s with the prices of `infra/cost/prices.json` (%s, %s; read %s). ", m.Date, pt.Region, pt.Terms, pt.Read)
-	p("Counted on %s; the Management API's stand-in answers each post in %.0f ms.\n\n", m.Machine, m.PostLatencyMs)
+	p("Counted on %s; the Management API's stand-in answers each post in %.0f ms. ", m.Machine, m.PostLatencyMs)
+	p("Lambda's own START and REPORT lines are %s (the template's SystemLogLevel, %s).\n\n", map[bool]string{true: "counted", false: "not written, and not counted"}[a.PlatformLogs], level)
 
-	// Per published event, by owner size.
-	p("**One event published to an owner's connections** (JobEventsFunction at %s MB, the template's FanoutMemorySize. *One*: one event per invocation, the queue's worst case; *batched*: 10 events per invocation and per producer request, a busy queue. A month: %s events published, each connection open %.0f h a day, pinging every %.0f minutes):\n\n",
-		thousands(float64(mem)), thousands(a.PublishedPerMonth), a.HoursPerDay, a.PingMinutes)
-	p("| connections | DynamoDB requests (read, write units) | billed ms | $ per million delivered, one: Lambda, DynamoDB, API Gateway, SQS, logs | batched | AppSync Events | ratio, one / batched | chat-sample shape | $ a month, one | AppSync Events a month |\n")
-	p("|---|---|---|---|---|---|---|---|---|---|\n")
-	connOurs, connAppSync := pt.connectionMonth(m, a)
-	ratios, batchedRatios := map[int]float64{}, map[int]float64{}
+	// Per published event, by the way it comes in and by owner size.
 	busy := a
 	busy.ProducerBatch = 10
+	ways := []way{
+		{"function URL, one a request", false, func(n int) (bill, bool) {
+			f, ok := m.publish(n, pubMem)
+			return pt.cost(f.Counts, pubMem, 0, a), ok
+		}},
+		{"HTTP API, one a request", false, func(n int) (bill, bool) {
+			f, ok := m.publish(n, pubMem)
+			return pt.cost(f.Counts, pubMem, 0, a).plus(pt.httpAPI(1)), ok
+		}},
+		{"queue, one an invocation", false, func(n int) (bill, bool) {
+			f, ok := m.fanout(n, mem)
+			return pt.cost(f.Counts, mem, 1, a), ok
+		}},
+		{"function URL, 10 a request", true, func(n int) (bill, bool) {
+			f, ok := m.publish(n, pubMem)
+			return pt.cost(f.Batch10, pubMem, 0, a).scale(0.1), ok && f.Batch10.Invocations > 0
+		}},
+		{"queue, 10 a request and an invocation", true, func(n int) (bill, bool) {
+			f, ok := m.fanout(n, mem)
+			return pt.cost(f.Batch10, mem, 10, busy).scale(0.1), ok && f.Batch10.Invocations > 0
+		}},
+	}
+	p("**One event published to an owner's connections, by the way it comes in**: $ per million delivered (one event's cost over the connections it reaches), and its ratio to AppSync Events. *One a request*: an event alone, what a quiet app sends; *10 a request*: a producer's batch of 10 events of 10 jobs, what both publishers send when they have more than one (PublishFunction at %s MB, the template's PublishMemorySize; JobEventsFunction at %s MB, its FanoutMemorySize):\n\n",
+		thousands(float64(pubMem)), thousands(float64(mem)))
+	p("| connections |")
+	for _, w := range ways {
+		p(" %s |", w.name)
+	}
+	p(" AppSync Events | chat-sample shape |\n|---|")
+	for range ways {
+		p("---|")
+	}
+	p("---|---|\n")
+	ratios := make([]map[int]float64, len(ways))
 	for _, n := range conns {
-		f, ok := m.fanout(n, mem)
+		appsync := pt.appSyncPublish(n) * 1e6 / float64(n)
+		p("| %s |", thousands(float64(n)))
+		for i, w := range ways {
+			c, ok := w.cost(n)
+			if !ok {
+				p(" — |")
+				continue
+			}
+			perM := c.scale(1e6 / float64(n)).total()
+			if ratios[i] == nil {
+				ratios[i] = map[int]float64{}
+			}
+			ratios[i][n] = perM / appsync
+			p(" %s (%.2f×) |", usd(perM), ratios[i][n])
+		}
+		f, _ := m.fanout(n, mem)
+		p(" %s | %s |\n", usd(appsync), usd(pt.chatSample(f.Counts, n, mem)*1e6/float64(n)))
+	}
+
+	// The cheapest way for an event alone, by service, and a month of it.
+	p("\n**An event alone through the function URL, by service** (PublishFunction at %s MB; a month: %s events published, each connection open %.0f h a day, pinging every %.0f minutes):\n\n",
+		thousands(float64(pubMem)), thousands(a.PublishedPerMonth), a.HoursPerDay, a.PingMinutes)
+	p("| connections | DynamoDB requests (read, write units) | billed ms | log bytes: metrics, other, Lambda's | $ per million delivered: Lambda, DynamoDB, API Gateway, logs | $ a month | AppSync Events a month |\n")
+	p("|---|---|---|---|---|---|---|\n")
+	connOurs, connAppSync := pt.connectionMonth(m, a)
+	for _, n := range conns {
+		f, ok := m.publish(n, pubMem)
 		if !ok {
 			continue
 		}
-		ours := pt.cost(f.Counts, mem, 1, a)
+		ours := pt.cost(f.Counts, pubMem, 0, a)
 		perM := ours.scale(1e6 / float64(n))
-		appsync := pt.appSyncPublish(n) * 1e6 / float64(n)
-		ratios[n] = perM.total() / appsync
-		batched := "—"
-		ratio := fmt.Sprintf("%.2f×", ratios[n])
-		if f.Batch10.Invocations > 0 {
-			b := pt.cost(f.Batch10, mem, 10, busy).scale(1e6 / float64(10*n))
-			batchedRatios[n] = b.total() / appsync
-			batched = usd(b.total())
-			ratio += fmt.Sprintf(" / %.2f×", batchedRatios[n])
-		}
 		month := ours.scale(a.PublishedPerMonth).plus(connOurs.scale(float64(n))).total()
 		appsyncMonth := pt.appSyncPublish(n)*a.PublishedPerMonth + connAppSync.scale(float64(n)).total()
-		p("| %s | %d (%s, %s) | %s | %s: %s, %s, %s, %s, %s | %s | %s | %s | %s | %s | %s |\n",
-			thousands(float64(n)), f.Dynamo.total(), fmt.Sprint(f.Dynamo.RRU), fmt.Sprint(f.Dynamo.WRU), thousands(billedMs(f.Counts, mem)),
-			usd(perM.total()), usd(perM.Lambda), usd(perM.DynamoDB), usd(perM.APIGateway), usd(perM.SQS), usd(perM.Logs),
-			batched, usd(appsync), ratio, usd(pt.chatSample(f.Counts, n, mem)*1e6/float64(n)), usd(month), usd(appsyncMonth))
+		platform := fmt.Sprint(f.PlatformBytes)
+		if !a.PlatformLogs {
+			platform = "(" + platform + ", not written)"
+		}
+		p("| %s | %d (%s, %s) | %s | %d, %d, %s | %s: %s, %s, %s, %s | %s | %s |\n",
+			thousands(float64(n)), f.Dynamo.total(), fmt.Sprint(f.Dynamo.RRU), fmt.Sprint(f.Dynamo.WRU), thousands(billedMs(f.Counts, pubMem)),
+			f.EMFBytes, f.LogBytes, platform,
+			usd(perM.total()), usd(perM.Lambda), usd(perM.DynamoDB), usd(perM.APIGateway), usd(perM.Logs), usd(month), usd(appsyncMonth))
 	}
 
 	// The DynamoDB writes of each event type.
@@ -83,34 +146,15 @@ func render(m Measurements, pt PriceTable, tpl *template.Template, a Assumptions
 	}
 
 	// Right-sizing.
-	p("\n**One publish by memory size** (JobEventsFunction; billed duration = the longer of the duration measured (the median at every size) and the CPU time measured at that size over the share of a vCPU the memory buys; $ per million publishes, Lambda only; peak resident memory at that size):\n\n")
-	p("| connections | duration, CPU at 1,769 MB (one processor) |")
-	for _, mm := range mems {
-		p(" %s MB |", thousands(float64(mm)))
-	}
-	p(" peak memory |\n|---|---|")
-	for range mems {
-		p("---|")
-	}
-	p("---|\n")
-	for _, n := range conns {
-		ref, _ := m.fanout(n, mems[len(mems)-1])
-		p("| %s | %s ms, %s ms |", thousands(float64(n)), decimal(ref.WallMs), decimal(ref.CPUMs))
-		var peaks []string
-		for _, mm := range mems {
-			f, ok := m.fanout(n, mm)
-			if !ok {
-				p(" — |")
-				continue
-			}
-			peaks = append(peaks, fmt.Sprintf("%.0f", f.PeakRSSMB))
-			p(" %s ms, %s |", thousands(billedMs(f.Counts, mm)), usd(pt.lambdaUSD(f.Counts, mm)*1e6))
-		}
-		p(" %s MB |\n", strings.Join(peaks, " / "))
+	for _, fn := range []struct {
+		name string
+		runs []FanoutRun
+	}{{"PublishFunction, through its function URL", m.Publish}, {"JobEventsFunction, from the queue", m.Fanout}} {
+		memoryTable(p, pt, fn.name, fn.runs)
 	}
 
 	// Scenarios.
-	p("\n**Scenarios** (functions at the template's sizes: publishing %s MB, the others %d MB):\n\n", thousands(float64(mem)), m.FunctionMemoryMB)
+	p("\n**Scenarios** (functions at the template's sizes: JobEventsFunction %s MB, the others %d MB):\n\n", thousands(float64(mem)), m.FunctionMemoryMB)
 	p("| scenario | counted | ours | AppSync Events |\n|---|---|---|---|\n")
 	files := float64(m.Job.Files)
 	for _, job := range []struct {
@@ -151,11 +195,45 @@ func render(m Measurements, pt PriceTable, tpl *template.Template, a Assumptions
 	p("| total | %s | |\n", usd(fixed))
 
 	// Goals.
-	p("\n**Goals**: per delivered event at 1 connection within 1.5× of AppSync Events: one event per invocation %s, batched %s; at 10 and more within 1.1×: one %s, batched %s; an idle stack at most $5 a month: %s (%s).\n",
-		goal(ratios, func(n int) bool { return n == 1 }, 1.5), goal(batchedRatios, func(n int) bool { return n == 1 }, 1.5),
-		goal(ratios, func(n int) bool { return n >= 10 }, 1.1), goal(batchedRatios, func(n int) bool { return n >= 10 }, 1.1),
-		metOrNot(fixed <= 5), usd(fixed))
+	p("\n**Goals**: per delivered event at 1 connection within 1.5× of AppSync Events, and at 10 and more within 1.1×:\n\n")
+	for i, w := range ways {
+		p("- %s: at 1, %s; at 10 and more, %s.\n", w.name, goal(ratios[i], func(n int) bool { return n == 1 }, 1.5), goal(ratios[i], func(n int) bool { return n >= 10 }, 1.1))
+	}
+	p("- an idle stack at most $5 a month: %s (%s).\n", metOrNot(fixed <= 5), usd(fixed))
 	return b.String(), nil
+}
+
+// memoryTable writes the table of one function's publish by memory size.
+func memoryTable(p func(string, ...any), pt PriceTable, name string, runs []FanoutRun) {
+	conns, mems := sizesOf(runs)
+	if len(mems) == 0 {
+		return
+	}
+	p("\n**One publish by memory size** (%s; billed duration = the longer of the duration measured (the median at every size) and the CPU time measured at that size over the share of a vCPU the memory buys; $ per million publishes, Lambda only; peak resident memory at that size):\n\n", name)
+	p("| connections | duration, CPU at 1,769 MB (one processor) |")
+	for _, mm := range mems {
+		p(" %s MB |", thousands(float64(mm)))
+	}
+	p(" peak memory |\n|---|---|")
+	for range mems {
+		p("---|")
+	}
+	p("---|\n")
+	for _, n := range conns {
+		ref, _ := runAt(runs, n, mems[len(mems)-1])
+		p("| %s | %s ms, %s ms |", thousands(float64(n)), decimal(ref.WallMs), decimal(ref.CPUMs))
+		var peaks []string
+		for _, mm := range mems {
+			f, ok := runAt(runs, n, mm)
+			if !ok {
+				p(" — |")
+				continue
+			}
+			peaks = append(peaks, fmt.Sprintf("%.0f", f.PeakRSSMB))
+			p(" %s ms, %s |", thousands(billedMs(f.Counts, mm)), usd(pt.lambdaUSD(f.Counts, mm)*1e6))
+		}
+		p(" %s MB |\n", strings.Join(peaks, " / "))
+	}
 }
 
 // goal says whether every ratio of the owners sizes pick selects is at

@@ -233,6 +233,7 @@ func (m *management) take() (posts, units, bytes int) {
 // figures of its bootstrap.
 type function struct {
 	l        *testenv.Lambda
+	name     string
 	memoryMB int
 }
 
@@ -243,11 +244,25 @@ func (r *rig) startFunction(t testing.TB, name string, memoryMB int, extra ...st
 	t.Helper()
 	env := append(testenv.FunctionEnv(r.table, r.metered, r.mgmtURL),
 		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE="+strconv.Itoa(memoryMB),
-		"AWS_LAMBDA_FUNCTION_NAME=wsnotify-"+name,
+		"AWS_LAMBDA_FUNCTION_NAME="+deployedName(name),
 		"METRICS_NAMESPACE=wsnotify",
 		"GOMAXPROCS=1")
 	env = append(env, extra...)
-	return &function{l: testenv.StartLambda(t, testenv.Bootstrap(t, name), env...), memoryMB: memoryMB}
+	return &function{l: testenv.StartLambda(t, testenv.Bootstrap(t, name), env...), name: name, memoryMB: memoryMB}
+}
+
+// deployedName is the name CloudFormation gives functions/<name>'s function
+// in a stack named wsnotify: the stack, the logical id and 12 random
+// characters. Every metric line carries it (the FunctionName dimension), so
+// the log bytes counted are those of a deployed function's lines.
+func deployedName(name string) string {
+	ids := map[string]string{"connect": "ConnectFunction", "default": "DefaultFunction", "disconnect": "DisconnectFunction",
+		"jobevents": "JobEventsFunction", "publish": "PublishFunction", "s3upload": "S3UploadFunction"}
+	id, ok := ids[name]
+	if !ok {
+		id = name
+	}
+	return "wsnotify-" + id + "-Q7XK2M9PLA4R"
 }
 
 // invocation is what one invocation cost.
@@ -257,7 +272,9 @@ type invocation struct {
 	PeakRSSMB float64
 	EMFBytes  int
 	LogBytes  int
-	Answer    []byte
+	// PlatformBytes are Lambda's own lines (START, END, REPORT).
+	PlatformBytes int
+	Answer        []byte
 	// Series are the CloudWatch metrics (name and dimension values) its
 	// EMF lines wrote to.
 	Series []string
@@ -337,8 +354,10 @@ func (f *function) invoke(t testing.TB, payload []byte) invocation {
 		case strings.Contains(line, `"_aws"`):
 			inv.EMFBytes += len(line) + 1
 			inv.Series = append(inv.Series, emfSeries(t, line)...)
-		case strings.HasPrefix(line, "{"), platformLine(line):
+		case strings.HasPrefix(line, "{"):
 			inv.LogBytes += len(line) + 1
+		case platformLine(line):
+			inv.PlatformBytes += len(line) + 1
 		}
 		// The emulator's REPORT line gives the invocation's duration as
 		// Lambda bills it, without the Invoke API's own time.
