@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go/middleware"
 
 	"github.com/wsnotify/wsnotify/shared/event"
 	"github.com/wsnotify/wsnotify/shared/store"
@@ -84,13 +85,17 @@ func stateOnly(e store.Event) bool {
 // RecordEvent implements notify.History with single-item writes only:
 // a job_progress costs 2 (the counter, its job item), another event of a
 // job 3 (and its event item), an event of no job 3 (the counter, its id
-// marker, its event item), each beside one consistent read.
+// marker, its event item), each beside one eventually consistent read
+// (half a read unit).
 //
 //  1. Read the item that holds the event's id: the job item (whose ring
 //     holds its job's last jobRing ids) for a job event, the id marker
 //     id#<id> otherwise. An id found there is a redelivery: the held event
 //     comes back (duplicate), after its event item is written again if its
-//     publisher died before writing it.
+//     publisher died before writing it. The read is a hint, and an
+//     eventually consistent one does: the conditional writes below decide,
+//     and a read that missed a commit of a moment ago only sends this
+//     delivery on to step 3, whose refusal names the holder.
 //  2. Number: UpdateItem of the counter, head + 1 → S, pushing the id's hash
 //     and S into the counter's ring, conditioned on the hash not being in it.
 //     A refusal means the id was numbered a moment ago (a delivery racing
@@ -100,15 +105,23 @@ func stateOnly(e store.Event) bool {
 //  3. Commit: write the id's item with S, conditioned on its not holding the
 //     id yet (and, for a job item, on holding an older seq or none, so a
 //     late write never hides a newer state). From here on S belongs to the
-//     id. A job_progress is recorded now: the job item is its state.
+//     id. A job_progress is recorded now: the job item is its state. A
+//     refusal from an item that holds the id is another delivery's commit,
+//     and this one is a duplicate of it, unless the SDK sent this write
+//     more than once: then the holder may be this very write, whose first
+//     answer was lost, and it is taken as done (two racing deliveries may
+//     then both push the event, under one seq).
 //  4. For any other event, PutItem of the event item seq#S, which a replay
 //     reads.
 //
-// The only gap is a seq taken at step 2 whose step 3 never happens: the
-// publisher dies or fails between the two and its record is not delivered
-// again before counterRing other events of its owner are numbered. A gap is
-// a seq that no event has: replay skips it. No request holds anything for a
-// publisher that may have died, so a redelivery never waits.
+// A gap is a seq taken at step 2 whose step 3 never happens: the publisher
+// dies or fails between the two and its record is not delivered again
+// before counterRing other events of its owner are numbered; or a
+// redelivery's step 1 misses a commit of a moment ago (the read is
+// eventually consistent, a second at most) while counterRing other events
+// of the owner are numbered in that moment. A gap is a seq that no event
+// has: replay skips it. No request holds anything for a publisher that may
+// have died, so a redelivery never waits.
 func (s *Store) RecordEvent(ctx context.Context, e store.Event, keep int, now time.Time) (store.Event, bool, error) {
 	if e.OwnerID == "" || e.ID == "" {
 		return store.Event{}, false, fmt.Errorf("record event %q of %q: %w", e.ID, e.OwnerID, errEmptyID)
@@ -133,12 +146,21 @@ func (s *Store) RecordEvent(ctx context.Context, e store.Event, keep int, now ti
 			return store.Event{}, false, fmt.Errorf("record event %s of %s: %w", e.ID, e.OwnerID, err)
 		}
 		e.Seq = seq
-		state, err := s.commit(ctx, e, h, now)
+		state, holder, err := s.commit(ctx, e, h, now)
 		if err != nil {
 			return store.Event{}, false, fmt.Errorf("record event %s of %s as %d: %w", e.ID, e.OwnerID, seq, err)
 		}
 		if state == heldByOther {
-			continue // another delivery committed the id: step 1 finds it
+			// Another delivery committed the id: its item, as the refusal
+			// returned it, holds the event.
+			held, found, err := s.heldIn(ctx, e, h, holder, now)
+			if err != nil {
+				return store.Event{}, false, fmt.Errorf("record event %s of %s: %w", e.ID, e.OwnerID, err)
+			}
+			if found {
+				return held, true, nil
+			}
+			continue
 		}
 		if !stateOnly(e) {
 			if err := s.putEvent(ctx, e); err != nil {
@@ -152,16 +174,27 @@ func (s *Store) RecordEvent(ctx context.Context, e store.Event, keep int, now ti
 
 // heldEvent is step 1: the event already recorded under e's id, if any, with
 // its event item written again if it was missing. When the id's item has
-// expired, it reports not found, with the expired item's seq.
+// expired, it reports not found, with the expired item's seq. Its read is
+// eventually consistent: a hint (see RecordEvent).
 func (s *Store) heldEvent(ctx context.Context, e store.Event, h string, now time.Time) (store.Event, bool, error) {
+	key := markerKey(e.OwnerID, e.ID)
+	if e.JobID != "" {
+		key = historyKey(e.OwnerID, jobPrefix+e.JobID)
+	}
+	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &s.table, Key: key})
+	if err != nil {
+		return store.Event{}, false, fmt.Errorf("read the item of id %s: %w", e.ID, err)
+	}
+	return s.heldIn(ctx, e, h, out.Item, now)
+}
+
+// heldIn is the event the item it (e's job item, or e's id marker; nil if
+// none) holds under e's id, as heldEvent reports it.
+func (s *Store) heldIn(ctx context.Context, e store.Event, h string, it map[string]types.AttributeValue, now time.Time) (store.Event, bool, error) {
+	if len(it) == 0 {
+		return store.Event{}, false, nil
+	}
 	if e.JobID == "" {
-		it, err := s.getItem(ctx, markerKey(e.OwnerID, e.ID))
-		if err != nil {
-			return store.Event{}, false, fmt.Errorf("read id marker: %w", err)
-		}
-		if len(it) == 0 {
-			return store.Event{}, false, nil
-		}
 		m, err := parseMarker(e.OwnerID, it)
 		if err != nil {
 			return store.Event{}, false, err
@@ -171,10 +204,6 @@ func (s *Store) heldEvent(ctx context.Context, e store.Event, h string, now time
 		}
 		held, err := s.repairEvent(ctx, m)
 		return held, err == nil, err
-	}
-	it, err := s.getItem(ctx, historyKey(e.OwnerID, jobPrefix+e.JobID))
-	if err != nil {
-		return store.Event{}, false, fmt.Errorf("read job %s: %w", e.JobID, err)
 	}
 	seq, ok := ringSeq(it, jobIDPrefix, jobSeqPrefix, jobRing, h)
 	if !ok {
@@ -267,15 +296,18 @@ const (
 	superseded              // the job holds a newer event: a producer outside FIFO order
 )
 
-// commit is step 3 for e numbered. A refused write whose item holds the id
-// with e's seq is this very write, sent again by the SDK after its answer
-// was lost: committed.
-func (s *Store) commit(ctx context.Context, e store.Event, h string, now time.Time) (commitState, error) {
+// commit is step 3 for e numbered. When it reports heldByOther it returns
+// the item that holds the id, as the refusal returned it.
+func (s *Store) commit(ctx context.Context, e store.Event, h string, now time.Time) (commitState, map[string]types.AttributeValue, error) {
+	var attempts attemptCounter
+	var key map[string]types.AttributeValue
+	var err error
 	if e.JobID == "" {
+		key = markerKey(e.OwnerID, e.ID)
 		it := markerKey(e.OwnerID, e.ID)
 		eventAttrs(it, e)
 		it[attrSeq] = number(e.Seq)
-		_, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{
+		_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
 			TableName: &s.table,
 			Item:      it,
 			// An expired marker is absent, as its event is: the id is new
@@ -285,26 +317,48 @@ func (s *Store) commit(ctx context.Context, e store.Event, h string, now time.Ti
 			ExpressionAttributeNames:            map[string]string{"#exp": attrExpiresAt},
 			ExpressionAttributeValues:           map[string]types.AttributeValue{":now": number(now.Unix())},
 			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-		})
-		var failed *types.ConditionalCheckFailedException
-		if errors.As(err, &failed) {
-			held, err := s.refused(ctx, failed, markerKey(e.OwnerID, e.ID))
-			if err != nil {
-				return 0, fmt.Errorf("read id marker: %w", err)
-			}
-			if n, err := getN(held, attrSeq); err == nil && n == e.Seq {
-				return committed, nil
-			}
-			return heldByOther, nil
-		}
-		if err != nil {
-			return 0, fmt.Errorf("commit id marker: %w", err)
-		}
-		return committed, nil
+		}, attempts.count)
+	} else {
+		key = historyKey(e.OwnerID, jobPrefix+e.JobID)
+		in := commitJob(e, h, key)
+		in.TableName = &s.table
+		_, err = s.db.UpdateItem(ctx, in, attempts.count)
 	}
-	// The body is kept only while the job runs: CurrentJobs and a replay
-	// send nothing else from a job item, and a finished job's item stays
-	// small until it expires.
+	var failed *types.ConditionalCheckFailedException
+	if !errors.As(err, &failed) {
+		if err != nil {
+			return 0, nil, fmt.Errorf("commit id %s: %w", e.ID, err)
+		}
+		return committed, nil, nil
+	}
+	held, err := s.refused(ctx, failed, key)
+	if err != nil {
+		return 0, nil, fmt.Errorf("read the item of id %s: %w", e.ID, err)
+	}
+	var seq int64
+	var holds bool
+	if e.JobID == "" {
+		n, err := getN(held, attrSeq)
+		seq, holds = n, err == nil
+	} else if seq, holds = ringSeq(held, jobIDPrefix, jobSeqPrefix, jobRing, h); !holds {
+		// The job holds a newer event than this one: the job's state is
+		// not moved back. A job_progress is then superseded as it is
+		// recorded; another event still gets its event item.
+		return superseded, nil, nil
+	}
+	if holds && seq == e.Seq && attempts.n > 1 {
+		// Sent more than once: the item may hold this very write.
+		return committed, nil, nil
+	}
+	return heldByOther, held, nil
+}
+
+// commitJob is the update of step 3 for an event of a job: the job item
+// takes e's id into its ring, and its seq, type and expiry, and its body
+// for a job_progress. The body is kept only while the job runs:
+// CurrentJobs and a replay send nothing else from a job item, and a
+// finished job's item stays small until it expires.
+func commitJob(e store.Event, h string, key map[string]types.AttributeValue) *dynamodb.UpdateItemInput {
 	names := map[string]string{"#seq": attrSeq, "#id": attrID, "#type": attrType, "#exp": attrExpiresAt, "#body": attrBody}
 	values := map[string]types.AttributeValue{
 		":seq": number(e.Seq), ":id": str(e.ID), ":type": str(e.Type), ":exp": number(expiry(e.ExpiresAt)),
@@ -318,37 +372,34 @@ func (s *Store) commit(ctx context.Context, e store.Event, h string, now time.Ti
 	} else {
 		update += " REMOVE #body"
 	}
-	key := historyKey(e.OwnerID, jobPrefix+e.JobID)
-	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                           &s.table,
+	return &dynamodb.UpdateItemInput{
 		Key:                                 key,
 		UpdateExpression:                    aws.String(update),
 		ConditionExpression:                 aws.String("(attribute_not_exists(#seq) OR #seq < :seq) AND " + notHeld),
 		ExpressionAttributeNames:            names,
 		ExpressionAttributeValues:           values,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	}
+}
+
+// attemptCounter counts the attempts the SDK makes of one request (its
+// retryer sends a request again after an error, a lost answer among them).
+type attemptCounter struct{ n int }
+
+// count is the client option that counts each attempt: a step of the
+// Finalize phase after the retry loop's, run once per attempt.
+func (a *attemptCounter) count(o *dynamodb.Options) {
+	o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
+		step := middleware.FinalizeMiddlewareFunc("wsnotifyCountAttempts",
+			func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+				a.n++
+				return next.HandleFinalize(ctx, in)
+			})
+		if _, ok := stack.Finalize.Get("Retry"); !ok {
+			return stack.Finalize.Add(step, middleware.After) // no retry loop: one attempt
+		}
+		return stack.Finalize.Insert(step, "Retry", middleware.After)
 	})
-	var failed *types.ConditionalCheckFailedException
-	if errors.As(err, &failed) {
-		held, err := s.refused(ctx, failed, key)
-		if err != nil {
-			return 0, fmt.Errorf("read job %s: %w", e.JobID, err)
-		}
-		if seq, ok := ringSeq(held, jobIDPrefix, jobSeqPrefix, jobRing, h); ok {
-			if seq == e.Seq {
-				return committed, nil
-			}
-			return heldByOther, nil
-		}
-		// The job holds a newer event than this one: the job's state is
-		// not moved back. A job_progress is then superseded as it is
-		// recorded; another event still gets its event item.
-		return superseded, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("update job %s to %d: %w", e.JobID, e.Seq, err)
-	}
-	return committed, nil
 }
 
 // refused returns the item a conditional write was refused on: DynamoDB

@@ -99,6 +99,17 @@ func (f faultyDB) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, 
 	return f.api.UpdateItem(ctx, in, optFns...)
 }
 
+// staleDB answers every eventually consistent GetItem with no item, as a
+// read may that comes a moment after the item's write.
+type staleDB struct{ api }
+
+func (d staleDB) GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	if in.ConsistentRead == nil || !*in.ConsistentRead {
+		return &dynamodb.GetItemOutput{}, nil
+	}
+	return d.api.GetItem(ctx, in, optFns...)
+}
+
 // losingClient passes requests on, but hands the SDK a 500 instead of the
 // answer to the first request that lose matches (by operation and body),
 // after the server has carried it out: an answer lost on its way back.
@@ -278,8 +289,10 @@ func testHistory(t *testing.T, endpoint string, client *dynamodb.Client) {
 			}
 			first := e
 			first.Seq = seq
-			if state, err := s.commit(testCtx(t), first, h, at); err != nil || state != committed {
-				t.Fatalf("the first delivery's commit = %v, %v; want it taken as done", state, err)
+			// Sent once, its refusal is the second's commit: a duplicate
+			// (a write the SDK sent again would be taken as done).
+			if state, holder, err := s.commit(testCtx(t), first, h, at); err != nil || state != heldByOther || len(holder) == 0 {
+				t.Fatalf("the first delivery's commit = %v, %v; want it refused, holder returned", state, err)
 			}
 			if got, dup := mustRecord(t, s, e, 10, at); !dup || got.Seq != 1 {
 				t.Fatalf("a third delivery = seq %d, duplicate %v; want 1, a duplicate", got.Seq, dup)
@@ -287,6 +300,25 @@ func testHistory(t *testing.T, endpoint string, client *dynamodb.Client) {
 			want := "[1]"
 			if got, w := replay(t, s, 0, 10, at); got != want || w.Head != 1 {
 				t.Fatalf("replay = %s, head %d; want %s, head 1", got, w.Head, want)
+			}
+		})
+	}
+
+	for _, x := range []struct{ typ, job string }{{"job_progress", "job_1"}, {"job_complete", "job_1"}, {"file_uploaded", ""}} {
+		t.Run("a redelivery of a "+x.typ+" whose read misses the commit is still a duplicate", func(t *testing.T) {
+			s := New(client, newTable(t, client))
+			e := historyEvent("msg-1", x.typ, x.job)
+			mustRecord(t, s, e, 10, at)
+			// Step 1's read is eventually consistent: here it has not
+			// seen the commit yet. The writes find the id held.
+			plain := s.db
+			s.db = staleDB{api: plain}
+			if got, dup := mustRecord(t, s, e, 10, at); !dup || got.Seq != 1 || string(got.Body) != string(e.Body) {
+				t.Fatalf("redelivery = seq %d, duplicate %v, body %s; want seq 1, a duplicate", got.Seq, dup, got.Body)
+			}
+			s.db = plain
+			if got, w := replay(t, s, 0, 10, at); got != "[1]" || w.Head != 1 {
+				t.Fatalf("replay = %s, head %d; want [1], head 1", got, w.Head)
 			}
 		})
 	}
