@@ -5,21 +5,33 @@
 // microseconds per invocation.
 //
 // A Recorder adds up one invocation's figures in memory; the function's main
-// calls Flush when the invocation ends (shared/app does), which writes one
-// line per dimension value seen. aws-lambda-go has no writer for the format
-// and AWS's own libraries for it are for other languages, so this one
-// follows the specification itself (CloudWatch_Embedded_Metric_Format_Specification):
+// calls Flush when the invocation ends (shared/app does), which writes them
+// as one document (one log line) when it can: one directive for the figures
+// split by function alone, one for each figure split further, all reading
+// the same root. A second document comes only when the invocation saw two
+// values of a dimension (two event types, two refusal reasons), since a
+// root member has one value, or more than 100 values of a distribution. A
+// counter that stayed at 0 is not written. aws-lambda-go has no writer for
+// the format and AWS's own libraries for it are for other languages, so
+// this one follows the specification itself
+// (CloudWatch_Embedded_Metric_Format_Specification). A lone publish:
 //
-//	{"_aws":{"Timestamp":1764151530123,"CloudWatchMetrics":[{"Namespace":"wsnotify",
-//	  "Dimensions":[["FunctionName","Type"],["FunctionName"]],
-//	  "Metrics":[{"Name":"EventsPublished","Unit":"Count"}]}]},
-//	 "FunctionName":"wsnotify-JobEventsFunction-Ab12","Type":"job_progress","EventsPublished":3}
+//	{"BytesPushed":187,"Deliveries":1,"EventsPublished":1,"FanoutDuration":12.346,
+//	 "FunctionName":"wsnotify-JobEventsFunction-Ab12","Path":"queue","Type":"job_progress",
+//	 "_aws":{"Timestamp":1764151530123,"CloudWatchMetrics":[
+//	  {"Namespace":"wsnotify","Dimensions":[["FunctionName"]],"Metrics":[{"Name":"BytesPushed","Unit":"Bytes"},
+//	    {"Name":"Deliveries","Unit":"Count"},{"Name":"FanoutDuration","Unit":"Milliseconds"}]},
+//	  {"Namespace":"wsnotify","Dimensions":[["FunctionName","Path","Type"],["FunctionName","Path"]],
+//	    "Metrics":[{"Name":"EventsPublished","Unit":"Count"}]}]}}
 package emf
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"math"
 	"regexp"
 	"slices"
 	"strings"
@@ -129,7 +141,9 @@ func (r *Recorder) Published(p notify.Publication) {
 	r.add(metrics.PushesGone, "", float64(p.Result.Gone))
 	r.add(metrics.PushesFailed, "", float64(p.Result.Failed))
 	r.add(metrics.BytesPushed, "", float64(p.Bytes))
-	r.observe(metrics.FanoutDuration, float64(p.Duration)/float64(time.Millisecond))
+	// Milliseconds to the microsecond: finer is noise, and each digit is
+	// a log byte.
+	r.observe(metrics.FanoutDuration, math.Round(float64(p.Duration)/float64(time.Microsecond))/1000)
 }
 
 // PushAttempts implements apigw.Metrics.
@@ -140,93 +154,211 @@ func (r *Recorder) PushAttempts(throttled, retried int) {
 	r.add(metrics.PushRetries, "", float64(retried))
 }
 
-// Metric is one metric of a line: its name, unit and values.
+// Metric is one metric of a document: its name, unit and values.
 type Metric struct {
 	Name   string
 	Unit   metrics.Unit
 	Values []float64
 }
 
-// Flush writes what was recorded since the last Flush and forgets it: one
-// line for the figures without a dimension, one per reason and event type
-// seen. Nothing recorded, nothing written.
+// Flush writes what was recorded since the last Flush and forgets it, in as
+// few documents as the format allows: usually one (see Write). A sum of 0
+// is left out: a counter with nothing to count writes nothing, and
+// CloudWatch has no datapoint for it that minute (the alarms and the
+// dashboard read a missing datapoint as 0). A distribution keeps every
+// value observed, zeros included. Nothing recorded, nothing written.
 func (r *Recorder) Flush() error {
 	r.mu.Lock()
 	sums, values := r.sums, r.values
 	r.sums, r.values = map[series]float64{}, map[series][]float64{}
 	r.mu.Unlock()
 
-	type group struct{ dimension, value, path string }
-	lines := map[group][]Metric{}
+	type key struct{ dimension, value, path string }
+	byKey := map[key][]Metric{}
 	for s, v := range sums {
-		g := group{s.figure.Dimension, s.value, s.path}
-		lines[g] = append(lines[g], Metric{Name: s.figure.Name, Unit: s.figure.Unit, Values: []float64{v}})
+		if v == 0 {
+			continue
+		}
+		k := key{s.figure.Dimension, s.value, s.path}
+		byKey[k] = append(byKey[k], Metric{Name: s.figure.Name, Unit: s.figure.Unit, Values: []float64{v}})
 	}
 	for s, v := range values {
-		g := group{s.figure.Dimension, s.value, s.path}
-		lines[g] = append(lines[g], Metric{Name: s.figure.Name, Unit: s.figure.Unit, Values: v})
+		k := key{s.figure.Dimension, s.value, s.path}
+		byKey[k] = append(byKey[k], Metric{Name: s.figure.Name, Unit: s.figure.Unit, Values: v})
 	}
-	groups := make([]group, 0, len(lines))
-	for g := range lines {
-		groups = append(groups, g)
-	}
-	slices.SortFunc(groups, func(a, b group) int {
-		return strings.Compare(a.dimension+"\x00"+a.value+"\x00"+a.path, b.dimension+"\x00"+b.value+"\x00"+b.path)
+	keys := slices.SortedFunc(maps.Keys(byKey), func(a, b key) int {
+		return cmp.Or(strings.Compare(a.dimension, b.dimension), strings.Compare(a.value, b.value), strings.Compare(a.path, b.path))
 	})
-	now := time.Now()
-	for _, g := range groups {
-		ms := lines[g]
+	groups := make([]Group, 0, len(keys))
+	for _, k := range keys {
+		ms := byKey[k]
 		slices.SortFunc(ms, func(a, b Metric) int { return strings.Compare(a.Name, b.Name) })
 		dims := []Dimension{{metrics.DimFunction, r.function}}
-		if g.path != "" {
+		if k.path != "" {
 			// A figure split by path is always declared with it: in the
 			// cloud a function publishes by one path, so the series by
 			// function and path replace those by function alone.
-			dims = append(dims, Dimension{metrics.DimPath, g.path})
+			dims = append(dims, Dimension{metrics.DimPath, k.path})
 		}
 		base := make([]string, len(dims))
 		for i, d := range dims {
 			base[i] = d.Name
 		}
 		sets := [][]string{base}
-		if g.dimension != "" {
+		if k.dimension != "" {
 			// Both sets: the figure by function (and path) and value, and
-			// without the value (CloudWatch sums the lines of every value
-			// into it).
-			dims = append(dims, Dimension{g.dimension, g.value})
-			sets = [][]string{append(slices.Clone(base), g.dimension), base}
+			// without the value (CloudWatch adds up the documents of every
+			// value into it).
+			dims = append(dims, Dimension{k.dimension, k.value})
+			sets = [][]string{append(slices.Clone(base), k.dimension), base}
 		}
-		if err := Write(r.w, now, r.namespace, dims, sets, ms); err != nil {
+		groups = append(groups, Group{Dims: dims, Sets: sets, Metrics: ms})
+	}
+	return Write(r.w, time.Now(), r.namespace, groups)
+}
+
+// Dimension is a dimension's name and value.
+type Dimension struct{ Name, Value string }
+
+// Group is metrics that share their dimensions: the dimensions' values and
+// the dimension sets the metrics are declared in (each set names some of
+// Dims). A group becomes one directive of a document.
+type Group struct {
+	Dims    []Dimension
+	Sets    [][]string
+	Metrics []Metric
+}
+
+// Write writes groups as EMF documents, one a line, as few as the format
+// allows. One document holds several directives, each with its own
+// dimension sets, but every dimension and every metric is one member of the
+// document's root, with one value: two groups that give the same dimension
+// different values (two event types, two reasons), or that hold a metric of
+// the same name, need two documents. So does a metric of more than
+// MaxValues values (its further values continue in further documents), and
+// so do more than MaxMetrics metrics: the specification limits a directive
+// to 100 metrics, and Write keeps a whole document to that, which is never
+// a line more for this service (it has a dozen figures).
+//
+// Each part of a group (its metrics' first MaxValues values, the next ones,
+// ...) goes into the first document it fits. Parts of one figure always
+// clash with each other, and the figures share no dimension with another
+// value, so the documents are as many as the parts of the figure that has
+// the most: one for a lone publish, one more per further event type or
+// reason in the invocation, one more per further 100 values of a
+// distribution.
+func Write(w io.Writer, at time.Time, namespace string, groups []Group) error {
+	for _, g := range groups {
+		names := map[string]bool{}
+		for _, d := range g.Dims {
+			names[d.Name] = true
+		}
+		for _, m := range g.Metrics {
+			if names[m.Name] {
+				return fmt.Errorf("metrics: %s is twice a member of one document", m.Name)
+			}
+			names[m.Name] = true
+		}
+	}
+	var docs []*document
+	for round := 0; ; round++ {
+		placed := false
+		for gi, g := range groups {
+			var part []Metric
+			for _, m := range g.Metrics {
+				if lo := round * MaxValues; lo < len(m.Values) {
+					part = append(part, Metric{Name: m.Name, Unit: m.Unit, Values: m.Values[lo:min(len(m.Values), lo+MaxValues)]})
+				}
+			}
+			for len(part) > 0 {
+				placed = true
+				d := firstFit(docs, g.Dims, part)
+				if d == nil {
+					d = newDocument()
+					docs = append(docs, d)
+				}
+				part = d.add(gi, g, part)
+			}
+		}
+		if !placed {
+			break
+		}
+	}
+	for _, d := range docs {
+		if err := d.write(w, at, namespace); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// Dimension is a dimension's name and value.
-type Dimension struct{ Name, Value string }
+// document is one EMF document being filled: its root's members (the
+// dimensions' and the metrics' values) and its directives, by group.
+type document struct {
+	dims       map[string]string
+	metrics    map[string][]float64
+	directives []directive
+	groups     []int // the group of each directive
+}
 
-// Write writes ms as EMF lines with the given dimensions, declared in the
-// dimension sets sets: as many lines as the limits need (at most MaxMetrics
-// metrics a line, at most MaxValues values a metric). A metric with more
-// values continues on the next lines.
-func Write(w io.Writer, at time.Time, namespace string, dims []Dimension, sets [][]string, ms []Metric) error {
-	for round := 0; ; round++ {
-		var batch []Metric
-		for _, m := range ms {
-			if lo := round * MaxValues; lo < len(m.Values) {
-				batch = append(batch, Metric{Name: m.Name, Unit: m.Unit, Values: m.Values[lo:min(len(m.Values), lo+MaxValues)]})
-			}
-		}
-		if len(batch) == 0 {
-			return nil
-		}
-		for chunk := range slices.Chunk(batch, MaxMetrics) {
-			if err := writeLine(w, at, namespace, dims, sets, chunk); err != nil {
-				return err
-			}
+func newDocument() *document {
+	return &document{dims: map[string]string{}, metrics: map[string][]float64{}}
+}
+
+// firstFit returns the first of docs that can take at least the first of
+// ms with the dimensions dims, or nil.
+func firstFit(docs []*document, dims []Dimension, ms []Metric) *document {
+	for _, d := range docs {
+		if d.fits(dims) && d.room(ms[0]) {
+			return d
 		}
 	}
+	return nil
+}
+
+// fits reports whether d's root can take dims: each is absent or has the
+// same value, and is no metric's name.
+func (d *document) fits(dims []Dimension) bool {
+	for _, dim := range dims {
+		if v, ok := d.dims[dim.Name]; ok && v != dim.Value {
+			return false
+		}
+		if _, ok := d.metrics[dim.Name]; ok {
+			return false
+		}
+	}
+	return true
+}
+
+// room reports whether d can take m: no member of its name yet, and fewer
+// than MaxMetrics metrics.
+func (d *document) room(m Metric) bool {
+	_, isMetric := d.metrics[m.Name]
+	_, isDim := d.dims[m.Name]
+	return !isMetric && !isDim && len(d.metrics) < MaxMetrics
+}
+
+// add puts into d, in the directive of group gi, the metrics of ms it has
+// room for, and returns the others.
+func (d *document) add(gi int, g Group, ms []Metric) (rest []Metric) {
+	for _, dim := range g.Dims {
+		d.dims[dim.Name] = dim.Value
+	}
+	i := slices.Index(d.groups, gi)
+	if i < 0 {
+		d.groups = append(d.groups, gi)
+		d.directives = append(d.directives, directive{Dimensions: g.Sets})
+		i = len(d.directives) - 1
+	}
+	for _, m := range ms {
+		if !d.room(m) {
+			rest = append(rest, m)
+			continue
+		}
+		d.metrics[m.Name] = m.Values
+		d.directives[i].Metrics = append(d.directives[i].Metrics, definition{Name: m.Name, Unit: m.Unit})
+	}
+	return rest
 }
 
 type definition struct {
@@ -245,24 +377,25 @@ type metadata struct {
 	CloudWatchMetrics []directive `json:"CloudWatchMetrics"`
 }
 
-// writeLine writes one document: the metadata, then the dimensions' and the
+// write writes d as one line: the metadata, then the dimensions' and the
 // metrics' values as members of the root (the format's target members).
-func writeLine(w io.Writer, at time.Time, namespace string, dims []Dimension, sets [][]string, ms []Metric) error {
-	doc := make(map[string]any, 1+len(dims)+len(ms))
-	d := directive{Namespace: namespace, Dimensions: sets, Metrics: make([]definition, len(ms))}
-	for i, m := range ms {
-		d.Metrics[i] = definition{Name: m.Name, Unit: m.Unit}
-		if len(m.Values) == 1 {
-			doc[m.Name] = m.Values[0]
+func (d *document) write(w io.Writer, at time.Time, namespace string) error {
+	root := make(map[string]any, 1+len(d.dims)+len(d.metrics))
+	for name, value := range d.dims {
+		root[name] = value
+	}
+	for name, values := range d.metrics {
+		if len(values) == 1 {
+			root[name] = values[0]
 		} else {
-			doc[m.Name] = m.Values
+			root[name] = values
 		}
 	}
-	for _, dim := range dims {
-		doc[dim.Name] = dim.Value
+	for i := range d.directives {
+		d.directives[i].Namespace = namespace
 	}
-	doc["_aws"] = metadata{Timestamp: at.UnixMilli(), CloudWatchMetrics: []directive{d}}
-	line, err := json.Marshal(doc)
+	root["_aws"] = metadata{Timestamp: at.UnixMilli(), CloudWatchMetrics: d.directives}
+	line, err := json.Marshal(root)
 	if err != nil {
 		return fmt.Errorf("encode metrics: %w", err)
 	}

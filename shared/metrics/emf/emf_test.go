@@ -3,6 +3,7 @@ package emf_test
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -60,9 +61,11 @@ func TestFlushWritesEachFigureAsCloudWatchWouldCountIt(t *testing.T) {
 	after := time.Now()
 
 	docs := emftest.Parse(t, out.String())
-	// One line for the figures without a dimension, one per value seen.
-	if len(docs) != 1+6+2 {
-		t.Fatalf("%d lines, want 9 (function-wide, 6 reasons, 2 types):\n%s", len(docs), out)
+	// One document per refusal reason seen (a root member has one value),
+	// the first of them with everything else: both event types ride in
+	// two of them.
+	if len(docs) != 6 {
+		t.Fatalf("%d lines, want 6 (one per reason seen, the rest riding along):\n%s", len(docs), out)
 	}
 	for _, d := range docs {
 		if d.Namespace != "wsnotify-test" || d.Dims[metrics.DimFunction] != function {
@@ -160,13 +163,20 @@ func TestWriteKeepsToTheLimitsOfOneDocument(t *testing.T) {
 	ms = append(ms, emf.Metric{Name: "Long", Unit: metrics.Milliseconds, Values: long})
 	out := &bytes.Buffer{}
 	dims := []emf.Dimension{{metrics.DimFunction, function}}
-	if err := emf.Write(out, time.Now(), "ns", dims, [][]string{{metrics.DimFunction}}, ms); err != nil {
+	if err := emf.Write(out, time.Now(), "ns", []emf.Group{{Dims: dims, Sets: [][]string{{metrics.DimFunction}}, Metrics: ms}}); err != nil {
 		t.Fatal(err)
 	}
-	docs := emftest.Parse(t, out.String()) // each line at most 100 metrics of at most 100 values
+	docs := emftest.Parse(t, out.String()) // each directive at most 100 metrics of at most 100 values
 	// 251 metrics: 3 lines; then Long's values 100-199 and 200-249: 2 more.
 	if len(docs) != 5 {
 		t.Fatalf("%d lines, want 5", len(docs))
+	}
+	for i, d := range docs {
+		// The specification's limit is the directive's; a document keeps
+		// to it too (it costs this service no line).
+		if len(d.Values) > emf.MaxMetrics {
+			t.Errorf("line %d holds %d metrics", i+1, len(d.Values))
+		}
 	}
 	for _, m := range ms {
 		got := emftest.Values(docs, emftest.Series{Name: m.Name, Dims: map[string]string{metrics.DimFunction: function}})
@@ -270,11 +280,13 @@ func TestPublishesAreCountedByPathAtNoMetricMorePerFunction(t *testing.T) {
 	// each does in the cloud) writes one metric per type seen and one
 	// more, as many as it did without the path.
 	for _, d := range docs {
-		if _, ok := d.Values[metrics.EventsPublished.Name]; !ok {
-			continue
-		}
-		if got := fmt.Sprint(d.Sets); got != "[[FunctionName Path Type] [FunctionName Path]]" {
-			t.Errorf("EventsPublished declared in the dimension sets %s", got)
+		for _, dir := range d.Directives {
+			if !slices.Contains(dir.Metrics, metrics.EventsPublished.Name) {
+				continue
+			}
+			if got := fmt.Sprint(dir.Sets); got != "[[FunctionName Path Type] [FunctionName Path]]" {
+				t.Errorf("EventsPublished declared in the dimension sets %s", got)
+			}
 		}
 	}
 }

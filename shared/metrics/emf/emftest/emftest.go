@@ -17,18 +17,27 @@ import (
 	"github.com/wsnotify/wsnotify/shared/metrics"
 )
 
-// Doc is one EMF document: a log line with an "_aws" member. Its one
-// directive's content is flattened here (this service writes one directive
-// per line; Check allows several).
+// Doc is one EMF document: a log line with an "_aws" member.
 type Doc struct {
 	Timestamp time.Time
+	// Namespace is the first directive's (this service gives them all the
+	// same).
 	Namespace string
-	// Sets are the dimension sets declared, Dims the dimensions' values.
-	Sets [][]string
+	// Directives are the document's MetricDirectives, in order.
+	Directives []Directive
+	// Dims are the values of the dimensions the directives name.
 	Dims map[string]string
-	// Units and Values by metric name.
+	// Units and Values by metric name, of every directive's metrics.
 	Units  map[string]string
 	Values map[string][]float64
+}
+
+// Directive is one MetricDirective: its namespace, its dimension sets and
+// the names of its metrics.
+type Directive struct {
+	Namespace string
+	Sets      [][]string
+	Metrics   []string
 }
 
 // unitPattern is the specification's schema for Unit.
@@ -101,7 +110,10 @@ func Check(line []byte) (Doc, error) {
 		if len(ns) < 1 || len(ns) > 1024 {
 			return Doc{}, fmt.Errorf("Namespace %v: want a string of 1-1024 characters", d["Namespace"])
 		}
-		doc.Namespace = ns
+		if i == 0 {
+			doc.Namespace = ns
+		}
+		dir := Directive{Namespace: ns}
 		sets, ok := d["Dimensions"].([]any)
 		if !ok || len(sets) < 1 {
 			return Doc{}, fmt.Errorf("Dimensions %v: want an array of at least one DimensionSet", d["Dimensions"])
@@ -124,7 +136,7 @@ func Check(line []byte) (Doc, error) {
 				keys = append(keys, key)
 				doc.Dims[key] = value
 			}
-			doc.Sets = append(doc.Sets, keys)
+			dir.Sets = append(dir.Sets, keys)
 		}
 		defs, ok := d["Metrics"].([]any)
 		if !ok || len(defs) > 100 {
@@ -157,7 +169,9 @@ func Check(line []byte) (Doc, error) {
 				return Doc{}, fmt.Errorf("metric %s: %w", name, err)
 			}
 			doc.Values[name] = values
+			dir.Metrics = append(dir.Metrics, name)
 		}
+		doc.Directives = append(doc.Directives, dir)
 	}
 	return doc, nil
 }
@@ -242,8 +256,7 @@ func ExpectSums(t testing.TB, docs []Doc, wants ...Want) {
 }
 
 // Sum adds up the values docs give the metric s, as CloudWatch's Sum
-// statistic would: every document that declares a dimension set of exactly
-// s's dimension names, with s's values.
+// statistic would (see Values).
 func Sum(docs []Doc, s Series) float64 {
 	total := 0.0
 	for _, v := range Values(docs, s) {
@@ -252,27 +265,74 @@ func Sum(docs []Doc, s Series) float64 {
 	return total
 }
 
-// Values returns every value docs give the metric s (see Sum).
+// Values returns every value docs give the metric s: those of each datum
+// Extract finds for s's namespace-less name and dimensions, in order.
 func Values(docs []Doc, s Series) []float64 {
-	want := slices.Sorted(maps.Keys(s.Dims))
+	want := Datum{Name: s.Name, Dims: s.Dims}.key()
 	var out []float64
-	for _, d := range docs {
-		if _, ok := d.Values[s.Name]; !ok {
-			continue
+	for _, d := range Extract(docs) {
+		if d.key() == want {
+			out = append(out, d.Values...)
 		}
-		declared := slices.ContainsFunc(d.Sets, func(set []string) bool {
-			return slices.Equal(slices.Sorted(slices.Values(set)), want)
-		})
-		if !declared {
-			continue
+	}
+	return out
+}
+
+// Datum is what CloudWatch extracts from one document for one metric of
+// one directive and one of its dimension sets: the values of one series.
+type Datum struct {
+	Namespace string
+	Name      string
+	// Dims are the set's dimensions with the document's values.
+	Dims   map[string]string
+	Values []float64
+}
+
+// key names the datum's metric and dimensions (not its namespace): the
+// same for the data of one series.
+func (d Datum) key() string {
+	var b strings.Builder
+	b.WriteString(d.Name)
+	for _, k := range slices.Sorted(maps.Keys(d.Dims)) {
+		fmt.Fprintf(&b, " %s=%s", k, d.Dims[k])
+	}
+	return b.String()
+}
+
+// Extract returns what CloudWatch takes from docs, as the specification
+// says it does: every metric of a directive under each dimension set of
+// that directive (not of the document's other directives), with the values
+// of those dimensions and of the metric on the document's root.
+func Extract(docs []Doc) []Datum {
+	var out []Datum
+	for _, doc := range docs {
+		for _, dir := range doc.Directives {
+			for _, set := range dir.Sets {
+				dims := make(map[string]string, len(set))
+				for _, k := range set {
+					dims[k] = doc.Dims[k]
+				}
+				for _, name := range dir.Metrics {
+					out = append(out, Datum{Namespace: dir.Namespace, Name: name, Dims: dims, Values: doc.Values[name]})
+				}
+			}
 		}
-		match := true
-		for k, v := range s.Dims {
-			match = match && d.Dims[k] == v
-		}
-		if match {
-			out = append(out, d.Values[s.Name]...)
-		}
+	}
+	return out
+}
+
+// SeriesValues returns each series the data write to, by namespace, name and
+// dimensions ("ns Name Dim=value ..."), with all of its values, sorted:
+// what CloudWatch holds once it has ingested them, whatever the documents
+// they came in. A series no datum writes to is absent.
+func SeriesValues(data []Datum) map[string][]float64 {
+	out := map[string][]float64{}
+	for _, d := range data {
+		k := d.Namespace + " " + d.key()
+		out[k] = append(out[k], d.Values...)
+	}
+	for _, v := range out {
+		slices.Sort(v)
 	}
 	return out
 }
