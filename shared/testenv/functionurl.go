@@ -1,0 +1,132 @@
+package testenv
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+)
+
+// FunctionURL plays a Lambda function URL with AuthType AWS_IAM for tests:
+// it checks each request's signature with Verifier (Service "lambda",
+// SignedPayload set), refuses with 403 what it does not accept, and hands
+// the rest to Invoke as the function URL event Lambda would build (payload
+// format 2.0), JSON-encoded as the runtime receives it. It answers the
+// function's response as Lambda maps it back to HTTP.
+type FunctionURL struct {
+	Verifier SigV4Verifier
+	// Account is the function's account; the caller is CallerARN (an IAM
+	// ARN in CallerAccount).
+	Account, CallerAccount, CallerARN string
+	// Invoke runs the function on an event and returns its JSON response,
+	// e.g. lambda.NewHandler(handler).Invoke from aws-lambda-go.
+	Invoke func(ctx context.Context, event []byte) ([]byte, error)
+}
+
+// FunctionURLEvent is the event of a function URL: aws-lambda-go's
+// LambdaFunctionURLRequest with the fields Lambda sets to API Gateway's
+// sentinel values, which that type leaves out.
+type FunctionURLEvent struct {
+	events.LambdaFunctionURLRequest
+	RouteKey string `json:"routeKey"` // always "$default"
+	Stage    string `json:"stage"`    // always "$default"
+}
+
+// Event returns the event Lambda builds for r, whose body was read already.
+func (f *FunctionURL) Event(r *http.Request, body []byte, now time.Time) FunctionURLEvent {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	urlID, _, _ := strings.Cut(host, ".")
+	headers := map[string]string{}
+	for name, values := range r.Header {
+		if !strings.EqualFold(name, "Authorization") {
+			headers[strings.ToLower(name)] = strings.Join(values, ",")
+		}
+	}
+	headers["host"] = host
+	var ev FunctionURLEvent
+	ev.RouteKey, ev.Stage = "$default", "$default"
+	ev.Version = "2.0"
+	ev.RawPath = r.URL.EscapedPath()
+	ev.RawQueryString = r.URL.RawQuery
+	ev.Headers = headers
+	if len(body) > 0 {
+		// Lambda passes a text body as it is and base64-encodes the others.
+		if textual(r.Header.Get("Content-Type")) {
+			ev.Body = string(body)
+		} else {
+			ev.Body, ev.IsBase64Encoded = base64.StdEncoding.EncodeToString(body), true
+		}
+	}
+	accessKey := f.Verifier.AccessKey
+	rc := &ev.RequestContext
+	rc.AccountID = f.Account
+	rc.APIID, rc.DomainPrefix, rc.DomainName = urlID, urlID, host
+	rc.RequestID = fmt.Sprintf("req-%d", now.UnixNano())
+	rc.Time = now.UTC().Format("02/Jan/2006:15:04:05 -0700")
+	rc.TimeEpoch = now.UnixMilli()
+	rc.HTTP = events.LambdaFunctionURLRequestContextHTTPDescription{Method: r.Method, Path: r.URL.Path,
+		Protocol: r.Proto, SourceIP: "127.0.0.1", UserAgent: r.UserAgent()}
+	rc.Authorizer = &events.LambdaFunctionURLRequestContextAuthorizerDescription{
+		IAM: &events.LambdaFunctionURLRequestContextAuthorizerIAMDescription{AccessKey: accessKey,
+			AccountID: f.CallerAccount, CallerID: "AIDATESTCALLER", UserARN: f.CallerARN, UserID: "AIDATESTCALLER"},
+	}
+	return ev
+}
+
+func textual(contentType string) bool {
+	mt, _, _ := mime.ParseMediaType(contentType)
+	return strings.HasPrefix(mt, "text/") || mt == "application/json" || strings.HasSuffix(mt, "+json")
+}
+
+// ServeHTTP serves one request as the function URL.
+func (f *FunctionURL) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if why := f.Verifier.Verify(r, body); why != "" {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Amzn-ErrorType", "AccessDeniedException")
+		w.WriteHeader(http.StatusForbidden)
+		_ = json.NewEncoder(w).Encode(map[string]string{"Message": "Forbidden: " + why})
+		return
+	}
+	event, _ := json.Marshal(f.Event(r, body, time.Now()))
+	out, err := f.Invoke(r.Context(), event)
+	if err != nil {
+		w.WriteHeader(http.StatusBadGateway)
+		_ = json.NewEncoder(w).Encode(map[string]string{"Message": "the function failed: " + err.Error()})
+		return
+	}
+	// A response without a statusCode is itself the body of a 200.
+	var resp events.LambdaFunctionURLResponse
+	if json.Unmarshal(out, &resp) != nil || resp.StatusCode == 0 {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(out)
+		return
+	}
+	for k, v := range resp.Headers {
+		w.Header().Set(k, v)
+	}
+	data := []byte(resp.Body)
+	if resp.IsBase64Encoded {
+		if data, err = base64.StdEncoding.DecodeString(resp.Body); err != nil {
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
+	}
+	w.WriteHeader(resp.StatusCode)
+	_, _ = w.Write(data)
+}
