@@ -1,0 +1,225 @@
+package publish_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/config"
+
+	"github.com/wsnotify/wsnotify/clients/go/publish"
+	"github.com/wsnotify/wsnotify/shared/auth"
+	"github.com/wsnotify/wsnotify/shared/event"
+	"github.com/wsnotify/wsnotify/shared/notify"
+	"github.com/wsnotify/wsnotify/shared/notify/notifytest"
+	"github.com/wsnotify/wsnotify/shared/publishapi"
+	"github.com/wsnotify/wsnotify/shared/store/memory"
+	"github.com/wsnotify/wsnotify/shared/testenv"
+)
+
+// The two doors to PublishFunction, as the stack's outputs name them.
+const (
+	functionURL = "https://abcdefghijklmnopqrstuvwxyz012345.lambda-url.eu-west-1.on.aws/"
+	httpAPIURL  = "https://a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com"
+)
+
+// verifierFor checks signatures for service in eu-west-1 with the test's
+// key; for "lambda" it also wants the body's hash signed, as Lambda does.
+func verifierFor(service string) testenv.SigV4Verifier {
+	return testenv.SigV4Verifier{AccessKey: "AKIDEXAMPLE", SecretKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+		Region: "eu-west-1", Service: service, SignedPayload: service == "lambda"}
+}
+
+// routedConfig is an app's AWS config whose HTTP client reaches srv (a TLS
+// test server) whatever host a URL names: the endpoint's host stays in the
+// URL, the Host header and the signature, as it would in the cloud.
+func routedConfig(t *testing.T, srv *httptest.Server, region string) aws.Config {
+	t.Helper()
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+	var dialer net.Dialer
+	client := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return dialer.DialContext(ctx, network, srv.Listener.Addr().String())
+		},
+		// The test server's certificate names example.com, not the endpoint.
+		TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "example.com"},
+	}}
+	cfg, err := config.LoadDefaultConfig(context.Background(), config.WithRegion(region),
+		config.WithCredentialsProvider(testCreds), config.WithRetryer(quickRetries),
+		config.WithSharedConfigProfile(""), config.WithSharedConfigFiles([]string{}), config.WithSharedCredentialsFiles([]string{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.HTTPClient = client
+	if region == "" {
+		cfg.Region = "" // as an app that sets none, whatever the machine's environment says
+	}
+	return cfg
+}
+
+// judged is a stub publish API that answers what accept verifies and
+// records, for every request, what reject says of it.
+func judged(t *testing.T, accept, reject testenv.SigV4Verifier) (*stubAPI, *httptest.Server, func() []string) {
+	t.Helper()
+	var mu sync.Mutex
+	var other []string
+	stub := &stubAPI{keys: map[string]publish.Result{}, verify: func(r *http.Request, body []byte) string {
+		mu.Lock()
+		other = append(other, reject.Verify(r, body))
+		mu.Unlock()
+		return accept.Verify(r, body)
+	}}
+	srv := httptest.NewTLSServer(stub)
+	t.Cleanup(srv.Close)
+	return stub, srv, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), other...)
+	}
+}
+
+func TestTheSignedClientSignsForLambdaAtAFunctionURLAndForExecuteAPIElsewhere(t *testing.T) {
+	msg := publish.Message{OwnerID: "acct_42", IdempotencyKey: "job_f-1", Event: publish.JobProgress("job_f", 50, 1, 2, "a.jpg")}
+	for _, tc := range []struct {
+		name, endpoint, region, service, otherService string
+	}{
+		{"function URL, the config in its region", functionURL, "eu-west-1", "lambda", "execute-api"},
+		{"function URL, the config without a region", functionURL, "", "lambda", "execute-api"},
+		{"function URL without its trailing slash", strings.TrimSuffix(functionURL, "/"), "eu-west-1", "lambda", "execute-api"},
+		{"HTTP API", httpAPIURL, "eu-west-1", "execute-api", "lambda"},
+		{"HTTP API behind a custom domain", "https://publish.example.com", "eu-west-1", "execute-api", "lambda"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stub, srv, otherSaid := judged(t, verifierFor(tc.service), verifierFor(tc.otherService))
+			c := publish.NewClient(tc.endpoint, routedConfig(t, srv, tc.region))
+			results, err := c.Publish(context.Background(), msg)
+			if err != nil || len(results) != 1 || results[0].Seq != 1 {
+				t.Fatalf("publish: %+v, %v", results, err)
+			}
+			if p, err := c.Connections(context.Background(), "acct_42"); err != nil || p.Count != 1 {
+				t.Fatalf("connections: %+v, %v", p, err)
+			}
+			if stub.requests != 2 {
+				t.Errorf("%d requests, want 2 (none refused, none retried)", stub.requests)
+			}
+			for i, why := range otherSaid() {
+				if why == "" {
+					t.Errorf("request %d verifies for %q too: the test shows nothing", i, tc.otherService)
+				}
+			}
+		})
+	}
+}
+
+func TestTheSignedClientRefusesAFunctionURLOfAnotherRegionThanItsConfigs(t *testing.T) {
+	stub, srv, _ := judged(t, verifierFor("lambda"), verifierFor("execute-api"))
+	c := publish.NewClient(functionURL, routedConfig(t, srv, "us-east-1"))
+	_, err := c.Publish(context.Background(), publish.Message{OwnerID: "acct_42", Event: publish.Error("", "E", "x")})
+	if err == nil || !strings.Contains(err.Error(), "function URL in eu-west-1") || !strings.Contains(err.Error(), "us-east-1") {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := c.Connections(context.Background(), "acct_42"); err == nil {
+		t.Error("presence asked with the wrong region")
+	}
+	if stub.requests != 0 {
+		t.Errorf("%d requests sent with a signature for the wrong region", stub.requests)
+	}
+}
+
+// publishFunction is PublishFunction's handler over a Notifier on the
+// memory store, with a connection of acct_42 and one of acct_7, as the
+// Lambda runtime calls it: JSON event in, JSON response out.
+func publishFunction(t *testing.T) (*notifytest.Recorder, func(context.Context, []byte) ([]byte, error)) {
+	t.Helper()
+	s := memory.New()
+	pushed := notifytest.NewRecorder()
+	n := notify.New(auth.NewAuthenticator(s), s, pushed, slog.New(slog.DiscardHandler), notify.Config{})
+	for _, owner := range []string{"acct_42", "acct_7"} {
+		if err := s.PutKey(context.Background(), auth.Key{Hash: auth.Hash("key-" + owner), OwnerID: owner}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.Connect(context.Background(), notify.ConnectRequest{Token: "key-" + owner, ClientID: "tab-" + owner, ConnectionID: "conn-" + owner}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	handler := lambda.NewHandler(publishapi.New(n, slog.New(slog.DiscardHandler)).HandleLambda)
+	return pushed, handler.Invoke
+}
+
+// TestWhatTheClientSendsToTheFunctionURLIsPublishedByPublishFunction needs
+// shared/publishapi.HandleLambda to route a function URL's events (routeKey
+// "$default") by method and rawPath.
+func TestWhatTheClientSendsToTheFunctionURLIsPublishedByPublishFunction(t *testing.T) {
+	pushed, invoke := publishFunction(t)
+	fn := &testenv.FunctionURL{Verifier: verifierFor("lambda"), Account: "123456789012",
+		CallerAccount: "123456789012", CallerARN: "arn:aws:iam::123456789012:role/backend", Invoke: invoke}
+	srv := httptest.NewTLSServer(fn)
+	defer srv.Close()
+	c := publish.NewClient(functionURL, routedConfig(t, srv, "eu-west-1"))
+	ctx := context.Background()
+
+	results, err := c.Publish(ctx,
+		publish.Message{OwnerID: "acct_42", IdempotencyKey: "job_u-1", Event: publish.JobProgress("job_u", 50, 1, 2, "a.jpg")},
+		publish.Message{OwnerID: "acct_42", Event: publish.JobComplete("job_u", event.StatusCompleted, 2, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := pushed.Sent("conn-acct_42")
+	if len(results) != 2 || len(sent) != 2 || results[0].Delivered != 1 || results[1].Seq != results[0].Seq+1 {
+		t.Fatalf("results %+v; acct_42's connection got %v", results, sent)
+	}
+	for i, data := range sent {
+		var got map[string]any
+		if err := json.Unmarshal([]byte(data), &got); err != nil || got["id"] != results[i].ID {
+			t.Errorf("push %d: %s, answered %+v", i, data, results[i])
+		}
+	}
+	if theirs := pushed.Sent("conn-acct_7"); len(theirs) != 0 {
+		t.Errorf("acct_7's connection got %v", theirs)
+	}
+	again, err := c.Publish(ctx, publish.Message{OwnerID: "acct_42", IdempotencyKey: "job_u-1", Event: publish.JobProgress("job_u", 50, 1, 2, "a.jpg")})
+	if err != nil || !again[0].Duplicate || again[0].ID != results[0].ID || len(pushed.Sent("conn-acct_42")) != 2 {
+		t.Errorf("the keyed message again: %+v, %v", again, err)
+	}
+	p, err := c.Connections(ctx, "acct_42")
+	if err != nil || p.Count != 1 || p.Clients[0].ClientID != "tab-acct_42" {
+		t.Errorf("presence %+v, %v", p, err)
+	}
+	_, err = c.Publish(ctx, publish.Message{OwnerID: "acct_42", IdempotencyKey: "job_u-1", Event: publish.JobProgress("job_u", 60, 1, 2, "a.jpg")})
+	var apiErr *publish.APIError
+	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusConflict || apiErr.Code != "IDEMPOTENCY_CONFLICT" {
+		t.Errorf("the key with another event: %v", err)
+	}
+
+	// A request signed for the HTTP API never reaches the function.
+	before := len(pushed.Sent("conn-acct_42"))
+	body := `{"ownerId":"acct_42","event":{"type":"error","error":"x","code":"E"}}`
+	wrong := httptest.NewRequest(http.MethodPost, functionURL+"v1/publish", strings.NewReader(body))
+	sum := sha256.Sum256([]byte(body))
+	wrong.Header.Set("X-Amz-Content-Sha256", hex.EncodeToString(sum[:]))
+	creds, _ := testCreds.Retrieve(ctx)
+	if err := v4.NewSigner().SignHTTP(ctx, creds, wrong, hex.EncodeToString(sum[:]), "execute-api", "eu-west-1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	w := httptest.NewRecorder()
+	fn.ServeHTTP(w, wrong)
+	if w.Code != http.StatusForbidden || len(pushed.Sent("conn-acct_42")) != before {
+		t.Errorf("a request signed for execute-api: %d %s", w.Code, w.Body)
+	}
+}
