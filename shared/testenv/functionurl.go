@@ -6,13 +6,22 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"net"
 	"net/http"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/wsnotify/wsnotify/shared/auth"
+	"github.com/wsnotify/wsnotify/shared/notify"
+	"github.com/wsnotify/wsnotify/shared/notify/notifytest"
+	"github.com/wsnotify/wsnotify/shared/publishapi"
+	"github.com/wsnotify/wsnotify/shared/store/memory"
 )
 
 // FunctionURL plays a Lambda function URL with AuthType AWS_IAM for tests:
@@ -129,4 +138,27 @@ func (f *FunctionURL) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(resp.StatusCode)
 	_, _ = w.Write(data)
+}
+
+// PublishFunction is PublishFunction's handler (shared/publishapi) over a
+// Notifier on the memory store, as the Lambda runtime calls it: a JSON
+// event in, a JSON response out (aws-lambda-go's reflection, as the built
+// function). Each owner has a key "key-{owner}" and one connection,
+// "conn-{owner}" of client "tab-{owner}"; the recorder holds what was
+// pushed to each.
+func PublishFunction(t testing.TB, owners ...string) (*notifytest.Recorder, func(context.Context, []byte) ([]byte, error)) {
+	t.Helper()
+	s := memory.New()
+	pushed := notifytest.NewRecorder()
+	log := slog.New(slog.DiscardHandler)
+	n := notify.New(auth.NewAuthenticator(s), s, pushed, log, notify.Config{})
+	for _, owner := range owners {
+		if err := s.PutKey(context.Background(), auth.Key{Hash: auth.Hash("key-" + owner), OwnerID: owner}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.Connect(context.Background(), notify.ConnectRequest{Token: "key-" + owner, ClientID: "tab-" + owner, ConnectionID: "conn-" + owner}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return pushed, lambda.NewHandler(publishapi.New(n, log).HandleLambda).Invoke
 }

@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -17,18 +16,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/config"
 
 	"github.com/wsnotify/wsnotify/clients/go/publish"
-	"github.com/wsnotify/wsnotify/shared/auth"
 	"github.com/wsnotify/wsnotify/shared/event"
-	"github.com/wsnotify/wsnotify/shared/notify"
-	"github.com/wsnotify/wsnotify/shared/notify/notifytest"
-	"github.com/wsnotify/wsnotify/shared/publishapi"
-	"github.com/wsnotify/wsnotify/shared/store/memory"
 	"github.com/wsnotify/wsnotify/shared/testenv"
 )
 
@@ -142,31 +135,11 @@ func TestTheSignedClientRefusesAFunctionURLOfAnotherRegionThanItsConfigs(t *test
 	}
 }
 
-// publishFunction is PublishFunction's handler over a Notifier on the
-// memory store, with a connection of acct_42 and one of acct_7, as the
-// Lambda runtime calls it: JSON event in, JSON response out.
-func publishFunction(t *testing.T) (*notifytest.Recorder, func(context.Context, []byte) ([]byte, error)) {
-	t.Helper()
-	s := memory.New()
-	pushed := notifytest.NewRecorder()
-	n := notify.New(auth.NewAuthenticator(s), s, pushed, slog.New(slog.DiscardHandler), notify.Config{})
-	for _, owner := range []string{"acct_42", "acct_7"} {
-		if err := s.PutKey(context.Background(), auth.Key{Hash: auth.Hash("key-" + owner), OwnerID: owner}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := n.Connect(context.Background(), notify.ConnectRequest{Token: "key-" + owner, ClientID: "tab-" + owner, ConnectionID: "conn-" + owner}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	handler := lambda.NewHandler(publishapi.New(n, slog.New(slog.DiscardHandler)).HandleLambda)
-	return pushed, handler.Invoke
-}
-
 // TestWhatTheClientSendsToTheFunctionURLIsPublishedByPublishFunction needs
 // shared/publishapi.HandleLambda to route a function URL's events (routeKey
 // "$default") by method and rawPath.
 func TestWhatTheClientSendsToTheFunctionURLIsPublishedByPublishFunction(t *testing.T) {
-	pushed, invoke := publishFunction(t)
+	pushed, invoke := testenv.PublishFunction(t, "acct_42", "acct_7")
 	fn := &testenv.FunctionURL{Verifier: verifierFor("lambda"), Account: "123456789012",
 		CallerAccount: "123456789012", CallerARN: "arn:aws:iam::123456789012:role/backend", Invoke: invoke}
 	srv := httptest.NewTLSServer(fn)
