@@ -2,63 +2,20 @@ package publisher_test
 
 import (
 	"encoding/json"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/wsnotify/wsnotify/clients/go/publish"
 	"github.com/wsnotify/wsnotify/shared/testenv"
 )
 
-// The hosts of the two doors to PublishFunction, as the stack's outputs name them.
-const (
-	functionURLHost = "abcdefghijklmnopqrstuvwxyz012345.lambda-url.eu-west-1.on.aws"
-	httpAPIHost     = "a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com"
-)
-
-// verifierFor checks signatures for service in eu-west-1 with
-// credentialsEnv's key; for "lambda" it also wants the body's hash signed.
-func verifierFor(service string) testenv.SigV4Verifier {
-	return testenv.SigV4Verifier{AccessKey: "AKIDEXAMPLE", SecretKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-		Region: "eu-west-1", Service: service, SignedPayload: service == "lambda"}
-}
-
 // at is srv's URL with host in place of its address: test/publish.mjs,
 // told to resolve every host to 127.0.0.1, reaches srv there.
 func at(srv *httptest.Server, host string) string {
 	u, _ := url.Parse(srv.URL)
 	return "http://" + host + ":" + u.Port()
-}
-
-// judgedStub answers what accept verifies, 403 the rest, and records what
-// reject says of every request.
-type judgedStub struct {
-	accept, reject testenv.SigV4Verifier
-	mu             sync.Mutex
-	refusals       []string // accept's
-	rejectSaid     []string
-}
-
-func (s *judgedStub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.rejectSaid = append(s.rejectSaid, s.reject.Verify(r, body))
-	if why := s.accept.Verify(r, body); why != "" {
-		s.refusals = append(s.refusals, why)
-		w.WriteHeader(http.StatusForbidden)
-		_ = json.NewEncoder(w).Encode(map[string]string{"message": why})
-		return
-	}
-	if r.Method == http.MethodGet {
-		_, _ = w.Write([]byte(`{"ownerId":"acct_42","count":0,"clients":[]}`))
-		return
-	}
-	_, _ = w.Write([]byte(`{"results":[{"id":"evt_1","seq":1,"delivered":1}]}`))
 }
 
 var nodeMessage = []map[string]any{{"ownerId": "acct_42", "idempotencyKey": "job_f-1",
@@ -68,12 +25,13 @@ func TestTheNodeHTTPPublisherSignsForLambdaAtAFunctionURLAndForExecuteAPIElsewhe
 	for _, tc := range []struct {
 		name, host, region, service, other string
 	}{
-		{"function URL, region given", functionURLHost, "eu-west-1", "lambda", "execute-api"},
-		{"function URL, region left out", functionURLHost, "", "lambda", "execute-api"},
-		{"HTTP API", httpAPIHost, "eu-west-1", "execute-api", "lambda"},
+		{"function URL, region given", testenv.FunctionURLHost, "eu-west-1", "lambda", "execute-api"},
+		{"function URL, region left out", testenv.FunctionURLHost, "", "lambda", "execute-api"},
+		{"HTTP API", testenv.HTTPAPIHost, "eu-west-1", "execute-api", "lambda"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			stub := &judgedStub{accept: verifierFor(tc.service), reject: verifierFor(tc.other)}
+			reject := testenv.ExampleKeyVerifier(tc.other)
+			stub := &signedStub{verifier: testenv.ExampleKeyVerifier(tc.service), reject: &reject}
 			srv := httptest.NewServer(stub)
 			defer srv.Close()
 			cmd := map[string]any{"endpoint": at(srv, tc.host) + "/", "resolveTo": "127.0.0.1", "messages": nodeMessage}
@@ -105,10 +63,11 @@ func TestTheNodeHTTPPublisherSignsForLambdaAtAFunctionURLAndForExecuteAPIElsewhe
 }
 
 func TestTheNodeHTTPPublisherRefusesAFunctionURLOfAnotherRegion(t *testing.T) {
-	stub := &judgedStub{accept: verifierFor("lambda"), reject: verifierFor("execute-api")}
+	reject := testenv.ExampleKeyVerifier("execute-api")
+	stub := &signedStub{verifier: testenv.ExampleKeyVerifier("lambda"), reject: &reject}
 	srv := httptest.NewServer(stub)
 	defer srv.Close()
-	a := runPublisher(t, map[string]any{"endpoint": at(srv, functionURLHost), "resolveTo": "127.0.0.1", "region": "us-east-1",
+	a := runPublisher(t, map[string]any{"endpoint": at(srv, testenv.FunctionURLHost), "resolveTo": "127.0.0.1", "region": "us-east-1",
 		"messages": nodeMessage}, credentialsEnv...)
 	if a.Error == nil || a.Error.Name != "TypeError" || !strings.Contains(a.Error.Message, "function URL in eu-west-1") {
 		t.Errorf("%+v", a.Error)
@@ -124,14 +83,12 @@ func TestTheNodeHTTPPublisherRefusesAFunctionURLOfAnotherRegion(t *testing.T) {
 // needs shared/publishapi.HandleLambda to route a function URL's events
 // (routeKey "$default") by method and rawPath.
 func TestWhatTheNodePublisherSendsToTheFunctionURLIsPublishedByPublishFunction(t *testing.T) {
-	pushed, invoke := testenv.PublishFunction(t, "acct_42", "acct_7")
-	fn := &testenv.FunctionURL{Verifier: verifierFor("lambda"), Account: "123456789012",
-		CallerAccount: "123456789012", CallerARN: "arn:aws:iam::123456789012:role/backend", Invoke: invoke}
+	pushed, fn := testenv.PublishFunctionURL(t, "acct_42", "acct_7")
 	srv := httptest.NewServer(fn)
 	defer srv.Close()
 	messages := []map[string]any{nodeMessage[0], {"ownerId": "acct_7",
 		"event": map[string]any{"type": "job_complete", "jobId": "job_g", "status": "completed", "organized": 2, "failed": 0}}}
-	a := runPublisher(t, map[string]any{"endpoint": at(srv, functionURLHost) + "/", "resolveTo": "127.0.0.1", "messages": messages}, credentialsEnv...)
+	a := runPublisher(t, map[string]any{"endpoint": at(srv, testenv.FunctionURLHost) + "/", "resolveTo": "127.0.0.1", "messages": messages}, credentialsEnv...)
 	if a.Error != nil {
 		t.Fatalf("%+v", a.Error)
 	}
@@ -147,7 +104,7 @@ func TestWhatTheNodePublisherSendsToTheFunctionURLIsPublishedByPublishFunction(t
 			t.Errorf("push %d: %s, answered %+v", i, data, results[i])
 		}
 	}
-	who := runPublisher(t, map[string]any{"endpoint": at(srv, functionURLHost), "resolveTo": "127.0.0.1", "connections": "acct_42"}, credentialsEnv...)
+	who := runPublisher(t, map[string]any{"endpoint": at(srv, testenv.FunctionURLHost), "resolveTo": "127.0.0.1", "connections": "acct_42"}, credentialsEnv...)
 	var p publish.Presence
 	if err := json.Unmarshal(who.OK, &p); err != nil || p.Count != 1 || p.Clients[0].ClientID != "tab-acct_42" {
 		t.Errorf("presence %s %+v", who.OK, who.Error)

@@ -24,6 +24,21 @@ import (
 	"github.com/wsnotify/wsnotify/shared/store/memory"
 )
 
+// The hosts of PublishFunction's two doors in the publishers' tests: its
+// function URL and the HTTP API in front of it, both in eu-west-1.
+const (
+	FunctionURLHost = "abcdefghijklmnopqrstuvwxyz012345.lambda-url.eu-west-1.on.aws"
+	HTTPAPIHost     = "a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com"
+)
+
+// ExampleKeyVerifier checks signatures made with the AWS documentation's
+// example key (AKIDEXAMPLE) for service in eu-west-1; for "lambda", a
+// function URL's signing name, it also wants the body's hash signed.
+func ExampleKeyVerifier(service string) SigV4Verifier {
+	return SigV4Verifier{AccessKey: "AKIDEXAMPLE", SecretKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+		Region: "eu-west-1", Service: service, SignedPayload: service == "lambda"}
+}
+
 // FunctionURL plays a Lambda function URL with AuthType AWS_IAM for tests:
 // it checks each request's signature with Verifier (Service "lambda",
 // SignedPayload set), refuses with 403 what it does not accept, and hands
@@ -140,13 +155,14 @@ func (f *FunctionURL) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(data)
 }
 
-// PublishFunction is PublishFunction's handler (shared/publishapi) over a
-// Notifier on the memory store, as the Lambda runtime calls it: a JSON
-// event in, a JSON response out (aws-lambda-go's reflection, as the built
-// function). Each owner has a key "key-{owner}" and one connection,
-// "conn-{owner}" of client "tab-{owner}"; the recorder holds what was
-// pushed to each.
-func PublishFunction(t testing.TB, owners ...string) (*notifytest.Recorder, func(context.Context, []byte) ([]byte, error)) {
+// PublishFunctionURL is PublishFunction's function URL: FunctionURL,
+// checking ExampleKeyVerifier("lambda")'s signatures, in front of
+// PublishFunction's handler (shared/publishapi) over a Notifier on the
+// memory store, invoked as the Lambda runtime does: a JSON event in, a
+// JSON response out (aws-lambda-go's reflection, as in the built function).
+// Each owner has a key "key-{owner}" and one connection, "conn-{owner}" of
+// client "tab-{owner}"; the recorder holds what was pushed to each.
+func PublishFunctionURL(t testing.TB, owners ...string) (*notifytest.Recorder, *FunctionURL) {
 	t.Helper()
 	s := memory.New()
 	pushed := notifytest.NewRecorder()
@@ -160,5 +176,7 @@ func PublishFunction(t testing.TB, owners ...string) (*notifytest.Recorder, func
 			t.Fatal(err)
 		}
 	}
-	return pushed, lambda.NewHandler(publishapi.New(n, log).HandleLambda).Invoke
+	return pushed, &FunctionURL{Verifier: ExampleKeyVerifier("lambda"), Account: "123456789012",
+		CallerAccount: "123456789012", CallerARN: "arn:aws:iam::123456789012:role/backend",
+		Invoke: lambda.NewHandler(publishapi.New(n, log).HandleLambda).Invoke}
 }

@@ -27,16 +27,9 @@ import (
 
 // The two doors to PublishFunction, as the stack's outputs name them.
 const (
-	functionURL = "https://abcdefghijklmnopqrstuvwxyz012345.lambda-url.eu-west-1.on.aws/"
-	httpAPIURL  = "https://a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com"
+	functionURL = "https://" + testenv.FunctionURLHost + "/"
+	httpAPIURL  = "https://" + testenv.HTTPAPIHost
 )
-
-// verifierFor checks signatures for service in eu-west-1 with the test's
-// key; for "lambda" it also wants the body's hash signed, as Lambda does.
-func verifierFor(service string) testenv.SigV4Verifier {
-	return testenv.SigV4Verifier{AccessKey: "AKIDEXAMPLE", SecretKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-		Region: "eu-west-1", Service: service, SignedPayload: service == "lambda"}
-}
 
 // routedConfig is an app's AWS config whose HTTP client reaches srv (a TLS
 // test server) whatever host a URL names: the endpoint's host stays in the
@@ -99,7 +92,7 @@ func TestTheSignedClientSignsForLambdaAtAFunctionURLAndForExecuteAPIElsewhere(t 
 		{"HTTP API behind a custom domain", "https://publish.example.com", "eu-west-1", "execute-api", "lambda"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			stub, srv, otherSaid := judged(t, verifierFor(tc.service), verifierFor(tc.otherService))
+			stub, srv, otherSaid := judged(t, testenv.ExampleKeyVerifier(tc.service), testenv.ExampleKeyVerifier(tc.otherService))
 			c := publish.NewClient(tc.endpoint, routedConfig(t, srv, tc.region))
 			results, err := c.Publish(context.Background(), msg)
 			if err != nil || len(results) != 1 || results[0].Seq != 1 {
@@ -121,7 +114,7 @@ func TestTheSignedClientSignsForLambdaAtAFunctionURLAndForExecuteAPIElsewhere(t 
 }
 
 func TestTheSignedClientRefusesAFunctionURLOfAnotherRegionThanItsConfigs(t *testing.T) {
-	stub, srv, _ := judged(t, verifierFor("lambda"), verifierFor("execute-api"))
+	stub, srv, _ := judged(t, testenv.ExampleKeyVerifier("lambda"), testenv.ExampleKeyVerifier("execute-api"))
 	c := publish.NewClient(functionURL, routedConfig(t, srv, "us-east-1"))
 	_, err := c.Publish(context.Background(), publish.Message{OwnerID: "acct_42", Event: publish.Error("", "E", "x")})
 	if err == nil || !strings.Contains(err.Error(), "function URL in eu-west-1") || !strings.Contains(err.Error(), "us-east-1") {
@@ -139,9 +132,7 @@ func TestTheSignedClientRefusesAFunctionURLOfAnotherRegionThanItsConfigs(t *test
 // shared/publishapi.HandleLambda to route a function URL's events (routeKey
 // "$default") by method and rawPath.
 func TestWhatTheClientSendsToTheFunctionURLIsPublishedByPublishFunction(t *testing.T) {
-	pushed, invoke := testenv.PublishFunction(t, "acct_42", "acct_7")
-	fn := &testenv.FunctionURL{Verifier: verifierFor("lambda"), Account: "123456789012",
-		CallerAccount: "123456789012", CallerARN: "arn:aws:iam::123456789012:role/backend", Invoke: invoke}
+	pushed, fn := testenv.PublishFunctionURL(t, "acct_42", "acct_7")
 	srv := httptest.NewTLSServer(fn)
 	defer srv.Close()
 	c := publish.NewClient(functionURL, routedConfig(t, srv, "eu-west-1"))
