@@ -106,7 +106,7 @@ func TestWhatTheNodePublisherSendsToTheFunctionURLIsPublishedByPublishFunction(t
 	}
 	who := runPublisher(t, map[string]any{"endpoint": at(srv, testenv.FunctionURLHost), "resolveTo": "127.0.0.1", "connections": "acct_42"}, credentialsEnv...)
 	var p publish.Presence
-	if err := json.Unmarshal(who.OK, &p); err != nil || p.Count != 1 || p.Clients[0].ClientID != "tab-acct_42" {
+	if err := json.Unmarshal(who.OK, &p); err != nil || p.Count != 1 || p.Clients[0].ClientID != "tab-1" {
 		t.Errorf("presence %s %+v", who.OK, who.Error)
 	}
 }

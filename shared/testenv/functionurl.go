@@ -56,12 +56,33 @@ type FunctionURL struct {
 }
 
 // FunctionURLEvent is the event of a function URL: aws-lambda-go's
-// LambdaFunctionURLRequest with the fields Lambda sets to API Gateway's
-// sentinel values, which that type leaves out.
+// LambdaFunctionURLRequest, marshalled with the fields Lambda sets to API
+// Gateway's sentinel values and that type leaves out: routeKey "$default",
+// and requestContext's routeKey and stage "$default".
 type FunctionURLEvent struct {
 	events.LambdaFunctionURLRequest
-	RouteKey string `json:"routeKey"` // always "$default"
-	Stage    string `json:"stage"`    // always "$default"
+}
+
+// MarshalJSON adds the sentinels to the request's JSON.
+func (e FunctionURLEvent) MarshalJSON() ([]byte, error) {
+	raw, err := json.Marshal(e.LambdaFunctionURLRequest)
+	if err != nil {
+		return nil, err
+	}
+	var ev map[string]json.RawMessage
+	var rc map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(ev["requestContext"], &rc); err != nil {
+		return nil, err
+	}
+	sentinel := json.RawMessage(`"$default"`)
+	ev["routeKey"], rc["routeKey"], rc["stage"] = sentinel, sentinel, sentinel
+	if ev["requestContext"], err = json.Marshal(rc); err != nil {
+		return nil, err
+	}
+	return json.Marshal(ev)
 }
 
 // Event returns the event Lambda builds for r, whose body was read already.
@@ -79,7 +100,6 @@ func (f *FunctionURL) Event(r *http.Request, body []byte, now time.Time) Functio
 	}
 	headers["host"] = host
 	var ev FunctionURLEvent
-	ev.RouteKey, ev.Stage = "$default", "$default"
 	ev.Version = "2.0"
 	ev.RawPath = r.URL.EscapedPath()
 	ev.RawQueryString = r.URL.RawQuery
@@ -161,18 +181,19 @@ func (f *FunctionURL) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // memory store, invoked as the Lambda runtime does: a JSON event in, a
 // JSON response out (aws-lambda-go's reflection, as in the built function).
 // Each owner has a key "key-{owner}" and one connection, "conn-{owner}" of
-// client "tab-{owner}"; the recorder holds what was pushed to each.
+// client "tab-{n}" (n its place in owners, from 1); the recorder holds what
+// was pushed to each.
 func PublishFunctionURL(t testing.TB, owners ...string) (*notifytest.Recorder, *FunctionURL) {
 	t.Helper()
 	s := memory.New()
 	pushed := notifytest.NewRecorder()
 	log := slog.New(slog.DiscardHandler)
 	n := notify.New(auth.NewAuthenticator(s), s, pushed, log, notify.Config{})
-	for _, owner := range owners {
+	for i, owner := range owners {
 		if err := s.PutKey(context.Background(), auth.Key{Hash: auth.Hash("key-" + owner), OwnerID: owner}); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := n.Connect(context.Background(), notify.ConnectRequest{Token: "key-" + owner, ClientID: "tab-" + owner, ConnectionID: "conn-" + owner}); err != nil {
+		if _, err := n.Connect(context.Background(), notify.ConnectRequest{Token: "key-" + owner, ClientID: fmt.Sprint("tab-", i+1), ConnectionID: "conn-" + owner}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -67,6 +67,8 @@ func TestTheFunctionURLHandsASignedRequestToTheFunctionAsItsEvent(t *testing.T) 
 	headers := ev["headers"].(map[string]any)
 	for what, pair := range map[string][2]any{
 		"routeKey":    {ev["routeKey"], "$default"},
+		"context's":   {rc["routeKey"], "$default"},
+		"stage":       {rc["stage"], "$default"},
 		"version":     {ev["version"], "2.0"},
 		"rawPath":     {ev["rawPath"], "/v1/publish"},
 		"query":       {ev["rawQueryString"], "x=1"},

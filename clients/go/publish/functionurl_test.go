@@ -132,7 +132,7 @@ func TestTheSignedClientRefusesAFunctionURLOfAnotherRegionThanItsConfigs(t *test
 // shared/publishapi.HandleLambda to route a function URL's events (routeKey
 // "$default") by method and rawPath.
 func TestWhatTheClientSendsToTheFunctionURLIsPublishedByPublishFunction(t *testing.T) {
-	pushed, fn := testenv.PublishFunctionURL(t, "acct_42", "acct_7")
+	pushed, fn := testenv.PublishFunctionURL(t, "acct_42", "acct_7", "user@example.com")
 	srv := httptest.NewTLSServer(fn)
 	defer srv.Close()
 	c := publish.NewClient(functionURL, routedConfig(t, srv, "eu-west-1"))
@@ -161,9 +161,11 @@ func TestWhatTheClientSendsToTheFunctionURLIsPublishedByPublishFunction(t *testi
 	if err != nil || !again[0].Duplicate || again[0].ID != results[0].ID || len(pushed.Sent("conn-acct_42")) != 2 {
 		t.Errorf("the keyed message again: %+v, %v", again, err)
 	}
-	p, err := c.Connections(ctx, "acct_42")
-	if err != nil || p.Count != 1 || p.Clients[0].ClientID != "tab-acct_42" {
-		t.Errorf("presence %+v, %v", p, err)
+	for owner, client := range map[string]string{"acct_42": "tab-1", "user@example.com": "tab-3"} { // '@' is %40 in the raw path, %2540 signed
+		p, err := c.Connections(ctx, owner)
+		if err != nil || p.Count != 1 || p.Clients[0].ClientID != client {
+			t.Errorf("presence of %s: %+v, %v", owner, p, err)
+		}
 	}
 	_, err = c.Publish(ctx, publish.Message{OwnerID: "acct_42", IdempotencyKey: "job_u-1", Event: publish.JobProgress("job_u", 60, 1, 2, "a.jpg")})
 	var apiErr *publish.APIError
