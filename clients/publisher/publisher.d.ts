@@ -94,8 +94,18 @@ export class PublishApiError extends Error {
 }
 
 export class HttpPublisher {
+  /**
+   * Throws a TypeError for a function URL endpoint with another region than its host's.
+   */
   constructor(options: {
+    /**
+     * The API's URL without /v1/publish. PublishFunction's function URL
+     * (https://{url-id}.lambda-url.{region}.on.aws/) is signed for "lambda" in
+     * its host's region; the HTTP API or a custom domain, for "execute-api"
+     * in region; without region, local mode (http://127.0.0.1:8000).
+     */
     endpoint: string;
+    /** The region to sign for; a function URL's is its host's, and may be left out. */
     region?: string;
     credentials?: AwsCredentialIdentity | AwsCredentialIdentityProvider;
     controlToken?: string;

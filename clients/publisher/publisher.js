@@ -3,8 +3,10 @@
 //
 //   - HttpPublisher: POST /v1/publish, signed with AWS Signature Version 4
 //     (the SDK's signer, credentials from the default provider chain) in
-//     the cloud, or with local mode's control token. It answers what each
-//     event did (id, seq, connections reached) and who is connected.
+//     the cloud, for "lambda" at PublishFunction's function URL and for
+//     "execute-api" at the HTTP API, or with local mode's control token. It
+//     answers what each event did (id, seq, connections reached) and who is
+//     connected.
 //   - QueuePublisher: SendMessageBatch to the stack's FIFO job queue, ten a
 //     call, MessageGroupId the job id, MessageDeduplicationId named from
 //     the idempotency key, a result per message.
@@ -275,15 +277,38 @@ export class PublishApiError extends Error {
 
 const retryable = (err) => !(err instanceof PublishApiError) || err.status >= 500 || err.status === 429;
 
+/**
+ * The region of a Lambda function URL's host, {url-id}.lambda-url.{region}.on.aws,
+ * or undefined for any other host.
+ */
+function functionUrlRegion(hostname) {
+  const labels = hostname.toLowerCase().replace(/\.$/, '').split('.');
+  if (labels.length !== 5 || labels[1] !== 'lambda-url' || labels[3] !== 'on' || labels[4] !== 'aws') return undefined;
+  return labels.slice(0, 3).every((l) => /^[a-z0-9-]+$/.test(l)) ? labels[2] : undefined;
+}
+
 /** Publishes over the HTTP publish API and asks who is connected. */
 export class HttpPublisher {
   /**
+   * The endpoint's host says how requests are signed. PublishFunction's
+   * function URL (output PublishFunctionUrl, https://{url-id}.lambda-url.{region}.on.aws/)
+   * is signed for the service "lambda" in the region the host names, with
+   * the body's hash in x-amz-content-sha256 (Lambda takes no unsigned body);
+   * region may be left out, and one other than the host's is refused here,
+   * as a signature for it could only be refused. The caller needs
+   * lambda:InvokeFunctionUrl and lambda:InvokeFunction on the function.
+   * Any other endpoint (the HTTP API, output PublishApiURL, or a custom
+   * domain in front of it) is signed for "execute-api" in region when region
+   * is given, and needs execute-api:Invoke on the routes; without region it
+   * is local mode, with its control token if it has one.
+   *
    * @param {object} options
-   * @param {string} options.endpoint the API's URL without /v1/publish (the stack's
-   *   publish URL output), or local mode's http://127.0.0.1:8000
-   * @param {string} [options.region] signs with SigV4 for this region (the cloud)
+   * @param {string} options.endpoint the API's URL without /v1/publish: the function URL,
+   *   the HTTP API's URL, or local mode's http://127.0.0.1:8000
+   * @param {string} [options.region] signs with SigV4 for this region (the cloud); a
+   *   function URL's is its host's
    * @param {Function} [options.credentials] a credential provider (default: the
-   *   SDK's Node.js provider chain); only with region
+   *   SDK's Node.js provider chain); only for a signed endpoint
    * @param {string} [options.controlToken] local mode's control token, if it has one
    * @param {number} [options.maxAttempts] attempts of a request that fails for a
    *   reason worth retrying (a 5xx, throttling, the network), default 3
@@ -293,7 +318,15 @@ export class HttpPublisher {
     this.endpoint = new URL(endpoint.replace(/\/$/, ''));
     this.maxAttempts = maxAttempts;
     this.controlToken = controlToken;
-    if (region) {
+    const functionRegion = functionUrlRegion(this.endpoint.hostname);
+    if (functionRegion !== undefined) {
+      if (region && region !== functionRegion) {
+        throw new TypeError(`HttpPublisher: the endpoint is a Lambda function URL in ${functionRegion}, but region is ${region}: ` +
+          `its signature must name the function's region; pass ${functionRegion} or leave region out`);
+      }
+      this.signer = new SignatureV4({ service: 'lambda', region: functionRegion, credentials: credentials ?? fromNodeProviderChain(),
+        sha256: Sha256, applyChecksum: true });
+    } else if (region) {
       this.signer = new SignatureV4({ service: 'execute-api', region, credentials: credentials ?? fromNodeProviderChain(), sha256: Sha256 });
     }
   }

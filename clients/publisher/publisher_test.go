@@ -172,18 +172,24 @@ func TestAnInvalidMessageNeverLeavesTheNodeProcess(t *testing.T) {
 }
 
 // signedStub answers the publish API's routes to requests whose SigV4
-// signature verifier accepts, and 403 to the others.
+// signature verifier accepts, and 403 to the others. With reject, it
+// records what that verifier says of every request too.
 type signedStub struct {
-	verifier testenv.SigV4Verifier
-	mu       sync.Mutex
-	refusals []string
-	bodies   [][]byte
+	verifier   testenv.SigV4Verifier
+	reject     *testenv.SigV4Verifier
+	mu         sync.Mutex
+	refusals   []string
+	bodies     [][]byte
+	rejectSaid []string
 }
 
 func (s *signedStub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.reject != nil {
+		s.rejectSaid = append(s.rejectSaid, s.reject.Verify(r, body))
+	}
 	if why := s.verifier.Verify(r, body); why != "" {
 		s.refusals = append(s.refusals, why)
 		w.WriteHeader(http.StatusForbidden)

@@ -19,6 +19,10 @@ import (
 // judge the requests the SDKs sign.
 type SigV4Verifier struct {
 	AccessKey, SecretKey, Region, Service string
+	// SignedPayload requires what a Lambda function URL requires of a
+	// request with a body (POST, PUT): the body's SHA-256 in a signed
+	// X-Amz-Content-Sha256 header, since Lambda takes no unsigned payload.
+	SignedPayload bool
 }
 
 // Verify returns why r's signature is not valid, or "" if it is; body is
@@ -50,6 +54,12 @@ func (v SigV4Verifier) Verify(r *http.Request, body []byte) string {
 	if r.Header.Get("X-Amz-Security-Token") != "" && !slices.Contains(signed, "x-amz-security-token") {
 		return "the session token is not signed"
 	}
+	payload := sha256.Sum256(body)
+	if v.SignedPayload && r.Method != http.MethodGet && r.Method != http.MethodHead {
+		if !slices.Contains(signed, "x-amz-content-sha256") || r.Header.Get("X-Amz-Content-Sha256") != hex.EncodeToString(payload[:]) {
+			return fmt.Sprintf("X-Amz-Content-Sha256 %q is not the body's signed SHA-256", r.Header.Get("X-Amz-Content-Sha256"))
+		}
+	}
 	var canonHeaders strings.Builder
 	for _, h := range signed {
 		value := r.Header.Get(h)
@@ -65,7 +75,6 @@ func (v SigV4Verifier) Verify(r *http.Request, body []byte) string {
 	for i, s := range segments {
 		segments[i] = uriEncode(s) // services other than S3 encode the path twice
 	}
-	payload := sha256.Sum256(body)
 	canonical := strings.Join([]string{r.Method, strings.Join(segments, "/"), canonicalQuery(r.URL.Query()),
 		canonHeaders.String(), fields["SignedHeaders"], hex.EncodeToString(payload[:])}, "\n")
 	hashed := sha256.Sum256([]byte(canonical))

@@ -47,3 +47,38 @@ func TestTheVerifierRefusesWhatTheSignatureDoesNotCover(t *testing.T) {
 		t.Error("a signature for another region is accepted")
 	}
 }
+
+func TestTheVerifierOfAFunctionURLWantsTheBodysHashSigned(t *testing.T) {
+	verifier := SigV4Verifier{AccessKey: "AKIDEXAMPLE", SecretKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", Region: "eu-west-1", Service: "lambda", SignedPayload: true}
+	creds := aws.Credentials{AccessKeyID: "AKIDEXAMPLE", SecretAccessKey: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"}
+	const body = `{"a":1}`
+	sum := sha256.Sum256([]byte(body))
+	hash := hex.EncodeToString(sum[:])
+	signed := func(header string) *http.Request {
+		r := httptest.NewRequest(http.MethodPost, "https://abc.lambda-url.eu-west-1.on.aws/v1/publish", strings.NewReader(body))
+		if header != "" {
+			r.Header.Set("X-Amz-Content-Sha256", header)
+		}
+		if err := v4.NewSigner().SignHTTP(context.Background(), creds, r, hash, "lambda", "eu-west-1", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	if reason := verifier.Verify(signed(hash), []byte(body)); reason != "" {
+		t.Fatalf("the body's hash signed in its header is refused: %s", reason)
+	}
+	if verifier.Verify(signed(""), []byte(body)) == "" {
+		t.Error("a POST without X-Amz-Content-Sha256 is accepted")
+	}
+	if verifier.Verify(signed("UNSIGNED-PAYLOAD"), []byte(body)) == "" {
+		t.Error("an unsigned payload is accepted")
+	}
+	get := httptest.NewRequest(http.MethodGet, "https://abc.lambda-url.eu-west-1.on.aws/v1/owners/o/connections", nil)
+	empty := sha256.Sum256(nil)
+	if err := v4.NewSigner().SignHTTP(context.Background(), creds, get, hex.EncodeToString(empty[:]), "lambda", "eu-west-1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if reason := verifier.Verify(get, nil); reason != "" {
+		t.Errorf("a GET without a body is refused: %s", reason)
+	}
+}

@@ -28,23 +28,42 @@ const (
 
 // Client publishes over the HTTP publish API.
 type Client struct {
-	endpoint string // https://{api}.execute-api.{region}.amazonaws.com, or local mode's http://127.0.0.1:8000
+	endpoint string // the function URL, the HTTP API's URL, or local mode's http://127.0.0.1:8000
 	http     aws.HTTPClient
 	sign     func(ctx context.Context, r *http.Request, payloadHash string) error
 	retryer  aws.Retryer
 }
 
-// NewClient returns a client of the stack's publish API at endpoint (the
-// stack's output with the publish URL, without /v1/publish) that signs each
-// request with Signature Version 4 for "execute-api" in cfg's region, with
-// cfg's credentials: cfg from config.LoadDefaultConfig takes them from the
-// default chain (environment, shared files, SSO, the role of the function
-// or container). Its HTTP client and retryer are cfg's, or a plain client
-// and the SDK's standard retryer.
+// NewClient returns a client of the stack's publish API at endpoint that
+// signs each request with Signature Version 4, with cfg's credentials: cfg
+// from config.LoadDefaultConfig takes them from the default chain
+// (environment, shared files, SSO, the role of the function or container).
+// Its HTTP client and retryer are cfg's, or a plain client and the SDK's
+// standard retryer.
+//
+// The endpoint is one of the stack's two doors to PublishFunction, without
+// /v1/publish; the host says how to sign:
+//
+//   - the function URL (output PublishFunctionUrl,
+//     https://{url-id}.lambda-url.{region}.on.aws/): signed for "lambda" in
+//     the function's region, the one the host names, with the body's hash
+//     in X-Amz-Content-Sha256 (Lambda takes no unsigned body). cfg's region
+//     may be empty; a region other than the host's is refused with an error
+//     from every call, as a signature for it could only be refused. The
+//     caller needs lambda:InvokeFunctionUrl and lambda:InvokeFunction on
+//     the function.
+//   - the HTTP API (output PublishApiURL,
+//     https://{api}.execute-api.{region}.amazonaws.com) or a custom domain
+//     in front of it: signed for "execute-api" in cfg's region. The caller
+//     needs execute-api:Invoke on the two routes.
 func NewClient(endpoint string, cfg aws.Config) *Client {
 	signer := v4.NewSigner()
 	c := newClient(endpoint, cfg.HTTPClient, cfg.Retryer)
+	service, region, setupErr := signingFor(c.endpoint, cfg.Region)
 	c.sign = func(ctx context.Context, r *http.Request, payloadHash string) error {
+		if setupErr != nil {
+			return setupErr
+		}
 		if cfg.Credentials == nil {
 			return errors.New("publish: no AWS credentials (config.LoadDefaultConfig finds them)")
 		}
@@ -52,9 +71,51 @@ func NewClient(endpoint string, cfg aws.Config) *Client {
 		if err != nil {
 			return fmt.Errorf("publish: retrieve AWS credentials: %w", err)
 		}
-		return signer.SignHTTP(ctx, creds, r, payloadHash, "execute-api", cfg.Region, time.Now())
+		if service == serviceLambda {
+			r.Header.Set("X-Amz-Content-Sha256", payloadHash) // signed with the rest
+		}
+		return signer.SignHTTP(ctx, creds, r, payloadHash, service, region, time.Now())
 	}
 	return c
+}
+
+// The signing names of the two doors to PublishFunction.
+const (
+	serviceLambda     = "lambda"      // its function URL
+	serviceExecuteAPI = "execute-api" // the HTTP API
+)
+
+// signingFor returns the signing name and region of a request to endpoint
+// for a config whose region is region, or why it cannot be signed.
+func signingFor(endpoint, region string) (service, signingRegion string, err error) {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return "", "", fmt.Errorf("publish: endpoint %q: %w", endpoint, err)
+	}
+	hostRegion, ok := functionURLRegion(u.Hostname())
+	switch {
+	case !ok:
+		return serviceExecuteAPI, region, nil
+	case region != "" && region != hostRegion:
+		return "", "", fmt.Errorf("publish: the endpoint is a Lambda function URL in %s, but the AWS config's region is %s: "+
+			"its signature must name the function's region; set the region to %s or leave it empty", hostRegion, region, hostRegion)
+	}
+	return serviceLambda, hostRegion, nil
+}
+
+// functionURLRegion returns the region of a Lambda function URL's host,
+// {url-id}.lambda-url.{region}.on.aws, and whether host is one.
+func functionURLRegion(host string) (string, bool) {
+	labels := strings.Split(strings.ToLower(strings.TrimSuffix(host, ".")), ".")
+	if len(labels) != 5 || labels[1] != "lambda-url" || labels[3] != "on" || labels[4] != "aws" {
+		return "", false
+	}
+	for _, l := range labels[:3] {
+		if l == "" || strings.Trim(l, "abcdefghijklmnopqrstuvwxyz0123456789-") != "" {
+			return "", false
+		}
+	}
+	return labels[2], true
 }
 
 // NewLocalClient returns a client of local mode's publish API at endpoint

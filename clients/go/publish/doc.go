@@ -4,9 +4,14 @@
 //
 //   - Client publishes over the HTTP publish API (POST /v1/publish), signed
 //     with AWS Signature Version 4 in the cloud (the default credentials
-//     chain, service "execute-api") or with local mode's control token. It
-//     answers what each event did: its id, its seq, how many connections
-//     got it. It also asks who is connected (presence).
+//     chain) or with local mode's control token. In the cloud the API has
+//     two doors to the same function: its Lambda function URL
+//     (https://{url-id}.lambda-url.{region}.on.aws/, signed for "lambda" in
+//     the region the host names; the cheaper door), and the HTTP API or a
+//     custom domain in front of it (signed for "execute-api"). NewClient
+//     tells them apart by the endpoint's host. It answers what each event
+//     did: its id, its seq, how many connections got it. It also asks who
+//     is connected (presence).
 //   - Queue sends to the stack's FIFO job queue with SendMessageBatch: up to
 //     ten messages a call, MessageGroupId the job id (one job's events stay
 //     in order), MessageDeduplicationId from the idempotency key, and a

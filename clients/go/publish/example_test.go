@@ -23,6 +23,8 @@ func ExampleClient_Publish() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	// The PublishFunctionUrl output (signed for lambda, in its own region)
+	// or the PublishApiURL output (signed for execute-api).
 	pub := publish.NewClient(os.Getenv("PUBLISH_API_URL"), cfg)
 	// Locally: pub := publish.NewLocalClient("http://127.0.0.1:8000", "")
 	results, err := pub.Publish(ctx, publish.Message{

@@ -3,10 +3,18 @@
 // { endpoint, region?, controlToken?, messages } publishes over the HTTP
 // API, or with { connections: ownerId } asks who is connected. Region,
 // credentials and the SQS endpoint come from the environment, as an app's
-// would. Prints one JSON line: { ok: results } or { error: {...} }.
+// would. With { resolveTo: address } every host name resolves to address,
+// so that an endpoint whose host is a function URL's reaches a test server.
+// Prints one JSON line: { ok: results } or { error: {...} }.
+import http from 'node:http';
 import { HttpPublisher, QueuePublisher } from '../publisher.js';
 
 const cmd = JSON.parse(process.env.WSNOTIFY_PUBLISH);
+if (cmd.resolveTo) {
+  const lookup = (_host, options, callback) =>
+    options.all ? callback(null, [{ address: cmd.resolveTo, family: 4 }]) : callback(null, cmd.resolveTo, 4);
+  http.globalAgent = new http.Agent({ lookup });
+}
 try {
   let ok;
   if (cmd.queueUrl) {

@@ -17,6 +17,8 @@ const why: string = validateMessage(messages[0]);
 async function main(): Promise<void> {
   const api = new HttpPublisher({ endpoint: 'https://abc.execute-api.eu-west-1.amazonaws.com', region: 'eu-west-1' });
   const local = new HttpPublisher({ endpoint: 'http://127.0.0.1:8000', controlToken: 'token' });
+  const viaFunctionUrl = new HttpPublisher({ endpoint: 'https://abc.lambda-url.eu-west-1.on.aws/' }); // signed for lambda in eu-west-1
+  void viaFunctionUrl;
   try {
     const results: PublishResult[] = await api.publish(messages, { signal: AbortSignal.timeout(5000) });
     const seq: number | undefined = results[0].seq;
