@@ -58,7 +58,10 @@ func build(ctx context.Context, cfg Config, log *slog.Logger, m Metrics) (*notif
 	})
 	store := dynamo.New(db, cfg.TableName)
 	// A nil m stays nil in both interfaces, which take nil as "nowhere".
-	ncfg := notify.Config{Concurrency: concurrency, HistoryTTL: cfg.HistoryTTL, HistoryMaxEvents: cfg.HistoryMaxEvents, Metrics: m}
+	// A clean publish's line is a debug line here: EventsPublished and
+	// Deliveries count it, and each line is billed.
+	ncfg := notify.Config{Concurrency: concurrency, HistoryTTL: cfg.HistoryTTL, HistoryMaxEvents: cfg.HistoryMaxEvents, Metrics: m,
+		CleanPublishLevel: slog.LevelDebug}
 	pusher, err := newPusher(awsCfg, cfg.ManagementEndpoint, log, m)
 	if err != nil {
 		return nil, aws.Config{}, err
