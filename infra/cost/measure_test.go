@@ -41,7 +41,7 @@ func (s sizes) String() string {
 
 var (
 	shortSizes = sizes{connections: []int{1, 10}, memories: []int{512}, publishMemories: []int{128}, jobFiles: 10, runs: 1}
-	fullSizes  = sizes{connections: []int{1, 10, 100, 1000, 10000}, memories: []int{128, 512, 1769}, publishMemories: []int{128, 512, 1769}, jobFiles: 1000, runs: 3}
+	fullSizes  = sizes{connections: []int{1, 10, 100, 1000, 10000}, memories: []int{128, 512, 1769}, publishMemories: []int{128, 512, 1769}, jobFiles: 1000, runs: 5}
 )
 
 // maxBatched is the largest owner whose publishes are also measured in
