@@ -482,9 +482,9 @@ func (s *Store) ListConnectionsCounted(ctx context.Context, ownerID string, now 
 // ListConnectionsUpTo implements notify.FirstPager: one strongly
 // consistent Query of the owner's partition with a Limit of limit+2 items,
 // room for limit+1 records and the count item (whose sort key, "count",
-// comes after every "client#" one). A page that holds fewer items and no
-// LastEvaluatedKey is the whole partition; a full one means more than
-// limit records, and the caller reads no further.
+// comes after every "client#" one; an owner may have none). A page of at
+// most limit records and no LastEvaluatedKey is the whole partition; one
+// of more means more than limit records, and the caller reads no further.
 func (s *Store) ListConnectionsUpTo(ctx context.Context, ownerID string, limit int, now time.Time) ([]store.Connection, int, bool, error) {
 	limit = max(limit, 0)
 	out, err := s.db.Query(ctx, &dynamodb.QueryInput{
@@ -498,7 +498,7 @@ func (s *Store) ListConnectionsUpTo(ctx context.Context, ownerID string, limit i
 		return nil, 0, false, fmt.Errorf("query connections of %s: %w", ownerID, err)
 	}
 	var conns []store.Connection
-	counted := 0
+	counted, records := 0, 0
 	for _, it := range out.Items {
 		if getS(it, attrSK) == countSK {
 			n, err := getN(it, attrConnections)
@@ -508,6 +508,7 @@ func (s *Store) ListConnectionsUpTo(ctx context.Context, ownerID string, limit i
 			counted = int(n)
 			continue
 		}
+		records++
 		c, err := parseConnection(it)
 		if err != nil {
 			return nil, 0, false, fmt.Errorf("query connections of %s: %w", ownerID, err)
@@ -516,7 +517,8 @@ func (s *Store) ListConnectionsUpTo(ctx context.Context, ownerID string, limit i
 			conns = append(conns, c)
 		}
 	}
-	if len(out.Items) < limit+2 && len(out.LastEvaluatedKey) == 0 {
+	// A page that stopped early (its 1 MB) read fewer records than asked.
+	if records <= limit && len(out.LastEvaluatedKey) == 0 {
 		return conns, counted, true, nil
 	}
 	return conns[:min(len(conns), limit+1)], counted, false, nil

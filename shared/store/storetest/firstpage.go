@@ -63,6 +63,18 @@ func testFirstPage(t *testing.T, newStore func(*testing.T) Store) {
 			t.Fatalf("limit %d: not complete, want complete", PagedConnections)
 		}
 	})
+	t.Run("an owner of uncounted records is not whole past limit", func(t *testing.T) {
+		s := newStore(t)
+		for i := range 3 { // written without a count, as a table from before the count holds them
+			mustPut(t, s, conn("acct_1", fmt.Sprintf("tab-%03d", i), i, epoch), epoch)
+		}
+		if conns, _, complete := upTo(t, s, "acct_1", 2, epoch); complete || len(conns) != 3 {
+			t.Fatalf("limit 2: %d records, complete %v; want 3, not complete", len(conns), complete)
+		}
+		if conns, counted, complete := upTo(t, s, "acct_1", 3, epoch); !complete || len(conns) != 3 || counted != 0 {
+			t.Fatalf("limit 3: %d records, counted %d, complete %v; want 3, counted 0, complete", len(conns), counted, complete)
+		}
+	})
 	t.Run("an owner without records is whole", func(t *testing.T) {
 		s := newStore(t)
 		fill(t, s, "acct_2", 1)
