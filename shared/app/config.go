@@ -63,8 +63,12 @@ const (
 
 // DefaultHandoffAbove is HANDOFF_ABOVE's default: an owner of more
 // connection records than this has its publishes' pushes handed to the
-// fan-out function (docs/cost.md's table of a publish by memory size).
-const DefaultHandoffAbove = 200
+// fan-out function. Near it, a 128 MB function's own fan-out and a hand-off
+// to 512 MB take about as long (measured crossing at 70 to 140
+// connections, docs/architecture.md "Large fan-outs"); above it the
+// hand-off is faster, for an invoke and the caller's wait, a fraction of a
+// percent of what the messages to so many connections cost.
+const DefaultHandoffAbove = 100
 
 // DefaultMetricsNamespace is the metrics' namespace when none is set.
 const DefaultMetricsNamespace = "wsnotify"
