@@ -10,7 +10,7 @@ NODE_STAMP  := $(NODE_DIR)/node_modules/.installed
 # installed there, not in infra/node.
 PUBLISHER_DIR   := clients/publisher
 PUBLISHER_STAMP := $(PUBLISHER_DIR)/node_modules/.installed
-FUNCTIONS   := connect disconnect default jobevents publish s3upload
+FUNCTIONS   := connect disconnect default jobevents publish s3upload fanout
 LAMBDA_ARCH ?= arm64
 BUILD_DIR   ?= build
 GOBUILD     := CGO_ENABLED=0 $(GO) build -trimpath -tags lambda.norpc -ldflags='-s -w'
@@ -21,7 +21,7 @@ RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d
 RIE         := $(TOOLS_BIN)/aws-lambda-rie
 
 .PHONY: run demo test build clean tools vet fuzz fuzz-short load bench sam-build smoke
-.PHONY: build-ConnectFunction build-DisconnectFunction build-DefaultFunction build-JobEventsFunction build-PublishFunction build-S3UploadFunction
+.PHONY: build-ConnectFunction build-DisconnectFunction build-DefaultFunction build-JobEventsFunction build-PublishFunction build-S3UploadFunction build-FanoutFunction
 
 ## run: local mode on 127.0.0.1:8000 with the embedded store. The binary is
 ## built, then run by make itself: `go run` would turn Ctrl-C into exit
@@ -154,6 +154,7 @@ build-DefaultFunction:    ; GOOS=linux GOARCH=arm64 $(GOBUILD) -o $(ARTIFACTS_DI
 build-JobEventsFunction:  ; GOOS=linux GOARCH=arm64 $(GOBUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/jobevents
 build-PublishFunction:    ; GOOS=linux GOARCH=arm64 $(GOBUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/publish
 build-S3UploadFunction:   ; GOOS=linux GOARCH=arm64 $(GOBUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/s3upload
+build-FanoutFunction:     ; GOOS=linux GOARCH=arm64 $(GOBUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/fanout
 
 clean:
 	rm -rf build .tools $(NODE_DIR)/node_modules $(PUBLISHER_DIR)/node_modules

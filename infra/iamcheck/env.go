@@ -41,6 +41,10 @@ const (
 	jobDeadLetterQueueName = "wsnotify-job-events-dlq.fifo"
 	uploadDeadLetterName   = "wsnotify-upload-dlq"
 	SecretName             = "wsnotify/token-secrets"
+	// FanoutFunctionName is FanoutFunction's name, which PublishFunction
+	// invokes (FANOUT_FUNCTION_NAME); the recording proxy serves those
+	// invokes (see LambdaEndpoint).
+	FanoutFunctionName = "wsnotify-fanout"
 )
 
 // Keys are an IAM user's access keys.
@@ -110,6 +114,7 @@ func Start(t testing.TB) *Env {
 		"S3UploadDeadLetterQueue.Arn":  queueARN(uploadDeadLetterName),
 		"WebSocketApi":                 Stage, "StageName": Stage,
 		"TokenSecretName": SecretName,
+		"FanoutFunction":  FanoutFunctionName, "FanoutFunction.Arn": functionARN(FanoutFunctionName),
 	}
 	roles, err := LoadRoles(testenv.RepoRoot(t), values)
 	if err != nil {
@@ -123,6 +128,7 @@ func Start(t testing.TB) *Env {
 	}
 
 	e.rec = newRecorder(t, moto, e.admin, map[string]string{aws.ToString(created.Name): aws.ToString(created.ARN)})
+	e.rec.granted = e.granted
 	e.Endpoint = e.rec.url
 	// From here on moto checks every request's signature and policy.
 	resp, err := http.Post(moto+"/moto-api/reset-auth", "text/plain", strings.NewReader("0"))
@@ -131,6 +137,39 @@ func Start(t testing.TB) *Env {
 	}
 	resp.Body.Close()
 	return e
+}
+
+// functionARN is a Lambda function's ARN in the emulated account.
+func functionARN(name string) string {
+	return fmt.Sprintf("arn:aws:lambda:%s:%s:function:%s", Region, AccountID, name)
+}
+
+// granted reports whether the function whose user holds keyID is allowed
+// action on resource by its role, and names the function ("" for none).
+func (e *Env) granted(keyID, action, resource string) (string, bool) {
+	for fn, k := range e.keys {
+		if k.ID == keyID {
+			return fn, slices.ContainsFunc(e.Roles[fn].Statements, func(st Statement) bool { return st.grants(action, resource) })
+		}
+	}
+	return "", false
+}
+
+// LambdaEndpoint is the Invoke API endpoint (AWS_ENDPOINT_URL_LAMBDA) of
+// one set of binaries, named by route, any string unique to the set: the
+// recording proxy, which sends their invokes of FanoutFunctionName to the
+// URL ServeFanout gave for route. moto runs no Lambda function, so the
+// proxy answers these calls itself, holding each to the caller's role as
+// IAM would (a call the role does not grant is refused with 403), and
+// records them for Check like the others.
+func (e *Env) LambdaEndpoint(route string) string {
+	return e.Endpoint + "/lambda/" + url.PathEscape(route)
+}
+
+// ServeFanout sends the invokes of FanoutFunctionName made through
+// LambdaEndpoint(route) to invokeURL, the fan-out binary's emulator.
+func (e *Env) ServeFanout(route, invokeURL string) {
+	e.rec.serve(route, invokeURL)
 }
 
 // queueARN is the ARN moto gives the queue name in the emulated account.
@@ -159,8 +198,9 @@ func awsConfig(k Keys) aws.Config {
 }
 
 // FunctionEnv is the environment of function fn's binary: its user's keys,
-// every AWS endpoint at the recording proxy, the table, the token secret
-// and the job dead-letter queue, plus extra.
+// every AWS endpoint at the recording proxy, the table, the token secret,
+// the job dead-letter queue and the fan-out function, plus extra (the
+// Lambda endpoint among them: LambdaEndpoint).
 func (e *Env) FunctionEnv(fn string, extra ...string) []string {
 	k, ok := e.keys[fn]
 	if !ok {
@@ -170,6 +210,7 @@ func (e *Env) FunctionEnv(fn string, extra ...string) []string {
 		"AWS_REGION=" + Region, "AWS_ACCESS_KEY_ID=" + k.ID, "AWS_SECRET_ACCESS_KEY=" + k.Secret, "AWS_SESSION_TOKEN=",
 		"DYNAMODB_ENDPOINT=" + e.Endpoint, "AWS_ENDPOINT_URL_SQS=" + e.Endpoint, "AWS_ENDPOINT_URL_SECRETS_MANAGER=" + e.Endpoint,
 		"TABLE_NAME=" + TableName, "TOKEN_SECRET_ID=" + SecretName, "JOB_DEAD_LETTER_QUEUE_URL=" + e.JobDeadLetterQueueURL,
+		"FANOUT_FUNCTION_NAME=" + FanoutFunctionName,
 	}, extra...)
 }
 

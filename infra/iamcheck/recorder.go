@@ -56,8 +56,12 @@ type recorder struct {
 	// does, and which would give two events one seq.
 	dynamo sync.Mutex
 
-	mu  sync.Mutex
-	log []Call
+	// granted holds a Lambda call to the caller's role (Env.granted).
+	granted func(keyID, action, resource string) (function string, ok bool)
+
+	mu      sync.Mutex
+	log     []Call
+	fanouts map[string]string // route -> the fan-out emulator's invoke URL
 }
 
 func newRecorder(t testing.TB, moto string, admin Keys, secrets map[string]string) *recorder {
@@ -93,6 +97,10 @@ func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	call := Call{KeyID: m[1]}
+	if m[2] == "lambda" {
+		r.invoke(w, req, body, call)
+		return
+	}
 	call.Action, call.Resources = r.describe(m[2], req, body)
 	if call.KeyID == localKeyID {
 		if err := r.resign(req, body, m[2]); err != nil {
@@ -110,6 +118,76 @@ func (r *recorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	call.Status = rec.status
 	if rec.status == http.StatusForbidden {
 		call.Message = rec.body.String()
+	}
+	r.mu.Lock()
+	r.log = append(r.log, call)
+	r.mu.Unlock()
+}
+
+// serve sends the invokes that come by route to invokeURL.
+func (r *recorder) serve(route, invokeURL string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fanouts == nil {
+		r.fanouts = map[string]string{}
+	}
+	r.fanouts[route] = invokeURL
+}
+
+// invokePath is a Lambda Invoke through Env.LambdaEndpoint: its route and
+// the function's name.
+var invokePath = regexp.MustCompile(`^/lambda/([^/]+)/2015-03-31/functions/([^/]+)/invocations$`)
+
+// invoke answers a Lambda call: an Invoke of FanoutFunctionName that the
+// caller's role grants is sent to its route's fan-out emulator; one it
+// does not grant is refused as IAM refuses it. The call is recorded.
+func (r *recorder) invoke(w http.ResponseWriter, req *http.Request, body []byte, call Call) {
+	m := invokePath.FindStringSubmatch(req.URL.EscapedPath())
+	if m == nil {
+		http.Error(w, "iamcheck: a Lambda call other than Invoke: "+req.URL.Path, http.StatusNotImplemented)
+		return
+	}
+	route, _ := url.PathUnescape(m[1])
+	name, _ := url.PathUnescape(m[2])
+	arn := name
+	if !strings.HasPrefix(name, "arn:") {
+		arn = functionARN(name)
+	}
+	call.Action, call.Resources = "lambda:InvokeFunction", []string{arn}
+	r.mu.Lock()
+	target := r.fanouts[route]
+	r.mu.Unlock()
+	fn, ok := r.granted(call.KeyID, call.Action, arn)
+	switch {
+	case !ok:
+		call.Status = http.StatusForbidden
+		call.Message = fmt.Sprintf("User: %s is not authorized to perform: lambda:InvokeFunction on resource: %s", fn, arn)
+		w.Header().Set("x-amzn-ErrorType", "AccessDeniedException")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(call.Status)
+		_ = json.NewEncoder(w).Encode(map[string]string{"Type": "User", "message": call.Message})
+	case name != FanoutFunctionName || target == "":
+		call.Status = http.StatusNotFound
+		w.Header().Set("x-amzn-ErrorType", "ResourceNotFoundException")
+		w.WriteHeader(call.Status)
+	default:
+		resp, err := http.Post(target, "application/json", bytes.NewReader(body))
+		if err != nil {
+			call.Status = http.StatusBadGateway
+			http.Error(w, err.Error(), call.Status)
+			break
+		}
+		out, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		// The emulator answers as Lambda does, a function error in its header.
+		for _, h := range []string{"Content-Type", "X-Amz-Function-Error"} {
+			if v := resp.Header.Get(h); v != "" {
+				w.Header().Set(h, v)
+			}
+		}
+		call.Status = resp.StatusCode
+		w.WriteHeader(resp.StatusCode)
+		_, _ = w.Write(out)
 	}
 	r.mu.Lock()
 	r.log = append(r.log, call)

@@ -52,6 +52,7 @@ func TestLoadRolesReadsTheSAMTransform(t *testing.T) {
 		"ConnectionsTable": "t", "ConnectionsTable.Arn": "arn:table",
 		"JobEventsQueue.Arn": "arn:jobs", "JobEventsDeadLetterQueue.Arn": "arn:jobs-dlq", "S3UploadDeadLetterQueue.Arn": "arn:uploads-dlq",
 		"WebSocketApi": "api", "StageName": "prod", "TokenSecretName": "s",
+		"FanoutFunction": "f", "FanoutFunction.Arn": "arn:fanout",
 	}
 	roles, err := LoadRoles(testenv.RepoRoot(t), values)
 	if err != nil {
@@ -67,6 +68,9 @@ func TestLoadRolesReadsTheSAMTransform(t *testing.T) {
 	}
 	if got := roles["JobEventsFunction"].EventSources; !slices.Equal(got, []string{"arn:jobs"}) {
 		t.Errorf("JobEventsFunction's event sources %v, want the job queue", got)
+	}
+	if !slices.ContainsFunc(roles["PublishFunction"].Statements, func(st Statement) bool { return st.grants("lambda:InvokeFunction", "arn:fanout") }) {
+		t.Errorf("PublishFunction's statements %+v do not let it invoke the fan-out function", roles["PublishFunction"].Statements)
 	}
 	up := roles["S3UploadFunction"]
 	if up.DeadLetter != "arn:uploads-dlq" || !slices.ContainsFunc(up.Statements, func(st Statement) bool { return st.grants("sqs:SendMessage", "arn:uploads-dlq") }) {

@@ -46,7 +46,7 @@ func TestParseBackendConfig(t *testing.T) {
 		{name: "a malformed create-table variable is refused by name", env: map[string]string{envCreateTable: "sure"},
 			err: envCreateTable},
 		{name: "an unknown function is refused with the list of functions", args: []string{"--function-endpoint", "Connect=" + rie},
-			err: "ConnectFunction, DefaultFunction, DisconnectFunction, JobEventsFunction, PublishFunction, S3UploadFunction"},
+			err: "ConnectFunction, DefaultFunction, DisconnectFunction, FanoutFunction, JobEventsFunction, PublishFunction, S3UploadFunction"},
 		{name: "an unknown function in the variable is refused by name", env: map[string]string{envFunctionEndpoints: "Nope=" + rie},
 			err: envFunctionEndpoints},
 		{name: "an endpoint that is not a URL is refused", args: []string{"--function-endpoint", "ConnectFunction=127.0.0.1:9001"},

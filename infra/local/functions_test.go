@@ -31,15 +31,23 @@ type binariesBackend struct {
 	st              *dynamo.Store
 	endpoint, table string
 	functionEnv     func(id, management string) []string
+	// started, if set, is told of the binaries once they run.
+	started func(management string, lambdas map[string]*testenv.Lambda)
 }
 
 // enforcedIAM is the IAM-enforcing moto of env: each binary holds the keys
-// of an IAM user with exactly its role.
-func enforcedIAM(env *iamcheck.Env) binariesBackend {
+// of an IAM user with exactly its role, and gets extra in its environment.
+// PublishFunction's invokes of FanoutFunction go to this set's fan-out
+// binary, through the proxy that holds them to its role.
+func enforcedIAM(env *iamcheck.Env, extra ...string) binariesBackend {
 	return binariesBackend{
 		st: dynamo.New(env.DynamoDB(), iamcheck.TableName), endpoint: env.Endpoint, table: iamcheck.TableName,
 		functionEnv: func(id, management string) []string {
-			return env.FunctionEnv(id, "MANAGEMENT_API_ENDPOINT="+management)
+			return env.FunctionEnv(id, append([]string{"MANAGEMENT_API_ENDPOINT=" + management,
+				"AWS_ENDPOINT_URL_LAMBDA=" + env.LambdaEndpoint(management)}, extra...)...)
+		},
+		started: func(management string, lambdas map[string]*testenv.Lambda) {
+			env.ServeFanout(management, lambdas["FanoutFunction"].URL)
 		},
 	}
 }
@@ -63,9 +71,9 @@ func dynaliteTable(t *testing.T, table string) binariesBackend {
 // through local mode's Management API, and local mode in front of them with
 // --function-endpoint. It returns local mode's address, the table's store
 // and the emulators.
-func startBinaries(ctx context.Context, t *testing.T, env *iamcheck.Env, key, owner string) (string, *dynamo.Store, map[string]*testenv.Lambda) {
+func startBinaries(ctx context.Context, t *testing.T, env *iamcheck.Env, key, owner string, extra ...string) (string, *dynamo.Store, map[string]*testenv.Lambda) {
 	t.Helper()
-	return startBinariesOn(ctx, t, enforcedIAM(env), key, owner, func(stageURL string) string { return stageURL })
+	return startBinariesOn(ctx, t, enforcedIAM(env, extra...), key, owner, func(stageURL string) string { return stageURL })
 }
 
 // startBinariesOn is startBinaries on a backend of the caller's choosing,
@@ -87,6 +95,9 @@ func startBinariesOn(ctx context.Context, t *testing.T, b binariesBackend, key, 
 	addr := l.Addr().String()
 	stageURL := management("http://" + addr + "/" + iamcheck.Stage)
 	lambdas := testenv.StartFunctionsEach(t, func(id string) []string { return b.functionEnv(id, stageURL) })
+	if b.started != nil {
+		b.started(stageURL, lambdas)
+	}
 	// Local mode on the functions' table, with the key the table already
 	// holds: a restart with the same --api-key must work.
 	args := []string{"--addr", addr, "--dynamodb-endpoint", b.endpoint, "--table", b.table, "--api-key", key + "=" + owner}
@@ -128,7 +139,9 @@ func seedClientSuite(t *testing.T, env *iamcheck.Env) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	addr, st, lambdas := startBinaries(ctx, t, env, key, owner)
+	// HANDOFF_ABOVE=0: PublishFunction hands every publish to the fanout
+	// binary, which posts to the seed client.
+	addr, st, lambdas := startBinaries(ctx, t, env, key, owner, "HANDOFF_ABOVE=0")
 
 	client := startSeedClient(t, addr, key)
 	t.Run("the jobevents and s3upload binaries deliver every event type", func(t *testing.T) {
@@ -206,7 +219,7 @@ func tokenAndDeadLetterSuite(t *testing.T, env *iamcheck.Env) {
 	const key, owner = "wsn_iam_token_key", "acct_iam_token"
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	addr, st, _ := startBinaries(ctx, t, env, key, owner)
+	addr, st, _ := startBinaries(ctx, t, env, key, owner, "HANDOFF_ABOVE=2")
 
 	token, err := auth.MintToken(env.TokenSecret, owner, 5*time.Minute, time.Now())
 	if err != nil {
@@ -284,6 +297,25 @@ func tokenAndDeadLetterSuite(t *testing.T, env *iamcheck.Env) {
 		if err != nil || len(conns) != 0 {
 			t.Fatalf("after %s published to a gone connection its record is %+v (%v), want removed", function, conns, err)
 		}
+	}
+
+	// Above HANDOFF_ABOVE=2: PublishFunction hands the publish to the
+	// fanout binary, which removes the 3 gone records, gives their count
+	// back (counted here, as connects count them) and corrects the count.
+	past := time.Now().Add(-time.Hour)
+	for i := range 3 {
+		gone := store.Connection{OwnerID: owner, ClientID: fmt.Sprint("gone-", i), ConnectionID: fmt.Sprintf("R29uZUJpZw%d=", i), ConnectedAt: past, ExpiresAt: past.Add(2 * time.Hour)}
+		if err := st.PutConnection(ctx, gone, past); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := st.ReserveConnection(ctx, owner, 100); err != nil {
+		t.Fatal(err)
+	}
+	var answer any
+	invoke(t, addr, "PublishFunction", publish, &answer)
+	if conns, err := st.ListConnections(ctx, owner, time.Now()); err != nil || len(conns) != 0 {
+		t.Fatalf("after a handed-off publish to 3 gone connections their records are %+v (%v), want removed", conns, err)
 	}
 }
 

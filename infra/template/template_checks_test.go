@@ -116,6 +116,7 @@ var managementGrants = map[string][]string{
 	"JobEventsFunction": {"execute-api:ManageConnections on " + fmt.Sprintf(connectionsOf, "POST")},
 	"PublishFunction":   {"execute-api:ManageConnections on " + fmt.Sprintf(connectionsOf, "POST")},
 	"S3UploadFunction":  {"execute-api:ManageConnections on " + fmt.Sprintf(connectionsOf, "POST")},
+	"FanoutFunction":    {"execute-api:ManageConnections on " + fmt.Sprintf(connectionsOf, "POST")},
 }
 
 func TestFunctionsAreGrantedExactlyTheirManagementAPICalls(t *testing.T) {
@@ -233,6 +234,8 @@ var envValues = map[string]string{
 	app.EnvHistoryTTL:            "Ref(HistoryTTL)",
 	app.EnvHistoryMaxEvents:      "Ref(HistoryMaxEvents)",
 	app.EnvMetricsNamespace:      "Ref(MetricsNamespace)",
+	app.EnvFanoutFunction:        "Ref(FanoutFunction)",
+	app.EnvHandoffAbove:          "Ref(HandoffAbove)",
 }
 
 // TestEachFunctionIsSetExactlyWhatItsMainReads compares the template with
@@ -514,5 +517,57 @@ func TestTemplatePassesCfnLint(t *testing.T) {
 				t.Errorf("cfn-lint %s: %s: %s", level, e.Resource, e.Message)
 			}
 		}
+	}
+}
+
+// TestAHandOffCallerOutlivesTheFanoutFunctionAndMayInvokeOnlyIt: a function
+// that hands fan-outs off (FANOUT_FUNCTION_NAME) has a longer Timeout than
+// the function it invokes and waits for, so it gets the answer (or the
+// failure) in time to report it, and its one Lambda grant is the invoke of
+// that function.
+func TestAHandOffCallerOutlivesTheFanoutFunctionAndMayInvokeOnlyIt(t *testing.T) {
+	tpl := repoTemplate(t)
+	fns, err := tpl.Functions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	timeouts := map[string]time.Duration{}
+	for _, f := range fns {
+		timeouts[f.LogicalID] = f.Timeout
+	}
+	callers := 0
+	for _, f := range fns {
+		p := functionProps(t, tpl, f.LogicalID)
+		target := describe(dig(p, "Environment", "Variables", app.EnvFanoutFunction))
+		var grants []string
+		for _, policy := range asList(p["Policies"]) {
+			statements, _ := dig(policy, "Statement").([]any)
+			for _, s := range statements {
+				for _, a := range asList(dig(s, "Action")) {
+					if strings.HasPrefix(describe(a), "lambda:") {
+						for _, r := range asList(dig(s, "Resource")) {
+							grants = append(grants, describe(a)+" on "+describe(r))
+						}
+					}
+				}
+			}
+		}
+		if target == "null" {
+			if len(grants) > 0 {
+				t.Errorf("%s hands nothing off, but is granted %v", f.LogicalID, grants)
+			}
+			continue
+		}
+		callers++
+		callee := strings.TrimSuffix(strings.TrimPrefix(target, "Ref("), ")")
+		if timeouts[callee] == 0 || timeouts[callee] >= f.Timeout {
+			t.Errorf("%s (Timeout %v) hands off to %s (Timeout %v): want the callee's below the caller's", f.LogicalID, f.Timeout, target, timeouts[callee])
+		}
+		if want := []string{"lambda:InvokeFunction on GetAtt(" + callee + ".Arn)"}; !slices.Equal(grants, want) {
+			t.Errorf("%s is granted %v, want %v", f.LogicalID, grants, want)
+		}
+	}
+	if callers == 0 {
+		t.Error("no function hands its fan-outs off (FANOUT_FUNCTION_NAME)")
 	}
 }

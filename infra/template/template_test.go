@@ -357,6 +357,7 @@ func TestTheFunctionTableComesFromTheTemplate(t *testing.T) {
 		`ConnectFunction dir=connect timeout=10s route="$connect"`,
 		`DefaultFunction dir=default timeout=29s route="$default"`,
 		`DisconnectFunction dir=disconnect timeout=10s route="$disconnect"`,
+		`FanoutFunction dir=fanout timeout=25s route=""`,
 		`JobEventsFunction dir=jobevents timeout=10s route=""`,
 		`PublishFunction dir=publish timeout=29s route=""`,
 		`S3UploadFunction dir=s3upload timeout=30s route=""`,

@@ -12,6 +12,7 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/wsnotify/wsnotify/shared/auth/awssecrets"
 	"github.com/wsnotify/wsnotify/shared/deadletter"
 	"github.com/wsnotify/wsnotify/shared/handler"
+	"github.com/wsnotify/wsnotify/shared/handoff"
 	"github.com/wsnotify/wsnotify/shared/metrics/emf"
 	"github.com/wsnotify/wsnotify/shared/notify"
 	"github.com/wsnotify/wsnotify/shared/push/apigw"
@@ -62,6 +64,9 @@ func build(ctx context.Context, cfg Config, log *slog.Logger, m Metrics) (*notif
 	// Deliveries count it, and each line is billed.
 	ncfg := notify.Config{Concurrency: concurrency, HistoryTTL: cfg.HistoryTTL, HistoryMaxEvents: cfg.HistoryMaxEvents, Metrics: m,
 		CleanPublishLevel: slog.LevelDebug}
+	if cfg.FanoutFunction != "" {
+		ncfg.Handoff, ncfg.HandoffAbove = newHandoff(awsCfg, cfg.FanoutFunction), cfg.HandoffAbove
+	}
 	pusher, err := newPusher(awsCfg, cfg.ManagementEndpoint, log, m)
 	if err != nil {
 		return nil, aws.Config{}, err
@@ -85,6 +90,15 @@ func newPusher(awsCfg aws.Config, endpoint string, log *slog.Logger, m apigw.Met
 		return nil, err
 	}
 	return apigw.New(client, log), nil
+}
+
+// newHandoff is the hand-off to the fan-out function: a Lambda client of
+// its own HTTP client, whose time to the answer's headers is bounded by the
+// invocation's deadline only (an invoke answers when its fan-out is done;
+// the shared client gives up after 10 s).
+func newHandoff(awsCfg aws.Config, function string) *handoff.Client {
+	awsCfg.HTTPClient = newHTTPClient(dialTimeout, 0)
+	return handoff.New(awslambda.NewFromConfig(awsCfg), function)
 }
 
 // loadAWSConfig is the runtime's AWS configuration over httpClient.

@@ -51,10 +51,24 @@ const (
 	// EnvMetricsNamespace is the CloudWatch namespace of the functions'
 	// metrics (default DefaultMetricsNamespace).
 	EnvMetricsNamespace = "METRICS_NAMESPACE"
+	// EnvFanoutFunction names the fan-out function (name or ARN) a
+	// publishing function hands its large fan-outs to (empty: none), and
+	// EnvHandoffAbove the connections above which it does (shared/handoff).
+	EnvFanoutFunction = "FANOUT_FUNCTION_NAME"
+	EnvHandoffAbove   = "HANDOFF_ABOVE"
 	// EnvMemorySize is the function's MemorySize in MB, which Lambda sets
 	// (the template may not): the garbage collector's limit is a share of it.
 	EnvMemorySize = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"
 )
+
+// DefaultHandoffAbove is HANDOFF_ABOVE's default: an owner of more
+// connection records than this has its publishes' pushes handed to the
+// fan-out function. Near it, a 128 MB function's own fan-out and a hand-off
+// to 512 MB take about as long (measured crossing at 70 to 140
+// connections, docs/architecture.md "Large fan-outs"); above it the
+// hand-off is faster, for an invoke and the caller's wait, a fraction of a
+// percent of what the messages to so many connections cost.
+const DefaultHandoffAbove = 100
 
 // DefaultMetricsNamespace is the metrics' namespace when none is set.
 const DefaultMetricsNamespace = "wsnotify"
@@ -70,6 +84,7 @@ const (
 	JobEventsFunction  Function = "JobEventsFunction"
 	PublishFunction    Function = "PublishFunction"
 	S3UploadFunction   Function = "S3UploadFunction"
+	FanoutFunction     Function = "FanoutFunction"
 )
 
 // Var is an environment variable a function reads.
@@ -185,6 +200,22 @@ var (
 		c.HistoryMaxEvents = n
 		return nil
 	}}
+	fanoutFunction = setting{Var{EnvFanoutFunction, true}, func(c *Config, v string) error {
+		c.FanoutFunction = v
+		return nil
+	}}
+	handoffAbove = setting{Var{EnvHandoffAbove, true}, func(c *Config, v string) error {
+		c.HandoffAbove = DefaultHandoffAbove
+		if v == "" {
+			return nil
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 100000 {
+			return fmt.Errorf("%s must be a whole number of connections from 0 to 100000, got %q", EnvHandoffAbove, v)
+		}
+		c.HandoffAbove = n
+		return nil
+	}}
 	metricsNamespace = setting{Var{EnvMetricsNamespace, true}, func(c *Config, v string) error {
 		c.MetricsNamespace = DefaultMetricsNamespace
 		if v == "" {
@@ -223,9 +254,13 @@ var functions = map[Function][]setting{
 	// the history and posts the replay through the Management API.
 	DefaultFunction:   {tableName, managementEndpoint, dynamoDBEndpoint, historyMaxEvents, metricsNamespace, logLevel, memorySize},
 	JobEventsFunction: {tableName, managementEndpoint, dynamoDBEndpoint, fanoutConcurrency, jobDeadLetterQueue, historyTTL, historyMaxEvents, metricsNamespace, logLevel, memorySize},
-	// The publish API: publishes and presence, through the HTTP API.
-	PublishFunction:  {tableName, managementEndpoint, dynamoDBEndpoint, fanoutConcurrency, historyTTL, historyMaxEvents, metricsNamespace, logLevel, memorySize},
+	// The publish API: publishes and presence, through the HTTP API. A
+	// small function: the fan-outs of large owners go to FanoutFunction.
+	PublishFunction:  {tableName, managementEndpoint, dynamoDBEndpoint, fanoutConcurrency, historyTTL, historyMaxEvents, fanoutFunction, handoffAbove, metricsNamespace, logLevel, memorySize},
 	S3UploadFunction: {tableName, managementEndpoint, dynamoDBEndpoint, fanoutConcurrency, uploadPrefix, historyTTL, historyMaxEvents, metricsNamespace, logLevel, memorySize},
+	// The other side of PublishFunction's hand-off: lists an owner's
+	// connections and posts a frame to them (notify.Notifier.FanOut).
+	FanoutFunction: {tableName, managementEndpoint, dynamoDBEndpoint, fanoutConcurrency, metricsNamespace, logLevel, memorySize},
 }
 
 // Functions returns every function, sorted.
@@ -286,6 +321,12 @@ type Config struct {
 	// MetricsNamespace is the CloudWatch namespace the function's metrics
 	// go to (DefaultMetricsNamespace when the variable is unset).
 	MetricsNamespace string
+	// FanoutFunction names the function large fan-outs are handed to
+	// (empty: none); HandoffAbove is the owner's connections above which
+	// they are. The Invoke API's endpoint is the SDK's (tests point
+	// AWS_ENDPOINT_URL_LAMBDA at the Runtime Interface Emulator).
+	FanoutFunction string
+	HandoffAbove   int
 	// MemorySize is the function's memory in MB (0 outside Lambda).
 	MemorySize int
 }

@@ -75,6 +75,28 @@ func TestFromEnv(t *testing.T) {
 			t.Fatalf("cfg = %+v, %v (HISTORY_TTL is not its: it records nothing)", cfg, err)
 		}
 	})
+	t.Run("PublishFunction hands off above HANDOFF_ABOVE, 100 unless set; the others never", func(t *testing.T) {
+		env := map[string]string{EnvTableName: "t", EnvManagementEndpoint: full[EnvManagementEndpoint], EnvFanoutFunction: "wsnotify-FanoutFunction-X"}
+		cfg, err := FromEnv(PublishFunction, lookupFrom(env))
+		if err != nil || cfg.FanoutFunction != "wsnotify-FanoutFunction-X" || cfg.HandoffAbove != DefaultHandoffAbove || DefaultHandoffAbove != 100 {
+			t.Fatalf("cfg = %+v, %v", cfg, err)
+		}
+		env[EnvHandoffAbove] = "0"
+		if cfg, err = FromEnv(PublishFunction, lookupFrom(env)); err != nil || cfg.HandoffAbove != 0 {
+			t.Fatalf("HANDOFF_ABOVE=0: cfg = %+v, %v", cfg, err)
+		}
+		for _, bad := range []string{"-1", "many", "100001"} {
+			env[EnvHandoffAbove] = bad
+			if _, err := FromEnv(PublishFunction, lookupFrom(env)); err == nil || !strings.Contains(err.Error(), EnvHandoffAbove+" must be") {
+				t.Errorf("HANDOFF_ABOVE=%s: %v, want an error naming it", bad, err)
+			}
+		}
+		for _, f := range []Function{JobEventsFunction, S3UploadFunction, FanoutFunction} {
+			if cfg, err := FromEnv(f, lookupFrom(env)); err != nil || cfg.FanoutFunction != "" {
+				t.Errorf("%s: cfg = %+v, %v; want no hand-off", f, cfg, err)
+			}
+		}
+	})
 	t.Run("the history bounds are checked", func(t *testing.T) {
 		env := map[string]string{EnvTableName: "t", EnvManagementEndpoint: full[EnvManagementEndpoint], EnvHistoryTTL: "36h", EnvHistoryMaxEvents: "250"}
 		cfg, err := FromEnv(JobEventsFunction, lookupFrom(env))

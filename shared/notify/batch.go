@@ -43,6 +43,9 @@ var ErrPushesFailed = errors.New("pushes failed")
 // Publish takes it after its own: a connection missing from it connected
 // after every item was kept, and its resume finds them all.
 //
+// An owner of more than the hand-off's threshold of records has each of
+// its items handed off (Config.Handoff) instead, one after the other.
+//
 // With an ordered pusher (local mode), each item is a Publish of its own:
 // those hold the owner's lock from numbering to queueing, which a list
 // shared by several items would have to hold across them all.
@@ -72,6 +75,7 @@ func (n *Notifier) PublishBatch(ctx context.Context, items []BatchItem) ([]Resul
 	}
 	type listing struct {
 		conns []store.Connection
+		whole bool // else the owner's sends are handed off
 		err   error
 	}
 	lists := map[string]*listing{}
@@ -82,11 +86,18 @@ func (n *Notifier) PublishBatch(ctx context.Context, items []BatchItem) ([]Resul
 		l := lists[p.ownerID]
 		if l == nil {
 			l = &listing{}
-			l.conns, l.err = n.listConnections(ctx, p.ownerID)
+			l.conns, l.whole, l.err = n.publishList(ctx, p.ownerID)
 			lists[p.ownerID] = l
 		}
 		if l.err != nil {
 			b.done(i, Result{}, l.err)
+			continue
+		}
+		if !l.whole {
+			// One hand-off per item: its outcome decides, as a send's
+			// does, whether the later items of its group go out.
+			n.handOff(ctx, p, l.conns)
+			b.done(i, p.res, nil)
 			continue
 		}
 		if gone := n.send(ctx, p, l.conns); gone != nil {

@@ -141,6 +141,12 @@ type Config struct {
 	// their figures count clean publishes and CloudWatch Logs charges by
 	// the byte (a line is some 170 bytes: $0.08 per million events).
 	CleanPublishLevel slog.Level
+	// Handoff, when set, sends the publishes of an owner of more than
+	// HandoffAbove connection records from elsewhere (see Handoff): the
+	// event is numbered and kept here, posted there, and reported here.
+	// Ignored with an ordered pusher (local mode: one process).
+	Handoff      Handoff
+	HandoffAbove int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -331,20 +337,29 @@ func (n *Notifier) release(ctx context.Context, owner string, k int) {
 // moment.
 func (n *Notifier) listConnections(ctx context.Context, ownerID string) ([]store.Connection, error) {
 	conns, counted, countErr, err := n.countedList(ctx, ownerID)
-	if err != nil || countErr != nil || counted == len(conns) {
-		if countErr != nil {
-			n.log.WarnContext(ctx, "read connection count", "owner", ownerID, "err", countErr)
-		}
+	if countErr != nil {
+		n.log.WarnContext(ctx, "read connection count", "owner", ownerID, "err", countErr)
+	}
+	if err != nil || countErr != nil {
 		return conns, err
 	}
-	err = n.store.CorrectConnectionCount(ctx, ownerID, counted, len(conns))
+	n.correctCount(ctx, ownerID, counted, len(conns))
+	return conns, nil
+}
+
+// correctCount sets ownerID's count to live, the records a list found, if
+// it differs and is still counted, what the same read found.
+func (n *Notifier) correctCount(ctx context.Context, ownerID string, counted, live int) {
+	if counted == live {
+		return
+	}
+	err := n.store.CorrectConnectionCount(ctx, ownerID, counted, live)
 	switch {
 	case err == nil:
-		n.log.InfoContext(ctx, "corrected connection count", "owner", ownerID, "counted", counted, "live", len(conns))
+		n.log.InfoContext(ctx, "corrected connection count", "owner", ownerID, "counted", counted, "live", live)
 	case !errors.Is(err, store.ErrConditionFailed): // a changed count is left to the next publish
 		n.log.WarnContext(ctx, "correct connection count", "owner", ownerID, "err", err)
 	}
-	return conns, nil
 }
 
 // CountedLister is a Store that reads an owner's connection count in the
@@ -478,9 +493,13 @@ func (n *Notifier) publish(ctx context.Context, ownerID, clientID, id string, ev
 	if once && p.res.Duplicate {
 		return p.res.held(p.held, p.sent)
 	}
-	conns, err := n.listConnections(ctx, ownerID)
+	conns, whole, err := n.publishList(ctx, ownerID)
 	if err != nil {
 		return Result{}, err // the store's error names the operation and the owner
+	}
+	if !whole {
+		n.handOff(ctx, &p, conns)
+		return p.res, nil
 	}
 	n.send(ctx, &p, conns)
 	return p.res, nil
@@ -551,16 +570,21 @@ func (n *Notifier) send(ctx context.Context, p *prepared, conns []store.Connecti
 	if p.clientID != "" {
 		conns = slices.DeleteFunc(slices.Clone(conns), func(c store.Connection) bool { return c.ClientID != p.clientID })
 	}
-	res := &p.res
-	gone := n.fanOut(ctx, conns, p.data, res.Seq, res)
-	n.cfg.Metrics.Published(Publication{Type: p.kind, Path: PathOf(ctx), Result: *res,
+	gone := n.fanOut(ctx, conns, p.data, p.res.Seq, &p.res)
+	n.report(ctx, p)
+	return gone
+}
+
+// report counts and logs p's outcome, sent from here or handed off.
+func (n *Notifier) report(ctx context.Context, p *prepared) {
+	res := p.res
+	n.cfg.Metrics.Published(Publication{Type: p.kind, Path: PathOf(ctx), Result: res,
 		Bytes: int64(len(p.data)) * int64(res.Delivered), Duration: time.Since(p.start)})
 	level := slog.LevelInfo
 	if !res.Duplicate && res.Failed == 0 && res.Gone == 0 && res.Connecting == 0 {
 		level = n.cfg.CleanPublishLevel
 	}
 	n.log.Log(ctx, level, "published", publishedAttrs(p)...)
-	return gone
 }
 
 // publishedAttrs are the attributes of a publish's log line. The ones that

@@ -296,7 +296,7 @@ func TestFunctionEndpointsAreChecked(t *testing.T) {
 		want      string
 	}{
 		{"an unknown function is refused with the list of functions", map[string]string{"NopeFunction": "http://127.0.0.1:1/x"},
-			"ConnectFunction, DefaultFunction, DisconnectFunction, JobEventsFunction, PublishFunction, S3UploadFunction"},
+			"ConnectFunction, DefaultFunction, DisconnectFunction, FanoutFunction, JobEventsFunction, PublishFunction, S3UploadFunction"},
 		{"a URL that is not http is refused", map[string]string{server.ConnectFunction: "127.0.0.1:9001"}, "not an http(s) URL"},
 	}
 	for _, tt := range tests {

@@ -78,6 +78,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"net/http"
 	"sort"
 	"strconv"
@@ -143,9 +144,10 @@ type Store struct {
 }
 
 var (
-	_ notify.Store   = (*Store)(nil)
-	_ notify.History = (*Store)(nil)
-	_ auth.KeyStore  = (*Store)(nil)
+	_ notify.Store      = (*Store)(nil)
+	_ notify.History    = (*Store)(nil)
+	_ notify.FirstPager = (*Store)(nil)
+	_ auth.KeyStore     = (*Store)(nil)
 )
 
 // New returns a Store over the table named table, created from
@@ -475,6 +477,51 @@ func (s *Store) ListConnectionsCounted(ctx context.Context, ownerID string, now 
 		return nil, 0, fmt.Errorf("query connections of %s: %w", ownerID, err)
 	}
 	return out, counted, nil
+}
+
+// ListConnectionsUpTo implements notify.FirstPager: one strongly
+// consistent Query of the owner's partition with a Limit of limit+2 items,
+// room for limit+1 records and the count item (whose sort key, "count",
+// comes after every "client#" one; an owner may have none). A page of at
+// most limit records and no LastEvaluatedKey is the whole partition; one
+// of more means more than limit records, and the caller reads no further.
+func (s *Store) ListConnectionsUpTo(ctx context.Context, ownerID string, limit int, now time.Time) ([]store.Connection, int, bool, error) {
+	limit = max(limit, 0)
+	out, err := s.db.Query(ctx, &dynamodb.QueryInput{
+		TableName:                 &s.table,
+		KeyConditionExpression:    aws.String("pk = :pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": str(ownerPrefix + ownerID)},
+		ConsistentRead:            aws.Bool(true),
+		Limit:                     aws.Int32(int32(min(limit+2, math.MaxInt32))),
+	})
+	if err != nil {
+		return nil, 0, false, fmt.Errorf("query connections of %s: %w", ownerID, err)
+	}
+	var conns []store.Connection
+	counted, records := 0, 0
+	for _, it := range out.Items {
+		if getS(it, attrSK) == countSK {
+			n, err := getN(it, attrConnections)
+			if err != nil {
+				return nil, 0, false, fmt.Errorf("query connections of %s: %w", ownerID, err)
+			}
+			counted = int(n)
+			continue
+		}
+		records++
+		c, err := parseConnection(it)
+		if err != nil {
+			return nil, 0, false, fmt.Errorf("query connections of %s: %w", ownerID, err)
+		}
+		if !c.Expired(now) {
+			conns = append(conns, c)
+		}
+	}
+	// A page that stopped early (its 1 MB) read fewer records than asked.
+	if records <= limit && len(out.LastEvaluatedKey) == 0 {
+		return conns, counted, true, nil
+	}
+	return conns[:min(len(conns), limit+1)], counted, false, nil
 }
 
 // queryAll runs in page after page (of the store's page limit, if set) and

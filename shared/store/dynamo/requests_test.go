@@ -1,6 +1,7 @@
 package dynamo
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -132,6 +133,23 @@ func testRequestCounts(t *testing.T, endpoint string, plain *dynamodb.Client) {
 			}
 			check("batch of 10 publishes", map[string]int{"GetItem": 10, "Query": 1, "UpdateItem": 20})
 
+			// A publisher that hands owners of more than 100 connections
+			// off reads one page of at most 102 items to decide, whatever
+			// n: the whole list when n <= 100, and no more otherwise.
+			handoffs := 0
+			handing := notify.New(auth.NewAuthenticator(New(counted, table)), New(counted, table), rec, slog.New(slog.DiscardHandler),
+				notify.Config{Now: func() time.Time { return now }, HandoffAbove: 100, Handoff: handoffFunc(func(context.Context, notify.Fanout) (notify.Result, error) {
+					handoffs++
+					return notify.Result{Delivered: n}, nil
+				})})
+			if res, err := handing.Publish(ctx, "acct_1", "", "", ev); err != nil || res.Delivered != n {
+				t.Fatalf("Publish = %+v, %v; want %d delivered", res, err, n)
+			}
+			check(fmt.Sprintf("publish deciding on a hand-off (%d)", handoffs), map[string]int{"GetItem": 1, "Query": 1, "UpdateItem": 2})
+			if want := map[bool]int{true: 1, false: 0}[n > 100]; handoffs != want {
+				t.Errorf("%d hand-offs for %d connections above 100, want %d", handoffs, n, want)
+			}
+
 			if _, err := notifier(100).Connect(ctx, notify.ConnectRequest{Token: key, ClientID: "fresh", ConnectionID: "Fresh0000000001="}); err != nil {
 				t.Fatal(err)
 			}
@@ -262,4 +280,11 @@ func benchmarkRequests(b *testing.B, endpoint string, n int) {
 	b.ReportMetric(connectUnits/float64(b.N), "units/connect")
 	b.ReportMetric(publishes/float64(b.N), "requests/publish")
 	b.ReportMetric(readUnits/float64(b.N), "units/publish")
+}
+
+// handoffFunc is a notify.Handoff of a function.
+type handoffFunc func(context.Context, notify.Fanout) (notify.Result, error)
+
+func (f handoffFunc) FanOut(ctx context.Context, fo notify.Fanout) (notify.Result, error) {
+	return f(ctx, fo)
 }

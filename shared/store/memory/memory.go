@@ -30,9 +30,10 @@ type Store struct {
 }
 
 var (
-	_ notify.Store   = (*Store)(nil)
-	_ notify.History = (*Store)(nil)
-	_ auth.KeyStore  = (*Store)(nil)
+	_ notify.Store      = (*Store)(nil)
+	_ notify.History    = (*Store)(nil)
+	_ notify.FirstPager = (*Store)(nil)
+	_ auth.KeyStore     = (*Store)(nil)
 )
 
 // New returns an empty Store.
@@ -199,6 +200,25 @@ func (s *Store) ListConnections(_ context.Context, ownerID string, now time.Time
 	s.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].ClientID < out[j].ClientID })
 	return out, nil
+}
+
+// ListConnectionsUpTo implements notify.FirstPager. Expired records not
+// yet removed count against limit, as the DynamoDB store's one page does.
+func (s *Store) ListConnectionsUpTo(_ context.Context, ownerID string, limit int, now time.Time) ([]store.Connection, int, bool, error) {
+	s.mu.Lock()
+	records, counted := s.byOwner[ownerID], s.counts[ownerID]
+	var conns []store.Connection
+	for _, c := range records {
+		if !c.Expired(now) {
+			conns = append(conns, c)
+		}
+	}
+	s.mu.Unlock()
+	sort.Slice(conns, func(i, j int) bool { return conns[i].ClientID < conns[j].ClientID })
+	if len(records) > limit {
+		return conns[:min(len(conns), limit+1)], counted, false, nil
+	}
+	return conns, counted, true, nil
 }
 
 // Len returns the number of connection records, expired or not.

@@ -27,6 +27,7 @@ import (
 // key store, with the key administration methods.
 type Store interface {
 	notify.Store
+	notify.FirstPager
 	auth.KeyStore
 	PutKey(ctx context.Context, k auth.Key) error
 	RevokeKey(ctx context.Context, hash string) error
@@ -53,6 +54,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Store) {
 	t.Run("DeleteConnection", func(t *testing.T) { t.Parallel(); testDelete(t, newStore) })
 	t.Run("RemoveClient", func(t *testing.T) { t.Parallel(); testRemove(t, newStore) })
 	t.Run("ListConnections", func(t *testing.T) { t.Parallel(); testList(t, newStore) })
+	t.Run("FirstPage", func(t *testing.T) { t.Parallel(); testFirstPage(t, newStore) })
 	t.Run("ConnectionCount", func(t *testing.T) { t.Parallel(); testCount(t, newStore) })
 	t.Run("Keys", func(t *testing.T) { t.Parallel(); testKeys(t, newStore) })
 	t.Run("Notifier", func(t *testing.T) { t.Parallel(); testNotifier(t, newStore) })
