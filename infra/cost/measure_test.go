@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -17,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsnotify/wsnotify/infra/template"
 	"github.com/wsnotify/wsnotify/shared/auth"
 	"github.com/wsnotify/wsnotify/shared/testenv"
 )
@@ -31,8 +33,11 @@ type sizes struct {
 	connections     []int // owners' sizes for the fan-out table
 	memories        []int // JobEventsFunction's MemorySize values, MB
 	publishMemories []int // PublishFunction's
-	jobFiles    int   // files of the job scenario
-	runs        int   // invocations per small fan-out figure (median)
+	jobFiles        int   // files of the job scenario
+	runs            int   // invocations per small fan-out figure (median)
+	// handoffAbove replaces the template's HandoffAbove when set: the
+	// short set hands its 10-connection owner off, to measure that path.
+	handoffAbove int
 }
 
 func (s sizes) String() string {
@@ -40,7 +45,7 @@ func (s sizes) String() string {
 }
 
 var (
-	shortSizes = sizes{connections: []int{1, 10}, memories: []int{512}, publishMemories: []int{128}, jobFiles: 10, runs: 1}
+	shortSizes = sizes{connections: []int{1, 10}, memories: []int{512}, publishMemories: []int{128}, jobFiles: 10, runs: 1, handoffAbove: 5}
 	fullSizes  = sizes{connections: []int{1, 10, 100, 1000, 10000}, memories: []int{128, 512, 1769}, publishMemories: []int{128, 512, 1769}, jobFiles: 1000, runs: 5}
 )
 
@@ -92,7 +97,7 @@ func checkMeasurements(t *testing.T, m Measurements, sz sizes) {
 		if f.CPUMs <= 0 || f.WallMs <= 0 || f.PeakRSSMB <= 0 {
 			t.Errorf("publish to %d connections at %d MB: wall %.2f ms, CPU %.2f ms, peak %.1f MB; want all measured", f.Connections, f.MemoryMB, f.WallMs, f.CPUMs, f.PeakRSSMB)
 		}
-		if f.Connections <= maxBatched && (f.Batch10.Invocations != 1 || f.Batch10.Posts != 10*f.Connections) {
+		if f.Connections <= maxBatched && f.Handoff.Invocations == 0 && (f.Batch10.Invocations != 1 || f.Batch10.Posts != 10*f.Connections) {
 			t.Errorf("batch of 10 to %d connections: %d invocations, %d posts; want 1 and %d", f.Connections, f.Batch10.Invocations, f.Batch10.Posts, 10*f.Connections)
 		}
 		if f.EMFBytes == 0 {
@@ -104,6 +109,12 @@ func checkMeasurements(t *testing.T, m Measurements, sz sizes) {
 	}
 	if got, want := len(m.Publish), len(sz.connections)*len(sz.publishMemories); got != want {
 		t.Errorf("%d publish API figures, want %d", got, want)
+	}
+	for _, f := range m.Publish {
+		if handsOff := f.Connections > m.HandoffAbove; handsOff != (f.Handoff.Invocations == 1) || (handsOff && (f.Handoff.CPUMs <= 0 || f.Handoff.WallMs <= 0)) {
+			t.Errorf("publish to %d connections (HandoffAbove %d): FanoutFunction invoked %d times, wall %.2f ms, CPU %.2f ms; want once, measured, above HandoffAbove, else never",
+				f.Connections, m.HandoffAbove, f.Handoff.Invocations, f.Handoff.WallMs, f.Handoff.CPUMs)
+		}
 	}
 	for _, typ := range []string{"job_progress", "job_complete", "error"} {
 		if m.Events[typ].Dynamo.writes() == 0 {
@@ -146,8 +157,28 @@ func measure(t *testing.T, sz sizes) Measurements {
 		fns[mem] = r.startFunction(t, "jobevents", mem)
 		fns[mem].invoke(t, sqsBatch(t, progressEvents("acct_warm", "job_warm", 1)))
 	}
+	// PublishFunction hands the fan-outs of owners above HandoffAbove to
+	// FanoutFunction, at the template's sizes; both are measured.
+	tpl, err := template.Repo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fanMem, err := intParam(tpl, "FanoutMemorySize")
+	if err != nil {
+		t.Fatal(err)
+	}
+	above, err := intParam(tpl, "HandoffAbove")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sz.handoffAbove > 0 {
+		above = sz.handoffAbove
+	}
+	r.fanout, r.above = r.startFunction(t, "fanout", fanMem), above
+	m.HandoffAbove = above
 	for _, mem := range sz.publishMemories {
-		pubs[mem] = r.startFunction(t, "publish", mem)
+		pubs[mem] = r.startFunction(t, "publish", mem, "FANOUT_FUNCTION_NAME=function",
+			"HANDOFF_ABOVE="+strconv.Itoa(above), "AWS_ENDPOINT_URL_LAMBDA="+r.fanout.invokeAPI())
 		pubs[mem].invoke(t, functionURLPublish(t, progressEvents("acct_warm", "job_warm", 1)))
 	}
 	queue := func(msgs []message) []byte { return sqsBatch(t, msgs) }
@@ -244,14 +275,17 @@ func (r *rig) fanoutRun(t *testing.T, fn *function, payload func([]message) []by
 	t.Helper()
 	r.meter.take()
 	r.mgmt.take()
-	var all []Counts
+	handsOff := fn.name == "publish" && n > r.handoffAbove()
+	var all []FanoutRun
 	for range runs {
 		sequence++
-		all = append(all, r.run(t, fn, payload(progressEvents(owner, fmt.Sprintf("job_%d", sequence), 1))))
+		c, fan := r.runHandingOff(t, fn, payload(progressEvents(owner, fmt.Sprintf("job_%d", sequence), 1)), handsOff)
+		all = append(all, FanoutRun{Counts: c, Handoff: fan})
 	}
-	c := median(all)
-	run := FanoutRun{Connections: n, MemoryMB: fn.memoryMB, Counts: c}
-	if n <= maxBatched {
+	run := medianRun(all)
+	run.Connections, run.MemoryMB = n, fn.memoryMB
+	c := run.Counts
+	if n <= maxBatched && !handsOff {
 		var batch []message
 		for range 10 {
 			sequence++
@@ -259,8 +293,9 @@ func (r *rig) fanoutRun(t *testing.T, fn *function, payload func([]message) []by
 		}
 		run.Batch10 = r.run(t, fn, payload(batch))
 	}
-	t.Logf("%s to %5d at %4d MB: wall %7.2f ms, CPU %7.2f ms, peak %5.1f MB, DynamoDB %v (%.1f RRU, %.1f WRU), %d posts, log bytes %d EMF + %d + %d Lambda's",
-		fn.name, n, fn.memoryMB, c.WallMs, c.CPUMs, c.PeakRSSMB, c.Dynamo.Requests, c.Dynamo.RRU, c.Dynamo.WRU, c.Posts, c.EMFBytes, c.LogBytes, c.PlatformBytes)
+	t.Logf("%s to %5d at %4d MB: wall %7.2f ms, CPU %7.2f ms, peak %5.1f MB, DynamoDB %v (%.1f RRU, %.1f WRU), %d posts, log bytes %d EMF + %d + %d Lambda's; handed off: wall %.2f ms, CPU %.2f ms",
+		fn.name, n, fn.memoryMB, c.WallMs, c.CPUMs, c.PeakRSSMB, c.Dynamo.Requests, c.Dynamo.RRU, c.Dynamo.WRU, c.Posts, c.EMFBytes, c.LogBytes, c.PlatformBytes,
+		run.Handoff.WallMs, run.Handoff.CPUMs)
 	return run
 }
 
@@ -302,21 +337,55 @@ func (r *rig) signedConnects(t *testing.T, mem, n int) Counts {
 
 // run invokes fn with payload and returns everything it cost.
 func (r *rig) run(t *testing.T, fn *function, payload []byte) Counts {
+	c, _ := r.runHandingOff(t, fn, payload, false)
+	return c
+}
+
+// runHandingOff is run of a publish that, when handsOff, hands its fan-out
+// to the rig's FanoutFunction: it returns the fan-out function's
+// invocation too (its own DynamoDB requests and posts counted with the
+// caller's, as one publish's).
+func (r *rig) runHandingOff(t *testing.T, fn *function, payload []byte, handsOff bool) (Counts, Counts) {
 	t.Helper()
 	r.meter.take()
 	r.mgmt.take()
+	var fm mark
+	if handsOff {
+		fm = r.fanout.mark()
+	}
 	inv := fn.invoke(t, payload)
-	c := Counts{Invocations: 1, Dynamo: r.meter.take(), WallMs: ms(inv.Wall), CPUMs: ms(inv.CPU), PeakRSSMB: inv.PeakRSSMB,
-		EMFBytes: inv.EMFBytes, LogBytes: inv.LogBytes, PlatformBytes: inv.PlatformBytes}
-	for _, s := range inv.Series {
+	c := counts(inv)
+	var fan Counts
+	if handsOff {
+		fan = counts(r.fanout.since(t, fm))
+		for _, s := range fan.series {
+			r.series[s] = true
+		}
+	}
+	c.Dynamo = r.meter.take()
+	for _, s := range c.series {
 		r.series[s] = true
 	}
 	c.Posts, c.MessageUnits, c.PostBytes = r.mgmt.take()
 	c.answer = inv.Answer
-	return c
+	return c, fan
+}
+
+// counts are one invocation's figures.
+func counts(inv invocation) Counts {
+	return Counts{Invocations: 1, WallMs: ms(inv.Wall), CPUMs: ms(inv.CPU), PeakRSSMB: inv.PeakRSSMB,
+		EMFBytes: inv.EMFBytes, LogBytes: inv.LogBytes, PlatformBytes: inv.PlatformBytes, series: inv.Series}
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// medianRun is the run of the median wall time of the publishing
+// function.
+func medianRun(runs []FanoutRun) FanoutRun {
+	s := slices.Clone(runs)
+	slices.SortFunc(s, func(a, b FanoutRun) int { return cmp.Compare(a.WallMs, b.WallMs) })
+	return s[len(s)/2]
+}
 
 // median is the run of the median wall time.
 func median(runs []Counts) Counts {

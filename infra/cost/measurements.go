@@ -20,6 +20,9 @@ type Measurements struct {
 	// Publish is the same by PublishFunction at MemoryMB, through its
 	// function URL: one message a request (Batch10: 10 a request).
 	Publish []FanoutRun `json:"publish"`
+	// HandoffAbove is the owner size above which PublishFunction handed
+	// the fan-out to FanoutFunction (the template's HandoffAbove).
+	HandoffAbove int `json:"handoffAbove"`
 	// Events is one event of each owner-wide type to an owner of one
 	// connection, by type.
 	Events map[string]Counts `json:"events"`
@@ -58,6 +61,10 @@ type FanoutRun struct {
 	// queue, or a producer's request of 10 messages), for owners of up to
 	// maxBatched connections.
 	Batch10 Counts `json:"batch10"`
+	// Handoff is FanoutFunction's invocation when PublishFunction handed
+	// the fan-out to it (an owner above HandoffAbove); its DynamoDB
+	// requests and posts are counted in Counts, the publish's.
+	Handoff Counts `json:"handoff,omitzero"`
 }
 
 // Counts are the billable figures of one or more invocations.
@@ -82,7 +89,8 @@ type Counts struct {
 	// SecretsCalls are the Secrets Manager requests.
 	SecretsCalls int `json:"secretsCalls,omitempty"`
 
-	answer []byte // the invocation's answer, for the measure's checks
+	answer []byte   // the invocation's answer, for the measure's checks
+	series []string // the custom metrics its EMF lines wrote to
 }
 
 // dynamoCounts are the DynamoDB requests by operation and the read and

@@ -160,6 +160,26 @@ func (pt PriceTable) cost(c Counts, memMB int, messages float64, a Assumptions) 
 	return b
 }
 
+// publishCost prices a run of PublishFunction at pubMem: its invocation,
+// and FanoutFunction's at fanMem when it handed the fan-out off (whose
+// DynamoDB requests and posts the run counts already).
+func (pt PriceTable) publishCost(f FanoutRun, c Counts, pubMem, fanMem int, a Assumptions) bill {
+	if f.Handoff.Invocations == 0 || c.Invocations != f.Invocations {
+		return pt.cost(c, pubMem, 0, a)
+	}
+	return pt.cost(callerOf(f, fanMem), pubMem, 0, a).plus(pt.cost(f.Handoff, fanMem, 0, a))
+}
+
+// callerOf is the run's PublishFunction invocation with its wait on
+// FanoutFunction stretched to FanoutFunction's billed duration at fanMem:
+// the emulator gives the fan-out the whole CPU, Lambda its share, and the
+// caller waits for it either way.
+func callerOf(f FanoutRun, fanMem int) Counts {
+	c := f.Counts
+	c.WallMs = max(c.WallMs, c.WallMs-f.Handoff.WallMs+billedMs(f.Handoff, fanMem))
+	return c
+}
+
 // httpAPI is what the publish API's HTTP API charges for n requests (our
 // requests are under its 512 KB metering unit).
 func (pt PriceTable) httpAPI(n float64) bill {

@@ -14,9 +14,9 @@ import (
 // markers enclose the table in docs/cost.md.
 var markers = gendoc.Markers{Begin: "<!-- cost:begin -->", End: "<!-- cost:end -->"}
 
-// memoryParam is the default of one of template.yaml's MemorySize
-// parameters (FanoutMemorySize, PublishMemorySize).
-func memoryParam(tpl *template.Template, name string) (int, error) {
+// intParam is the default of one of template.yaml's numeric parameters
+// (FanoutMemorySize, PublishMemorySize, HandoffAbove).
+func intParam(tpl *template.Template, name string) (int, error) {
 	switch v := tpl.Parameters[name]["Default"].(type) {
 	case int:
 		return v, nil
@@ -37,11 +37,11 @@ type way struct {
 // render writes the cost section of docs/cost.md from the measurements,
 // the price table and the template.
 func render(m Measurements, pt PriceTable, tpl *template.Template, a Assumptions) (string, error) {
-	mem, err := memoryParam(tpl, "FanoutMemorySize")
+	mem, err := intParam(tpl, "FanoutMemorySize")
 	if err != nil {
 		return "", err
 	}
-	pubMem, err := memoryParam(tpl, "PublishMemorySize")
+	pubMem, err := intParam(tpl, "PublishMemorySize")
 	if err != nil {
 		return "", err
 	}
@@ -61,11 +61,11 @@ func render(m Measurements, pt PriceTable, tpl *template.Template, a Assumptions
 	ways := []way{
 		{"function URL, one a request", false, func(n int) (bill, bool) {
 			f, ok := m.publish(n, pubMem)
-			return pt.cost(f.Counts, pubMem, 0, a), ok
+			return pt.publishCost(f, f.Counts, pubMem, mem, a), ok
 		}},
 		{"HTTP API, one a request", false, func(n int) (bill, bool) {
 			f, ok := m.publish(n, pubMem)
-			return pt.cost(f.Counts, pubMem, 0, a).plus(pt.httpAPI(1)), ok
+			return pt.publishCost(f, f.Counts, pubMem, mem, a).plus(pt.httpAPI(1)), ok
 		}},
 		{"queue, one an invocation", false, func(n int) (bill, bool) {
 			f, ok := m.fanout(n, mem)
@@ -113,8 +113,8 @@ func render(m Measurements, pt PriceTable, tpl *template.Template, a Assumptions
 	}
 
 	// The cheapest way for an event alone, by service, and a month of it.
-	p("\n**An event alone through the function URL, by service** (PublishFunction at %s MB; a month: %s events published, each connection open %.0f h a day, pinging every %.0f minutes):\n\n",
-		thousands(float64(pubMem)), thousands(a.PublishedPerMonth), a.HoursPerDay, a.PingMinutes)
+	p("\n**An event alone through the function URL, by service** (PublishFunction at %s MB; above %d connections it hands the fan-out to FanoutFunction at %s MB, the template's HandoffAbove and FanoutMemorySize, and both are counted; a month: %s events published, each connection open %.0f h a day, pinging every %.0f minutes):\n\n",
+		thousands(float64(pubMem)), m.HandoffAbove, thousands(float64(mem)), thousands(a.PublishedPerMonth), a.HoursPerDay, a.PingMinutes)
 	p("| connections | DynamoDB requests (read, write units) | billed ms | log bytes: metrics, other, Lambda's | $ per million delivered: Lambda, DynamoDB, API Gateway, logs | $ a month | AppSync Events a month |\n")
 	p("|---|---|---|---|---|---|---|\n")
 	connOurs, connAppSync := pt.connectionMonth(m, a)
@@ -123,17 +123,21 @@ func render(m Measurements, pt PriceTable, tpl *template.Template, a Assumptions
 		if !ok {
 			continue
 		}
-		ours := pt.cost(f.Counts, pubMem, 0, a)
+		ours := pt.publishCost(f, f.Counts, pubMem, mem, a)
 		perM := ours.scale(1e6 / float64(n))
 		month := ours.scale(a.PublishedPerMonth).plus(connOurs.scale(float64(n))).total()
 		appsyncMonth := pt.appSyncPublish(n)*a.PublishedPerMonth + connAppSync.scale(float64(n)).total()
+		billed := thousands(billedMs(f.Counts, pubMem))
+		if f.Handoff.Invocations > 0 {
+			billed = fmt.Sprintf("%s + %s handed off", thousands(billedMs(callerOf(f, mem), pubMem)), thousands(billedMs(f.Handoff, mem)))
+		}
 		platform := fmt.Sprint(f.PlatformBytes)
 		if !a.PlatformLogs {
 			platform = "(" + platform + ", not written)"
 		}
 		p("| %s | %d (%s, %s) | %s | %d, %d, %s | %s: %s, %s, %s, %s | %s | %s |\n",
-			thousands(float64(n)), f.Dynamo.total(), fmt.Sprint(f.Dynamo.RRU), fmt.Sprint(f.Dynamo.WRU), thousands(billedMs(f.Counts, pubMem)),
-			f.EMFBytes, f.LogBytes, platform,
+			thousands(float64(n)), f.Dynamo.total(), fmt.Sprint(f.Dynamo.RRU), fmt.Sprint(f.Dynamo.WRU), billed,
+			f.EMFBytes+f.Handoff.EMFBytes, f.LogBytes+f.Handoff.LogBytes, platform,
 			usd(perM.total()), usd(perM.Lambda), usd(perM.DynamoDB), usd(perM.APIGateway), usd(perM.Logs), usd(month), usd(appsyncMonth))
 	}
 
@@ -146,12 +150,9 @@ func render(m Measurements, pt PriceTable, tpl *template.Template, a Assumptions
 	}
 
 	// Right-sizing.
-	for _, fn := range []struct {
-		name string
-		runs []FanoutRun
-	}{{"PublishFunction, through its function URL", m.Publish}, {"JobEventsFunction, from the queue", m.Fanout}} {
-		memoryTable(p, pt, fn.name, fn.runs)
-	}
+	memoryTable(p, pt, fmt.Sprintf("PublishFunction, through its function URL; above %d connections it hands the fan-out to FanoutFunction at %s MB, whose Lambda cost the figures include", m.HandoffAbove, thousands(float64(mem))), m.Publish,
+		func(f FanoutRun) (Counts, float64) { return callerOf(f, mem), pt.lambdaUSD(f.Handoff, mem) })
+	memoryTable(p, pt, "JobEventsFunction, from the queue", m.Fanout, nil)
 
 	// Scenarios.
 	p("\n**Scenarios** (functions at the template's sizes: JobEventsFunction %s MB, the others %d MB):\n\n", thousands(float64(mem)), m.FunctionMemoryMB)
@@ -204,7 +205,7 @@ func render(m Measurements, pt PriceTable, tpl *template.Template, a Assumptions
 }
 
 // memoryTable writes the table of one function's publish by memory size.
-func memoryTable(p func(string, ...any), pt PriceTable, name string, runs []FanoutRun) {
+func memoryTable(p func(string, ...any), pt PriceTable, name string, runs []FanoutRun, handoff func(FanoutRun) (Counts, float64)) {
 	conns, mems := sizesOf(runs)
 	if len(mems) == 0 {
 		return
@@ -230,7 +231,12 @@ func memoryTable(p func(string, ...any), pt PriceTable, name string, runs []Fano
 				continue
 			}
 			peaks = append(peaks, fmt.Sprintf("%.0f", f.PeakRSSMB))
-			p(" %s ms, %s |", thousands(billedMs(f.Counts, mm)), usd(pt.lambdaUSD(f.Counts, mm)*1e6))
+			c, usdM := f.Counts, 0.0
+			if handoff != nil && f.Handoff.Invocations > 0 {
+				c, usdM = handoff(f)
+			}
+			usdM += pt.lambdaUSD(c, mm)
+			p(" %s ms, %s |", thousands(billedMs(c, mm)), usd(usdM*1e6))
 		}
 		p(" %s MB |\n", strings.Join(peaks, " / "))
 	}

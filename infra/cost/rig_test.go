@@ -34,7 +34,12 @@ type rig struct {
 	metered string          // the proxy's endpoint, for the functions
 	mgmtURL string          // the stand-in's endpoint with the stage
 	series  map[string]bool // the custom metrics the measured invocations wrote to
+	fanout  *function       // FanoutFunction, which PublishFunction hands large fan-outs to
+	above   int             // PublishFunction's HandoffAbove
 }
+
+// handoffAbove is the owner size above which PublishFunction hands off.
+func (r *rig) handoffAbove() int { return r.above }
 
 func newRig(t testing.TB, postLatency time.Duration) *rig {
 	t.Helper()
@@ -229,6 +234,13 @@ func (m *management) take() (posts, units, bytes int) {
 	return
 }
 
+// invokeAPI is the base URL of f's emulator's Invoke API, for a Lambda
+// client's endpoint (the function's name there is "function").
+func (f *function) invokeAPI() string {
+	base, _ := strings.CutSuffix(f.l.URL, "/2015-03-31/functions/function/invocations")
+	return base
+}
+
 // function is one Lambda binary under the emulator, with the process
 // figures of its bootstrap.
 type function struct {
@@ -257,7 +269,7 @@ func (r *rig) startFunction(t testing.TB, name string, memoryMB int, extra ...st
 // the log bytes counted are those of a deployed function's lines.
 func deployedName(name string) string {
 	ids := map[string]string{"connect": "ConnectFunction", "default": "DefaultFunction", "disconnect": "DisconnectFunction",
-		"jobevents": "JobEventsFunction", "publish": "PublishFunction", "s3upload": "S3UploadFunction"}
+		"jobevents": "JobEventsFunction", "publish": "PublishFunction", "s3upload": "S3UploadFunction", "fanout": "FanoutFunction"}
 	id, ok := ids[name]
 	if !ok {
 		id = name
@@ -316,14 +328,12 @@ func emfSeries(t testing.TB, line string) []string {
 }
 
 // invoke sends payload to the function and measures the invocation: its
-// duration (the emulator's REPORT, else the time at the Invoke API), the bootstrap's CPU time (every thread's
-// schedstat), its peak resident memory and the log bytes it wrote (the
-// Embedded Metric Format lines apart).
+// duration (the emulator's REPORT, else the time at the Invoke API), the
+// bootstrap's CPU time (every thread's schedstat), its peak resident memory
+// and the log bytes it wrote (the Embedded Metric Format lines apart).
 func (f *function) invoke(t testing.TB, payload []byte) invocation {
 	t.Helper()
-	pid := f.bootstrapPid()
-	cpu0 := cpuTime(pid)
-	out0 := len(f.l.Output.String())
+	m := f.mark()
 	start := time.Now()
 	resp, err := http.Post(f.l.URL, "application/json", bytes.NewReader(payload))
 	if err != nil {
@@ -335,21 +345,45 @@ func (f *function) invoke(t testing.TB, payload []byte) invocation {
 	if resp.StatusCode != http.StatusOK || bytes.Contains(answer, []byte(`"errorType"`)) || bytes.Contains(answer, []byte(`"batchItemFailures":[{`)) {
 		t.Fatalf("invoke: %s %s\n%s", resp.Status, answer, f.l.Output)
 	}
+	inv := f.since(t, m)
+	inv.Answer = answer
+	if inv.Wall == 0 {
+		inv.Wall = wall
+	}
+	return inv
+}
+
+// mark is where a function's figures stood before an invocation.
+type mark struct {
+	pid  int
+	cpu  time.Duration
+	out0 int
+}
+
+func (f *function) mark() mark {
+	pid := f.bootstrapPid()
+	return mark{pid: pid, cpu: cpuTime(pid), out0: len(f.l.Output.String())}
+}
+
+// since measures the one invocation the function ran since m, whoever
+// invoked it (the rig, or another function handing a fan-out to it).
+func (f *function) since(t testing.TB, m mark) invocation {
+	t.Helper()
+	pid := m.pid
 	if pid == 0 {
 		pid = f.bootstrapPid()
 	}
-	inv := invocation{Wall: wall, CPU: cpuTime(pid) - cpu0, PeakRSSMB: peakRSS(pid), Answer: answer}
+	inv := invocation{CPU: cpuTime(pid) - m.cpu, PeakRSSMB: peakRSS(pid)}
 	// The log lines of this invocation: the function's, and Lambda's own.
 	// The emulator writes its REPORT line as the invocation ends, at
 	// about the time it answers.
 	text, ok := f.l.Output.WaitFor(5*time.Second, nil, func(text string) bool {
-		return len(text) > out0 && strings.Contains(text[out0:], "REPORT RequestId:")
+		return len(text) > m.out0 && strings.Contains(text[m.out0:], "REPORT RequestId:")
 	})
 	if !ok {
-		t.Fatalf("no REPORT line from the emulator within 5 s:\n%s", text[out0:])
+		t.Fatalf("no REPORT line from the emulator within 5 s:\n%s", text[m.out0:])
 	}
-	logs := text[out0:]
-	for line := range strings.SplitSeq(logs, "\n") {
+	for line := range strings.SplitSeq(text[m.out0:], "\n") {
 		switch {
 		case strings.Contains(line, `"_aws"`):
 			inv.EMFBytes += len(line) + 1
