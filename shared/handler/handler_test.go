@@ -60,6 +60,23 @@ func (e *env) register(t testing.TB, owner, client, conn string) {
 	}
 }
 
+// publishFile runs the publish API's event in name through its handler,
+// for a client of acct_42: its answer holds results results, the first of
+// the key key (seq 1, delivered), and the client gets sent.
+func publishFile(t *testing.T, e *env, name string, results int, key string, sent ...string) {
+	t.Helper()
+	e.register(t, "acct_42", "3f0c9a52-6c1e-4e7b-9a43-1d2f6b8e7c10", "conn-a")
+	resp, err := publishapi.New(e.n, e.log).HandleLambda(context.Background(), load[events.APIGatewayV2HTTPRequest](t, name))
+	var ans struct{ Results []publishapi.Result }
+	if err != nil || resp.StatusCode != 200 || json.Unmarshal([]byte(resp.Body), &ans) != nil || len(ans.Results) != results {
+		t.Fatalf("publish = %d %s, %v", resp.StatusCode, resp.Body, err)
+	}
+	if r := ans.Results[0]; r.ID != publishapi.EventID("acct_42", key) || r.Seq != 1 || r.Delivered != 1 {
+		t.Fatalf("results[0] = %+v", r)
+	}
+	assertSent(t, e, "conn-a", sent...)
+}
+
 func load[T any](t *testing.T, name string) T {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join("..", "..", "events", name))
@@ -86,32 +103,12 @@ func TestEveryEventsFileRunsThroughItsHandler(t *testing.T) {
 	ctx := context.Background()
 	checks := map[string]func(t *testing.T, e *env){
 		"http-publish.json": func(t *testing.T, e *env) {
-			e.register(t, "acct_42", "3f0c9a52-6c1e-4e7b-9a43-1d2f6b8e7c10", "conn-a")
-			req := load[events.APIGatewayV2HTTPRequest](t, "http-publish.json")
-			resp, err := publishapi.New(e.n, e.log).HandleLambda(ctx, req)
-			var ans struct{ Results []publishapi.Result }
-			if err != nil || resp.StatusCode != 200 || json.Unmarshal([]byte(resp.Body), &ans) != nil || len(ans.Results) != 2 {
-				t.Fatalf("publish = %d %s, %v", resp.StatusCode, resp.Body, err)
-			}
-			if r := ans.Results[0]; r.ID != publishapi.EventID("acct_42", "job_127-progress-40") || r.Seq != 1 || r.Delivered != 1 {
-				t.Fatalf("results[0] = %+v", r)
-			}
-			assertSent(t, e, "conn-a",
+			publishFile(t, e, "http-publish.json", 2, "job_127-progress-40",
 				`{"type":"job_progress","jobId":"job_127","progress":40,"processedCount":40,"totalCount":100,"currentFile":""}`,
 				`{"type":"error","jobId":"job_127","error":"Quota almost reached","code":"QUOTA_WARNING"}`)
 		},
 		"function-url-publish.json": func(t *testing.T, e *env) {
-			e.register(t, "acct_42", "3f0c9a52-6c1e-4e7b-9a43-1d2f6b8e7c10", "conn-a")
-			req := load[events.APIGatewayV2HTTPRequest](t, "function-url-publish.json")
-			resp, err := publishapi.New(e.n, e.log).HandleLambda(ctx, req)
-			var ans struct{ Results []publishapi.Result }
-			if err != nil || resp.StatusCode != 200 || json.Unmarshal([]byte(resp.Body), &ans) != nil || len(ans.Results) != 1 {
-				t.Fatalf("publish = %d %s, %v", resp.StatusCode, resp.Body, err)
-			}
-			if r := ans.Results[0]; r.ID != publishapi.EventID("acct_42", "job_128-progress-10") || r.Seq != 1 || r.Delivered != 1 {
-				t.Fatalf("results[0] = %+v", r)
-			}
-			assertSent(t, e, "conn-a",
+			publishFile(t, e, "function-url-publish.json", 1, "job_128-progress-10",
 				`{"type":"job_progress","jobId":"job_128","progress":10,"processedCount":10,"totalCount":100,"currentFile":""}`)
 		},
 		"http-connections.json": func(t *testing.T, e *env) {
