@@ -48,7 +48,7 @@ demo:
 ## SLOW_TESTS, the packages whose tests take longest, are named first so that
 ## go test starts them first (it runs packages in the order they are named,
 ## four at a time): started last, the slowest one ran on alone at the end.
-SLOW_TESTS := ./infra/local/server ./infra/local ./functions ./infra/template ./infra/smoke ./infra/asyncapi
+SLOW_TESTS := ./infra/local/server ./infra/template ./infra/local ./infra/smoke ./functions ./infra/emulator ./shared/store/dynamo ./clients/js ./clients/publisher
 test: tools vet
 	$(GO) test -race -count=1 -p 4 -vet=off -ldflags=-w $(SLOW_TESTS) ./...
 	$(MAKE) --no-print-directory fuzz-short

@@ -192,6 +192,7 @@ func TestThePublishingFunctionsHaveReservedConcurrency(t *testing.T) {
 // stateful resource without DeletionPolicy; I3013: a queue without its
 // retention said), and fails on anything it reports.
 func TestTemplatePassesCfnLintWithInformationalChecks(t *testing.T) {
+	t.Parallel() // Python's cfn-lint runs the SAM transform: seconds of its own process
 	bin, err := exec.LookPath("cfn-lint")
 	if err != nil {
 		t.Fatal("cfn-lint is not on PATH: install AWS's cfn-lint 1.x for Python 3 (`pip install cfn-lint`)")
@@ -222,6 +223,7 @@ func TestTemplatePassesCfnLintWithInformationalChecks(t *testing.T) {
 // before the dead-letter queue is therefore maxReceiveCount x
 // VisibilityTimeout, plus the last attempt's run.
 func TestAFailedJobRecordWaitsOneVisibilityTimeoutPerAttempt(t *testing.T) {
+	t.Parallel() // it mostly waits out visibility timeouts: the package's other tests run meanwhile
 	const scale = 30
 	tpl := repoTemplate(t)
 	q := props(t, tpl, "JobEventsQueue", "AWS::SQS::Queue")
