@@ -77,6 +77,8 @@ export interface PublishResult {
   delivered: number;
   /** The idempotency key named an event published before: its id and seq, not pushed again. */
   duplicate?: boolean;
+  /** Connections that looked live but the event did not reach (their push failed); they get it when they resume. */
+  failed?: number;
 }
 
 export interface Presence {

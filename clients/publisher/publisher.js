@@ -333,7 +333,7 @@ export class HttpPublisher {
 
   /**
    * Checks every message, then publishes them in order, a hundred a request.
-   * Resolves to a result per message: { id, seq?, delivered, duplicate? }.
+   * Resolves to a result per message: { id, seq?, delivered, duplicate?, failed? }.
    * Throws InvalidMessageError (nothing sent), or PublishApiError with the
    * results of the messages published before the failure. Messages without
    * an idempotency key are given one, so a retry publishes each once.

@@ -84,6 +84,11 @@ type Result struct {
 	// Duplicate says the idempotency key's event was published before: this
 	// is its first id and seq, and it was not pushed again.
 	Duplicate bool `json:"duplicate,omitempty"`
+	// Failed is how many connections the event did not reach though they
+	// looked live: their push failed after its retries, or the hand-off of
+	// a large owner's fan-out did. The event is kept: those clients get it
+	// when they resume. Absent when none.
+	Failed int `json:"failed,omitempty"`
 }
 
 // Refusal is the body of every answer other than 200. Results lists the
@@ -131,7 +136,7 @@ func (a *API) Publish(ctx context.Context, body []byte) Response {
 		if err != nil {
 			return a.failed(ctx, i, total, m, results, err)
 		}
-		r := Result{ID: res.ID, Seq: res.Seq, Delivered: res.Delivered, Duplicate: res.Duplicate}
+		r := Result{ID: res.ID, Seq: res.Seq, Delivered: res.Delivered, Duplicate: res.Duplicate, Failed: res.Failed}
 		results = append(results, r)
 	}
 	return answer(http.StatusOK, struct {

@@ -1,6 +1,7 @@
 package publishapi_test
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -219,6 +220,30 @@ func TestOwnersAreIsolated(t *testing.T) {
 		}
 		if p := r.presence("acct_b"); p.Count != 1 || p.Clients[0].ClientID != "tab-1" {
 			t.Fatalf("acct_b's presence %+v", p)
+		}
+	})
+}
+
+// A push that fails (after the pusher's own retries) is counted in the
+// result's failed, beside the delivered ones; a publish that fails no push
+// says nothing of it.
+func TestAResultCountsTheConnectionsItFailedToReach(t *testing.T) {
+	forEach(t, func(t *testing.T, r *rig) {
+		r.connect("acct_a", "tab-1")
+		broken := r.connect("acct_a", "tab-2")
+		_, ans := r.publish(`{"ownerId":"acct_a","event":` + progress("job_1", 10) + `}`)
+		if got := ans.Results[0]; got.Delivered != 2 || got.Failed != 0 {
+			t.Fatalf("publish to two live connections: %+v", got)
+		}
+		r.push.Fail = func(id string) error {
+			if id == broken {
+				return errors.New("injected: the Management API answered 500 three times")
+			}
+			return nil
+		}
+		status, ans := r.publish(`{"ownerId":"acct_a","event":` + progress("job_1", 20) + `}`)
+		if got := ans.Results[0]; status != 200 || got.Delivered != 1 || got.Failed != 1 {
+			t.Fatalf("publish with one push failing: %d %+v", status, got)
 		}
 	})
 }

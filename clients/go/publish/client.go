@@ -159,6 +159,9 @@ type Result struct {
 	// Duplicate says the idempotency key named an event published before:
 	// ID and Seq are that event's, and it was not pushed again.
 	Duplicate bool `json:"duplicate,omitempty"`
+	// Failed is how many connections that looked live the event did not
+	// reach (their push failed); they get it when they resume.
+	Failed int `json:"failed,omitempty"`
 }
 
 // APIError is an answer of the publish API other than 200: its status, the
