@@ -3,14 +3,15 @@
 # function's bootstrap (built for this machine) under the Lambda Runtime
 # Interface Emulator, and local mode invoking them for the WebSocket routes
 # and the publish API's routes and forwarding its Invoke API to them; they
-# push back through local mode's Management API. What the cloud runs, on one
-# machine.
+# push back through local mode's Management API; PublishFunction hands the
+# fan-outs of owners above HANDOFF_ABOVE (100) connections to FanoutFunction,
+# as in the cloud. What the cloud runs, on one machine.
 #
 #   infra/emulator/run.sh --api-key mykey=acct_42      # Ctrl-C stops it all
 #
 # Arguments go to local mode. Ports, all on 127.0.0.1: WSNOTIFY_ADDR
-# (127.0.0.1:8000), DYNALITE_PORT (4567), FUNCTION_PORTS (9001-9006, one per
-# function) and RUNTIME_PORTS (9101-9106, the emulators' runtime APIs).
+# (127.0.0.1:8000), DYNALITE_PORT (4567), FUNCTION_PORTS (9001-9007, one per
+# function) and RUNTIME_PORTS (9101-9107, the emulators' runtime APIs).
 # Whatever it started is stopped when it ends, however it ends: a failed
 # start, a stopped local mode, Ctrl-C or SIGTERM.
 set -euo pipefail
@@ -18,10 +19,14 @@ cd "$(dirname "$0")/../.."
 
 addr=${WSNOTIFY_ADDR:-127.0.0.1:8000}
 dynalite_port=${DYNALITE_PORT:-4567}
-read -r -a function_ports <<< "${FUNCTION_PORTS:-9001 9002 9003 9004 9005 9006}"
-read -r -a runtime_ports <<< "${RUNTIME_PORTS:-9101 9102 9103 9104 9105 9106}"
+read -r -a function_ports <<< "${FUNCTION_PORTS:-9001 9002 9003 9004 9005 9006 9007}"
+read -r -a runtime_ports <<< "${RUNTIME_PORTS:-9101 9102 9103 9104 9105 9106 9107}"
+# FanoutFunction last: PublishFunction, before it, invokes it, and local
+# mode does not.
 functions=(connect:ConnectFunction disconnect:DisconnectFunction default:DefaultFunction
-           jobevents:JobEventsFunction s3upload:S3UploadFunction publish:PublishFunction)
+           jobevents:JobEventsFunction s3upload:S3UploadFunction publish:PublishFunction
+           fanout:FanoutFunction)
+fanout_port=${function_ports[$((${#functions[@]} - 1))]}
 if [ "${#function_ports[@]}" -ne "${#functions[@]}" ] || [ "${#runtime_ports[@]}" -ne "${#functions[@]}" ]; then
   echo "FUNCTION_PORTS and RUNTIME_PORTS need ${#functions[@]} ports each" >&2
   exit 2
@@ -75,9 +80,18 @@ export TABLE_NAME=wsnotify DYNAMODB_ENDPOINT="http://127.0.0.1:$dynalite_port" \
 endpoints=()
 for i in "${!functions[@]}"; do
   dir=${functions[$i]%%:*} name=${functions[$i]#*:} port=${function_ports[$i]}
-  .tools/bin/aws-lambda-rie --runtime-interface-emulator-address "127.0.0.1:$port" \
+  extra=()
+  if [ "$name" = PublishFunction ]; then
+    # The Lambda SDK's Invoke goes to FanoutFunction's emulator, whose
+    # function is named "function".
+    extra=(FANOUT_FUNCTION_NAME=function HANDOFF_ABOVE="${HANDOFF_ABOVE:-100}"
+           AWS_ENDPOINT_URL_LAMBDA="http://127.0.0.1:$fanout_port")
+  fi
+  env "${extra[@]}" .tools/bin/aws-lambda-rie --runtime-interface-emulator-address "127.0.0.1:$port" \
     --runtime-api-address "127.0.0.1:${runtime_ports[$i]}" "$bin/$dir/bootstrap" &
-  endpoints+=("--function-endpoint" "$name=http://127.0.0.1:$port/2015-03-31/functions/function/invocations")
+  if [ "$name" != FanoutFunction ]; then
+    endpoints+=("--function-endpoint" "$name=http://127.0.0.1:$port/2015-03-31/functions/function/invocations")
+  fi
 done
 for port in "${function_ports[@]}"; do
   wait_port "$port"

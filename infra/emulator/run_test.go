@@ -47,16 +47,18 @@ func startScript(t *testing.T, args ...string) *script {
 	t.Helper()
 	testenv.NodeModules(t)
 	testenv.LambdaEmulator(t)
-	// Fourteen distinct ports: one at a time, two calls can return the same
+	// Sixteen distinct ports: one at a time, two calls can return the same
 	// port (it failed so: local mode and dynalite on one port).
-	ports := make([]string, 14)
+	ports := make([]string, 16)
 	for i, p := range testenv.FreePorts(t, len(ports)) {
 		ports[i] = fmt.Sprint(p)
 	}
 	s := &script{out: output(filepath.Join(t.TempDir(), "output")), tmp: t.TempDir(), addr: "127.0.0.1:" + ports[0], done: make(chan struct{})}
 	s.cmd = exec.Command(filepath.Join(testenv.RepoRoot(t), "infra", "emulator", "run.sh"), args...)
+	// HANDOFF_ABOVE=0: PublishFunction hands every publish to FanoutFunction,
+	// so that one publish shows the hand-off wired.
 	s.cmd.Env = testenv.UserEnv("TMPDIR="+s.tmp, "WSNOTIFY_ADDR="+s.addr, "DYNALITE_PORT="+ports[1],
-		"FUNCTION_PORTS="+strings.Join(ports[2:8], " "), "RUNTIME_PORTS="+strings.Join(ports[8:14], " "))
+		"FUNCTION_PORTS="+strings.Join(ports[2:9], " "), "RUNTIME_PORTS="+strings.Join(ports[9:16], " "), "HANDOFF_ABOVE=0")
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// A file, not a pipe: Wait then returns when the script ends, not when
 	// the last process holding its output does, which is what is tested.
@@ -162,6 +164,7 @@ func TestRunServesThroughTheFunctionsAndStopsEverythingOnCtrlC(t *testing.T) {
 	// The publish API goes through PublishFunction's binary, which pushes
 	// back through local mode's Management API and counts the publish on
 	// its own stdout, by the api path; local mode publishes nothing itself.
+	before := len(s.out.String())
 	resp, err = http.Post("http://"+s.addr+"/v1/publish", "application/json",
 		strings.NewReader(`{"ownerId":"acct_emulator","event":{"type":"job_complete","jobId":"job_e","status":"completed","organized":1,"failed":0}}`))
 	if err != nil {
@@ -174,6 +177,16 @@ func TestRunServesThroughTheFunctionsAndStopsEverythingOnCtrlC(t *testing.T) {
 	}
 	if _, data, err := c.Read(ctx); err != nil || !strings.Contains(string(data), `"jobId":"job_e"`) {
 		t.Fatalf("the client got %s, %v; want the published job_complete", data, err)
+	}
+	// Handed off (HANDOFF_ABOVE=0): the publish was two invocations,
+	// PublishFunction's and FanoutFunction's (the emulators' output is one
+	// file: their REPORT lines are counted).
+	for strings.Count(s.out.String()[before:], "REPORT RequestId:") < 2 {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("FanoutFunction was never invoked:\n%s", s.out)
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 	published := func() float64 {
 		var n float64
