@@ -71,14 +71,23 @@ func run(doc, prices, measured string, renderOnly bool) error {
 	return markers.Rewrite(doc, table)
 }
 
-func loadMeasurements(path string) (Measurements, error) {
-	var m Measurements
+// readJSON decodes the JSON file at path; an error names the file.
+func readJSON[T any](path string) (T, error) {
+	var v T
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return m, err
+		return v, err
 	}
-	if err := json.Unmarshal(data, &m); err != nil {
-		return m, fmt.Errorf("%s: %w", path, err)
+	if err := json.Unmarshal(data, &v); err != nil {
+		return v, fmt.Errorf("%s: %w", path, err)
+	}
+	return v, nil
+}
+
+func loadMeasurements(path string) (Measurements, error) {
+	m, err := readJSON[Measurements](path)
+	if err != nil {
+		return m, err
 	}
 	if len(m.Fanout) == 0 {
 		return m, errors.New(path + ": no fan-out figures")

@@ -275,7 +275,7 @@ func (r *rig) fanoutRun(t *testing.T, fn *function, payload func([]message) []by
 	t.Helper()
 	r.meter.take()
 	r.mgmt.take()
-	handsOff := fn.name == "publish" && n > r.handoffAbove()
+	handsOff := fn.name == "publish" && n > r.above
 	var all []FanoutRun
 	for range runs {
 		sequence++

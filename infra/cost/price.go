@@ -1,10 +1,8 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
-	"os"
 	"slices"
 	"strings"
 
@@ -42,13 +40,9 @@ var priceNames = []string{
 
 // LoadPrices reads the price table at path.
 func LoadPrices(path string) (PriceTable, error) {
-	var pt PriceTable
-	data, err := os.ReadFile(path)
+	pt, err := readJSON[PriceTable](path)
 	if err != nil {
 		return pt, err
-	}
-	if err := json.Unmarshal(data, &pt); err != nil {
-		return pt, fmt.Errorf("%s: %w", path, err)
 	}
 	if pt.Read == "" || pt.Region == "" {
 		return pt, fmt.Errorf("%s: the table says neither when nor where its prices were read", path)
@@ -163,9 +157,9 @@ func (pt PriceTable) cost(c Counts, memMB int, messages float64, a Assumptions) 
 // publishCost prices a run of PublishFunction at pubMem: its invocation,
 // and FanoutFunction's at fanMem when it handed the fan-out off (whose
 // DynamoDB requests and posts the run counts already).
-func (pt PriceTable) publishCost(f FanoutRun, c Counts, pubMem, fanMem int, a Assumptions) bill {
-	if f.Handoff.Invocations == 0 || c.Invocations != f.Invocations {
-		return pt.cost(c, pubMem, 0, a)
+func (pt PriceTable) publishCost(f FanoutRun, pubMem, fanMem int, a Assumptions) bill {
+	if f.Handoff.Invocations == 0 {
+		return pt.cost(f.Counts, pubMem, 0, a)
 	}
 	return pt.cost(callerOf(f, fanMem), pubMem, 0, a).plus(pt.cost(f.Handoff, fanMem, 0, a))
 }

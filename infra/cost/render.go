@@ -61,11 +61,11 @@ func render(m Measurements, pt PriceTable, tpl *template.Template, a Assumptions
 	ways := []way{
 		{"function URL, one a request", false, func(n int) (bill, bool) {
 			f, ok := m.publish(n, pubMem)
-			return pt.publishCost(f, f.Counts, pubMem, mem, a), ok
+			return pt.publishCost(f, pubMem, mem, a), ok
 		}},
 		{"HTTP API, one a request", false, func(n int) (bill, bool) {
 			f, ok := m.publish(n, pubMem)
-			return pt.publishCost(f, f.Counts, pubMem, mem, a).plus(pt.httpAPI(1)), ok
+			return pt.publishCost(f, pubMem, mem, a).plus(pt.httpAPI(1)), ok
 		}},
 		{"queue, one an invocation", false, func(n int) (bill, bool) {
 			f, ok := m.fanout(n, mem)
@@ -123,7 +123,7 @@ func render(m Measurements, pt PriceTable, tpl *template.Template, a Assumptions
 		if !ok {
 			continue
 		}
-		ours := pt.publishCost(f, f.Counts, pubMem, mem, a)
+		ours := pt.publishCost(f, pubMem, mem, a)
 		perM := ours.scale(1e6 / float64(n))
 		month := ours.scale(a.PublishedPerMonth).plus(connOurs.scale(float64(n))).total()
 		appsyncMonth := pt.appSyncPublish(n)*a.PublishedPerMonth + connAppSync.scale(float64(n)).total()

@@ -38,9 +38,6 @@ type rig struct {
 	above   int             // PublishFunction's HandoffAbove
 }
 
-// handoffAbove is the owner size above which PublishFunction hands off.
-func (r *rig) handoffAbove() int { return r.above }
-
 func newRig(t testing.TB, postLatency time.Duration) *rig {
 	t.Helper()
 	endpoint := testenv.Dynalite(t)
